@@ -1,0 +1,88 @@
+"""Zoom Video SDK call quality (QoS), daily, into the warehouse.
+
+Each run covers one UTC day (plus ``lookback_days`` before it, to catch sessions that were
+still live at the previous run): list the day's past sessions → read every session's user
+QoS in mapped batches → upsert into the warehouse → record what the run did.
+
+Manual reload of chosen days: trigger with ``{"from_date": "YYYY-MM-DD", "to_date": "YYYY-MM-DD"}``.
+Connections: ``zoom_videosdk`` (Zoom) and ``zoom_qos_warehouse`` (optional; SQLite otherwise).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+from zoom_qos import tasks
+from zoom_qos.operators import ZoomSessionQosOperator
+
+DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
+
+
+@dag(
+    dag_id="zoom_videosdk_qos",
+    # [day, next day) in UTC; a plain cron string would give a zero-length interval.
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=3,
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=1), "retry_exponential_backoff": True},
+    params={
+        "from_date": Param(None, type=["null", "string"], pattern=DATE_PATTERN,
+                           description="Manual reload: first day (UTC, inclusive)."),
+        "to_date": Param(None, type=["null", "string"], pattern=DATE_PATTERN,
+                         description="Manual reload: last day (UTC, inclusive)."),
+        "lookback_days": Param(1, type="integer", minimum=0, maximum=31,
+                               description="Days before the interval read again."),
+        "batch_size": Param(100, type="integer", minimum=1,
+                            description="Sessions per mapped extraction task."),
+    },
+    tags=["zoom", "qos", "videosdk"],
+    doc_md=__doc__,
+)
+def zoom_videosdk_qos():
+    @task
+    def list_sessions(**context) -> list[dict]:
+        try:
+            batches, stats = tasks.list_sessions(
+                dag_id=context["dag"].dag_id, run_id=context["run_id"],
+                interval_start=context.get("data_interval_start"),
+                interval_end=context.get("data_interval_end"), params=context["params"],
+            )
+        except tasks.NothingToLoad as why:
+            context["ti"].xcom_push(key="stats", value={"skipped": str(why)})
+            raise AirflowSkipException(str(why)) from why
+        context["ti"].xcom_push(key="stats", value=stats)
+        return batches
+
+    batches = list_sessions()
+    extracted = ZoomSessionQosOperator.partial(task_id="extract_qos").expand(batch=batches)
+
+    @task(trigger_rule="none_failed_min_one_success")
+    def load_warehouse(batches: list[dict]) -> dict:
+        return tasks.load_batches(batches)
+
+    loaded = load_warehouse(batches)
+    extracted >> loaded
+
+    @task(trigger_rule="all_done", retries=0)
+    def record_run(**context) -> str:
+        ti = context["ti"]
+        outcome = tasks.record_run(
+            run_id=context["run_id"], dag_id=context["dag"].dag_id,
+            started_at=context["dag_run"].start_date,
+            listing=ti.xcom_pull(task_ids="list_sessions", key="stats"),
+            extracts=ti.xcom_pull(task_ids="extract_qos", default=[]) or [],
+            loaded=ti.xcom_pull(task_ids="load_warehouse"),
+        )
+        if outcome == "failed":
+            raise AirflowFailException("A task of this run failed; its record was saved as 'failed'.")
+        return outcome
+
+    loaded >> record_run()
+
+
+zoom_videosdk_qos()

@@ -1,0 +1,75 @@
+"""CLI: run the simulator as a process (for `make` targets and manual pipeline runs)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+from datetime import datetime
+
+from .config import Faults, SimulatorConfig
+from .server import Simulator
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m include.zoom_simulator", description=__doc__)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--api-key", default="sim-key")
+    p.add_argument("--api-secret", default="sim-secret")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--now", help="anchor time, ISO-8601 (default: real time at start)")
+    p.add_argument("--sessions-per-day", type=int, default=12)
+    p.add_argument("--list-page-size-max", type=int, default=300)
+    p.add_argument("--qos-page-size-max", type=int, default=10)
+    p.add_argument("--token-ttl", type=float, default=900.0, help="page token lifetime in seconds")
+    p.add_argument("--daily-limit", type=int, default=60000)
+    p.add_argument("--no-rate-limits", action="store_true", help="do not enforce rate limits")
+    p.add_argument("--faults", help="JSON object of Faults fields to start with")
+    p.add_argument("--ready-file", help="write the base URL here once listening")
+    p.add_argument("--verbose", action="store_true", help="log one line per request to stderr")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve until SIGTERM/SIGINT, then shut down cleanly (exit status 0)."""
+    args = _parse_args(argv)
+    try:
+        now = datetime.fromisoformat(args.now.replace("Z", "+00:00")) if args.now else None
+        faults = Faults.from_dict(json.loads(args.faults)) if args.faults else Faults()
+    except (ValueError, TypeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    config = SimulatorConfig(
+        api_key=args.api_key, api_secret=args.api_secret, seed=args.seed, now=now,
+        sessions_per_day=args.sessions_per_day, list_page_size_max=args.list_page_size_max,
+        qos_page_size_max=args.qos_page_size_max,
+        qos_page_size_default=min(10, args.qos_page_size_max),
+        list_page_size_default=min(30, args.list_page_size_max),
+        page_token_ttl_seconds=args.token_ttl, daily_limit=args.daily_limit,
+        enforce_rate_limits=not args.no_rate_limits,
+    )
+    sim = Simulator(config, host=args.host, port=args.port, verbose=args.verbose)
+    sim.set_faults(faults)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    sim.start()
+    print(f"Zoom API simulator listening on {sim.base_url}", flush=True)
+    if args.ready_file:
+        tmp = f"{args.ready_file}.tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(sim.base_url + "\n")
+        os.replace(tmp, args.ready_file)
+    while not stop.wait(0.5):
+        pass
+    sim.stop()
+    print("Zoom API simulator stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

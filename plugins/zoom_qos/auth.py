@@ -1,0 +1,89 @@
+"""Video SDK REST authentication: short-lived HS256 JWTs signed with the API secret.
+
+Zoom documents no OAuth for ``/videosdk``; each request carries ``Bearer <JWT>`` whose
+``iss`` is the Video SDK *API key*. Tokens are minted locally, cached, renewed shortly before
+they expire and dropped on demand when Zoom answers 401/124, so a long extraction never
+sends an expired token twice.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import jwt
+import requests
+
+# Zoom suggests lifetimes of at most an hour; half of that leaves room for clock skew.
+DEFAULT_TTL_SECONDS = 1800
+RENEW_BEFORE_SECONDS = 60
+# Servers whose clock runs slightly behind ours would reject an ``iat`` in their future.
+CLOCK_SKEW_SECONDS = 30
+
+
+def _register_secret(value: str) -> None:
+    """Tell Airflow's secrets masker about a value, when running under Airflow."""
+    try:
+        from airflow.sdk.log import mask_secret
+    except ImportError:  # used outside Airflow (simulator scripts, unit tests)
+        return
+    mask_secret(value)
+
+
+def make_jwt(api_key: str, api_secret: str, now: float, ttl_seconds: int) -> str:
+    """One signed token; ``iat`` is back-dated by the skew allowance."""
+    issued = int(now) - CLOCK_SKEW_SECONDS
+    payload = {"iss": api_key, "iat": issued, "exp": int(now) + ttl_seconds}
+    return jwt.encode(payload, api_secret, algorithm="HS256", headers={"typ": "JWT"})
+
+
+class ZoomJwtAuth(requests.auth.AuthBase):
+    """A ``requests`` auth that attaches a cached, self-renewing Video SDK JWT."""
+
+    def __init__(
+        self,
+        api_key: str,
+        api_secret: str,
+        ttl_seconds: int = DEFAULT_TTL_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not api_key or not api_secret:
+            raise ValueError(
+                "The Zoom connection needs the Video SDK API key as login and the API secret "
+                "as password."
+            )
+        if ttl_seconds <= RENEW_BEFORE_SECONDS:
+            raise ValueError(f"jwt_ttl_seconds must exceed {RENEW_BEFORE_SECONDS}")
+        self._api_key = api_key
+        self._api_secret = api_secret
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._token: str | None = None
+        self._expires_at = 0.0
+        self._lock = threading.Lock()
+        self.tokens_minted = 0
+        _register_secret(api_secret)
+
+    def token(self) -> str:
+        """The current token, minting a new one when it is missing or about to expire."""
+        with self._lock:
+            now = self._clock()
+            if self._token is None or now >= self._expires_at - RENEW_BEFORE_SECONDS:
+                self._token = make_jwt(self._api_key, self._api_secret, now, self._ttl)
+                self._expires_at = now + self._ttl
+                self.tokens_minted += 1
+                _register_secret(self._token)
+            return self._token
+
+    def invalidate(self) -> None:
+        """Forget the cached token (Zoom said it is invalid); the next request mints anew."""
+        with self._lock:
+            self._token = None
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self.token()}"
+        return request
+
+    def __repr__(self) -> str:  # never show the secret or token
+        return f"ZoomJwtAuth(api_key={self._api_key!r})"

@@ -1,0 +1,298 @@
+"""Turn Zoom's unit-bearing strings (``"1.2 Mbps"``, ``"126 ms"``, ``"0.3%"``) into numbers.
+
+Zoom sends every QoS metric as a string with a unit, and the unit is not guaranteed to be
+the one in its examples. The warehouse stores one canonical unit per column, so every value
+is converted here. A value that cannot be understood must never fail a load (WAREHOUSE.md,
+"Values"): it becomes ``None`` and is *counted* in a :class:`ParseIssues` so the run record
+shows how much data was lost and one example of what it looked like.
+
+All parsers accept any Python object and never raise.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+__all__ = [
+    "ParseIssues",
+    "is_empty",
+    "parse_bitrate_kbps",
+    "parse_bool",
+    "parse_duration_ms",
+    "parse_duration_seconds",
+    "parse_fps",
+    "parse_number",
+    "parse_percent",
+    "parse_resolution",
+    "parse_timestamp",
+]
+
+# Strings Zoom (or a proxy) uses for "no value". They load as NULL and are not an error.
+_EMPTY_STRINGS = frozenset({"", "-", "--", "n/a", "na", "null", "none"})
+
+# Anything longer cannot be a metric; refusing it early keeps regexes and float() cheap.
+_MAX_LEN = 100
+
+_NUMBER_UNIT_RE = re.compile(
+    r"""^
+    (?P<num>[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?(?:[eE][+-]?\d+)?   # 1,234.5 / 12 / 1e3
+           |[+-]?\.\d+(?:[eE][+-]?\d+)?)                                  # .5
+    \s*
+    (?P<unit>[^\d\s.,+-][^\d]*?)?                                           # unit, no digits
+    \s*$""",
+    re.VERBOSE,
+)
+
+_RESOLUTION_RE = re.compile(r"^(\d{1,6})\s*[*xX×]\s*(\d{1,6})$")
+_INT32_MAX = 2**31 - 1
+
+# Unit (lower-cased, spaces removed) -> factor to the canonical unit of the field.
+_BITRATE_UNITS: dict[str, float] = {
+    "bps": 0.001,
+    "b/s": 0.001,
+    "bit/s": 0.001,
+    "bits/s": 0.001,
+    "kbps": 1.0,
+    "kb/s": 1.0,
+    "kbit/s": 1.0,
+    "kbits/s": 1.0,
+    "mbps": 1000.0,
+    "mb/s": 1000.0,
+    "mbit/s": 1000.0,
+    "mbits/s": 1000.0,
+    "gbps": 1_000_000.0,
+    "gb/s": 1_000_000.0,
+    "gbit/s": 1_000_000.0,
+    "gbits/s": 1_000_000.0,
+}
+_DURATION_UNITS: dict[str, float] = {
+    "ms": 1.0,
+    "msec": 1.0,
+    "millisecond": 1.0,
+    "milliseconds": 1.0,
+    "s": 1000.0,
+    "sec": 1000.0,
+    "secs": 1000.0,
+    "second": 1000.0,
+    "seconds": 1000.0,
+    "us": 0.001,
+    "µs": 0.001,  # MICRO SIGN
+    "μs": 0.001,  # GREEK SMALL LETTER MU
+    "usec": 0.001,
+    "microsecond": 0.001,
+    "microseconds": 0.001,
+}
+_PERCENT_UNITS: dict[str, float] = {"%": 1.0, "pct": 1.0, "percent": 1.0}
+_FPS_UNITS: dict[str, float] = {"fps": 1.0, "f/s": 1.0}
+_RSSI_UNITS: dict[str, float] = {"dbm": 1.0}
+
+
+@dataclass
+class ParseIssues:
+    """Per-field count of values that could not be parsed, with the first example of each.
+
+    Kept separate from logging so a run can report *how many* values were lost (the run
+    record's ``unparsed_values``/``unparsed_detail``) without one log line per value.
+    """
+
+    counts: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, str] = field(default_factory=dict)
+
+    def add(self, field: str, raw: object) -> None:
+        """Count one unparseable ``raw`` value of ``field``; the first one is kept as example."""
+        self.counts[field] = self.counts.get(field, 0) + 1
+        if field not in self.examples:
+            self.examples[field] = _example(raw)
+
+    def merge(self, other: ParseIssues) -> None:
+        """Add ``other``'s counts to this one (examples already held here are kept)."""
+        for name, count in other.counts.items():
+            self.counts[name] = self.counts.get(name, 0) + count
+            if name not in self.examples and name in other.examples:
+                self.examples[name] = other.examples[name]
+
+    @property
+    def total(self) -> int:
+        """Number of values counted across all fields."""
+        return sum(self.counts.values())
+
+    def as_dict(self) -> dict[str, dict[str, object]]:
+        """JSON-ready ``{field: {"count": n, "example": "..."}}`` for the run record."""
+        return {
+            name: {"count": count, "example": self.examples.get(name, "")}
+            for name, count in sorted(self.counts.items())
+        }
+
+    def __bool__(self) -> bool:
+        return self.total > 0
+
+
+def _example(raw: object) -> str:
+    """``str(raw)[:100]`` that survives objects whose ``__str__`` is broken or huge."""
+    try:
+        if isinstance(raw, str):
+            return raw[:_MAX_LEN]
+        return str(raw)[:_MAX_LEN]
+    except Exception:  # noqa: BLE001 - an example must never break counting
+        return f"<unprintable {type(raw).__name__}>"
+
+
+def is_empty(value: object) -> bool:
+    """True for the forms Zoom uses for "no value": missing/None, "", "-", "N/A", "null"."""
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return value.strip().lower() in _EMPTY_STRINGS
+    return False
+
+
+def _is_json_number(value: object) -> bool:
+    # bool is an int subclass but ``true`` is never a measurement.
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _finite(number: float) -> float | None:
+    return number if math.isfinite(number) else None
+
+
+def _parse_with_units(
+    value: object, field: str, issues: ParseIssues, units: Mapping[str, float]
+) -> float | None:
+    """Shared logic: empty → None; JSON number / unitless string as-is; known unit converted."""
+    if is_empty(value):
+        return None
+    result: float | None = None
+    if _is_json_number(value):
+        try:
+            result = _finite(float(value))  # type: ignore[arg-type]
+        except (OverflowError, ValueError):
+            result = None
+    elif isinstance(value, str) and len(value) <= _MAX_LEN:
+        match = _NUMBER_UNIT_RE.match(value.strip())
+        if match:
+            unit = match.group("unit")
+            factor = 1.0 if unit is None else units.get(unit.replace(" ", "").lower())
+            if factor is not None:
+                try:
+                    result = _finite(float(match.group("num").replace(",", "")) * factor)
+                except (OverflowError, ValueError):
+                    result = None
+    if result is None:
+        issues.add(field, value)
+    return result
+
+
+def parse_bitrate_kbps(value: object, field: str, issues: ParseIssues) -> float | None:
+    """Bitrate in kilobits per second: bps, kbps, Mbps, Gbps (and ``kb/s`` forms)."""
+    return _parse_with_units(value, field, issues, _BITRATE_UNITS)
+
+
+def parse_duration_ms(value: object, field: str, issues: ParseIssues) -> float | None:
+    """Latency/jitter in milliseconds: ms, s, us/µs."""
+    return _parse_with_units(value, field, issues, _DURATION_UNITS)
+
+
+def parse_percent(value: object, field: str, issues: ParseIssues) -> float | None:
+    """Percentage as a number of percent (``"0.3%"`` → 0.3, not 0.003)."""
+    return _parse_with_units(value, field, issues, _PERCENT_UNITS)
+
+
+def parse_fps(value: object, field: str, issues: ParseIssues) -> float | None:
+    """Frame rate in frames per second (``"12 fps"`` → 12.0)."""
+    return _parse_with_units(value, field, issues, _FPS_UNITS)
+
+
+def parse_number(value: object, field: str, issues: ParseIssues) -> float | None:
+    """Plain number, optionally in dBm (Wi-Fi RSSI: ``-60``, ``"-60 dBm"``)."""
+    return _parse_with_units(value, field, issues, _RSSI_UNITS)
+
+
+def parse_resolution(value: object, field: str, issues: ParseIssues) -> tuple[int | None, int | None]:
+    """``"1280*720"`` (or ``x``, ``X``, ``×``) → (1280, 720); anything else → (None, None)."""
+    if is_empty(value):
+        return None, None
+    if isinstance(value, str) and len(value) <= _MAX_LEN:
+        match = _RESOLUTION_RE.match(value.strip())
+        if match:
+            return int(match.group(1)), int(match.group(2))
+    issues.add(field, value)
+    return None, None
+
+
+def parse_timestamp(value: object) -> datetime | None:
+    """ISO-8601 → aware UTC datetime; naive values are taken as UTC; invalid → None.
+
+    Zoom documents UTC timestamps with ``Z``; an offset is honoured and converted, a
+    missing offset is assumed to be UTC rather than the worker's local zone.
+    """
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str) and 0 < len(value.strip()) <= _MAX_LEN:
+        text = value.strip()
+        if text[-1:] in ("z", "Z"):
+            text = text[:-1] + "+00:00"
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            return None
+    else:
+        return None
+    if parsed.tzinfo is None or parsed.tzinfo.utcoffset(parsed) is None:
+        return parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except (OverflowError, ValueError):  # e.g. 0001-01-01T00:00:00+01:00
+        return None
+
+
+def parse_duration_seconds(value: object) -> int | None:
+    """Zoom's session ``duration``: ``"01:02:03"`` / ``"62:03"`` / ``"45"`` / 45 → seconds."""
+    if _is_json_number(value):
+        number = float(value)  # type: ignore[arg-type]
+        if math.isfinite(number) and number >= 0 and number == int(number):
+            return _int32(int(number))
+        return None
+    if not isinstance(value, str) or len(value) > _MAX_LEN:
+        return None
+    parts = value.strip().split(":")
+    if not all(part.isascii() and part.isdigit() for part in parts):
+        return None
+    numbers = [int(part) for part in parts]
+    if len(numbers) == 1:
+        return _int32(numbers[0])
+    if len(numbers) == 2:  # MM:SS, minutes may exceed 59 ("62:03")
+        minutes, seconds = numbers
+        return _int32(minutes * 60 + seconds) if seconds < 60 else None
+    if len(numbers) == 3:
+        hours, minutes, seconds = numbers
+        if minutes < 60 and seconds < 60:
+            return _int32(hours * 3600 + minutes * 60 + seconds)
+    return None
+
+
+def _int32(number: int) -> int | None:
+    # The warehouse column is a 32-bit integer; a larger value is garbage, not a duration.
+    return number if 0 <= number <= _INT32_MAX else None
+
+
+_TRUE = frozenset({"true", "1", "yes", "y", "t"})
+_FALSE = frozenset({"false", "0", "no", "n", "f"})
+
+
+def parse_bool(value: object) -> bool | None:
+    """JSON booleans, 1/0 and "true"/"false"/"1"/"0"/"yes"/"no" → bool; else None."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and len(value) <= _MAX_LEN:
+        text = value.strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+    return None

@@ -1,0 +1,344 @@
+"""The warehouse tables, declared once with SQLAlchemy Core for SQLite and PostgreSQL.
+
+Table and column names, keys, types and units are the public interface documented in
+``/work/shared/WAREHOUSE.md``; BI tools show the ``comment=`` texts. Tables are declared
+without a schema so the same objects serve SQLite (main database) and PostgreSQL, where the
+configured schema is applied at run time via ``schema_translate_map={None: schema}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.types import TypeDecorator
+
+__all__ = [
+    "METADATA",
+    "TABLES",
+    "UtcDateTime",
+    "create_all",
+    "pipeline_runs",
+    "raw_session_users",
+    "raw_sessions",
+    "session_users",
+    "sessions",
+    "user_qos",
+    "user_system_qos",
+]
+
+log = logging.getLogger(__name__)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timestamp that is always aware UTC in Python and UTC in the database.
+
+    PostgreSQL stores ``timestamptz``. SQLite has no time zones, so values are stored as
+    naive UTC text and handed back as aware UTC; without this, SQLite would return naive
+    datetimes that callers would have to guess about. Naive input is taken as UTC (the
+    parsers already normalise Zoom's timestamps); ISO-8601 strings are accepted too so a
+    run record can be written from serialised values.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(sa.TIMESTAMP(timezone=True))
+        return dialect.type_descriptor(sa.DateTime())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        if not isinstance(value, datetime):
+            raise TypeError(f"UtcDateTime needs a datetime, got {type(value).__name__}")
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        if dialect.name == "postgresql":
+            return value
+        return value.replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # raw SQLite text selected through a cast or view
+            value = datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _json() -> sa.types.TypeEngine[Any]:
+    # JSONB on PostgreSQL so analysts can index and query the raw layer; JSON text elsewhere.
+    return sa.JSON().with_variant(JSONB(), "postgresql")
+
+
+METADATA = sa.MetaData()
+
+
+def _loaded_at() -> sa.Column[datetime]:
+    return sa.Column(
+        "loaded_at", UtcDateTime(), nullable=False, comment="When this row was last written (UTC)."
+    )
+
+
+def _join_key(comment_suffix: str = "") -> list[sa.Column[Any]]:
+    return [
+        sa.Column("session_id", sa.Text(), primary_key=True, comment="Zoom session id" + comment_suffix),
+        sa.Column("user_id", sa.Text(), primary_key=True, comment="Zoom user `id`" + comment_suffix),
+        sa.Column(
+            "join_time",
+            UtcDateTime(),
+            primary_key=True,
+            comment="The join's `join_time` (UTC); one row per join",
+        ),
+    ]
+
+
+def _text(name: str, comment: str) -> sa.Column[str]:
+    return sa.Column(name, sa.Text(), nullable=True, comment=comment)
+
+
+def _double(name: str, comment: str) -> sa.Column[float]:
+    return sa.Column(name, sa.Double(), nullable=True, comment=comment)
+
+
+def _int(name: str, comment: str) -> sa.Column[int]:
+    return sa.Column(name, sa.Integer(), nullable=True, comment=comment)
+
+
+def _bool(name: str, comment: str) -> sa.Column[bool]:
+    return sa.Column(name, sa.Boolean(create_constraint=False), nullable=True, comment=comment)
+
+
+sessions = sa.Table(
+    "sessions",
+    METADATA,
+    sa.Column(
+        "session_id",
+        sa.Text(),
+        primary_key=True,
+        comment="Zoom session `id`, exactly as returned (not URL-encoded).",
+    ),
+    _text("session_name", "Zoom `session_name`."),
+    _text("session_key", "Zoom `session_key` (set by the app that created the session)."),
+    sa.Column("start_time", UtcDateTime(), nullable=False, comment="Session start (UTC)."),
+    sa.Column("end_time", UtcDateTime(), nullable=True, comment="Session end (UTC); NULL if unknown."),
+    _int("duration_seconds", "Zoom `duration` parsed to seconds, else end_time - start_time."),
+    _int("user_count", "Zoom `user_count`."),
+    _bool("has_voip", "Zoom `has_voip`."),
+    _bool("has_video", "Zoom `has_video`."),
+    _bool("has_screen_share", "Zoom `has_screen_share`."),
+    _bool("has_recording", "Zoom `has_recording`."),
+    _bool("has_pstn", "Zoom `has_pstn`."),
+    _text("audio_quality", "Zoom `audio_quality`: good, fair, poor or bad."),
+    _text("video_quality", "Zoom `video_quality`: good, fair, poor or bad."),
+    _text("screen_share_quality", "Zoom `screen_share_quality`: good, fair, poor or bad."),
+    _loaded_at(),
+    comment="One row per Zoom Video SDK session.",
+)
+
+raw_sessions = sa.Table(
+    "raw_sessions",
+    METADATA,
+    sa.Column("session_id", sa.Text(), primary_key=True, comment="Zoom session `id`."),
+    sa.Column("payload", _json(), nullable=False, comment="The session object exactly as Zoom returned it."),
+    _loaded_at(),
+    comment="Raw layer: each session object as received, so the model can be re-derived.",
+)
+
+#: Text fields copied as-is from the Zoom user object into ``session_users``.
+SESSION_USER_TEXT_FIELDS: tuple[str, ...] = (
+    "user_key",
+    "device",
+    "client",
+    "os",
+    "os_version",
+    "browser_name",
+    "browser_version",
+    "network_type",
+    "ip_address",
+    "location",
+    "microphone",
+    "speaker",
+    "camera",
+    "data_center",
+    "connection_type",
+)
+
+session_users = sa.Table(
+    "session_users",
+    METADATA,
+    *_join_key(),
+    sa.Column("leave_time", UtcDateTime(), nullable=True, comment="The join's `leave_time` (UTC)."),
+    _text("user_name", "Zoom user `name`."),
+    *(_text(name, f"Zoom user `{name}`.") for name in SESSION_USER_TEXT_FIELDS),
+    _bool("is_original_host", "Zoom `is_original_host`."),
+    _loaded_at(),
+    sa.Index("ix_session_users_join_time", "join_time"),
+    comment="One row per join of a user to a session (a rejoin is a new row).",
+)
+
+raw_session_users = sa.Table(
+    "raw_session_users",
+    METADATA,
+    *_join_key(),
+    sa.Column(
+        "payload",
+        _json(),
+        nullable=False,
+        comment="The QoS user object exactly as Zoom returned it, samples included.",
+    ),
+    _loaded_at(),
+    comment="Raw layer: each user object as received, so the model can be re-derived without Zoom.",
+)
+
+user_qos = sa.Table(
+    "user_qos",
+    METADATA,
+    *_join_key(),
+    sa.Column("sampled_at", UtcDateTime(), primary_key=True, comment="The sample's `date_time` (UTC)."),
+    sa.Column(
+        "stream",
+        sa.Text(),
+        primary_key=True,
+        comment="Zoom block name, e.g. audio_input, video_output, as_input, audio_device_from_rwg.",
+    ),
+    _double("bitrate_kbps", "`bitrate` in kilobits per second."),
+    _double("latency_ms", "`latency` in milliseconds."),
+    _double("jitter_ms", "`jitter` in milliseconds."),
+    _double("avg_loss_pct", "`avg_loss` in percent (0.3 means 0.3%)."),
+    _double("max_loss_pct", "`max_loss` in percent."),
+    _int("resolution_width", "`resolution` width in pixels."),
+    _int("resolution_height", "`resolution` height in pixels."),
+    _double("frame_rate_fps", "`frame_rate` in frames per second."),
+    _loaded_at(),
+    sa.Index("ix_user_qos_sampled_at", "sampled_at"),
+    comment="One row per join, per sample time, per media stream.",
+)
+
+user_system_qos = sa.Table(
+    "user_system_qos",
+    METADATA,
+    *_join_key(),
+    sa.Column("sampled_at", UtcDateTime(), primary_key=True, comment="The sample's `date_time` (UTC)."),
+    _double("zoom_min_cpu_pct", "`cpu_usage.zoom_min_cpu_usage` in percent."),
+    _double("zoom_avg_cpu_pct", "`cpu_usage.zoom_avg_cpu_usage` in percent."),
+    _double("zoom_max_cpu_pct", "`cpu_usage.zoom_max_cpu_usage` in percent."),
+    _double("system_max_cpu_pct", "`cpu_usage.system_max_cpu_usage` in percent."),
+    _double("wifi_max_rssi", "`wifi_rssi.max_rssi`."),
+    _double("wifi_avg_rssi", "`wifi_rssi.avg_rssi`."),
+    _double("wifi_min_rssi", "`wifi_rssi.min_rssi`."),
+    _text("wifi_rssi_unit", "`wifi_rssi.rssi_unit`."),
+    _text("cpu_pressure_level", "`cpu_pressure_level` as sent by Zoom."),
+    _loaded_at(),
+    sa.Index("ix_user_system_qos_sampled_at", "sampled_at"),
+    comment="One row per join, per sample time: CPU and Wi-Fi figures.",
+)
+
+pipeline_runs = sa.Table(
+    "pipeline_runs",
+    METADATA,
+    sa.Column("run_id", sa.Text(), primary_key=True, comment="Airflow run id (or the CLI's own id)."),
+    _text("dag_id", "Airflow DAG id that ran."),
+    sa.Column(
+        "window_start", sa.Date(), nullable=True, comment="First day of the session window (Zoom `from`)."
+    ),
+    sa.Column("window_end", sa.Date(), nullable=True, comment="Last day of the session window (Zoom `to`)."),
+    sa.Column("started_at", UtcDateTime(), nullable=True, comment="Run start (UTC)."),
+    sa.Column("finished_at", UtcDateTime(), nullable=True, comment="Run end (UTC); NULL while running."),
+    _text("outcome", "success, failed, skipped or running."),
+    _int("sessions_listed", "Sessions returned by the session list."),
+    _int("sessions_loaded", "Sessions written to the warehouse."),
+    _int("sessions_skipped", "Sessions not written (unkeyable, still live, or errors)."),
+    _int("users_loaded", "session_users rows written."),
+    _int("qos_rows", "user_qos rows written."),
+    _int("system_rows", "user_system_qos rows written."),
+    _int("api_requests", "HTTP requests made to Zoom."),
+    _int("retries", "Requests retried after an error."),
+    _int("rate_limit_waits", "Times the run waited for a Zoom rate limit (HTTP 429)."),
+    _double("rate_limit_wait_seconds", "Total seconds spent waiting for rate limits."),
+    _int("token_restarts", "List crawls restarted because a next_page_token expired."),
+    _int("unparsed_values", "Values loaded as NULL because they could not be parsed."),
+    sa.Column(
+        "unparsed_detail",
+        _json(),
+        nullable=True,
+        comment='Per field: {"count": n, "example": "..."} of unparsed values.',
+    ),
+    _double("extract_seconds", "Seconds spent calling Zoom."),
+    _double("load_seconds", "Seconds spent writing the warehouse."),
+    _text("error", "Error summary when the run failed."),
+    sa.Column(
+        "recorded_at", UtcDateTime(), nullable=False, comment="When this record was last written (UTC)."
+    ),
+    comment="One row per pipeline run: what it loaded, what it cost, how it ended.",
+)
+
+#: All tables, in the order a session load writes them.
+TABLES: tuple[sa.Table, ...] = (
+    sessions,
+    raw_sessions,
+    session_users,
+    raw_session_users,
+    user_qos,
+    user_system_qos,
+    pipeline_runs,
+)
+
+# SQLSTATEs PostgreSQL raises when two processes create the same object at once.
+_DUPLICATE_SQLSTATES = frozenset({"23505", "42P06", "42P07", "42710"})
+_CREATE_LOCK_KEY = 0x5A6F6F6D514F53  # "ZoomQOS": serialises concurrent create_all calls
+
+
+def _is_duplicate_race(error: sa_exc.DBAPIError) -> bool:
+    orig = error.orig
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return code in _DUPLICATE_SQLSTATES
+
+
+def _create(conn: Connection, schema: str | None) -> None:
+    if conn.dialect.name == "postgresql":
+        # A transaction-scoped lock makes concurrent creators wait for each other instead
+        # of racing on the catalog; the retry below covers creators that don't take it.
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_CREATE_LOCK_KEY)))
+        if schema:
+            quoted = conn.dialect.identifier_preparer.quote_schema(schema)
+            conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {quoted}")
+        conn = conn.execution_options(schema_translate_map={None: schema})
+    METADATA.create_all(conn, checkfirst=True)
+
+
+def create_all(engine: Engine, schema: str | None = "zoom_qos") -> None:
+    """Create the PostgreSQL schema (if missing) and every table and index; idempotent.
+
+    ``schema`` is ignored on SQLite. Two processes starting at once (parallel Airflow
+    tasks) may both try to create the same object; the loser's duplicate-object error is
+    caught and the whole step retried once, by which time the objects exist.
+    """
+    for attempt in (1, 2):
+        try:
+            with engine.connect() as conn:
+                # Honoured by Warehouse's SQLite hook: take the write lock up front, since a
+                # deferred transaction that reads the catalog and then writes fails at once
+                # with "database is locked" when another creator got there first.
+                conn = conn.execution_options(sqlite_immediate=True)
+                with conn.begin():
+                    _create(conn, schema)
+            return
+        except (sa_exc.IntegrityError, sa_exc.ProgrammingError) as error:
+            if attempt == 2 or engine.dialect.name != "postgresql" or not _is_duplicate_race(error):
+                raise
+            log.info("Concurrent schema creation detected; retrying once.")
+
+
+def utcnow() -> datetime:
+    """Aware UTC now; one place so every ``loaded_at``/``recorded_at`` agrees on the zone."""
+    return datetime.now(UTC)

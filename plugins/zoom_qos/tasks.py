@@ -1,0 +1,212 @@
+"""What each task of the DAG does, kept out of the DAG file so it can be imported and tested.
+
+The DAG file only wires these together: list → extract (mapped over batches) → load → record.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime
+from itertools import islice
+from typing import Any
+
+from zoom_qos.config import WAREHOUSE_CONN_ID, ZOOM_CONN_ID, default_warehouse_path, staging_url
+from zoom_qos.hooks import ZoomVideoSdkHook
+from zoom_qos.load import Warehouse
+from zoom_qos.parsing import ParseIssues
+from zoom_qos.staging import read_jsonl, run_folder, write_jsonl
+from zoom_qos.windows import available_part, batch_sizes, month_ranges, requested_window
+
+log = logging.getLogger(__name__)
+
+# Airflow refuses to map more than core.max_map_length (1024) tasks; stay well under it.
+MAX_BATCHES = 500
+PROGRESS_EVERY_SECONDS = 30.0
+
+
+class NothingToLoad(Exception):
+    """The requested window lies entirely outside what Zoom still serves."""
+
+
+def list_sessions(
+    *,
+    dag_id: str,
+    run_id: str,
+    interval_start: datetime | None,
+    interval_end: datetime | None,
+    params: Mapping[str, Any],
+    today: date | None = None,
+    zoom_conn_id: str = ZOOM_CONN_ID,
+    staging: str | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """List the run's past sessions and stage them in batches for mapped extraction.
+
+    Returns the batch references (what the extraction is mapped over) and the listing's stats.
+    Raises ``NothingToLoad`` when no requested day is still available at Zoom.
+    """
+    today = today or datetime.now(UTC).date()
+    window = requested_window(
+        interval_start, interval_end, params.get("from_date"), params.get("to_date"),
+        int(params.get("lookback_days", 1)), today,
+    )
+    part = available_part(window, today)
+    if part is None:
+        raise NothingToLoad(
+            f"Nothing to load for {window.start}..{window.end}: Zoom serves past sessions of the "
+            "last six months only, up to today."
+        )
+    hook = ZoomVideoSdkHook(zoom_conn_id)
+    sessions: dict[str, dict[str, Any]] = {}
+    try:
+        for chunk in month_ranges(part):
+            before = len(sessions)
+            for session in hook.iter_past_sessions(chunk.start, chunk.end):
+                if session.get("id"):
+                    sessions[str(session["id"])] = session
+            log.info("Listed %d sessions for %s..%s", len(sessions) - before, chunk.start, chunk.end)
+    finally:
+        hook.close()
+
+    folder = run_folder(staging or staging_url(), dag_id, run_id)
+    ordered = iter(sorted(sessions.values(), key=lambda s: str(s["id"])))
+    batches = []
+    for index, size in enumerate(batch_sizes(len(sessions), int(params.get("batch_size", 100)),
+                                             MAX_BATCHES)):
+        name = f"batch-{index:05d}.jsonl"
+        sessions_uri = folder / "sessions" / name
+        write_jsonl(sessions_uri, islice(ordered, size))
+        batches.append({"index": index, "sessions_uri": str(sessions_uri),
+                        "qos_uri": str(folder / "qos" / name), "sessions": size})
+    stats = {
+        "window_start": part.start.isoformat(),
+        "window_end": part.end.isoformat(),
+        "sessions_listed": len(sessions),
+        "batches": len(batches),
+        **hook.stats.as_dict(),
+    }
+    log.info("Window %s..%s: %d sessions in %d batches", part.start, part.end, len(sessions),
+             len(batches))
+    return batches, stats
+
+
+def load_batches(
+    batches: Iterable[Mapping[str, Any]], warehouse: Warehouse | None = None
+) -> dict[str, Any]:
+    """Upsert every staged session into the warehouse, one transaction per session."""
+    own = warehouse is None
+    warehouse = warehouse or Warehouse.from_airflow(WAREHOUSE_CONN_ID, default_warehouse_path())
+    issues = ParseIssues()
+    totals = {"sessions_loaded": 0, "sessions_skipped": 0, "users_loaded": 0, "qos_rows": 0,
+              "system_rows": 0}
+    started = last_report = time.monotonic()
+    try:
+        warehouse.ensure_schema()
+        for batch in batches:
+            listed = {str(s["id"]): s for s in read_jsonl(batch["sessions_uri"])}
+            for record in read_jsonl(batch["qos_uri"]):
+                session = listed.get(record["session_id"])
+                if record.get("status") != "ok" or session is None:
+                    totals["sessions_skipped"] += 1
+                    continue
+                result = warehouse.load_session(session, record["users"], issues)
+                if not result.loaded:
+                    totals["sessions_skipped"] += 1
+                    continue
+                totals["sessions_loaded"] += 1
+                totals["users_loaded"] += result.users
+                totals["qos_rows"] += result.qos_rows
+                totals["system_rows"] += result.system_rows
+                if time.monotonic() - last_report >= PROGRESS_EVERY_SECONDS:
+                    last_report = time.monotonic()
+                    log.info("Loaded so far: %s", totals)
+    finally:
+        if own:
+            warehouse.dispose()
+    for field, detail in issues.as_dict().items():
+        log.warning("%d value(s) of %r could not be parsed and were loaded as NULL (e.g. %r)",
+                    detail["count"], field, detail["example"])
+    return {**totals, "unparsed_values": issues.total, "unparsed_detail": issues.as_dict(),
+            "load_seconds": round(time.monotonic() - started, 3)}
+
+
+def record_run(
+    *,
+    run_id: str,
+    dag_id: str,
+    started_at: datetime | None,
+    listing: Mapping[str, Any] | None,
+    extracts: Iterable[Mapping[str, Any] | None],
+    loaded: Mapping[str, Any] | None,
+    warehouse: Warehouse | None = None,
+) -> str:
+    """Save the run's ``pipeline_runs`` row and return its outcome.
+
+    Runs after every other task, whatever their state: a load result means success, a listing
+    that found nothing Zoom still serves means skipped, anything else means a task failed.
+    """
+    listing = listing or {}
+    if loaded:
+        outcome, error = "success", None
+    elif listing.get("skipped"):
+        outcome, error = "skipped", str(listing["skipped"])
+    else:
+        outcome, error = "failed", "A task failed before the load finished; see the task logs."
+    row = run_row(run_id=run_id, dag_id=dag_id, started_at=started_at, listing=listing,
+                  extracts=extracts, loaded=loaded or {}, outcome=outcome, error=error)
+    own = warehouse is None
+    warehouse = warehouse or Warehouse.from_airflow(WAREHOUSE_CONN_ID, default_warehouse_path())
+    try:
+        warehouse.ensure_schema()
+        warehouse.record_run(row)
+    finally:
+        if own:
+            warehouse.dispose()
+    log.info("Run record: %s", row)
+    return outcome
+
+
+def run_row(
+    *,
+    run_id: str,
+    dag_id: str,
+    started_at: datetime | None,
+    listing: Mapping[str, Any],
+    extracts: Iterable[Mapping[str, Any] | None],
+    loaded: Mapping[str, Any],
+    outcome: str,
+    error: str | None,
+) -> dict[str, Any]:
+    """One ``pipeline_runs`` row from what the tasks returned."""
+    extracts = [e for e in extracts if e]
+    cost_fields = ("requests", "retries", "rate_limit_waits", "rate_limit_wait_seconds",
+                   "token_restarts")
+    cost = {f: listing.get(f, 0) + sum(e.get(f, 0) for e in extracts) for f in cost_fields}
+    day = date.fromisoformat
+    return {
+        "run_id": run_id,
+        "dag_id": dag_id,
+        "window_start": day(listing["window_start"]) if listing.get("window_start") else None,
+        "window_end": day(listing["window_end"]) if listing.get("window_end") else None,
+        "started_at": started_at,
+        "finished_at": datetime.now(UTC),
+        "outcome": outcome,
+        "sessions_listed": listing.get("sessions_listed"),
+        "sessions_loaded": loaded.get("sessions_loaded"),
+        "sessions_skipped": loaded.get("sessions_skipped",
+                                       sum(e.get("sessions_gone", 0) for e in extracts)),
+        "users_loaded": loaded.get("users_loaded"),
+        "qos_rows": loaded.get("qos_rows"),
+        "system_rows": loaded.get("system_rows"),
+        "api_requests": cost["requests"],
+        "retries": cost["retries"],
+        "rate_limit_waits": cost["rate_limit_waits"],
+        "rate_limit_wait_seconds": float(cost["rate_limit_wait_seconds"]),
+        "token_restarts": cost["token_restarts"],
+        "unparsed_values": loaded.get("unparsed_values"),
+        "unparsed_detail": loaded.get("unparsed_detail"),
+        "extract_seconds": sum(e.get("extract_seconds", 0.0) for e in extracts) or None,
+        "load_seconds": loaded.get("load_seconds"),
+        "error": error,
+    }

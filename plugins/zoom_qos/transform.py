@@ -1,0 +1,321 @@
+"""Map Zoom's session and QoS-user objects onto warehouse rows (see WAREHOUSE.md).
+
+Pure functions with no database or Airflow dependency, so the mapping can be tested with
+hand-written Zoom objects and re-run later over the raw layer. Nothing here raises on odd
+input: values that cannot be used are loaded as NULL and counted in :class:`ParseIssues`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from zoom_qos.parsing import (
+    ParseIssues,
+    is_empty,
+    parse_bitrate_kbps,
+    parse_bool,
+    parse_duration_ms,
+    parse_duration_seconds,
+    parse_fps,
+    parse_number,
+    parse_percent,
+    parse_resolution,
+    parse_timestamp,
+)
+from zoom_qos.schema import SESSION_USER_TEXT_FIELDS
+
+__all__ = [
+    "STREAM_METRICS",
+    "UserRows",
+    "dedupe_users",
+    "session_row",
+    "user_rows",
+]
+
+#: A sample block holding any of these keys is a media stream (one ``user_qos`` row).
+#: Detecting streams by content, not by a fixed list of names, means a block Zoom adds
+#: later (another ``*_device_from_rwg``) loads as a new ``stream`` value with no code change.
+STREAM_METRICS: frozenset[str] = frozenset(
+    {"bitrate", "latency", "jitter", "avg_loss", "max_loss", "resolution", "frame_rate"}
+)
+#: Blocks that carry system, not stream, figures (they go to ``user_system_qos``).
+SYSTEM_BLOCKS: frozenset[str] = frozenset({"cpu_usage", "wifi_rssi"})
+_SYSTEM_KEYS = SYSTEM_BLOCKS | {"cpu_pressure_level"}
+
+_SESSION_TEXT_FIELDS = (
+    "session_name",
+    "session_key",
+    "audio_quality",
+    "video_quality",
+    "screen_share_quality",
+)
+_SESSION_BOOL_FIELDS = ("has_voip", "has_video", "has_screen_share", "has_recording", "has_pstn")
+_INT32_MAX = 2**31 - 1
+
+_Parser = Callable[[object, str, ParseIssues], "float | None"]
+_STREAM_COLUMNS: tuple[tuple[str, str, _Parser], ...] = (
+    ("bitrate", "bitrate_kbps", parse_bitrate_kbps),
+    ("latency", "latency_ms", parse_duration_ms),
+    ("jitter", "jitter_ms", parse_duration_ms),
+    ("avg_loss", "avg_loss_pct", parse_percent),
+    ("max_loss", "max_loss_pct", parse_percent),
+    ("frame_rate", "frame_rate_fps", parse_fps),
+)
+_CPU_COLUMNS = (
+    ("zoom_min_cpu_usage", "zoom_min_cpu_pct"),
+    ("zoom_avg_cpu_usage", "zoom_avg_cpu_pct"),
+    ("zoom_max_cpu_usage", "zoom_max_cpu_pct"),
+    ("system_max_cpu_usage", "system_max_cpu_pct"),
+)
+_RSSI_COLUMNS = (
+    ("max_rssi", "wifi_max_rssi"),
+    ("avg_rssi", "wifi_avg_rssi"),
+    ("min_rssi", "wifi_min_rssi"),
+)
+
+
+@dataclass
+class UserRows:
+    """Rows derived from one Zoom user object (one join), keyed by warehouse column names.
+
+    ``loaded_at`` is absent: the loader stamps one time for the whole session load.
+    """
+
+    session_user: dict[str, Any]
+    qos: list[dict[str, Any]] = field(default_factory=list)
+    system: list[dict[str, Any]] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+def _text(value: object) -> str | None:
+    """Text column value: empty-ish → None, scalars via str(), nested objects as JSON.
+
+    NUL characters are dropped because PostgreSQL text cannot hold them and one odd value
+    must not fail a load.
+    """
+    if is_empty(value):
+        return None
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, (Mapping, list, tuple)):
+        try:
+            text = json.dumps(value, sort_keys=True, default=str)
+        except (TypeError, ValueError):
+            text = str(value)
+    else:
+        text = str(value)
+    return text.replace("\x00", "")
+
+
+def _bool(mapping: Mapping[str, Any], key: str, issues: ParseIssues) -> bool | None:
+    value = mapping.get(key)
+    result = parse_bool(value)
+    if result is None and not is_empty(value):
+        issues.add(key, value)
+    return result
+
+
+def _timestamp(mapping: Mapping[str, Any], key: str, issues: ParseIssues) -> datetime | None:
+    value = mapping.get(key)
+    result = parse_timestamp(value)
+    if result is None and not is_empty(value):
+        issues.add(key, value)
+    return result
+
+
+def _count(value: object, key: str, issues: ParseIssues) -> int | None:
+    """Non-negative 32-bit integer (``user_count``); JSON ints or digit strings."""
+    if is_empty(value):
+        return None
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        number = int(value.strip()) if len(value) < 12 else None
+    if number is None or not 0 <= number <= _INT32_MAX:
+        issues.add(key, value)
+        return None
+    return number
+
+
+def _key_text(value: object) -> str | None:
+    """A key column (id): str/int only, kept exactly as sent (no stripping)."""
+    if isinstance(value, bool) or is_empty(value):
+        return None
+    if isinstance(value, str):
+        return value.replace("\x00", "") or None
+    if isinstance(value, int):
+        return str(value)
+    return None
+
+
+def session_row(session: Mapping[str, Any], issues: ParseIssues) -> dict[str, Any] | None:
+    """The ``sessions`` row for one listed session, or None if it has no usable key.
+
+    A session without ``id`` or a parseable ``start_time`` cannot be keyed or placed in a
+    window, so it is counted and skipped rather than loaded half-empty.
+    """
+    if not isinstance(session, Mapping):
+        issues.add("session", session)
+        return None
+    session_id = _key_text(session.get("id"))
+    if session_id is None:
+        issues.add("session_id", session.get("id"))
+        return None
+    start_time = parse_timestamp(session.get("start_time"))
+    if start_time is None:
+        issues.add("start_time", session.get("start_time"))
+        return None
+    end_time = _timestamp(session, "end_time", issues)
+
+    raw_duration = session.get("duration")
+    duration = parse_duration_seconds(raw_duration)
+    if duration is None:
+        if not is_empty(raw_duration):
+            issues.add("duration", raw_duration)
+        if end_time is not None and end_time >= start_time:
+            elapsed = int((end_time - start_time).total_seconds())
+            duration = elapsed if elapsed <= _INT32_MAX else None
+
+    row: dict[str, Any] = {
+        "session_id": session_id,
+        "start_time": start_time,
+        "end_time": end_time,
+        "duration_seconds": duration,
+        "user_count": _count(session.get("user_count"), "user_count", issues),
+    }
+    for name in _SESSION_TEXT_FIELDS:
+        row[name] = _text(session.get(name))
+    for name in _SESSION_BOOL_FIELDS:
+        row[name] = _bool(session, name, issues)
+    return row
+
+
+def _stream_row(block: Mapping[str, Any], issues: ParseIssues) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        column: parser(block.get(key), key, issues) for key, column, parser in _STREAM_COLUMNS
+    }
+    width, height = parse_resolution(block.get("resolution"), "resolution", issues)
+    row["resolution_width"] = width
+    row["resolution_height"] = height
+    return row
+
+
+def _sub_block(sample: Mapping[str, Any], key: str, issues: ParseIssues) -> Mapping[str, Any]:
+    block = sample.get(key)
+    if isinstance(block, Mapping):
+        return block
+    if not is_empty(block):
+        issues.add(key, block)
+    return {}
+
+
+def _system_row(sample: Mapping[str, Any], issues: ParseIssues) -> dict[str, Any]:
+    cpu = _sub_block(sample, "cpu_usage", issues)
+    rssi = _sub_block(sample, "wifi_rssi", issues)
+    row: dict[str, Any] = {column: parse_percent(cpu.get(key), key, issues) for key, column in _CPU_COLUMNS}
+    for key, column in _RSSI_COLUMNS:
+        row[column] = parse_number(rssi.get(key), key, issues)
+    row["wifi_rssi_unit"] = _text(rssi.get("rssi_unit"))
+    row["cpu_pressure_level"] = _text(sample.get("cpu_pressure_level"))
+    return row
+
+
+def user_rows(session_id: str, user: Mapping[str, Any], issues: ParseIssues) -> UserRows | None:
+    """All rows for one join of one user, or None if the join cannot be keyed.
+
+    The key is (session_id, user ``id``, ``join_time``); without both a user cannot be
+    told apart from a rejoin, so it is counted and skipped.
+    """
+    if not isinstance(user, Mapping):
+        issues.add("user", user)
+        return None
+    user_id = _key_text(user.get("id"))
+    if user_id is None:
+        issues.add("id", user.get("id"))
+        return None
+    join_time = parse_timestamp(user.get("join_time"))
+    if join_time is None:
+        issues.add("join_time", user.get("join_time"))
+        return None
+
+    key = {"session_id": session_id, "user_id": user_id, "join_time": join_time}
+    session_user: dict[str, Any] = {
+        **key,
+        "leave_time": _timestamp(user, "leave_time", issues),
+        "user_name": _text(user.get("name")),
+    }
+    for name in SESSION_USER_TEXT_FIELDS:
+        session_user[name] = _text(user.get(name))
+    session_user["is_original_host"] = _bool(user, "is_original_host", issues)
+
+    qos: dict[tuple[datetime, str], dict[str, Any]] = {}
+    system: dict[datetime, dict[str, Any]] = {}
+    samples = user.get("user_qos")
+    if samples is None:
+        samples = []
+    elif not isinstance(samples, list):
+        issues.add("user_qos", samples)
+        samples = []
+    for sample in samples:
+        if not isinstance(sample, Mapping):
+            issues.add("user_qos_sample", sample)
+            continue
+        sampled_at = parse_timestamp(sample.get("date_time"))
+        if sampled_at is None:
+            issues.add("date_time", sample.get("date_time"))
+            continue
+        sample_key = {**key, "sampled_at": sampled_at}
+        for stream, block in sample.items():
+            if stream in _SYSTEM_KEYS or not isinstance(block, Mapping):
+                continue
+            if STREAM_METRICS.isdisjoint(block.keys()):
+                continue
+            # Same (sampled_at, stream) twice in one join: the last one wins.
+            qos[(sampled_at, str(stream))] = {
+                **sample_key,
+                "stream": str(stream),
+                **_stream_row(block, issues),
+            }
+        if not _SYSTEM_KEYS.isdisjoint(sample.keys()):
+            system[sampled_at] = {**sample_key, **_system_row(sample, issues)}
+
+    return UserRows(
+        session_user=session_user,
+        qos=list(qos.values()),
+        system=list(system.values()),
+        raw={**key, "payload": dict(user)},
+    )
+
+
+def _dedupe_key(user: object) -> tuple[object, ...]:
+    if not isinstance(user, Mapping):
+        return ("unkeyed", id(user))
+    user_id = _key_text(user.get("id"))
+    raw_join = user.get("join_time")
+    join_time = parse_timestamp(raw_join)
+    if user_id is None or join_time is None:
+        return ("unkeyed", id(user))
+    return (user_id, join_time)
+
+
+def dedupe_users(users: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """One entry per (id, join_time); the last occurrence wins.
+
+    Pages can overlap and a crawl restarted after an expired page token re-reads users,
+    so the same join can arrive twice. ``join_time`` is compared as an instant, so
+    ``...Z`` and ``...+00:00`` are the same join. Unkeyable users pass through untouched
+    (``user_rows`` counts them).
+    """
+    by_key: dict[tuple[object, ...], Mapping[str, Any]] = {}
+    for user in users:
+        key = _dedupe_key(user)
+        by_key.pop(key, None)
+        by_key[key] = user
+    return list(by_key.values())
