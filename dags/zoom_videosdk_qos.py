@@ -75,7 +75,7 @@ def zoom_videosdk_qos():
             run_id=context["run_id"], dag_id=context["dag"].dag_id,
             started_at=context["dag_run"].start_date,
             listing=ti.xcom_pull(task_ids="list_sessions", key="stats"),
-            extracts=ti.xcom_pull(task_ids="extract_qos", default=[]) or [],
+            extracts=ti.xcom_pull(task_ids=["extract_qos"]) or [],  # a list even for one batch
             loaded=ti.xcom_pull(task_ids="load_warehouse"),
         )
         if outcome == "failed":
