@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 from collections.abc import Callable
 
 import jwt
 import requests
+from jwt.warnings import InsecureKeyLengthWarning
+
+# Zoom issues the secrets; their length is not ours to choose, so PyJWT's advice is noise.
+warnings.filterwarnings("ignore", category=InsecureKeyLengthWarning)
 
 # Zoom suggests lifetimes of at most an hour; half of that leaves room for clock skew.
 DEFAULT_TTL_SECONDS = 1800

@@ -78,8 +78,11 @@ class ZoomSettings:
                 continue
             default = known[key].default
             try:
-                if isinstance(default, bool):
-                    values[key] = raw if isinstance(raw, str) and key == "verify" else _to_bool(raw)
+                if key == "verify":  # a boolean, or the path of a CA bundle
+                    is_flag = not isinstance(raw, str) or raw.strip().lower() in _FLAGS
+                    values[key] = _to_bool(raw) if is_flag else raw
+                elif isinstance(default, bool):
+                    values[key] = _to_bool(raw)
                 elif isinstance(default, int):
                     values[key] = int(raw)
                 elif isinstance(default, float):
@@ -92,6 +95,9 @@ class ZoomSettings:
         if settings.list_page_size < 1 or settings.qos_page_size < 1:
             raise ValueError("Page sizes in the Zoom connection extras must be at least 1")
         return settings
+
+
+_FLAGS = {"1", "0", "true", "false", "yes", "no", "on", "off"}
 
 
 def _to_bool(raw: Any) -> bool:

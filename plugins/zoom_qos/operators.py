@@ -8,9 +8,8 @@ file references and counts.
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,23 +19,9 @@ from zoom_qos.config import ZOOM_CONN_ID
 from zoom_qos.errors import ZoomApiError
 from zoom_qos.hooks import ZoomVideoSdkHook
 from zoom_qos.staging import read_jsonl, write_jsonl
+from zoom_qos.transform import dedupe_users
 
 PROGRESS_EVERY_SECONDS = 30.0
-
-
-def user_key(user: Mapping[str, Any]) -> tuple[str, str]:
-    """A join's identity: Zoom repeats a user id once per join, told apart by ``join_time``."""
-    if "id" in user or "join_time" in user:
-        return str(user.get("id")), str(user.get("join_time"))
-    return "", json.dumps(user, sort_keys=True, default=str)
-
-
-def unique_users(users: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Users keyed by join, in first-seen order, the last copy read winning."""
-    kept: dict[tuple[str, str], dict[str, Any]] = {}
-    for user in users:
-        kept[user_key(user)] = dict(user)
-    return list(kept.values())
 
 
 class ZoomSessionQosOperator(BaseOperator):
@@ -84,7 +69,7 @@ class ZoomSessionQosOperator(BaseOperator):
             session_id = str(session["id"])
             fetched_at = datetime.now(UTC).isoformat()
             try:
-                users = unique_users(hook.iter_session_users_qos(session_id))
+                users = [dict(u) for u in dedupe_users(hook.iter_session_users_qos(session_id))]
             except ZoomApiError as error:
                 if not error.session_gone:
                     raise

@@ -1,0 +1,21 @@
+# Airflow image for the Zoom Video SDK QoS pipeline: the official image plus requirements.txt.
+#
+#   docker compose build            (docker-compose.yaml builds it as ${AIRFLOW_IMAGE_NAME})
+#
+# requirements.txt pins every runtime dependency (checked to resolve together), so it is
+# installed without Airflow's constraints file; apache-airflow itself is pinned in it to the
+# version of the base image, which stops pip from up- or downgrading Airflow.
+# dags/, plugins/ and include/ are mounted by docker-compose, not copied in.
+ARG AIRFLOW_BASE_IMAGE=apache/airflow:3.3.2-python3.11
+FROM ${AIRFLOW_BASE_IMAGE}
+
+# Folders that back named volumes: a new named volume takes the owner of the image folder,
+# so creating them here (owned by airflow, group 0) keeps them writable for the airflow user.
+USER root
+RUN mkdir -p /opt/airflow/staging /opt/airflow/data /opt/airflow/auth \
+    && chown -R airflow:0 /opt/airflow/staging /opt/airflow/data /opt/airflow/auth \
+    && chmod -R g+rwX /opt/airflow/staging /opt/airflow/data /opt/airflow/auth
+USER airflow
+
+COPY --chown=airflow:0 requirements.txt /tmp/requirements.txt
+RUN pip install --no-cache-dir -r /tmp/requirements.txt

@@ -1,0 +1,174 @@
+"""The hook against the simulator: every request path Zoom can take."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from include.zoom_simulator import Faults
+from zoom_qos.errors import ZoomApiError, ZoomAuthError, ZoomDailyLimitError
+from zoom_qos.hooks import ZoomSettings, ZoomVideoSdkHook
+from zoom_qos.transform import dedupe_users
+
+
+def past_day(simulator, days_ago: int = 2):
+    return simulator.dataset.now.date() - timedelta(days=days_ago)
+
+
+def expected_past_ids(simulator, day) -> set[str]:
+    return {s["id"] for s in simulator.dataset.sessions_for_day(day) if s.get("end_time")}
+
+
+def busiest_session(simulator, day) -> str:
+    return max(simulator.dataset.sessions_for_day(day), key=lambda s: s["user_count"])["id"]
+
+
+def test_lists_the_past_sessions_of_a_day(simulator, zoom_conn):
+    day = past_day(simulator)
+    hook = ZoomVideoSdkHook()
+    listed = [s["id"] for s in hook.iter_past_sessions(day, day)]
+    assert set(listed) == expected_past_ids(simulator, day) and len(listed) == len(set(listed))
+    assert hook.stats.requests >= 1
+
+
+def test_small_pages_are_followed_to_the_end(simulator, zoom_conn):
+    zoom_conn(list_page_size=2, qos_page_size=3)
+    day = past_day(simulator)
+    hook = ZoomVideoSdkHook()
+    assert {s["id"] for s in hook.iter_past_sessions(day, day)} == expected_past_ids(simulator, day)
+    session_id = busiest_session(simulator, day)
+    users = list(hook.iter_session_users_qos(session_id))
+    assert users == simulator.dataset.users_for_session(session_id)
+
+
+def test_ids_that_need_double_encoding_are_found(simulator, zoom_conn):
+    hook = ZoomVideoSdkHook()
+    tricky = []
+    for back in range(1, 60):
+        day = past_day(simulator, back)
+        tricky += [s["id"] for s in simulator.dataset.sessions_for_day(day)
+                   if s.get("end_time") and (s["id"].startswith("/") or "//" in s["id"])]
+        if len(tricky) >= 2:
+            break
+    assert tricky, "the simulator should serve ids beginning with / or containing //"
+    for session_id in tricky:
+        assert list(hook.iter_session_users_qos(session_id)) == simulator.dataset.users_for_session(
+            session_id)
+
+
+def test_expired_jwt_is_renewed_once(simulator, zoom_conn):
+    simulator.set_faults(Faults(expired_jwt_every=2))
+    day = past_day(simulator)
+    hook = ZoomVideoSdkHook()
+    session_id = busiest_session(simulator, day)
+    assert list(hook.iter_session_users_qos(session_id)) == simulator.dataset.users_for_session(session_id)
+    assert hook.stats.jwt_renewals_on_401 >= 1
+
+
+def test_wrong_secret_is_a_clear_error_without_the_secret(simulator, monkeypatch):
+    from tests.conftest import zoom_connection_json
+
+    monkeypatch.setenv("AIRFLOW_CONN_ZOOM_VIDEOSDK",
+                       zoom_connection_json(simulator.base_url, secret="wrong-secret-xyz"))
+    hook = ZoomVideoSdkHook()
+    with pytest.raises(ZoomAuthError) as caught:
+        list(hook.iter_past_sessions(past_day(simulator), past_day(simulator)))
+    assert caught.value.code == 124 and "wrong-secret-xyz" not in str(caught.value)
+    ok, message = hook.test_connection()
+    assert not ok and "API key" in message
+
+
+def test_test_connection_succeeds_with_good_credentials(simulator, zoom_conn):
+    assert ZoomVideoSdkHook().test_connection()[0] is True
+
+
+@pytest.mark.parametrize(
+    "faults",
+    [
+        Faults(qps_429_every=3),
+        Faults(qps_429_every=3, retry_after_http_date=True),
+        Faults(bare_429_every=3),
+        Faults(server_error_every=3),
+        Faults(truncated_body_every=3),
+        Faults(reset_connection_every=4),
+    ],
+    ids=["429-seconds", "429-http-date", "429-bare", "5xx", "truncated", "reset"],
+)
+def test_transient_faults_are_retried_and_lose_nothing(simulator, zoom_conn, faults):
+    day = past_day(simulator)
+    session_id = busiest_session(simulator, day)
+    zoom_conn(qos_page_size=2, backoff_base_seconds=0.05)
+    simulator.set_faults(faults)
+    hook = ZoomVideoSdkHook()
+    assert list(hook.iter_session_users_qos(session_id)) == simulator.dataset.users_for_session(session_id)
+    assert hook.stats.retries >= 1
+    if faults.qps_429_every or faults.bare_429_every:
+        assert hook.stats.rate_limit_waits >= 1
+
+
+def test_daily_limit_says_when_it_resets(simulator, zoom_conn):
+    simulator.set_faults(Faults(daily_limit_exhausted=True))
+    with pytest.raises(ZoomDailyLimitError) as caught:
+        list(ZoomVideoSdkHook().iter_past_sessions(past_day(simulator), past_day(simulator)))
+    assert caught.value.reset_at is not None
+    assert caught.value.reset_at.isoformat()[:10] in str(caught.value)
+
+
+def test_expired_page_token_restarts_and_keeps_each_user_once(simulator, zoom_conn):
+    day = past_day(simulator)
+    session_id = busiest_session(simulator, day)
+    zoom_conn(qos_page_size=2)
+    simulator.set_faults(Faults(expire_next_tokens=2))
+    hook = ZoomVideoSdkHook()
+    users = dedupe_users(hook.iter_session_users_qos(session_id))
+    assert users == simulator.dataset.users_for_session(session_id)
+    assert hook.stats.token_restarts == 2
+    assert simulator.stats()["invalid_token_errors"] == 2
+
+
+def test_slow_consumer_never_sends_a_stale_token(simulator, zoom_conn):
+    """The proactive path: a token older than its lifetime is not sent; the list restarts."""
+    import time
+
+    day = past_day(simulator)
+    session_id = busiest_session(simulator, day)
+    zoom_conn(qos_page_size=2, page_token_ttl_seconds=1.2, page_token_safety_seconds=0.9)
+    simulator.set_faults(Faults(token_ttl_seconds=1.2))
+    hook = ZoomVideoSdkHook()
+    users = []
+    slow_once = True
+    for user in hook.iter_session_users_qos(session_id):
+        users.append(user)
+        if slow_once:
+            slow_once = False
+            time.sleep(0.5)  # longer than the 0.3 s the client allows a token
+    assert dedupe_users(users) == simulator.dataset.users_for_session(session_id)
+    assert hook.stats.token_restarts == 1
+    assert simulator.stats()["invalid_token_errors"] == 0
+
+
+def test_gone_session_is_recognised(simulator, zoom_conn):
+    day = past_day(simulator)
+    session_id = busiest_session(simulator, day)
+    simulator.set_faults(Faults(gone_sessions=[session_id]))
+    with pytest.raises(ZoomApiError) as caught:
+        list(ZoomVideoSdkHook().iter_session_users_qos(session_id))
+    assert caught.value.session_gone and caught.value.session_id == session_id
+
+
+def test_settings_from_extras_are_typed_and_validated():
+    settings = ZoomSettings.from_extra({"qos_page_size": "50", "heavy_requests_per_second": 10,
+                                        "verify": "false", "unrelated": "ignored"})
+    assert settings.qos_page_size == 50 and settings.heavy_requests_per_second == 10.0
+    assert settings.verify is False
+    with pytest.raises(ValueError, match="qos_page_size"):
+        ZoomSettings.from_extra({"qos_page_size": "many"})
+
+
+def test_empty_host_defaults_to_zoom(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_ZOOM_VIDEOSDK",
+                       '{"conn_type": "http", "login": "k", "password": "s"}')
+    hook = ZoomVideoSdkHook()
+    hook.get_conn()
+    assert hook.base_url == "https://api.zoom.us/v2"
