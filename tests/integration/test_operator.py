@@ -9,8 +9,8 @@ import pytest
 from include.zoom_simulator import Faults
 from zoom_qos.errors import PageRestartsExhaustedError
 from zoom_qos.operators import ZoomSessionQosOperator
-from zoom_qos.transform import dedupe_users
 from zoom_qos.staging import read_jsonl, write_jsonl
+from zoom_qos.transform import dedupe_users
 
 
 @pytest.fixture
