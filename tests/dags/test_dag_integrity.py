@@ -1,0 +1,74 @@
+"""The DAG folder imports cleanly, without touching the network or a database at parse time."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+from airflow.dag_processing.dagbag import DagBag
+from airflow.sdk import CronDataIntervalTimetable
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def dagbag():
+    real_connect = socket.socket.connect
+    attempts: list[object] = []
+
+    def forbidden(self, address):  # any connection at parse time is a bug
+        attempts.append(address)
+        raise OSError(f"network access at DAG parse time: {address}")
+
+    socket.socket.connect = forbidden
+    try:
+        bag = DagBag(dag_folder=str(ROOT / "dags"))
+    finally:
+        socket.socket.connect = real_connect
+    assert attempts == [], f"DAG parsing opened connections: {attempts}"
+    return bag
+
+
+def test_no_import_errors(dagbag):
+    assert dagbag.import_errors == {}
+
+
+def test_the_daily_dag_is_there_with_its_tasks(dagbag):
+    dag = dagbag.dags.get("zoom_videosdk_qos")
+    assert dag is not None
+    assert set(dag.task_ids) == {"list_sessions", "extract_qos", "load_warehouse", "record_run"}
+    assert dag.get_task("load_warehouse").upstream_task_ids == {"list_sessions", "extract_qos"}
+    assert dag.get_task("record_run").trigger_rule == "all_done"
+
+
+def test_runs_cover_whole_utc_days(dagbag):
+    dag = dagbag.dags.get("zoom_videosdk_qos")
+    assert isinstance(dag.timetable, CronDataIntervalTimetable)
+    assert dag.catchup is False
+    import pendulum
+    from airflow.serialization.encoders import coerce_to_core_timetable
+
+    interval = coerce_to_core_timetable(dag.timetable).infer_manual_data_interval(
+        run_after=pendulum.datetime(2026, 11, 21, 6, 30, tz="UTC"))
+    assert interval.start == pendulum.datetime(2026, 11, 20, tz="UTC")
+    assert interval.end == pendulum.datetime(2026, 11, 21, tz="UTC")
+
+
+def test_reload_params_are_declared(dagbag):
+    params = dagbag.dags.get("zoom_videosdk_qos").params
+    assert params["from_date"] is None and params["to_date"] is None
+    assert params["lookback_days"] == 1
+
+
+def test_retries_are_configured(dagbag):
+    dag = dagbag.dags.get("zoom_videosdk_qos")
+    assert all(dag.get_task(t).retries >= 1 for t in ("list_sessions", "load_warehouse"))
+
+
+def test_plugin_scan_skips_the_library_package():
+    """Airflow imports every .py under plugins/ as a top-level module unless ignored."""
+    from airflow._shared.module_loading import find_path_from_directory
+
+    scanned = [Path(p) for p in find_path_from_directory(str(ROOT / "plugins"), ".airflowignore")]
+    assert not [p for p in scanned if "zoom_qos" in p.parts]

@@ -1,0 +1,206 @@
+"""docker-compose.yaml: the deployment declares what the pipeline needs, and Compose accepts it.
+
+The structural checks read the YAML with PyYAML (anchors and ``<<`` merges resolved). The last
+tests run ``docker-compose config -q``; without the binary they skip, except on CI
+(``CI=true``), which installs it and must not pass silently.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE_FILE = ROOT / "docker-compose.yaml"
+ENV_EXAMPLE = ROOT / ".env.example"
+
+AIRFLOW_SERVICES = [
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+    "airflow-init",
+]
+LONG_RUNNING_AIRFLOW_SERVICES = [s for s in AIRFLOW_SERVICES if s != "airflow-init"]
+BACKING_SERVICES = ["postgres", "warehouse-db", "redis"]
+PROJECT_MOUNTS = {"./dags": "/opt/airflow/dags", "./plugins": "/opt/airflow/plugins",
+                  "./include": "/opt/airflow/include"}
+STAGING_TARGET = "/opt/airflow/staging"
+CONNECTIONS = ["AIRFLOW_CONN_ZOOM_VIDEOSDK", "AIRFLOW_CONN_ZOOM_QOS_WAREHOUSE"]
+
+# ${NAME}, ${NAME:-default}, ${NAME-default}; "$$" is an escaped dollar.
+_VARIABLE = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict) -> dict:
+    return compose["services"]
+
+
+def with_defaults(value: str) -> str:
+    """The value Compose would produce with no variables set (every ``${VAR:-default}``)."""
+    return _VARIABLE.sub(lambda m: m.group(2) or "", value)
+
+
+def environment(service: dict) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+    return {str(k): "" if v is None else str(v) for k, v in env.items()}
+
+
+def mounts(service: dict) -> dict[str, str]:
+    """target -> source for the short volume syntax (``source:target[:mode]``)."""
+    result = {}
+    for entry in service.get("volumes") or []:
+        if isinstance(entry, dict):
+            result[entry["target"]] = entry.get("source", "")
+        else:
+            source, target = entry.split(":")[:2]
+            result[target] = source
+    return result
+
+
+# --- structure ----------------------------------------------------------------------------
+def test_declares_every_service(services):
+    missing = [s for s in AIRFLOW_SERVICES + BACKING_SERVICES if s not in services]
+    assert not missing, f"docker-compose.yaml lacks services: {missing}"
+
+
+@pytest.mark.parametrize("name", AIRFLOW_SERVICES)
+def test_airflow_service_uses_celery_executor(services, name):
+    assert environment(services[name]).get("AIRFLOW__CORE__EXECUTOR") == "CeleryExecutor"
+    assert "redis:6379" in environment(services[name]).get("AIRFLOW__CELERY__BROKER_URL", "")
+
+
+@pytest.mark.parametrize("name", AIRFLOW_SERVICES)
+def test_airflow_service_mounts_project_and_staging(compose, services, name):
+    service_mounts = mounts(services[name])
+    for source, target in PROJECT_MOUNTS.items():
+        assert service_mounts.get(target) == source, f"{name} does not mount {source} at {target}"
+    assert service_mounts.get(STAGING_TARGET) == "staging", f"{name} lacks the staging volume"
+    assert "staging" in (compose.get("volumes") or {}), "named volume 'staging' is not declared"
+    env = environment(services[name])
+    assert env.get("ZOOM_QOS_STAGING_URL") == f"file://{STAGING_TARGET}"
+    assert env.get("PYTHONPATH") == "/opt/airflow", "include/ must be importable"
+
+
+@pytest.mark.parametrize("name", AIRFLOW_SERVICES)
+def test_airflow_service_sets_both_connections(services, name):
+    env = environment(services[name])
+    for variable in CONNECTIONS:
+        assert env.get(variable), f"{name} does not set {variable}"
+    assert "warehouse-db" in env["AIRFLOW_CONN_ZOOM_QOS_WAREHOUSE"]
+    assert env["AIRFLOW_CONN_ZOOM_VIDEOSDK"].startswith("${ZOOM_VIDEOSDK_CONN:-"), (
+        "the Zoom connection must be overridable with ZOOM_VIDEOSDK_CONN"
+    )
+
+
+def test_airflow_image_extends_official_image(services):
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    assert "apache/airflow:3.3.2-python3.11" in dockerfile
+    assert "requirements.txt" in dockerfile
+    for name in AIRFLOW_SERVICES + ["zoom-simulator"]:
+        assert services[name].get("build"), f"{name} does not build ./Dockerfile"
+
+
+@pytest.mark.parametrize("name", LONG_RUNNING_AIRFLOW_SERVICES)
+def test_airflow_service_waits_for_init_and_backends(services, name):
+    depends_on = services[name].get("depends_on") or {}
+    assert depends_on.get("airflow-init", {}).get("condition") == "service_completed_successfully"
+    for backend in BACKING_SERVICES:
+        assert depends_on.get(backend, {}).get("condition") == "service_healthy", (name, backend)
+    assert services[name].get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
+
+
+def test_commands_and_init(services):
+    assert services["airflow-apiserver"]["command"] == "api-server"
+    assert "8080" in " ".join(services["airflow-apiserver"].get("ports", []))
+    assert services["airflow-scheduler"]["command"] == "scheduler"
+    assert services["airflow-dag-processor"]["command"] == "dag-processor"
+    assert services["airflow-triggerer"]["command"] == "triggerer"
+    assert services["airflow-worker"]["command"] == "celery worker"
+    init = services["airflow-init"]
+    assert environment(init).get("_AIRFLOW_DB_MIGRATE") == "true"
+    assert "passwords.json" in " ".join(init["command"])
+    for name in BACKING_SERVICES:
+        assert services[name].get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
+
+
+def test_simulator_is_optional_and_matches_default_connection(services):
+    simulator = services["zoom-simulator"]
+    assert simulator.get("profiles") == ["simulator"]
+    command = [str(part) for part in simulator["command"]]
+    assert command[:3] == ["python", "-m", "include.zoom_simulator"]
+    options = dict(zip(command[3::2], command[4::2], strict=True))
+    assert options["--host"] == "0.0.0.0"
+
+    from airflow.models.connection import Connection
+
+    env = environment(services["airflow-worker"])
+    zoom = Connection(conn_id="zoom_videosdk", uri=with_defaults(env["AIRFLOW_CONN_ZOOM_VIDEOSDK"]))
+    assert zoom.conn_type == "http"
+    assert zoom.host == f"http://zoom-simulator:{options['--port']}/v2"
+    assert (zoom.login, zoom.password) == (options["--api-key"], options["--api-secret"])
+
+
+def test_default_warehouse_connection_points_at_warehouse_db(services):
+    from airflow.models.connection import Connection
+
+    warehouse_db = environment(services["warehouse-db"])
+    env = environment(services["airflow-worker"])
+    conn = Connection(conn_id="zoom_qos_warehouse",
+                      uri=with_defaults(env["AIRFLOW_CONN_ZOOM_QOS_WAREHOUSE"]))
+    assert conn.conn_type == "postgres"
+    assert (conn.host, conn.port) == ("warehouse-db", 5432)
+    assert conn.login == with_defaults(warehouse_db["POSTGRES_USER"])
+    assert conn.password == with_defaults(warehouse_db["POSTGRES_PASSWORD"])
+    assert conn.schema == with_defaults(warehouse_db["POSTGRES_DB"])
+    assert conn.extra_dejson == {"warehouse_schema": "zoom_qos"}
+
+
+def test_env_example_lists_every_variable():
+    used = set(_VARIABLE.findall(COMPOSE_FILE.read_text(encoding="utf-8")))
+    used = {name for name, _default in used}
+    listed = set(re.findall(r"^#?\s*([A-Za-z_][A-Za-z0-9_]*)=", ENV_EXAMPLE.read_text(encoding="utf-8"),
+                            flags=re.MULTILINE))
+    assert not used - listed, f".env.example lacks: {sorted(used - listed)}"
+
+
+# --- docker-compose itself ------------------------------------------------------------------
+def _docker_compose() -> str:
+    binary = shutil.which("docker-compose")
+    if binary is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("docker-compose is not installed, and CI=true requires this check to run")
+        pytest.skip("docker-compose binary not found (install: apt-get install docker-compose)")
+    return binary
+
+
+@pytest.mark.parametrize(
+    "extra_args",
+    [[], ["--profile", "simulator"], ["--env-file", ".env.example"]],
+    ids=["default", "simulator-profile", "env-example"],
+)
+def test_docker_compose_config_is_valid(extra_args):
+    binary = _docker_compose()
+    # Validate the file's own defaults, not whatever this shell happens to export.
+    own_variables = ("AIRFLOW", "_AIRFLOW", "ZOOM_", "WAREHOUSE_", "POSTGRES_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(own_variables)}
+    result = subprocess.run(
+        [binary, "--project-directory", str(ROOT), "-f", str(COMPOSE_FILE), *extra_args, "config", "-q"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, f"docker-compose config failed:\n{result.stdout}\n{result.stderr}"
