@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import sys
 
-from zoom_qos.config import WAREHOUSE_CONN_ID, default_warehouse_path
+from zoom_qos.config import WAREHOUSE_CONN_ID
 from zoom_qos.load import Warehouse
 
 
 def main() -> int:
-    warehouse = Warehouse.from_airflow(WAREHOUSE_CONN_ID, default_warehouse_path())
+    warehouse = Warehouse.from_airflow(WAREHOUSE_CONN_ID)
     try:
         counts = warehouse.count_rows()
     finally:

@@ -25,12 +25,12 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from zoom_qos import schema as s
+from zoom_qos.config import DEFAULT_WAREHOUSE_SCHEMA, WAREHOUSE_CONN_ID, default_warehouse_path
 from zoom_qos.parsing import ParseIssues
 from zoom_qos.transform import dedupe_users, session_row, user_rows
 
 __all__ = [
     "DEFAULT_CONN_ID",
-    "DEFAULT_SQLITE_PATH",
     "SUPPORTED_CONN_TYPES",
     "SessionLoadResult",
     "Warehouse",
@@ -40,10 +40,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CONN_ID = "zoom_qos_warehouse"
-DEFAULT_SCHEMA = "zoom_qos"
-#: Embedded default: ``<project>/data/warehouse.db`` (``data/`` is git-ignored).
-DEFAULT_SQLITE_PATH = Path(__file__).resolve().parents[2] / "data" / "warehouse.db"
+DEFAULT_CONN_ID = WAREHOUSE_CONN_ID
+DEFAULT_SCHEMA = DEFAULT_WAREHOUSE_SCHEMA
 SUPPORTED_CONN_TYPES = ("sqlite", "postgres", "postgresql")
 _BATCH_ROWS = 1000
 _SQLITE_BUSY_MS = 30_000
@@ -207,7 +205,7 @@ class Warehouse:
     def from_airflow(
         cls,
         conn_id: str = DEFAULT_CONN_ID,
-        default_sqlite_path: str | Path = DEFAULT_SQLITE_PATH,
+        default_sqlite_path: str | Path | None = None,
     ) -> Warehouse:
         """Warehouse from an Airflow connection, or the embedded SQLite file if none is defined.
 
@@ -227,7 +225,7 @@ class Warehouse:
                     raise
                 log.info("Airflow connection %r is not defined; using the SQLite warehouse.", conn_id)
         if conn is None:
-            path = Path(default_sqlite_path).expanduser().resolve()
+            path = Path(default_sqlite_path or default_warehouse_path()).expanduser().resolve()
             path.parent.mkdir(parents=True, exist_ok=True)
             warehouse = cls(URL.create("sqlite", database=str(path)))
         else:

@@ -43,8 +43,10 @@ class TokenBucket:
                 now = self._clock()
                 self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
                 self._last = now
-                if self._tokens >= 1:
-                    self._tokens -= 1
+                # The epsilon absorbs float rounding: without it a refill that lands at
+                # 0.9999999999 would ask for a sleep too short to move the clock.
+                if self._tokens >= 1 - 1e-9:
+                    self._tokens = max(0.0, self._tokens - 1)
                     return waited
                 pause = (1 - self._tokens) / self.rate
             self._sleep(pause)

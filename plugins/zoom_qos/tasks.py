@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from itertools import islice
 from typing import Any
 
-from zoom_qos.config import WAREHOUSE_CONN_ID, ZOOM_CONN_ID, default_warehouse_path, staging_url
+from zoom_qos.config import WAREHOUSE_CONN_ID, ZOOM_CONN_ID, staging_url
 from zoom_qos.hooks import ZoomVideoSdkHook
 from zoom_qos.load import Warehouse
 from zoom_qos.parsing import ParseIssues
@@ -28,6 +29,21 @@ PROGRESS_EVERY_SECONDS = 30.0
 
 class NothingToLoad(Exception):
     """The requested window lies entirely outside what Zoom still serves."""
+
+
+@contextmanager
+def _opened(warehouse: Warehouse | None) -> Iterator[Warehouse]:
+    """The given warehouse, or the configured one (disposed afterwards), with its schema ready."""
+    if warehouse is not None:
+        warehouse.ensure_schema()
+        yield warehouse
+        return
+    configured = Warehouse.from_airflow(WAREHOUSE_CONN_ID)
+    try:
+        configured.ensure_schema()
+        yield configured
+    finally:
+        configured.dispose()
 
 
 def list_sessions(
@@ -95,14 +111,11 @@ def load_batches(
     batches: Iterable[Mapping[str, Any]], warehouse: Warehouse | None = None
 ) -> dict[str, Any]:
     """Upsert every staged session into the warehouse, one transaction per session."""
-    own = warehouse is None
-    warehouse = warehouse or Warehouse.from_airflow(WAREHOUSE_CONN_ID, default_warehouse_path())
     issues = ParseIssues()
     totals = {"sessions_loaded": 0, "sessions_skipped": 0, "users_loaded": 0, "qos_rows": 0,
               "system_rows": 0}
     started = last_report = time.monotonic()
-    try:
-        warehouse.ensure_schema()
+    with _opened(warehouse) as warehouse:
         for batch in batches:
             listed = {str(s["id"]): s for s in read_jsonl(batch["sessions_uri"])}
             for record in read_jsonl(batch["qos_uri"]):
@@ -121,9 +134,6 @@ def load_batches(
                 if time.monotonic() - last_report >= PROGRESS_EVERY_SECONDS:
                     last_report = time.monotonic()
                     log.info("Loaded so far: %s", totals)
-    finally:
-        if own:
-            warehouse.dispose()
     for field, detail in issues.as_dict().items():
         log.warning("%d value(s) of %r could not be parsed and were loaded as NULL (e.g. %r)",
                     detail["count"], field, detail["example"])
@@ -155,14 +165,8 @@ def record_run(
         outcome, error = "failed", "A task failed before the load finished; see the task logs."
     row = run_row(run_id=run_id, dag_id=dag_id, started_at=started_at, listing=listing,
                   extracts=extracts, loaded=loaded or {}, outcome=outcome, error=error)
-    own = warehouse is None
-    warehouse = warehouse or Warehouse.from_airflow(WAREHOUSE_CONN_ID, default_warehouse_path())
-    try:
-        warehouse.ensure_schema()
+    with _opened(warehouse) as warehouse:
         warehouse.record_run(row)
-    finally:
-        if own:
-            warehouse.dispose()
     log.info("Run record: %s", row)
     return outcome
 

@@ -34,7 +34,7 @@ def test_sustained_rate_never_exceeds_the_limit():
     # any one-second window after the initial burst holds at most 40 requests
     for i, start in enumerate(stamps):
         if start >= 1.0:
-            assert sum(1 for s in stamps[i:] if s < start + 1.0) <= 40
+            assert sum(1 for s in stamps[i:] if s < start + 1.0 - 1e-6) <= 40  # float slack
 
 
 def test_categories_are_separate_and_minute_limits_are_per_second_rates():

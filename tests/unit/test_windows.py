@@ -31,7 +31,7 @@ def test_missing_interval_means_yesterday():
                                                                         date(2026, 11, 25))
 
 
-@pytest.mark.parametrize("from_date,to_date", [("2026-11-02", "2026-11-01"), ("20261101", None),
+@pytest.mark.parametrize("from_date,to_date", [("2026-11-02", "2026-11-01"), ("2026-13-01", None),
                                                ("nope", "2026-11-01")])
 def test_bad_params_are_clear_errors(from_date, to_date):
     with pytest.raises(ValueError, match="date|after"):
