@@ -22,7 +22,7 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 install: $(VENV)/.runtime
 install-dev: $(VENV)/.dev
 
-## Start the simulator, run the DAG over the last three days into data/warehouse.db, print counts.
+## Start the simulator, run the DAG over the last three days into data/warehouse.db (WAREHOUSE=postgres: into PostgreSQL), print counts.
 demo: $(VENV)/.runtime
 	PATH=$(CURDIR)/$(BIN):$$PATH bash include/scripts/demo.sh
 

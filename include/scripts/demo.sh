@@ -24,6 +24,17 @@ for _ in $(seq 100); do [ -s "$ready" ] && break; sleep 0.1; done
 base_url=$(cat "$ready")
 echo "    listening on $base_url"
 
+case "${WAREHOUSE:-sqlite}" in
+  sqlite) echo "==> Warehouse: SQLite (data/warehouse.db, or the zoom_qos_warehouse connection if set)" ;;
+  postgres)
+    pg_url="${DEMO_POSTGRES_URL:-postgresql://postgres@127.0.0.1:5432/zoom_qos_demo}"
+    echo "==> Warehouse: PostgreSQL ${pg_url%%\?*} (schema zoom_qos)"
+    python -m include.scripts.create_database "$pg_url"
+    export AIRFLOW_CONN_ZOOM_QOS_WAREHOUSE="${pg_url}?warehouse_schema=zoom_qos"
+    ;;
+  *) echo "WAREHOUSE must be sqlite or postgres, not '${WAREHOUSE}'"; exit 2 ;;
+esac
+
 export AIRFLOW_CONN_ZOOM_VIDEOSDK="{\"conn_type\": \"http\", \"host\": \"$base_url\", \"login\": \"demo-key\", \"password\": \"demo-secret\"}"
 from=$(date -u -d '3 days ago' +%F)
 to=$(date -u -d '1 day ago' +%F)
