@@ -70,6 +70,15 @@ class Faults:
     gone_sessions: list[str] = field(default_factory=list)
     invalid_sessions: list[str] = field(default_factory=list)
     expired_jwt_every: int = 0
+    # After this many API requests, answer the Daily-limit 429 for daily_reset_seconds, then
+    # serve normally again (a daily cap that "resets" within a test).
+    daily_limit_after: int = 0
+    daily_reset_seconds: float = 0.0
+    # Chaos: each API request misbehaves with this probability, the misbehaviour drawn from a
+    # seeded RNG among 429 (with and without headers), 5xx, truncated body, reset connection,
+    # 401/124, expired page token (requests carrying one) and a latency spike.
+    chaos_rate: float = 0.0
+    chaos_seed: int = 0
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Faults:
@@ -93,7 +102,7 @@ class Faults:
                 if not isinstance(value, bool):
                     raise ValueError(f"{f.name} must be a boolean")
                 kwargs[f.name] = value
-            elif f.name in ("latency_ms",):
+            elif f.name in ("latency_ms", "daily_reset_seconds", "chaos_rate"):
                 kwargs[f.name] = float(value)
             elif f.name == "token_ttl_seconds":
                 kwargs[f.name] = None if value is None else float(value)

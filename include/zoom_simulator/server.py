@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import email.utils
 import json
+import math
+import random
 import re
 import secrets
 import socket
@@ -18,7 +20,7 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote
@@ -191,6 +193,8 @@ class Simulator:
         self._fault_n = 0
         self._ok_n = 0
         self._expire_next_left = 0
+        self._daily_started: float | None = None
+        self._chaos = random.Random(0)
         self._tokens: dict[str, _TokenEntry] = {}
         self._limiter = RateLimiter(self.config.heavy_rate_per_second,
                                     self.config.resource_intensive_per_minute, self.config.daily_limit)
@@ -251,6 +255,8 @@ class Simulator:
             self._fault_n = 0
             self._ok_n = 0
             self._expire_next_left = new.expire_next_tokens
+            self._daily_started = None
+            self._chaos = random.Random(new.chaos_seed)
 
     def stats(self) -> dict[str, Any]:
         """Counters since the last reset, as plain JSON-able data."""
@@ -266,6 +272,7 @@ class Simulator:
                 "status_counts": {},
                 "invalid_token_errors": 0,
                 "connection_resets": 0,
+                "chaos": {},
             }
 
     def reset(self) -> None:
@@ -314,17 +321,26 @@ class Simulator:
             self._stats["requests"] += 1
             by = self._stats["by_endpoint"]
             by[endpoint] = by.get(endpoint, 0) + 1
-        if faults.reset_connection_every and n % faults.reset_connection_every == 0:
+        chaos = self._chaos_pick(faults, query)
+        if chaos == "reset" or (faults.reset_connection_every and n % faults.reset_connection_every == 0):
             with self._lock:
                 self._stats["connection_resets"] += 1
             return None
+        if chaos:
+            with self._lock:
+                self._stats["chaos"][chaos] = self._stats["chaos"].get(chaos, 0) + 1
+        if chaos == "slow":
+            time.sleep(0.2)
         if faults.latency_ms > 0:
             time.sleep(faults.latency_ms / 1000.0)
         try:
-            response = self._api_response(method, endpoint, raw_path, query, auth, n, faults)
+            response = self._chaos_response(chaos, endpoint) or self._api_response(
+                method, endpoint, raw_path, query, auth, n, faults)
         except _ApiError as exc:
             response = _error(exc.status, exc.code, exc.message)
-        if response.status == 200 and faults.truncated_body_every:
+        if response.status == 200 and chaos == "truncated":
+            response.body = response.body[: len(response.body) // 2]
+        elif response.status == 200 and faults.truncated_body_every:
             with self._lock:
                 self._ok_n += 1
                 cut = self._ok_n % faults.truncated_body_every == 0
@@ -346,6 +362,13 @@ class Simulator:
         category = HEAVY if endpoint == ENDPOINT_QOS else RESOURCE_INTENSIVE
         if faults.daily_limit_exhausted:
             return self._daily_429(category)
+        if faults.daily_limit_after and n > faults.daily_limit_after:
+            with self._lock:
+                if self._daily_started is None:
+                    self._daily_started = time.time()
+                reset_at = self._daily_started + faults.daily_reset_seconds
+            if time.time() < reset_at:
+                return self._daily_429(category, reset_at)
         if faults.qps_429_every and n % faults.qps_429_every == 0:
             return self._qps_429(Decision(False, category, "QPS", self._limit_for(category), 0, 1), faults)
         if faults.bare_429_every and n % faults.bare_429_every == 0:
@@ -378,12 +401,45 @@ class Simulator:
             "X-RateLimit-Limit": str(d.limit), "X-RateLimit-Remaining": "0", "Retry-After": retry,
         })
 
-    def _daily_429(self, category: str) -> _Response:
+    def _daily_429(self, category: str, reset_at: float | None = None) -> _Response:
+        retry_after = next_utc_midnight() if reset_at is None else datetime.fromtimestamp(
+            math.ceil(reset_at), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         return _error(429, 429, DAILY_MESSAGE, {
             "X-RateLimit-Category": category, "X-RateLimit-Type": "Daily-limit",
             "X-RateLimit-Limit": str(self.config.daily_limit), "X-RateLimit-Remaining": "0",
-            "Retry-After": next_utc_midnight(),
+            "Retry-After": retry_after,
         })
+
+    _CHAOS_KINDS = ("qps429", "bare429", "5xx", "truncated", "reset", "jwt401", "token", "slow")
+
+    def _chaos_pick(self, faults: Faults, query: str) -> str | None:
+        """Draw this request's misbehaviour (or None) from the seeded chaos RNG."""
+        if faults.chaos_rate <= 0:
+            return None
+        with self._lock:
+            if self._chaos.random() >= faults.chaos_rate:
+                return None
+            kind = self._chaos.choice(self._CHAOS_KINDS)
+        if kind == "token" and "next_page_token=" not in query:
+            return "5xx"
+        return kind
+
+    def _chaos_response(self, chaos: str | None, endpoint: str) -> _Response | None:
+        category = HEAVY if endpoint == ENDPOINT_QOS else RESOURCE_INTENSIVE
+        if chaos == "qps429":
+            return self._qps_429(Decision(False, category, "QPS", self._limit_for(category), 0, 1),
+                                 self.faults)
+        if chaos == "bare429":
+            return _error(429, 429, QPS_MESSAGE)
+        if chaos == "5xx":
+            return self._server_error(int(time.monotonic() * 1000))
+        if chaos == "jwt401":
+            return _error(401, 124, "Invalid access token.")
+        if chaos == "token":
+            with self._lock:
+                self._stats["invalid_token_errors"] += 1
+            return _error(400, 300, TOKEN_MESSAGE)
+        return None
 
     @staticmethod
     def _server_error(k: int) -> _Response:

@@ -9,8 +9,10 @@ Operators stay thin: they ask for sessions or QoS pages and get plain dicts back
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -32,7 +34,7 @@ from zoom_qos.errors import (
     ZoomDailyLimitError,
 )
 from zoom_qos.pagination import RestartingPaginator
-from zoom_qos.ratelimit import HEAVY, RESOURCE_INTENSIVE, RateLimiter
+from zoom_qos.ratelimit import HEAVY, RESOURCE_INTENSIVE, RateLimiter, RedisRateLimiter
 from zoom_qos.retry import Backoff, parse_retry_after
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,8 @@ class ZoomSettings:
     max_page_restarts: int = 3
     jwt_ttl_seconds: int = DEFAULT_TTL_SECONDS
     verify: bool | str = True
+    # Shared pacing across tasks and workers (see README, "Rate limits"); empty = per process.
+    rate_limit_redis_url: str = ""
 
     @classmethod
     def from_extra(cls, extra: Mapping[str, Any]) -> ZoomSettings:
@@ -83,6 +87,8 @@ class ZoomSettings:
                     values[key] = _to_bool(raw) if is_flag else raw
                 elif isinstance(default, bool):
                     values[key] = _to_bool(raw)
+                elif isinstance(default, str):
+                    values[key] = str(raw)
                 elif isinstance(default, int):
                     values[key] = int(raw)
                 elif isinstance(default, float):
@@ -135,7 +141,7 @@ class ZoomVideoSdkHook(HttpHook):
         self.zoom_conn_id = zoom_conn_id
         self._session: requests.Session | None = None
         self._auth: ZoomJwtAuth | None = None
-        self._limiter: RateLimiter | None = None
+        self._limiter: RateLimiter | RedisRateLimiter | None = None
         self._settings: ZoomSettings | None = None
         self._stats_lock = threading.Lock()
         self.stats = RequestStats()
@@ -183,10 +189,7 @@ class ZoomVideoSdkHook(HttpHook):
         self.base_url = host.rstrip("/")
         self._base_url_initialized = True
         self._auth = ZoomJwtAuth(conn.login or "", conn.password or "", self._settings.jwt_ttl_seconds)
-        self._limiter = RateLimiter(
-            self._settings.heavy_requests_per_second,
-            self._settings.resource_intensive_requests_per_minute,
-        )
+        self._limiter = self._make_limiter(conn.login or "")
         session = requests.Session()
         session.auth = self._auth
         session.verify = self._settings.verify
@@ -194,6 +197,17 @@ class ZoomVideoSdkHook(HttpHook):
         self._configure_session_from_mount_adapters(session)
         self._session = session
         return session
+
+    def _make_limiter(self, api_key: str) -> RateLimiter | RedisRateLimiter:
+        settings = self.settings
+        url = settings.rate_limit_redis_url or os.environ.get("ZOOM_QOS_RATE_LIMIT_REDIS_URL", "")
+        if not url:
+            return RateLimiter(settings.heavy_requests_per_second,
+                               settings.resource_intensive_requests_per_minute)
+        # Limits are per Zoom account: key the shared counters by the API key, hashed.
+        account = hashlib.sha256(api_key.encode()).hexdigest()[:16]
+        return RedisRateLimiter(url, account, settings.heavy_requests_per_second,
+                                settings.resource_intensive_requests_per_minute)
 
     def close(self) -> None:
         if self._session is not None:

@@ -2,87 +2,181 @@
 
 Thin on purpose: the hook talks to Zoom and handles tokens, pacing and retries; this operator
 walks a batch, keeps each session's users once (a user re-read after a page-token restart
-overwrites its first copy) and writes one JSON line per session to staging. XCom gets only the
-file references and counts.
+overwrites its first copy) and writes what it read to staging in small *parts* as it goes.
+Parts make the work resumable: a retried or resumed task skips the sessions already staged,
+and a daily-limit stop loses nothing. XCom gets only the folder reference and counts.
 """
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import BaseOperator, ObjectStoragePath
+from airflow.sdk.exceptions import AirflowException
 
 from zoom_qos.config import ZOOM_CONN_ID
-from zoom_qos.errors import ZoomApiError
+from zoom_qos.errors import ZoomApiError, ZoomDailyLimitError
 from zoom_qos.hooks import ZoomVideoSdkHook
 from zoom_qos.staging import read_jsonl, write_jsonl
 from zoom_qos.transform import dedupe_users
 
 PROGRESS_EVERY_SECONDS = 30.0
+PART_MAX_SESSIONS = 25
+PART_MAX_SECONDS = 30.0
+# Resume a little after the announced reset, not on the dot with every other client.
+RESUME_AFTER_RESET = timedelta(seconds=30)
+
+
+def staged_records(qos_folder: str) -> dict[str, dict[str, Any]]:
+    """Every session record staged in a batch folder, the newest part winning."""
+    folder = ObjectStoragePath(qos_folder)
+    records: dict[str, dict[str, Any]] = {}
+    if not folder.exists():
+        return records
+    for part in sorted(p for p in folder.iterdir() if p.name.startswith("part-") and
+                       p.name.endswith(".jsonl")):
+        for record in read_jsonl(part):
+            records[record["session_id"]] = record
+    return records
+
+
+def staged_stats(qos_folder: str) -> list[dict[str, Any]]:
+    folder = ObjectStoragePath(qos_folder)
+    if not folder.exists():
+        return []
+    return [json.loads(p.read_text()) for p in sorted(folder.iterdir()) if p.name.startswith("stats-")]
 
 
 class ZoomSessionQosOperator(BaseOperator):
     """Pages ``GET /videosdk/sessions/{id}/users/qos?type=past`` for each session of a batch.
 
     :param batch: a batch reference made by the listing task: ``sessions_uri`` (JSON lines of
-        session objects) and ``qos_uri`` (where to write the users).
+        session objects) and ``qos_uri`` (the folder this task fills with parts).
     :param zoom_conn_id: the Airflow connection of the Zoom Video SDK account.
+    :param defer_on_daily_limit: when Zoom's daily cap is spent, free the worker slot and resume
+        after the reset (needs a triggerer); otherwise fail with the reset time.
     """
 
     template_fields = ("batch",)
     ui_color = "#2d8cff"
 
-    def __init__(self, *, batch: Mapping[str, Any], zoom_conn_id: str = ZOOM_CONN_ID, **kwargs: Any):
+    def __init__(self, *, batch: Mapping[str, Any], zoom_conn_id: str = ZOOM_CONN_ID,
+                 defer_on_daily_limit: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.batch = batch
         self.zoom_conn_id = zoom_conn_id
+        self.defer_on_daily_limit = defer_on_daily_limit
 
     def execute(self, context: Any) -> dict[str, Any]:
+        return self._extract()
+
+    def resume_after_daily_limit(self, context: Any, event: Any = None) -> dict[str, Any]:
+        self.log.info("Zoom's daily limit has reset; resuming batch %s", self.batch.get("index"))
+        return self._extract()
+
+    def _extract(self) -> dict[str, Any]:
+        qos_folder = self.batch["qos_uri"]
+        sessions = list(read_jsonl(self.batch["sessions_uri"]))
+        done = staged_records(qos_folder)
+        todo = [s for s in sessions if str(s["id"]) not in done]
+        if done:
+            self.log.info("Resuming: %d of %d sessions were staged by an earlier attempt",
+                          len(sessions) - len(todo), len(sessions))
         hook = ZoomVideoSdkHook(self.zoom_conn_id)
-        sessions = [s for s in read_jsonl(self.batch["sessions_uri"])]
-        counts = {"sessions": 0, "sessions_gone": 0, "users": 0}
+        segment = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
         started = time.monotonic()
         try:
-            written = write_jsonl(self.batch["qos_uri"], self._records(hook, sessions, counts))
+            self._fetch(hook, todo, qos_folder, segment)
+        except ZoomDailyLimitError as limit:
+            self._save_stats(hook, qos_folder, segment, started)
+            self._park(limit)
         finally:
             hook.close()
+        self._save_stats(hook, qos_folder, segment, started)
+        return self._summary(sessions, qos_folder)
+
+    def _fetch(self, hook: ZoomVideoSdkHook, todo: list[dict[str, Any]], qos_folder: str,
+               segment: str) -> None:
+        """Read each session and stage it in parts; a part is written before anything can stop us."""
+        buffer: list[dict[str, Any]] = []
+        parts = 0
+        last_flush = last_report = time.monotonic()
+
+        def flush() -> None:
+            nonlocal buffer, parts, last_flush
+            if buffer:
+                write_jsonl(f"{qos_folder}/part-{segment}-{parts:05d}.jsonl", buffer)
+                parts += 1
+                buffer = []
+            last_flush = time.monotonic()
+
+        try:
+            for number, session in enumerate(todo, 1):
+                buffer.append(self._read_session(hook, str(session["id"])))
+                if len(buffer) >= PART_MAX_SESSIONS or time.monotonic() - last_flush >= PART_MAX_SECONDS:
+                    flush()
+                if time.monotonic() - last_report >= PROGRESS_EVERY_SECONDS:
+                    last_report = time.monotonic()
+                    self.log.info("Read %d of %d sessions (%d requests so far)", number, len(todo),
+                                  hook.stats.requests)
+        finally:
+            flush()  # whatever happens next, what was read is kept
+
+    def _read_session(self, hook: ZoomVideoSdkHook, session_id: str) -> dict[str, Any]:
+        fetched_at = datetime.now(UTC).isoformat()
+        try:
+            users = [dict(u) for u in dedupe_users(hook.iter_session_users_qos(session_id))]
+        except ZoomApiError as error:
+            if not error.session_gone or isinstance(error, ZoomDailyLimitError):
+                raise
+            self.log.warning("Session %r is listed but Zoom no longer serves it: %s",
+                             session_id, error.zoom_message)
+            return {"session_id": session_id, "status": "gone", "error": error.zoom_message,
+                    "fetched_at": fetched_at}
+        return {"session_id": session_id, "status": "ok", "users": users, "fetched_at": fetched_at}
+
+    def _park(self, limit: ZoomDailyLimitError) -> None:
+        """Stop until Zoom's daily cap resets: deferred if possible, else a clean failure."""
+        if self.defer_on_daily_limit and limit.reset_at is not None:
+            from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+
+            resume_at = limit.reset_at + RESUME_AFTER_RESET
+            self.log.warning("%s Deferring until %s.", limit, resume_at.isoformat())
+            self.defer(trigger=DateTimeTrigger(moment=resume_at), method_name="resume_after_daily_limit")
+        raise AirflowException(str(limit)) from limit
+
+    @staticmethod
+    def _save_stats(hook: ZoomVideoSdkHook, qos_folder: str, segment: str, started: float) -> None:
+        stats = {**hook.stats.as_dict(), "extract_seconds": round(time.monotonic() - started, 3)}
+        path = ObjectStoragePath(f"{qos_folder}/stats-{segment}.json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(stats))
+
+    def _summary(self, sessions: list[dict[str, Any]], qos_folder: str) -> dict[str, Any]:
+        records = staged_records(qos_folder)
+        wanted = [records.get(str(s["id"])) for s in sessions]
+        missing = [str(s["id"]) for s, r in zip(sessions, wanted, strict=True) if r is None]
+        if missing:
+            raise AirflowException(f"{len(missing)} sessions of batch {self.batch.get('index')} were not "
+                                   f"staged (first: {missing[0]!r}); retry the task.")
+        ok = [r for r in wanted if r and r["status"] == "ok"]
+        totals: dict[str, Any] = {}
+        for stats in staged_stats(qos_folder):
+            for key, value in stats.items():
+                totals[key] = round(totals.get(key, 0) + value, 3)
         result = {
             "index": self.batch.get("index"),
             "sessions_uri": self.batch["sessions_uri"],
-            "qos_uri": self.batch["qos_uri"],
-            "records": written,
-            **counts,
-            **hook.stats.as_dict(),
-            "extract_seconds": round(time.monotonic() - started, 3),
+            "qos_uri": qos_folder,
+            "sessions": len(ok),
+            "sessions_gone": len(sessions) - len(ok),
+            "users": sum(len(r["users"]) for r in ok),
+            **totals,
         }
         self.log.info("Batch %s done: %s", self.batch.get("index"), result)
         return result
-
-    def _records(
-        self, hook: ZoomVideoSdkHook, sessions: list[dict[str, Any]], counts: dict[str, int]
-    ) -> Iterator[dict[str, Any]]:
-        last_report = time.monotonic()
-        for number, session in enumerate(sessions, 1):
-            session_id = str(session["id"])
-            fetched_at = datetime.now(UTC).isoformat()
-            try:
-                users = [dict(u) for u in dedupe_users(hook.iter_session_users_qos(session_id))]
-            except ZoomApiError as error:
-                if not error.session_gone:
-                    raise
-                self.log.warning("Session %r is listed but Zoom no longer serves it: %s",
-                                 session_id, error.zoom_message)
-                counts["sessions_gone"] += 1
-                yield {"session_id": session_id, "status": "gone", "error": error.zoom_message,
-                       "fetched_at": fetched_at}
-                continue
-            counts["sessions"] += 1
-            counts["users"] += len(users)
-            yield {"session_id": session_id, "status": "ok", "users": users, "fetched_at": fetched_at}
-            if time.monotonic() - last_report >= PROGRESS_EVERY_SECONDS:
-                last_report = time.monotonic()
-                self.log.info("Read %d of %d sessions (%d users, %d requests so far)",
-                              number, len(sessions), counts["users"], hook.stats.requests)

@@ -66,3 +66,62 @@ class RateLimiter:
 
     def acquire(self, category: str) -> float:
         return self.buckets[category].acquire()
+
+
+# Generic cell rate algorithm, reservation style: every caller gets a slot and the time to wait
+# for it, atomically, from the Redis server's clock (so workers' clocks need not agree).
+# KEYS[1]: the category's key. ARGV[1]: seconds between requests. ARGV[2]: burst size.
+_GCRA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local interval = tonumber(ARGV[1])
+local tolerance = interval * (tonumber(ARGV[2]) - 1)
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local wait = tat - tolerance - now
+if wait < 0 then wait = 0 end
+local new_tat = tat + interval
+redis.call('SET', KEYS[1], string.format('%.6f', new_tat), 'PX', math.ceil((new_tat - now) * 1000) + 1000)
+return string.format('%.6f', wait)
+"""
+
+
+class RedisRateLimiter:
+    """The account's rates shared by every task, process and worker, through Redis.
+
+    Zoom counts requests per account, so pacing in each process alone would let N concurrent
+    tasks send N times the limit. Each request reserves the next free slot of its category
+    in Redis and sleeps until then; the burst allowance equals one period's quota, as Zoom's.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        account: str,
+        heavy_per_second: float,
+        resource_intensive_per_minute: float,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        import redis  # only deployments that share a limiter need the client
+
+        self._redis = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
+        self._script = self._redis.register_script(_GCRA)
+        self._sleep = sleep
+        self._prefix = f"zoom_qos:ratelimit:{account}"
+        self._params = {
+            HEAVY: (1.0 / heavy_per_second, max(1.0, heavy_per_second)),
+            RESOURCE_INTENSIVE: (60.0 / resource_intensive_per_minute,
+                                 max(1.0, resource_intensive_per_minute)),
+        }
+
+    def acquire(self, category: str) -> float:
+        interval, burst = self._params[category]
+        wait = float(self._script(keys=[f"{self._prefix}:{category}"], args=[interval, burst]))
+        if wait > 0:
+            self._sleep(wait)
+        return wait
+
+    def reset(self) -> None:
+        """Forget every reservation (tests)."""
+        for category in self._params:
+            self._redis.delete(f"{self._prefix}:{category}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -16,6 +17,7 @@ from typing import Any
 from zoom_qos.config import WAREHOUSE_CONN_ID, ZOOM_CONN_ID, staging_url
 from zoom_qos.hooks import ZoomVideoSdkHook
 from zoom_qos.load import Warehouse
+from zoom_qos.operators import staged_records
 from zoom_qos.parsing import ParseIssues
 from zoom_qos.staging import read_jsonl, run_folder, write_jsonl
 from zoom_qos.windows import available_part, batch_sizes, month_ranges, requested_window
@@ -85,13 +87,14 @@ def list_sessions(
     finally:
         hook.close()
 
-    folder = run_folder(staging or staging_url(), dag_id, run_id)
+    # A fresh folder per listing: a retried extraction resumes inside it, a re-listing starts anew.
+    folder = run_folder(staging or staging_url(), dag_id, run_id) / f"listing-{uuid.uuid4().hex[:12]}"
     ordered = iter(sorted(sessions.values(), key=lambda s: str(s["id"])))
     batches = []
     for index, size in enumerate(batch_sizes(len(sessions), int(params.get("batch_size", 100)),
                                              MAX_BATCHES)):
-        name = f"batch-{index:05d}.jsonl"
-        sessions_uri = folder / "sessions" / name
+        name = f"batch-{index:05d}"
+        sessions_uri = folder / "sessions" / f"{name}.jsonl"
         write_jsonl(sessions_uri, islice(ordered, size))
         batches.append({"index": index, "sessions_uri": str(sessions_uri),
                         "qos_uri": str(folder / "qos" / name), "sessions": size})
@@ -117,10 +120,13 @@ def load_batches(
     started = last_report = time.monotonic()
     with _opened(warehouse) as warehouse:
         for batch in batches:
-            listed = {str(s["id"]): s for s in read_jsonl(batch["sessions_uri"])}
-            for record in read_jsonl(batch["qos_uri"]):
-                session = listed.get(record["session_id"])
-                if record.get("status") != "ok" or session is None:
+            staged = staged_records(batch["qos_uri"])
+            for session in read_jsonl(batch["sessions_uri"]):
+                record = staged.get(str(session["id"]))
+                if record is None:
+                    raise RuntimeError(f"Session {session['id']!r} of batch {batch['index']} has no staged "
+                                       "QoS: its extraction did not finish. Clear extract_qos and retry.")
+                if record.get("status") != "ok":
                     totals["sessions_skipped"] += 1
                     continue
                 result = warehouse.load_session(session, record["users"], issues)

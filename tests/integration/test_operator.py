@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from include.zoom_simulator import Faults
 from zoom_qos.errors import PageRestartsExhaustedError
-from zoom_qos.operators import ZoomSessionQosOperator
-from zoom_qos.staging import read_jsonl, write_jsonl
+from zoom_qos.operators import ZoomSessionQosOperator, staged_records
+from zoom_qos.staging import write_jsonl
 from zoom_qos.transform import dedupe_users
 
 
@@ -20,8 +20,13 @@ def staged_batch(tmp_path, simulator):
     sessions_uri = (tmp_path / "sessions" / "batch-00000.jsonl").as_uri()
     write_jsonl(sessions_uri, sessions)
     batch = {"index": 0, "sessions_uri": sessions_uri,
-             "qos_uri": (tmp_path / "qos" / "batch-00000.jsonl").as_uri(), "sessions": len(sessions)}
+             "qos_uri": (tmp_path / "qos" / "batch-00000").as_uri(), "sessions": len(sessions)}
     return batch, sessions
+
+
+def pages(simulator, session_id: str) -> int:
+    """Requests needed for one session's QoS at the simulator's default page size (10)."""
+    return max(1, -(-len(simulator.dataset.users_for_session(session_id)) // 10))
 
 
 def run(batch):
@@ -31,7 +36,7 @@ def run(batch):
 def test_batch_is_staged_with_references_and_counts_only(simulator, zoom_conn, staged_batch):
     batch, sessions = staged_batch
     result = run(batch)
-    records = list(read_jsonl(batch["qos_uri"]))
+    records = list(staged_records(batch["qos_uri"]).values())
     assert [r["session_id"] for r in records] == [s["id"] for s in sessions]
     for record in records:
         assert record["status"] == "ok"
@@ -49,7 +54,7 @@ def test_token_rejections_restart_and_each_user_is_kept_once(simulator, zoom_con
     simulator.set_faults(Faults(expire_next_tokens=3))
     result = run(batch)
     assert result["token_restarts"] == 3
-    for record in read_jsonl(batch["qos_uri"]):
+    for record in staged_records(batch["qos_uri"]).values():
         users = record["users"]
         assert users == dedupe_users(users)
         assert users == simulator.dataset.users_for_session(record["session_id"])
@@ -62,7 +67,7 @@ def test_endless_token_rejection_fails_with_an_explanation_and_no_output(simulat
     simulator.set_faults(Faults(expire_page_tokens=True))
     with pytest.raises(PageRestartsExhaustedError, match="restarted 2 times"):
         run(batch)
-    assert not (tmp_path / "qos" / "batch-00000.jsonl").exists()
+    assert staged_records(batch["qos_uri"]) == {}
 
 
 def test_a_session_gone_since_listing_is_skipped_and_counted(simulator, zoom_conn, staged_batch):
@@ -71,6 +76,63 @@ def test_a_session_gone_since_listing_is_skipped_and_counted(simulator, zoom_con
     simulator.set_faults(Faults(gone_sessions=[gone], invalid_sessions=[invalid]))
     result = run(batch)
     assert result["sessions_gone"] == 2 and result["sessions"] == len(sessions) - 2
-    status = {r["session_id"]: r["status"] for r in read_jsonl(batch["qos_uri"])}
+    status = {r["session_id"]: r["status"] for r in staged_records(batch["qos_uri"]).values()}
     assert status[gone] == status[invalid] == "gone"
 
+
+
+def test_a_retried_task_does_not_fetch_finished_sessions_again(simulator, zoom_conn, staged_batch):
+    batch, sessions = staged_batch
+    # the first attempt fails part-way (a daily limit, deferral off)
+    simulator.set_faults(Faults(daily_limit_after=4, daily_reset_seconds=3600))
+    first = ZoomSessionQosOperator(task_id="extract_qos", batch=batch, defer_on_daily_limit=False)
+    with pytest.raises(Exception, match="daily request limit"):
+        first.execute(context={})
+    simulator.set_faults(Faults())
+    first_ok = len(staged_records(batch["qos_uri"]))
+    simulator.reset_stats()
+    result = run(batch)
+    assert result["sessions"] == len(sessions)
+    # only the unfinished sessions were read again
+    remaining = [s["id"] for s in sessions][first_ok:]
+    assert first_ok >= 1
+    assert simulator.stats()["by_endpoint"]["user_qos"] == sum(pages(simulator, i) for i in remaining)
+
+
+def test_resume_skips_what_an_earlier_attempt_staged(simulator, zoom_conn, staged_batch):
+    batch, sessions = staged_batch
+    run(batch)
+    simulator.reset_stats()
+    result = run(batch)  # a retry of a finished batch reads nothing from Zoom
+    assert simulator.stats()["by_endpoint"]["user_qos"] == 0
+    assert result["sessions"] == len(sessions)
+
+
+def test_daily_limit_defers_until_the_reset(simulator, zoom_conn, staged_batch):
+    from airflow.sdk.exceptions import TaskDeferred
+
+    batch, sessions = staged_batch
+    simulator.set_faults(Faults(daily_limit_after=3, daily_reset_seconds=3600))
+    with pytest.raises(TaskDeferred) as deferred:
+        run(batch)
+    assert deferred.value.method_name == "resume_after_daily_limit"
+    moment = deferred.value.trigger.moment
+    assert moment > datetime.now(UTC) + timedelta(minutes=59)
+    staged = staged_records(batch["qos_uri"])
+    assert 1 <= len(staged) < len(sessions)  # what was read before the limit is kept
+    # after the reset the task resumes where it stopped
+    simulator.set_faults(Faults())
+    simulator.reset_stats()
+    operator = ZoomSessionQosOperator(task_id="extract_qos", batch=batch)
+    result = operator.resume_after_daily_limit(context={}, event=None)
+    assert result["sessions"] == len(sessions)
+    remaining = [s["id"] for s in sessions if s["id"] not in staged]
+    assert simulator.stats()["by_endpoint"]["user_qos"] == sum(pages(simulator, i) for i in remaining)
+
+
+def test_daily_limit_without_deferral_fails_saying_when_it_resets(simulator, zoom_conn, staged_batch):
+    batch, _ = staged_batch
+    simulator.set_faults(Faults(daily_limit_exhausted=True))
+    operator = ZoomSessionQosOperator(task_id="extract_qos", batch=batch, defer_on_daily_limit=False)
+    with pytest.raises(Exception, match="daily request limit is exhausted.*resets at 20"):
+        operator.execute(context={})
