@@ -72,6 +72,8 @@ class ZoomSettings:
     verify: bool | str = True
     # Shared pacing across tasks and workers (see README, "Rate limits"); empty = per process.
     rate_limit_redis_url: str = ""
+    # Set to pseudonymize user names, IP addresses and user keys (see privacy.py); off when empty.
+    pseudonymization_key: str = ""
 
     @classmethod
     def from_extra(cls, extra: Mapping[str, Any]) -> ZoomSettings:

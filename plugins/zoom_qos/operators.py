@@ -22,6 +22,7 @@ from airflow.sdk.exceptions import AirflowException
 from zoom_qos.config import ZOOM_CONN_ID
 from zoom_qos.errors import ZoomApiError, ZoomDailyLimitError
 from zoom_qos.hooks import ZoomVideoSdkHook
+from zoom_qos.privacy import Pseudonymizer
 from zoom_qos.staging import read_jsonl, write_jsonl
 from zoom_qos.transform import dedupe_users
 
@@ -88,6 +89,8 @@ class ZoomSessionQosOperator(BaseOperator):
             self.log.info("Resuming: %d of %d sessions were staged by an earlier attempt",
                           len(sessions) - len(todo), len(sessions))
         hook = ZoomVideoSdkHook(self.zoom_conn_id)
+        key = hook.settings.pseudonymization_key
+        self._pseudonymizer = Pseudonymizer(key) if key else None
         segment = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
         started = time.monotonic()
         try:
@@ -131,6 +134,8 @@ class ZoomSessionQosOperator(BaseOperator):
         fetched_at = datetime.now(UTC).isoformat()
         try:
             users = [dict(u) for u in dedupe_users(hook.iter_session_users_qos(session_id))]
+            if self._pseudonymizer:
+                users = [self._pseudonymizer.user(u) for u in users]
         except ZoomApiError as error:
             if not error.session_gone or isinstance(error, ZoomDailyLimitError):
                 raise

@@ -53,14 +53,24 @@ class TokenBucket:
             waited += pause
 
 
+def burst_for(per_period: float) -> float:
+    """Requests allowed back to back: half of Zoom's per-period allowance.
+
+    Zoom allows a full period's quota at once; keeping half of it unused leaves slack for
+    network jitter (requests that leave evenly paced can arrive bunched), so pacing at the
+    full rate still never trips the server's own bucket.
+    """
+    return max(1.0, per_period / 2)
+
+
 class RateLimiter:
-    """One bucket per category."""
+    """One bucket per category, for the tasks of one process."""
 
     def __init__(self, heavy_per_second: float, resource_intensive_per_minute: float) -> None:
         self.buckets = {
-            HEAVY: TokenBucket(heavy_per_second, max(1.0, heavy_per_second)),
+            HEAVY: TokenBucket(heavy_per_second, burst_for(heavy_per_second)),
             RESOURCE_INTENSIVE: TokenBucket(
-                resource_intensive_per_minute / 60.0, max(1.0, resource_intensive_per_minute)
+                resource_intensive_per_minute / 60.0, burst_for(resource_intensive_per_minute)
             ),
         }
 
@@ -91,7 +101,7 @@ class RedisRateLimiter:
 
     Zoom counts requests per account, so pacing in each process alone would let N concurrent
     tasks send N times the limit. Each request reserves the next free slot of its category
-    in Redis and sleeps until then; the burst allowance equals one period's quota, as Zoom's.
+    in Redis and sleeps until then.
     """
 
     def __init__(
@@ -109,9 +119,9 @@ class RedisRateLimiter:
         self._sleep = sleep
         self._prefix = f"zoom_qos:ratelimit:{account}"
         self._params = {
-            HEAVY: (1.0 / heavy_per_second, max(1.0, heavy_per_second)),
+            HEAVY: (1.0 / heavy_per_second, burst_for(heavy_per_second)),
             RESOURCE_INTENSIVE: (60.0 / resource_intensive_per_minute,
-                                 max(1.0, resource_intensive_per_minute)),
+                                 burst_for(resource_intensive_per_minute)),
         }
 
     def acquire(self, category: str) -> float:

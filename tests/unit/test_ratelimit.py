@@ -41,4 +41,4 @@ def test_categories_are_separate_and_minute_limits_are_per_second_rates():
     limiter = RateLimiter(heavy_per_second=40, resource_intensive_per_minute=20)
     assert limiter.buckets[HEAVY].rate == 40
     assert abs(limiter.buckets[RESOURCE_INTENSIVE].rate - 20 / 60) < 1e-12
-    assert limiter.buckets[RESOURCE_INTENSIVE].capacity == 20
+    assert limiter.buckets[RESOURCE_INTENSIVE].capacity == 10  # half the minute's quota as burst

@@ -1,0 +1,91 @@
+"""Pacing shared by every task through Redis keeps the whole account under its limit."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from include.zoom_simulator import Simulator, SimulatorConfig
+from tests.conftest import API_KEY, API_SECRET, zoom_connection_json
+from zoom_qos.hooks import ZoomVideoSdkHook
+from zoom_qos.ratelimit import HEAVY, RedisRateLimiter
+
+REDIS_URL = os.environ.get("ZOOM_QOS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture
+def redis_url():
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as error:
+        if os.environ.get("ZOOM_QOS_REQUIRE_REDIS") == "1":
+            pytest.fail(f"Redis required (ZOOM_QOS_REQUIRE_REDIS=1), not reachable at {REDIS_URL}: {error}")
+        pytest.skip(f"Redis not reachable at {REDIS_URL}: {error}")
+    return REDIS_URL
+
+
+def test_limiters_in_different_tasks_share_one_budget(redis_url):
+    account = uuid.uuid4().hex[:12]
+    limiters = [RedisRateLimiter(redis_url, account, heavy_per_second=10, resource_intensive_per_minute=20)
+                for _ in range(3)]
+    stamps: list[float] = []
+    lock = threading.Lock()
+
+    def worker(limiter):
+        for _ in range(10):
+            asked = time.monotonic()
+            slot = asked + limiter.acquire(HEAVY)  # the reserved slot, not when sleep() woke up
+            with lock:
+                stamps.append(slot)
+
+    threads = [threading.Thread(target=worker, args=(limiter,)) for limiter in limiters]
+    start = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # 30 requests at 10/s with a burst of 5: at least 2.5 seconds, whatever the task count
+    assert time.monotonic() - start >= 2.4
+    stamps.sort()
+    late = [s for s in stamps if s - start >= 1.0]
+    for i, first in enumerate(late):
+        assert sum(1 for s in late[i:] if s < first + 1.0 - 1e-3) <= 10
+
+
+def test_other_accounts_are_not_slowed(redis_url):
+    a = RedisRateLimiter(redis_url, uuid.uuid4().hex[:12], 5, 20)
+    b = RedisRateLimiter(redis_url, uuid.uuid4().hex[:12], 5, 20)
+    for _ in range(3):
+        a.acquire(HEAVY)
+    assert b.acquire(HEAVY) == 0.0
+
+
+def test_concurrent_tasks_stay_under_the_account_limit_without_429s(redis_url, monkeypatch):
+    config = SimulatorConfig(api_key=API_KEY, api_secret=API_SECRET, seed=3, sessions_per_day=12,
+                             heavy_rate_per_second=10)
+    with Simulator(config, host="127.0.0.1", port=0) as sim:
+        monkeypatch.setenv("AIRFLOW_CONN_ZOOM_VIDEOSDK", zoom_connection_json(
+            sim.base_url, heavy_requests_per_second=10, rate_limit_redis_url=redis_url))
+        day = sim.dataset.now.date() - timedelta(days=2)
+        ids = [s["id"] for s in sim.dataset.sessions_for_day(day) if s.get("end_time")]
+        hooks = [ZoomVideoSdkHook() for _ in range(3)]  # three tasks of one account
+
+        def task(hook):
+            for session_id in ids:
+                list(hook.iter_session_users_qos(session_id))
+
+        threads = [threading.Thread(target=task, args=(hook,)) for hook in hooks]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        stats = sim.stats()
+        assert stats["status_counts"].get("429", 0) == 0, stats
+        assert sum(h.stats.requests for h in hooks) >= 3 * len(ids) > 10
