@@ -74,6 +74,8 @@ class ZoomSettings:
     rate_limit_redis_url: str = ""
     # Set to pseudonymize user names, IP addresses and user keys (see privacy.py); off when empty.
     pseudonymization_key: str = ""
+    # After Zoom's daily cap resets, wait this long before resuming (not on the dot with everyone).
+    daily_limit_resume_delay_seconds: float = 30.0
 
     @classmethod
     def from_extra(cls, extra: Mapping[str, Any]) -> ZoomSettings:

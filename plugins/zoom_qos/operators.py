@@ -29,8 +29,6 @@ from zoom_qos.transform import dedupe_users
 PROGRESS_EVERY_SECONDS = 30.0
 PART_MAX_SESSIONS = 25
 PART_MAX_SECONDS = 30.0
-# Resume a little after the announced reset, not on the dot with every other client.
-RESUME_AFTER_RESET = timedelta(seconds=30)
 
 
 def staged_records(qos_folder: str) -> dict[str, dict[str, Any]]:
@@ -97,7 +95,7 @@ class ZoomSessionQosOperator(BaseOperator):
             self._fetch(hook, todo, qos_folder, segment)
         except ZoomDailyLimitError as limit:
             self._save_stats(hook, qos_folder, segment, started)
-            self._park(limit)
+            self._park(limit, timedelta(seconds=hook.settings.daily_limit_resume_delay_seconds))
         finally:
             hook.close()
         self._save_stats(hook, qos_folder, segment, started)
@@ -145,12 +143,12 @@ class ZoomSessionQosOperator(BaseOperator):
                     "fetched_at": fetched_at}
         return {"session_id": session_id, "status": "ok", "users": users, "fetched_at": fetched_at}
 
-    def _park(self, limit: ZoomDailyLimitError) -> None:
+    def _park(self, limit: ZoomDailyLimitError, delay: timedelta) -> None:
         """Stop until Zoom's daily cap resets: deferred if possible, else a clean failure."""
         if self.defer_on_daily_limit and limit.reset_at is not None:
             from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 
-            resume_at = limit.reset_at + RESUME_AFTER_RESET
+            resume_at = limit.reset_at + delay
             self.log.warning("%s Deferring until %s.", limit, resume_at.isoformat())
             self.defer(trigger=DateTimeTrigger(moment=resume_at), method_name="resume_after_daily_limit")
         raise AirflowException(str(limit)) from limit

@@ -1,0 +1,3 @@
+"""Fixtures of the integration tests."""
+
+from tests.integration.dagrun import world  # noqa: F401  (a fixture)
