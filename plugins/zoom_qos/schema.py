@@ -4,36 +4,38 @@ Table and column names, keys, types and units are the public interface documente
 ``/work/shared/WAREHOUSE.md``; BI tools show the ``comment=`` texts. Tables are declared
 without a schema so the same objects serve SQLite (main database) and PostgreSQL, where the
 configured schema is applied at run time via ``schema_translate_map={None: schema}``.
+
+This module declares the schema at the *current* migration head. The database itself is
+created and upgraded only by the Alembic revisions in ``zoom_qos.migrations`` (each one a frozen
+snapshot written by hand); ``tests/unit/test_migrations.py`` checks that upgrading to head
+yields exactly these declarations. Change both together: a new revision, and this file.
 """
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
     "METADATA",
+    "QOS_THRESHOLD_DEFAULTS",
     "TABLES",
     "UtcDateTime",
-    "create_all",
     "pipeline_runs",
+    "qos_thresholds",
     "raw_session_users",
     "raw_sessions",
+    "schema_objects",
     "session_users",
     "sessions",
     "user_qos",
     "user_system_qos",
 ]
-
-log = logging.getLogger(__name__)
-
 
 class UtcDateTime(TypeDecorator[datetime]):
     """Timestamp that is always aware UTC in Python and UTC in the database.
@@ -279,10 +281,51 @@ pipeline_runs = sa.Table(
     sa.Column(
         "recorded_at", UtcDateTime(), nullable=False, comment="When this record was last written (UTC)."
     ),
+    # Added by revision 0002_quality.
+    sa.Column(
+        "dq_findings",
+        _json(),
+        nullable=True,
+        comment="Data-quality checks of this run's loaded sessions: the findings of each check (JSON).",
+    ),
+    _int("dq_hard_violations", "Data-quality findings that fail the run (hard rules); NULL if not checked."),
     comment="One row per pipeline run: what it loaded, what it cost, how it ended.",
 )
 
-#: All tables, in the order a session load writes them.
+#: Zoom's published network guidance; a QoS sample is "poor" when any limit is exceeded.
+#: Seeded by revision 0002_quality (which keeps its own frozen copy of these numbers).
+QOS_THRESHOLD_DEFAULTS: dict[str, float] = {"latency_ms": 150.0, "jitter_ms": 40.0, "loss_pct": 2.0}
+
+qos_thresholds = sa.Table(
+    "qos_thresholds",
+    METADATA,
+    sa.Column(
+        "media_type",
+        sa.Text(),
+        primary_key=True,
+        comment="audio, video or screen_share (the media of a user_qos stream).",
+    ),
+    sa.Column("latency_ms", sa.Double(), nullable=False, comment="Latency above this (ms) is poor."),
+    sa.Column("jitter_ms", sa.Double(), nullable=False, comment="Jitter above this (ms) is poor."),
+    sa.Column(
+        "loss_pct", sa.Double(), nullable=False, comment="Packet loss above this (percent) is poor."
+    ),
+    _text("note", "Where the limits come from."),
+    comment="QoS limits per media type; a sample exceeding any of them counts as poor. Editable.",
+)
+
+schema_objects = sa.Table(
+    "schema_objects",
+    METADATA,
+    sa.Column("name", sa.Text(), primary_key=True, comment="Name of a managed view (without schema)."),
+    sa.Column(
+        "checksum", sa.Text(), nullable=False, comment="sha256 of the definition the view was created from."
+    ),
+    comment="Bookkeeping for repeatable objects (BI views): recreated when their definition changes.",
+)
+
+#: The data tables, in the order a session load writes them, then the run record. The
+#: reference/bookkeeping tables (``qos_thresholds``, ``schema_objects``) are in METADATA only.
 TABLES: tuple[sa.Table, ...] = (
     sessions,
     raw_sessions,
@@ -292,51 +335,6 @@ TABLES: tuple[sa.Table, ...] = (
     user_system_qos,
     pipeline_runs,
 )
-
-# SQLSTATEs PostgreSQL raises when two processes create the same object at once.
-_DUPLICATE_SQLSTATES = frozenset({"23505", "42P06", "42P07", "42710"})
-_CREATE_LOCK_KEY = 0x5A6F6F6D514F53  # "ZoomQOS": serialises concurrent create_all calls
-
-
-def _is_duplicate_race(error: sa_exc.DBAPIError) -> bool:
-    orig = error.orig
-    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-    return code in _DUPLICATE_SQLSTATES
-
-
-def _create(conn: Connection, schema: str | None) -> None:
-    if conn.dialect.name == "postgresql":
-        # A transaction-scoped lock makes concurrent creators wait for each other instead
-        # of racing on the catalog; the retry below covers creators that don't take it.
-        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_CREATE_LOCK_KEY)))
-        if schema:
-            quoted = conn.dialect.identifier_preparer.quote_schema(schema)
-            conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {quoted}")
-        conn = conn.execution_options(schema_translate_map={None: schema})
-    METADATA.create_all(conn, checkfirst=True)
-
-
-def create_all(engine: Engine, schema: str | None = "zoom_qos") -> None:
-    """Create the PostgreSQL schema (if missing) and every table and index; idempotent.
-
-    ``schema`` is ignored on SQLite. Two processes starting at once (parallel Airflow
-    tasks) may both try to create the same object; the loser's duplicate-object error is
-    caught and the whole step retried once, by which time the objects exist.
-    """
-    for attempt in (1, 2):
-        try:
-            with engine.connect() as conn:
-                # Honoured by Warehouse's SQLite hook: take the write lock up front, since a
-                # deferred transaction that reads the catalog and then writes fails at once
-                # with "database is locked" when another creator got there first.
-                conn = conn.execution_options(sqlite_immediate=True)
-                with conn.begin():
-                    _create(conn, schema)
-            return
-        except (sa_exc.IntegrityError, sa_exc.ProgrammingError) as error:
-            if attempt == 2 or engine.dialect.name != "postgresql" or not _is_duplicate_race(error):
-                raise
-            log.info("Concurrent schema creation detected; retrying once.")
 
 
 def utcnow() -> datetime:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import threading
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -19,6 +17,7 @@ from sqlalchemy.engine import URL
 
 from zoom_qos import schema as s
 from zoom_qos.load import (
+    LoadSummary,
     SessionLoadResult,
     Warehouse,
     advisory_lock_key,
@@ -27,51 +26,15 @@ from zoom_qos.load import (
 )
 from zoom_qos.parsing import ParseIssues
 
-PG_ADMIN_URL = URL.create(
-    "postgresql+psycopg", username="postgres", host="127.0.0.1", port=5432, database="postgres"
-)
+# Fixtures pg_database (fresh PostgreSQL database) and warehouse_url (sqlite / postgresql).
+pytest_plugins = ("tests.warehouse_fixtures",)
+
 SID = "sfk/aOFJSJSYhGwk1hnxgw=="
 SID2 = "/leading//slash+=="
 T0 = datetime(2025, 3, 1, 10, tzinfo=UTC)
 
 
 # --------------------------------------------------------------------------- fixtures
-def _pg_admin_engine() -> sa.Engine:
-    engine = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
-    try:
-        with engine.connect() as conn:
-            conn.execute(sa.text("select 1"))
-    except Exception as error:  # noqa: BLE001 - any failure means "no server"
-        engine.dispose()
-        message = f"PostgreSQL not reachable at 127.0.0.1:5432: {type(error).__name__}: {str(error)[:200]}"
-        if os.environ.get("ZOOM_QOS_REQUIRE_POSTGRES") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    return engine
-
-
-@pytest.fixture()
-def pg_database() -> Iterator[URL]:
-    """A fresh, empty PostgreSQL database, dropped afterwards."""
-    admin = _pg_admin_engine()
-    name = f"zoomqos_test_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield PG_ADMIN_URL.set(database=name)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def warehouse_url(request: pytest.FixtureRequest, tmp_path: Path) -> URL:
-    if request.param == "sqlite":
-        return URL.create("sqlite", database=str(tmp_path / "warehouse.db"))
-    return request.getfixturevalue("pg_database")
-
-
 @pytest.fixture()
 def warehouse(warehouse_url: URL) -> Iterator[Warehouse]:
     wh = Warehouse(warehouse_url)
@@ -307,14 +270,14 @@ def test_reread_with_fewer_users_leaves_new_set(warehouse: Warehouse) -> None:
 def test_failure_mid_load_keeps_old_rows(warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch) -> None:
     warehouse.load_session(make_session(), [make_user("u1"), make_user("u2")], ParseIssues())
     before = snapshot(warehouse)
-    original = Warehouse._insert
+    original = Warehouse._replace_rows
 
-    def failing_insert(self: Warehouse, conn: Any, table: sa.Table, rows: Any) -> None:
+    def failing_replace(self: Warehouse, conn: Any, table: sa.Table, *args: Any) -> None:
         if table is s.user_qos:
             raise RuntimeError("boom during child insert")
-        original(self, conn, table, rows)
+        original(self, conn, table, *args)
 
-    monkeypatch.setattr(Warehouse, "_insert", failing_insert)
+    monkeypatch.setattr(Warehouse, "_replace_rows", failing_replace)
     issues = ParseIssues()
     with pytest.raises(RuntimeError, match="boom"):
         warehouse.load_session(make_session(session_name="new"), [make_user("u3")], issues)
@@ -373,6 +336,133 @@ def test_odd_text_survives(warehouse: Warehouse) -> None:
     assert su["user_name"] == "nulbyte ☃" and su["location"] == "\\u0000 literal"
     payload = table_contents(warehouse, s.raw_session_users)[0]["payload"]
     assert payload["location"] == "\\u0000 literal" and payload["name"] == "nul\ufffdbyte ☃"
+
+
+# --------------------------------------------------------------------------- bulk loads
+def _users(n: int, tag: str = "") -> list[dict[str, Any]]:
+    return [make_user(f"u{i}{tag}", join=f"2025-03-01T10:00:{i:02d}Z") for i in range(n)]
+
+
+def _session_ids(n: int) -> list[str]:
+    return [f"bulk/{i:03d}+=" for i in range(n)]
+
+
+def test_load_sessions_groups_rows_and_summarises(warehouse: Warehouse) -> None:
+    ids = _session_ids(5)
+    items = [(make_session(sid), _users(i + 1)) for i, sid in enumerate(ids)]
+    items.insert(2, (make_session("unkeyable", start_time=None), _users(1)))
+    issues = ParseIssues()
+    # rows per session: 2 + users * (1 raw + 1 user + 3 qos + 1 system) = 2 + 6 * users
+    summary = warehouse.load_sessions(iter(items), issues, max_rows_per_transaction=22)
+    assert summary == LoadSummary(
+        sessions_loaded=5,
+        sessions_skipped=1,
+        users=15,
+        qos_rows=45,
+        system_rows=15,
+        session_ids=ids,
+        transactions=4,  # sizes [8, 14] [20] [26, over the limit: alone] [32: alone]
+    )
+    assert issues.counts == {"bitrate": 15, "start_time": 1}
+    counts = warehouse.count_rows()
+    assert (counts["sessions"], counts["session_users"], counts["user_qos"]) == (5, 15, 45)
+
+    one_big = warehouse.load_sessions(iter(items), ParseIssues(), max_rows_per_transaction=10_000)
+    assert one_big.transactions == 1 and one_big.session_ids == ids
+
+
+def test_load_sessions_same_session_twice_last_wins(warehouse: Warehouse) -> None:
+    items = [
+        (make_session(SID, session_name="first"), _users(3)),
+        (make_session(SID2), _users(1)),
+        (make_session(SID, session_name="second"), _users(1, tag="x")),
+    ]
+    summary = warehouse.load_sessions(items, ParseIssues())
+    assert summary.sessions_loaded == 3 and summary.session_ids == [SID, SID2]
+    assert summary.transactions == 2  # the repeat starts a new transaction
+    snap = snapshot(warehouse)
+    assert [r["session_name"] for r in snap["sessions"] if r["session_id"] == SID] == ["second"]
+    assert [r["user_id"] for r in snap["session_users"] if r["session_id"] == SID] == ["u0x"]
+
+
+def test_load_sessions_group_shrinks_and_grows(warehouse: Warehouse) -> None:
+    warehouse.load_sessions([(make_session(SID), _users(4)), (make_session(SID2), _users(1))], ParseIssues())
+    shrunk = [_users(4)[1], _users(4)[3]]
+    shrunk[0]["user_qos"] = shrunk[0]["user_qos"][:1]
+    warehouse.load_sessions([(make_session(SID), shrunk), (make_session(SID2), _users(3))], ParseIssues())
+
+    expected = Warehouse(URL.create("sqlite", database=":memory:"))
+    expected.ensure_schema()
+    expected.load_sessions([(make_session(SID), shrunk), (make_session(SID2), _users(3))], ParseIssues())
+    assert snapshot(warehouse) == snapshot(expected)
+    assert warehouse.count_rows()["session_users"] == 5
+    expected.dispose()
+
+
+def test_load_sessions_failure_keeps_committed_groups(
+    warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = _session_ids(4)
+    warehouse.load_sessions([(make_session(sid), _users(2)) for sid in ids], ParseIssues())
+    before = snapshot(warehouse)
+    original = Warehouse._write_group
+    calls = []
+
+    def failing_second_group(self: Warehouse, group: Any) -> None:
+        calls.append([p.session_id for p in group])
+        if len(calls) == 2:
+            original(self, group[:1])  # commits a transaction of its own, then...
+            raise RuntimeError("crash in group 2")
+        original(self, group)
+
+    monkeypatch.setattr(Warehouse, "_write_group", failing_second_group)
+    issues = ParseIssues()
+    new_items = [(make_session(sid, session_name="new"), _users(1, tag="n")) for sid in ids]
+    with pytest.raises(RuntimeError, match="group 2"):
+        # 2 + 6 rows per session: groups of two sessions
+        warehouse.load_sessions(new_items, issues, max_rows_per_transaction=16)
+    assert calls == [ids[:2], ids[2:]]
+    after = snapshot(warehouse)
+    names = {r["session_id"]: r["session_name"] for r in after["sessions"]}
+    assert names == {ids[0]: "new", ids[1]: "new", ids[2]: "new", ids[3]: "Standup"}
+    for table, rows in after.items():
+        old_rows = [r for r in before[table] if r["session_id"] == ids[3]]
+        assert [r for r in rows if r["session_id"] == ids[3]] == old_rows, table
+    assert issues.counts == {"bitrate": 2}  # only the committed first group was counted
+
+
+def test_load_sessions_rejects_bad_limit(warehouse: Warehouse) -> None:
+    with pytest.raises(ValueError, match="max_rows_per_transaction"):
+        warehouse.load_sessions([], ParseIssues(), max_rows_per_transaction=0)
+    assert warehouse.load_sessions([], ParseIssues()) == LoadSummary()
+
+
+@pytest.mark.postgres
+def test_sqlite_and_postgres_load_identically(pg_database: URL, tmp_path: Path) -> None:
+    odd = make_user(
+        "odd\tab\t",
+        name="tab\there\nnewline ☃ \\N",
+        location="\\u0000 literal",
+        join="2025-03-01T05:00:05.123456-05:00",
+        user_qos=[{"date_time": "2025-03-01T10:01:00.5Z", "audio_input": {"bitrate": 1.5e3}}],
+    )
+    items = [
+        (make_session(SID, session_name="a\tb", duration=None), [make_user("u1"), odd]),
+        (make_session(SID2, user_count="x", has_video="maybe"), _users(3)),
+        (make_session("empty"), []),
+    ]
+    results = {}
+    for name, url in (("sqlite", URL.create("sqlite", database=str(tmp_path / "w.db"))), ("pg", pg_database)):
+        wh = Warehouse(url)
+        wh.ensure_schema()
+        issues = ParseIssues()
+        summary = wh.load_sessions(items, issues, max_rows_per_transaction=25)
+        wh.load_sessions(items[:1], ParseIssues())  # a re-load changes nothing
+        results[name] = (summary, issues.as_dict(), snapshot(wh))
+        wh.dispose()
+    assert results["sqlite"] == results["pg"]
+    users = results["pg"][2]["session_users"]
+    assert "tab\there\nnewline ☃ \\N" in [u["user_name"] for u in users]
 
 
 def test_concurrent_loads_of_same_session(warehouse_url: URL) -> None:
@@ -435,11 +525,13 @@ def test_postgres_uses_schema_with_comments_and_indexes(pg_database: URL) -> Non
     with wh.engine.connect() as conn:
         tables = conn.execute(
             sa.text(
-                "select table_schema, table_name from information_schema.tables where table_schema <> ALL(:x)"
+                "select table_schema, table_name from information_schema.tables "
+                "where table_schema <> ALL(:x) and table_type = 'BASE TABLE'"
             ),
             {"x": ["pg_catalog", "information_schema"]},
         ).all()
-        assert sorted(tables) == sorted(("zoom_qos", t.name) for t in s.TABLES)
+        expected = {t.name for t in s.METADATA.sorted_tables} | {"alembic_version"}
+        assert sorted(tables) == sorted(("zoom_qos", name) for name in expected)
         types = dict(
             conn.execute(
                 sa.text(
