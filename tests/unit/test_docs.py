@@ -1,0 +1,62 @@
+"""docs/warehouse.md is generated from the schema and views, and every column is described."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from include.scripts import generate_warehouse_docs as gen
+from zoom_qos import schema
+from zoom_qos.views import VIEWS
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs" / "warehouse.md"
+
+#: The tables WAREHOUSE.md names (the public contract) plus the run record it requires.
+CONTRACT_TABLES = ("sessions", "session_users", "user_qos", "user_system_qos", "pipeline_runs")
+
+
+def test_committed_docs_match_the_generated_text() -> None:
+    assert DOCS.read_text(encoding="utf-8") == gen.render(), (
+        "docs/warehouse.md is out of date: run `python -m include.scripts.generate_warehouse_docs`"
+    )
+
+
+@pytest.mark.parametrize("name", CONTRACT_TABLES)
+def test_every_contract_column_has_a_comment(name: str) -> None:
+    table = schema.METADATA.tables[name]
+    assert (table.comment or "").strip(), name
+    missing = [c.name for c in table.columns if not (c.comment or "").strip()]
+    assert not missing, f"{name}: columns without comment: {missing}"
+
+
+def test_every_table_and_view_is_documented() -> None:
+    text = gen.render()
+    for table in schema.METADATA.tables.values():
+        assert (table.comment or "").strip(), table.name
+        assert f"### `{table.name}`" in text
+        for column in table.columns:
+            assert (column.comment or "").strip(), f"{table.name}.{column.name}"
+            assert f"| `{column.name}`" in text
+    for view in VIEWS:
+        assert f"### `{view.name}`" in text
+        assert view.comment.strip() and all(t.strip() for t in view.columns.values()), view.name
+    assert "UPDATE zoom_qos.qos_thresholds" in text
+    for row in ("| latency | 150 ms |", "| jitter | 40 ms |", "| average packet loss | 2 % |"):
+        assert row in text
+
+
+def test_check_flag_exit_codes(tmp_path: Path) -> None:
+    target = tmp_path / "warehouse.md"
+    command = [sys.executable, "-m", "include.scripts.generate_warehouse_docs", "--output", str(target)]
+    assert subprocess.run([*command, "--check"], cwd=ROOT, capture_output=True).returncode == 1  # missing
+    written = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    assert written.returncode == 0, written.stderr
+    assert target.read_text(encoding="utf-8") == gen.render()
+    assert subprocess.run([*command, "--check"], cwd=ROOT, capture_output=True).returncode == 0
+    target.write_text(gen.render() + "edited by hand\n", encoding="utf-8")
+    stale = subprocess.run([*command, "--check"], cwd=ROOT, capture_output=True, text=True)
+    assert stale.returncode == 1 and "out of date" in stale.stderr
