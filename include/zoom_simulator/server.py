@@ -322,13 +322,13 @@ class Simulator:
             by = self._stats["by_endpoint"]
             by[endpoint] = by.get(endpoint, 0) + 1
         chaos = self._chaos_pick(faults, query)
+        if chaos:
+            with self._lock:
+                self._stats["chaos"][chaos] = self._stats["chaos"].get(chaos, 0) + 1
         if chaos == "reset" or (faults.reset_connection_every and n % faults.reset_connection_every == 0):
             with self._lock:
                 self._stats["connection_resets"] += 1
             return None
-        if chaos:
-            with self._lock:
-                self._stats["chaos"][chaos] = self._stats["chaos"].get(chaos, 0) + 1
         if chaos == "slow":
             time.sleep(0.2)
         if faults.latency_ms > 0:

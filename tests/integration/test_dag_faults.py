@@ -1,0 +1,117 @@
+"""The whole DAG under faults: chaos, Zoom's daily limit, and secrets that must not leak."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from include.zoom_simulator import Faults
+from tests.conftest import API_SECRET, zoom_connection_json
+from tests.integration.dagrun import dags_test, sqlite_conn, warehouse_rows
+from tests.warehouse_fixtures import create_pg_database, drop_pg_database, pg_admin_engine
+
+pytestmark = pytest.mark.e2e
+JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
+
+
+def window(sim, first: int, last: int) -> str:
+    today = sim.dataset.now.date()
+    return json.dumps({"from_date": (today - timedelta(days=first)).isoformat(),
+                       "to_date": (today - timedelta(days=last)).isoformat()})
+
+
+def test_chaos_run_ends_identical_to_the_fault_free_run(world, tmp_path):
+    sim, env, _ = world
+    params = window(sim, 6, 2)
+    fast = zoom_connection_json(sim.base_url, backoff_base_seconds=0.05, qos_page_size=2)
+    sim.set_faults(Faults())
+    dags_test(env, "-c", params, AIRFLOW_CONN_ZOOM_QOS_WAREHOUSE=sqlite_conn(tmp_path / "clean.db"),
+              AIRFLOW_CONN_ZOOM_VIDEOSDK=fast)
+    sim.reset_stats()
+    sim.set_faults(Faults(chaos_rate=0.10, chaos_seed=20261126))
+    try:
+        dags_test(env, "-c", params, AIRFLOW_CONN_ZOOM_QOS_WAREHOUSE=sqlite_conn(tmp_path / "chaos.db"),
+                  AIRFLOW_CONN_ZOOM_VIDEOSDK=fast)
+    finally:
+        sim.set_faults(Faults())
+    chaos = sim.stats()["chaos"]
+    assert sum(chaos.values()) >= 10 and len(chaos) >= 5, chaos  # a real mix of faults happened
+    clean, noisy = warehouse_rows(tmp_path / "clean.db"), warehouse_rows(tmp_path / "chaos.db")
+    assert all(clean[name] for name in clean)
+    assert noisy == clean
+
+
+def test_daily_limit_parks_the_task_and_resumes_after_the_reset(world, tmp_path):
+    sim, env, _ = world
+    params = window(sim, 3, 3)
+    db = tmp_path / "daily.db"
+    sim.set_faults(Faults(daily_limit_after=4, daily_reset_seconds=3))
+    try:
+        output = dags_test(env, "-c", params, AIRFLOW_CONN_ZOOM_QOS_WAREHOUSE=sqlite_conn(db),
+                           AIRFLOW_CONN_ZOOM_VIDEOSDK=zoom_connection_json(
+                               sim.base_url, daily_limit_resume_delay_seconds=1))
+    finally:
+        sim.set_faults(Faults())
+    assert "Deferring until" in output and "daily limit has reset; resuming" in output
+    day = sim.dataset.now.date() - timedelta(days=3)
+    expected = {(r["session_id"],) for r in sim.dataset.expected_rows(day, day)["sessions"]}
+    assert set(warehouse_rows(db)["sessions"]) == expected
+
+
+@pytest.fixture
+def postgres_warehouse():
+    admin = pg_admin_engine()
+    url = create_pg_database(admin)
+    yield url
+    drop_pg_database(admin, url)
+    admin.dispose()
+
+
+def test_no_secret_reaches_logs_xcom_staging_or_the_warehouse(world, tmp_path, postgres_warehouse):
+    sim, env, _ = world
+    db_password = "Pg-Pass-7c1e9a"  # trust auth accepts it; it must still never be shown
+    pseudo_key = "pseudo-key-5b8d2f0e44"
+    warehouse = json.dumps({"conn_type": "postgres", "host": "127.0.0.1", "port": 5432,
+                            "login": "postgres", "password": db_password,
+                            "schema": postgres_warehouse.database})
+    staging = tmp_path / "staging"
+    output = dags_test(env, "-c", window(sim, 2, 2), AIRFLOW_CONN_ZOOM_QOS_WAREHOUSE=warehouse,
+                       ZOOM_QOS_STAGING_URL=staging.as_uri(),
+                       AIRFLOW_CONN_ZOOM_VIDEOSDK=zoom_connection_json(
+                           sim.base_url, pseudonymization_key=pseudo_key))
+    secrets = [API_SECRET, db_password, pseudo_key]
+
+    def leaks(text: str) -> list[str]:
+        return [s for s in secrets if s in text] + JWT.findall(text)
+
+    assert leaks(output) == []
+    # task log files, if the executor wrote any
+    for log in Path(env["AIRFLOW_HOME"]).glob("logs/**/*"):
+        if log.is_file():
+            assert leaks(log.read_text(errors="replace")) == [], log
+    # XCom values in the metadata database
+    meta = sqlite3.connect(Path(env["AIRFLOW_HOME"]) / "airflow.db")
+    xcoms = " ".join(str(v) for (v,) in meta.execute("SELECT value FROM xcom"))
+    meta.close()
+    assert xcoms and leaks(xcoms) == []
+    # staging files
+    staged = " ".join(p.read_text() for p in staging.rglob("*") if p.is_file())
+    assert staged and leaks(staged) == []
+    # every text the warehouse holds, raw layer and run record included
+    engine = sa.create_engine(postgres_warehouse)
+    with engine.connect() as conn:
+        dump = " ".join(
+            str(row) for table in ("sessions", "session_users", "raw_sessions", "raw_session_users",
+                                   "pipeline_runs")
+            for row in conn.execute(sa.text(f"SELECT * FROM zoom_qos.{table}")))
+        names = [n for (n,) in conn.execute(sa.text("SELECT user_name FROM zoom_qos.session_users"))]
+    engine.dispose()
+    assert dump and leaks(dump) == []
+    # pseudonymization was on: no real user name reached the warehouse
+    assert names and all(n is None or n.startswith("pseudo:") for n in names)
