@@ -39,6 +39,8 @@ DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
                                description="Days before the interval read again."),
         "batch_size": Param(100, type="integer", minimum=1,
                             description="Sessions per mapped extraction task."),
+        "dq_hard_checks": Param(["orphan_rows"], type="array", items={"type": "string"},
+                                description="Data-quality checks whose violations fail the run."),
     },
     tags=["zoom", "qos", "videosdk"],
     doc_md=__doc__,
@@ -62,8 +64,8 @@ def zoom_videosdk_qos():
     extracted = ZoomSessionQosOperator.partial(task_id="extract_qos").expand(batch=batches)
 
     @task(trigger_rule="none_failed_min_one_success")
-    def load_warehouse(batches: list[dict]) -> dict:
-        return tasks.load_batches(batches)
+    def load_warehouse(batches: list[dict], **context) -> dict:
+        return tasks.load_batches(batches, hard_checks=context["params"]["dq_hard_checks"])
 
     loaded = load_warehouse(batches)
     extracted >> loaded
@@ -79,7 +81,8 @@ def zoom_videosdk_qos():
             loaded=ti.xcom_pull(task_ids="load_warehouse"),
         )
         if outcome == "failed":
-            raise AirflowFailException("A task of this run failed; its record was saved as 'failed'.")
+            raise AirflowFailException("The run failed (a task failed, or hard data-quality violations); "
+                                       "see its pipeline_runs row and the task logs.")
         return outcome
 
     loaded >> record_run()

@@ -19,6 +19,7 @@ from zoom_qos.hooks import ZoomVideoSdkHook
 from zoom_qos.load import Warehouse
 from zoom_qos.operators import staged_records
 from zoom_qos.parsing import ParseIssues
+from zoom_qos.quality import DEFAULT_HARD_CHECKS, findings_as_json, hard_violations, run_checks
 from zoom_qos.staging import read_jsonl, run_folder, write_jsonl
 from zoom_qos.windows import available_part, batch_sizes, month_ranges, requested_window
 
@@ -110,41 +111,64 @@ def list_sessions(
     return batches, stats
 
 
+def staged_sessions(
+    batches: Iterable[Mapping[str, Any]], gone: list[str]
+) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """``(session, users)`` pairs from staging, batch by batch; sessions Zoom no longer serves
+    are appended to ``gone`` instead."""
+    last_report = time.monotonic()
+    for number, batch in enumerate(batches, 1):
+        staged = staged_records(batch["qos_uri"])
+        for session in read_jsonl(batch["sessions_uri"]):
+            record = staged.get(str(session["id"]))
+            if record is None:
+                raise RuntimeError(f"Session {session['id']!r} of batch {batch['index']} has no staged "
+                                   "QoS: its extraction did not finish. Clear extract_qos and retry.")
+            if record.get("status") != "ok":
+                gone.append(str(session["id"]))
+                continue
+            yield session, record["users"]
+        if time.monotonic() - last_report >= PROGRESS_EVERY_SECONDS:
+            last_report = time.monotonic()
+            log.info("Loading: batch %d done", number)
+
+
 def load_batches(
-    batches: Iterable[Mapping[str, Any]], warehouse: Warehouse | None = None
+    batches: Iterable[Mapping[str, Any]],
+    warehouse: Warehouse | None = None,
+    hard_checks: Iterable[str] = DEFAULT_HARD_CHECKS,
 ) -> dict[str, Any]:
-    """Upsert every staged session into the warehouse, one transaction per session."""
+    """Upsert every staged session (atomically per session), then check the data loaded."""
     issues = ParseIssues()
-    totals = {"sessions_loaded": 0, "sessions_skipped": 0, "users_loaded": 0, "qos_rows": 0,
-              "system_rows": 0}
-    started = last_report = time.monotonic()
+    gone: list[str] = []
+    started = time.monotonic()
     with _opened(warehouse) as warehouse:
-        for batch in batches:
-            staged = staged_records(batch["qos_uri"])
-            for session in read_jsonl(batch["sessions_uri"]):
-                record = staged.get(str(session["id"]))
-                if record is None:
-                    raise RuntimeError(f"Session {session['id']!r} of batch {batch['index']} has no staged "
-                                       "QoS: its extraction did not finish. Clear extract_qos and retry.")
-                if record.get("status") != "ok":
-                    totals["sessions_skipped"] += 1
-                    continue
-                result = warehouse.load_session(session, record["users"], issues)
-                if not result.loaded:
-                    totals["sessions_skipped"] += 1
-                    continue
-                totals["sessions_loaded"] += 1
-                totals["users_loaded"] += result.users
-                totals["qos_rows"] += result.qos_rows
-                totals["system_rows"] += result.system_rows
-                if time.monotonic() - last_report >= PROGRESS_EVERY_SECONDS:
-                    last_report = time.monotonic()
-                    log.info("Loaded so far: %s", totals)
+        summary = warehouse.load_sessions(staged_sessions(batches, gone), issues)
+        load_seconds = time.monotonic() - started
+        with warehouse.engine.connect() as conn:
+            findings = run_checks(conn, None, summary.session_ids, hard_checks=frozenset(hard_checks))
     for field, detail in issues.as_dict().items():
         log.warning("%d value(s) of %r could not be parsed and were loaded as NULL (e.g. %r)",
                     detail["count"], field, detail["example"])
-    return {**totals, "unparsed_values": issues.total, "unparsed_detail": issues.as_dict(),
-            "load_seconds": round(time.monotonic() - started, 3)}
+    for finding in findings:
+        log.warning("Data quality%s: %s: %d row(s), e.g. %s", " (HARD)" if finding.hard else "",
+                    finding.check, finding.count, finding.example)
+    result = {
+        "sessions_loaded": summary.sessions_loaded,
+        "sessions_skipped": summary.sessions_skipped + len(gone),
+        "users_loaded": summary.users,
+        "qos_rows": summary.qos_rows,
+        "system_rows": summary.system_rows,
+        "unparsed_values": issues.total,
+        "unparsed_detail": issues.as_dict(),
+        "dq_findings": findings_as_json(findings),
+        "dq_hard_violations": hard_violations(findings),
+        "load_seconds": round(load_seconds, 3),
+    }
+    log.info("Loaded %d sessions (%d skipped): %d users, %d QoS rows, %d system rows",
+             result["sessions_loaded"], result["sessions_skipped"], result["users_loaded"],
+             result["qos_rows"], result["system_rows"])
+    return result
 
 
 def record_run(
@@ -163,7 +187,10 @@ def record_run(
     that found nothing Zoom still serves means skipped, anything else means a task failed.
     """
     listing = listing or {}
-    if loaded:
+    if loaded and loaded.get("dq_hard_violations"):
+        outcome, error = "failed", "Hard data-quality violations: " + ", ".join(
+            f"{f['check']} ({f['count']})" for f in loaded.get("dq_findings", []) if f.get("hard"))
+    elif loaded:
         outcome, error = "success", None
     elif listing.get("skipped"):
         outcome, error = "skipped", str(listing["skipped"])
@@ -216,6 +243,8 @@ def run_row(
         "token_restarts": cost["token_restarts"],
         "unparsed_values": loaded.get("unparsed_values"),
         "unparsed_detail": loaded.get("unparsed_detail"),
+        "dq_findings": loaded.get("dq_findings"),
+        "dq_hard_violations": loaded.get("dq_hard_violations"),
         "extract_seconds": sum(e.get("extract_seconds", 0.0) for e in extracts) or None,
         "load_seconds": loaded.get("load_seconds"),
         "error": error,

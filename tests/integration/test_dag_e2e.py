@@ -77,3 +77,33 @@ def test_a_window_older_than_six_months_is_skipped_not_failed(world):
         outcomes = conn.execute(sa.text("SELECT outcome FROM pipeline_runs ORDER BY recorded_at")).all()
     engine.dispose()
     assert outcomes[-1].outcome == "skipped"
+
+
+def test_bi_views_give_sensible_figures_over_the_loaded_data(world):
+    sim, env, db = world
+    day = (sim.dataset.now - timedelta(days=3)).date()
+    dags_test(env, "-c", json.dumps({"from_date": day.isoformat(), "to_date": day.isoformat()}))
+    engine = sa.create_engine(f"sqlite:///{db}")
+    with engine.connect() as conn:
+        sessions = conn.execute(sa.text("SELECT count(*) FROM sessions")).scalar()
+        quality = conn.execute(sa.text("SELECT * FROM session_quality")).mappings().all()
+        daily = conn.execute(sa.text("SELECT * FROM daily_quality WHERE day = :d"),
+                             {"d": day.isoformat()}).mappings().all()
+        breakdown = conn.execute(sa.text(
+            "SELECT DISTINCT dimension FROM daily_quality_breakdown")).scalars().all()
+        health = conn.execute(sa.text("SELECT health FROM run_health")).scalars().all()
+        findings = conn.execute(sa.text(
+            "SELECT dq_findings, dq_hard_violations FROM pipeline_runs WHERE outcome = 'success'")).all()
+    engine.dispose()
+    assert len(quality) == sessions > 0
+    audio = [q["audio_avg_latency_ms"] for q in quality if q["audio_avg_latency_ms"] is not None]
+    assert audio and all(0 <= v < 5000 for v in audio)
+    assert all(q["poor_share"] is None or 0 <= q["poor_share"] <= 1 for q in quality)
+    media = {row["media_type"] for row in daily}
+    assert {"audio", "video"} <= media
+    for row in daily:
+        assert row["samples"] >= row["poor_samples"] >= 0
+        assert row["p95_latency_ms"] is None or row["p95_latency_ms"] >= row["avg_latency_ms"] * 0.5
+    assert set(breakdown) == {"device", "network_type", "data_center"}
+    assert health and set(health) <= {"healthy", "degraded", "skipped", "failed"}
+    assert findings and all(hard == 0 for _, hard in findings)

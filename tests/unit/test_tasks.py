@@ -1,0 +1,49 @@
+"""The run record's outcome, from what the tasks returned."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from zoom_qos.load import Warehouse
+from zoom_qos.tasks import record_run
+
+
+def recorded(tmp_path, **returned):
+    warehouse = Warehouse(f"sqlite:///{tmp_path / 'w.db'}")
+    try:
+        outcome = record_run(run_id="r1", dag_id="zoom_videosdk_qos", started_at=None,
+                             warehouse=warehouse, **returned)
+        with warehouse.engine.connect() as conn:
+            row = conn.execute(sa.text("SELECT * FROM pipeline_runs")).mappings().one()
+    finally:
+        warehouse.dispose()
+    return outcome, row
+
+
+LISTING = {"window_start": "2026-11-20", "window_end": "2026-11-21", "sessions_listed": 3,
+           "requests": 2, "retries": 1}
+EXTRACT = {"requests": 5, "retries": 0, "rate_limit_waits": 1, "rate_limit_wait_seconds": 1.5,
+           "token_restarts": 1, "extract_seconds": 2.0, "sessions_gone": 0}
+LOADED = {"sessions_loaded": 3, "sessions_skipped": 0, "users_loaded": 7, "qos_rows": 70,
+          "system_rows": 10, "unparsed_values": 0, "unparsed_detail": {}, "dq_findings": [],
+          "dq_hard_violations": 0, "load_seconds": 0.5}
+
+
+def test_success_sums_the_cost_of_every_task(tmp_path):
+    outcome, row = recorded(tmp_path, listing=LISTING, extracts=[EXTRACT, EXTRACT], loaded=LOADED)
+    assert outcome == row["outcome"] == "success"
+    assert row["api_requests"] == 12 and row["retries"] == 1 and row["token_restarts"] == 2
+    assert row["sessions_loaded"] == 3 and str(row["window_start"]).startswith("2026-11-20")
+
+
+def test_hard_data_quality_violations_fail_the_run(tmp_path):
+    bad = {**LOADED, "dq_hard_violations": 2,
+           "dq_findings": [{"check": "orphan_rows", "count": 2, "example": "x", "hard": True}]}
+    outcome, row = recorded(tmp_path, listing=LISTING, extracts=[EXTRACT], loaded=bad)
+    assert outcome == "failed" and "orphan_rows (2)" in row["error"]
+
+
+def test_nothing_to_load_is_skipped_and_a_missing_load_is_failed(tmp_path):
+    assert recorded(tmp_path, listing={"skipped": "too old"}, extracts=[], loaded=None)[0] == "skipped"
+    outcome, row = recorded(tmp_path, listing=LISTING, extracts=[], loaded=None)
+    assert outcome == "failed" and row["error"]
