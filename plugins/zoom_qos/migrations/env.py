@@ -51,8 +51,8 @@ def run() -> None:
 
 
 try:
-    context.config  # noqa: B018 - raises NameError unless Alembic is running this file
-except NameError:  # imported by something else (e.g. a plugin scan): do nothing
+    context.config  # noqa: B018 - fails unless Alembic is running this file
+except (AttributeError, NameError):  # imported by something else (e.g. a plugin scan): do nothing
     pass
 else:
     run()
