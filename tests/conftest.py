@@ -18,6 +18,9 @@ os.environ.pop("AIRFLOW_CONN_ZOOM_QOS_WAREHOUSE", None)
 
 from include.zoom_simulator import Simulator, SimulatorConfig  # noqa: E402
 
+# Warehouse fixtures (SQLite file / fresh PostgreSQL database) for every test module.
+pytest_plugins = ("tests.warehouse_fixtures",)
+
 API_KEY = "test-api-key"
 API_SECRET = "test-api-secret-3f9c2d17a8"
 

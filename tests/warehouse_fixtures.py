@@ -6,7 +6,7 @@ which case they fail.
 
 Usage in a test module::
 
-    pytest_plugins = ("tests.warehouse_fixtures",)
+    (declared once in tests/conftest.py: pytest_plugins = ("tests.warehouse_fixtures",))
 """
 
 from __future__ import annotations

@@ -28,7 +28,6 @@ from zoom_qos.load import Warehouse
 from zoom_qos.parsing import ParseIssues
 
 # Fixture pg_database: a fresh PostgreSQL database, dropped afterwards (skip/fail rule inside).
-pytest_plugins = ("tests.warehouse_fixtures",)
 pytestmark = pytest.mark.postgres
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -27,7 +27,6 @@ from zoom_qos.load import (
 from zoom_qos.parsing import ParseIssues
 
 # Fixtures pg_database (fresh PostgreSQL database) and warehouse_url (sqlite / postgresql).
-pytest_plugins = ("tests.warehouse_fixtures",)
 
 SID = "sfk/aOFJSJSYhGwk1hnxgw=="
 SID2 = "/leading//slash+=="

@@ -22,7 +22,6 @@ from zoom_qos.parsing import ParseIssues
 from zoom_qos.views import View
 
 # Fixtures pg_database (fresh PostgreSQL database) and warehouse_url (sqlite / postgresql).
-pytest_plugins = ("tests.warehouse_fixtures",)
 
 SCHEMA = "zoom_qos"
 HEAD = "0002_quality"
