@@ -1,12 +1,8 @@
-"""Warehouse fixtures shared by test modules (import them; conftest.py is not ours to edit).
+"""Warehouse fixtures shared by every test module (loaded by ``tests/conftest.py``).
 
 PostgreSQL tests get a fresh database per test, dropped afterwards. Without a server at
 127.0.0.1:5432 they are skipped with the reason, unless ``ZOOM_QOS_REQUIRE_POSTGRES=1``, in
 which case they fail.
-
-Usage in a test module::
-
-    (declared once in tests/conftest.py: pytest_plugins = ("tests.warehouse_fixtures",))
 """
 
 from __future__ import annotations
