@@ -172,3 +172,19 @@ def test_empty_host_defaults_to_zoom(monkeypatch):
     hook = ZoomVideoSdkHook()
     hook.get_conn()
     assert hook.base_url == "https://api.zoom.us/v2"
+
+
+def test_waiting_on_the_rate_limit_counts_against_the_token_lifetime(simulator, zoom_conn):
+    """A token that would be sent after a long pacing wait is not sent: the list restarts."""
+    from zoom_qos.errors import PageRestartsExhaustedError
+
+    day = past_day(simulator)
+    session_id = busiest_session(simulator, day)
+    # one request per 2 s, but a token may only be used 0.5 s after it was issued
+    zoom_conn(qos_page_size=2, heavy_requests_per_second=0.5, page_token_ttl_seconds=1.5,
+              page_token_safety_seconds=1.0, max_page_restarts=1)
+    hook = ZoomVideoSdkHook()
+    with pytest.raises(PageRestartsExhaustedError):
+        list(hook.iter_session_users_qos(session_id))
+    assert simulator.stats()["invalid_token_errors"] == 0  # no stale token ever reached Zoom
+    assert hook.stats.token_restarts == 2
