@@ -37,7 +37,7 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from zoom_qos import migrations
 from zoom_qos import schema as s
 from zoom_qos.config import DEFAULT_WAREHOUSE_SCHEMA, WAREHOUSE_CONN_ID, default_warehouse_path
-from zoom_qos.parsing import ParseIssues
+from zoom_qos.parsing import ParseIssues, storable_text
 from zoom_qos.transform import dedupe_users, session_row, user_rows
 
 __all__ = [
@@ -123,7 +123,7 @@ class _PreparedSession:
 
 def _json_serializer(value: Any) -> str:
     """JSON for the raw layer: never fails on odd types, and jsonb-safe (no NUL escapes)."""
-    return _JSON_NUL.sub(r"\1\\ufffd", json.dumps(value, default=str, ensure_ascii=False))
+    return storable_text(_JSON_NUL.sub(r"\1\\ufffd", json.dumps(value, default=str, ensure_ascii=False)))
 
 
 def _extra(conn: Any) -> dict[str, Any]:

@@ -141,6 +141,18 @@ def _example(raw: object) -> str:
         return f"<unprintable {type(raw).__name__}>"
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable_text(text: str) -> str:
+    """Text any database and UTF-8 file can hold: NUL dropped, lone surrogates replaced.
+
+    JSON may carry a lone ``\\ud800`` escape and ``json.loads`` keeps it; UTF-8 cannot encode
+    it and PostgreSQL rejects NUL, so either would fail a whole load over one odd value.
+    """
+    return _UNSTORABLE.sub(lambda m: "" if m.group() == "\x00" else "\ufffd", text)
+
+
 def is_empty(value: object) -> bool:
     """True for the forms Zoom uses for "no value": missing/None, "", "-", "N/A", "null"."""
     if value is None:

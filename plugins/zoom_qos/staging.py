@@ -16,6 +16,8 @@ from typing import Any
 
 from airflow.sdk import ObjectStoragePath
 
+from zoom_qos.parsing import storable_text
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -36,7 +38,7 @@ def write_jsonl(path: ObjectStoragePath | str, records: Iterable[dict[str, Any]]
     count = 0
     with partial.open("w", encoding="utf-8") as out:
         for record in records:
-            out.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
+            out.write(storable_text(json.dumps(record, ensure_ascii=False, separators=(",", ":"))))
             out.write("\n")
             count += 1
     partial.rename(target)

@@ -25,6 +25,7 @@ from zoom_qos.parsing import (
     parse_percent,
     parse_resolution,
     parse_timestamp,
+    storable_text,
 )
 from zoom_qos.schema import SESSION_USER_TEXT_FIELDS
 
@@ -94,8 +95,7 @@ class UserRows:
 def _text(value: object) -> str | None:
     """Text column value: empty-ish → None, scalars via str(), nested objects as JSON.
 
-    NUL characters are dropped because PostgreSQL text cannot hold them and one odd value
-    must not fail a load.
+    Text is made storable (see ``storable_text``): one odd character must not fail a load.
     """
     if is_empty(value):
         return None
@@ -108,7 +108,7 @@ def _text(value: object) -> str | None:
             text = str(value)
     else:
         text = str(value)
-    return text.replace("\x00", "")
+    return storable_text(text)
 
 
 def _bool(mapping: Mapping[str, Any], key: str, issues: ParseIssues) -> bool | None:
@@ -149,7 +149,7 @@ def _key_text(value: object) -> str | None:
     if isinstance(value, bool) or is_empty(value):
         return None
     if isinstance(value, str):
-        return value.replace("\x00", "") or None
+        return storable_text(value) or None
     if isinstance(value, int):
         return str(value)
     return None
