@@ -25,7 +25,6 @@ SECOND = timedelta(seconds=1)
 
 # The warehouse fixtures are the view tests' (same schema build, same fresh databases).
 make_db = test_views.make_db
-pg_database = test_views.pg_database
 
 
 def clean_data(db: Db, sid: str = "C1") -> None:

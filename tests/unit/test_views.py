@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import math
-import os
 import random
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -19,11 +17,9 @@ from sqlalchemy.engine import URL
 
 from zoom_qos import schema as s
 from zoom_qos.load import Warehouse
+from zoom_qos.migrations import view_prefix
 from zoom_qos.views import MEDIA_TYPES, VIEWS, view_by_name
 
-PG_ADMIN_URL = URL.create(
-    "postgresql+psycopg", username="postgres", host="127.0.0.1", port=5432, database="postgres"
-)
 T0 = datetime(2025, 3, 1, 10, tzinfo=UTC)
 PLUS_TWO = timezone(timedelta(hours=2))
 #: The documented defaults (150 ms / 40 ms / 2 %), the same for every media type.
@@ -60,73 +56,10 @@ class Db:
             conn.execute(table.insert(), [{**stamp, **dict.fromkeys(keys), **row} for row in rows])
 
 
-def _pg_admin_engine() -> sa.Engine:
-    engine = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
-    try:
-        with engine.connect() as conn:
-            conn.execute(sa.text("select 1"))
-    except Exception as error:  # noqa: BLE001 - any failure means "no server"
-        engine.dispose()
-        message = f"PostgreSQL not reachable at 127.0.0.1:5432: {type(error).__name__}: {str(error)[:200]}"
-        if os.environ.get("ZOOM_QOS_REQUIRE_POSTGRES") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    return engine
-
-
-@pytest.fixture()
-def pg_database() -> Iterator[URL]:
-    """A fresh, empty PostgreSQL database, dropped afterwards."""
-    admin = _pg_admin_engine()
-    name = f"zoomqos_views_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield PG_ADMIN_URL.set(database=name)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-
-
-def build_schema(engine: sa.Engine, schema: str | None) -> str:
-    """Tables (qos_thresholds seeded, the dq columns) and every view; returns the SQL prefix.
-
-    Stands in for the migrations (revision 0002) and ``Warehouse.ensure_schema()``: every
-    object is created only if missing, so the same code works before and after they land.
-    """
-    dialect = engine.dialect.name
-    prefix = f"{engine.dialect.identifier_preparer.quote_schema(schema)}." if schema else ""
-    json_type = "JSONB" if dialect == "postgresql" else "JSON"
-    with engine.begin() as conn:
-        if schema:
-            conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {prefix[:-1]}")
-        s.METADATA.create_all(conn.execution_options(schema_translate_map={None: schema}), checkfirst=True)
-        inspector = sa.inspect(conn)
-        if not inspector.has_table("qos_thresholds", schema=schema):
-            conn.exec_driver_sql(
-                f"CREATE TABLE {prefix}qos_thresholds (media_type TEXT PRIMARY KEY "
-                "CHECK (media_type IN ('audio', 'video', 'screen_share')), latency_ms DOUBLE PRECISION, "
-                "jitter_ms DOUBLE PRECISION, loss_pct DOUBLE PRECISION, note TEXT)"
-            )
-        if not conn.execute(sa.text(f"SELECT count(*) FROM {prefix}qos_thresholds")).scalar_one():
-            for media in MEDIA_TYPES:
-                conn.execute(
-                    sa.text(
-                        f"INSERT INTO {prefix}qos_thresholds (media_type, latency_ms, jitter_ms, "
-                        "loss_pct, note) VALUES (:media_type, :latency_ms, :jitter_ms, :loss_pct, 'default')"
-                    ),
-                    {"media_type": media, **DEFAULT_THRESHOLDS},
-                )
-        existing = {c["name"] for c in inspector.get_columns("pipeline_runs", schema=schema)}
-        for column, ddl in (("dq_findings", json_type), ("dq_hard_violations", "INTEGER")):
-            if column not in existing:
-                conn.exec_driver_sql(f"ALTER TABLE {prefix}pipeline_runs ADD COLUMN {column} {ddl}")
-        for view in reversed(VIEWS):
-            conn.exec_driver_sql(f"DROP VIEW IF EXISTS {prefix}{view.name}")
-        for view in VIEWS:
-            conn.exec_driver_sql(f"CREATE VIEW {prefix}{view.name} AS {view.sql(dialect, prefix)}")
-    return prefix
+def build_schema(wh: Warehouse) -> str:
+    """The real thing: migrations to head and every view, as each load does; returns the prefix."""
+    wh.ensure_schema()
+    return view_prefix(wh.dialect, wh.schema)
 
 
 @pytest.fixture()
@@ -141,7 +74,7 @@ def make_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
             url = request.getfixturevalue("pg_database")
         wh = Warehouse(url)
         warehouses.append(wh)
-        prefix = build_schema(wh.engine, wh.schema)
+        prefix = build_schema(wh)
         return Db(wh.dialect, wh.engine, wh.schema, prefix)
 
     yield make
