@@ -8,7 +8,7 @@ export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export PYTHONPATH := $(CURDIR):$(CURDIR)/plugins
 
-.PHONY: demo test lint install install-dev clean
+.PHONY: demo test lint install install-dev clean bench
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ demo: $(VENV)/.runtime
 test: $(VENV)/.dev
 	$(BIN)/ruff check .
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## Benchmarks against the simulator (PostgreSQL on 127.0.0.1:5432): bench/results.json and bench/results.md.
+bench: $(VENV)/.runtime bench/requirements.txt
+	sed 's/\[[a-z,]*\]//' requirements.txt > $(VENV)/.bench-constraints.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check -r bench/requirements.txt -c $(VENV)/.bench-constraints.txt
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m bench.run $(BENCH_ARGS)
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

@@ -1,0 +1,1 @@
+"""Benchmarks of the Zoom QoS pipeline against the local simulator (`make bench`)."""
