@@ -123,7 +123,9 @@ class _PreparedSession:
 
 def _json_serializer(value: Any) -> str:
     """JSON for the raw layer: never fails on odd types, and jsonb-safe (no NUL escapes)."""
-    return storable_text(_JSON_NUL.sub(r"\1\\ufffd", json.dumps(value, default=str, ensure_ascii=False)))
+    text = storable_text(json.dumps(value, default=str, ensure_ascii=False))
+    # The regex is the costly part of a load's serialization: only run it when it can match.
+    return _JSON_NUL.sub(r"\1\\ufffd", text) if "\\u0000" in text else text
 
 
 def _extra(conn: Any) -> dict[str, Any]:

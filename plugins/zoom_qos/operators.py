@@ -46,6 +46,21 @@ def staged_records(qos_folder: str) -> dict[str, dict[str, Any]]:
     return records
 
 
+def staged_index(qos_folder: str) -> dict[str, int | None]:
+    """Sessions staged in a batch folder: users per session, None for a session that is gone.
+
+    Read from the small index written after each part, so checking progress does not re-read
+    (and re-decode) everything staged so far.
+    """
+    folder = ObjectStoragePath(qos_folder)
+    if not folder.exists():
+        return {}
+    index: dict[str, int | None] = {}
+    for path in sorted(p for p in folder.iterdir() if p.name.startswith("index-")):
+        index.update(json.loads(path.read_text()))
+    return index
+
+
 def staged_stats(qos_folder: str) -> list[dict[str, Any]]:
     folder = ObjectStoragePath(qos_folder)
     if not folder.exists():
@@ -83,7 +98,7 @@ class ZoomSessionQosOperator(BaseOperator):
     def _extract(self) -> dict[str, Any]:
         qos_folder = self.batch["qos_uri"]
         sessions = list(read_jsonl(self.batch["sessions_uri"]))
-        done = staged_records(qos_folder)
+        done = staged_index(qos_folder)
         todo = [s for s in sessions if str(s["id"]) not in done]
         if done:
             self.log.info("Resuming: %d of %d sessions were staged by an earlier attempt",
@@ -118,7 +133,11 @@ class ZoomSessionQosOperator(BaseOperator):
         def flush() -> None:
             nonlocal buffer, parts, last_flush
             if buffer:
-                write_jsonl(f"{qos_folder}/part-{segment}-{parts:05d}.jsonl", buffer)
+                name = f"{segment}-{parts:05d}"
+                write_jsonl(f"{qos_folder}/part-{name}.jsonl", buffer)
+                # the index last: a part without one is simply read again by a retry
+                ObjectStoragePath(f"{qos_folder}/index-{name}.json").write_text(json.dumps(
+                    {r["session_id"]: len(r["users"]) if r["status"] == "ok" else None for r in buffer}))
                 parts += 1
                 buffer = []
             last_flush = time.monotonic()
@@ -185,13 +204,13 @@ class ZoomSessionQosOperator(BaseOperator):
         path.write_text(json.dumps(stats))
 
     def _summary(self, sessions: list[dict[str, Any]], qos_folder: str) -> dict[str, Any]:
-        records = staged_records(qos_folder)
-        wanted = [records.get(str(s["id"])) for s in sessions]
-        missing = [str(s["id"]) for s, r in zip(sessions, wanted, strict=True) if r is None]
+        index = staged_index(qos_folder)
+        missing = [str(s["id"]) for s in sessions if str(s["id"]) not in index]
         if missing:
             raise AirflowException(f"{len(missing)} sessions of batch {self.batch.get('index')} were not "
                                    f"staged (first: {missing[0]!r}); retry the task.")
-        ok = [r for r in wanted if r and r["status"] == "ok"]
+        users = [index[str(s["id"])] for s in sessions]
+        ok = [count for count in users if count is not None]
         totals: dict[str, Any] = {}
         for stats in staged_stats(qos_folder):
             for key, value in stats.items():
@@ -202,7 +221,7 @@ class ZoomSessionQosOperator(BaseOperator):
             "qos_uri": qos_folder,
             "sessions": len(ok),
             "sessions_gone": len(sessions) - len(ok),
-            "users": sum(len(r["users"]) for r in ok),
+            "users": sum(ok),
             **totals,
         }
         self.log.info("Batch %s done: %s", self.batch.get("index"), result)
