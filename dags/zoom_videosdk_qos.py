@@ -17,6 +17,7 @@ from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from zoom_qos import tasks
+from zoom_qos.assets import ZOOM_QOS_ASSET
 from zoom_qos.operators import ZoomSessionQosOperator
 
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
@@ -63,7 +64,7 @@ def zoom_videosdk_qos():
     batches = list_sessions()
     extracted = ZoomSessionQosOperator.partial(task_id="extract_qos").expand(batch=batches)
 
-    @task(trigger_rule="none_failed_min_one_success")
+    @task(trigger_rule="none_failed_min_one_success", outlets=[ZOOM_QOS_ASSET])
     def load_warehouse(batches: list[dict], **context) -> dict:
         return tasks.load_batches(batches, hard_checks=context["params"]["dq_hard_checks"])
 

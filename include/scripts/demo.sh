@@ -46,3 +46,7 @@ grep -E "DagRun Finished" "$log" | tail -n 1
 
 echo "==> What landed in the warehouse"
 python -m include.scripts.warehouse_summary
+
+echo "==> Rendering the QoS report (last 30 days of data)"
+report=$(python -m include.scripts.qos_report | tail -n 1)
+echo "    report: $report"

@@ -1,0 +1,24 @@
+"""The Airflow Asset that stands for "fresh QoS data in the warehouse".
+
+``load_warehouse`` (DAG ``zoom_videosdk_qos``) declares it as its outlet, so every successful
+load emits an asset event; downstream DAGs (``zoom_videosdk_qos_report``) schedule on it and
+run once per fresh load, whichever warehouse (SQLite or PostgreSQL) the connection points at.
+
+The URI is a logical one: ``zoom-qos`` is not a real storage scheme, it only names the warehouse
+tables and views of this pipeline (a scheme may not contain ``_`` in RFC 3986). It is fixed
+rather than derived from the connection, because DAG files are parsed without touching
+connections or the network.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import Asset
+
+__all__ = ["ZOOM_QOS_ASSET"]
+
+ZOOM_QOS_ASSET = Asset(
+    name="zoom_qos_warehouse",
+    uri="zoom-qos://warehouse/qos",
+    group="zoom_qos",
+    extra={"tables": "sessions, session_users, user_qos, user_system_qos", "docs": "docs/warehouse.md"},
+)
