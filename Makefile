@@ -10,9 +10,11 @@ export PYTHONPATH := $(CURDIR):$(CURDIR)/plugins
 
 .PHONY: demo test lint install install-dev clean bench
 
-$(VENV)/.runtime: requirements.txt
+$(VENV)/.runtime: requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	# the project itself, editable: registers the zoom_videosdk connection type with Airflow
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
@@ -42,3 +44,4 @@ lint: $(VENV)/.dev
 
 clean:
 	rm -rf .airflow data .pytest_cache
+

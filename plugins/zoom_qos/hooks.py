@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import logging
 import os
 import threading
@@ -153,21 +152,6 @@ class ZoomVideoSdkHook(HttpHook):
         self.stats = RequestStats()
 
     # --- connection -------------------------------------------------------------------
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden_fields": ["schema", "port"],
-            "relabeling": {
-                "host": "API base URL (default https://api.zoom.us/v2)",
-                "login": "Video SDK API key",
-                "password": "Video SDK API secret",
-            },
-            "placeholders": {
-                "host": "https://api.zoom.us/v2",
-                "extra": json.dumps({"qos_page_size": 100, "heavy_requests_per_second": 40}),
-            },
-        }
-
     @property
     def settings(self) -> ZoomSettings:
         if self._settings is None:

@@ -1,0 +1,38 @@
+"""Provider metadata, so Airflow lists the ``zoom_videosdk`` connection type with its labels.
+
+Airflow discovers providers through the ``apache_airflow_provider`` entry point of installed
+packages; ``pip install`` of this project (see README, "Installing into an existing Airflow")
+registers this function, and the UI's connection form then shows "Video SDK API key" and
+"Video SDK API secret" instead of login and password.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def get_provider_info() -> dict[str, Any]:
+    return {
+        "package-name": "zoom-videosdk-qos",
+        "name": "Zoom Video SDK QoS",
+        "description": "Zoom Video SDK call-quality (QoS) data into a warehouse.",
+        "versions": ["0.1.0"],
+        "connection-types": [
+            {
+                "hook-class-name": "zoom_qos.hooks.ZoomVideoSdkHook",
+                "connection-type": "zoom_videosdk",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port"],
+                    "relabeling": {
+                        "host": "API base URL (default https://api.zoom.us/v2)",
+                        "login": "Video SDK API key",
+                        "password": "Video SDK API secret",
+                    },
+                    "placeholders": {
+                        "host": "https://api.zoom.us/v2",
+                        "extra": '{"qos_page_size": 100, "heavy_requests_per_second": 40}',
+                    },
+                },
+            },
+        ],
+    }
