@@ -492,30 +492,6 @@ def test_concurrent_loads_of_same_session(warehouse_url: URL) -> None:
     setup.dispose()
 
 
-def test_ensure_schema_idempotent_and_concurrent(warehouse_url: URL) -> None:
-    errors: list[BaseException] = []
-
-    def work() -> None:
-        wh = Warehouse(warehouse_url)
-        try:
-            wh.ensure_schema()
-        except BaseException as error:  # noqa: BLE001
-            errors.append(error)
-        finally:
-            wh.dispose()
-
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
-    wh = Warehouse(warehouse_url)
-    wh.ensure_schema()
-    assert set(wh.count_rows()) == {t.name for t in s.TABLES}
-    wh.dispose()
-
-
 @pytest.mark.postgres
 def test_postgres_uses_schema_with_comments_and_indexes(pg_database: URL) -> None:
     wh = Warehouse(pg_database)  # default schema zoom_qos
