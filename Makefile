@@ -45,3 +45,8 @@ lint: $(VENV)/.dev
 clean:
 	rm -rf .airflow data .pytest_cache
 
+## A real Airflow cluster on this machine (api-server, scheduler, dag-processor, triggerer, two Celery
+## workers; Redis broker; PostgreSQL): backfill three days, SIGKILL a worker mid-run, check the warehouse.
+.PHONY: cluster-test
+cluster-test: $(VENV)/.dev
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m include.scripts.cluster_test $(CLUSTER_TEST_ARGS)
