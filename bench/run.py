@@ -189,30 +189,17 @@ def bench_extraction(now: datetime, day: str, args: argparse.Namespace, staging:
 
 # ----------------------------------------------------------------------------- 3
 def _copy_rows(cur, table, schema: str, rows, loaded_at) -> None:
-    """COPY rows with the same per-value conversion as the loader (JSON text, aware UTC times)."""
-    import sqlalchemy as sa
+    """COPY rows with the loader's own per-value conversion (JSON text, aware UTC times)."""
     from psycopg import sql
 
-    from zoom_qos import load
-    from zoom_qos import schema as s
+    from zoom_qos.load import copy_values
 
     columns = [c.name for c in table.columns]
-    json_columns = {c.name for c in table.columns if isinstance(c.type, sa.JSON)}
-    time_columns = {c.name for c in table.columns if isinstance(c.type, s.UtcDateTime)}
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(schema, table.name), sql.SQL(", ").join(map(sql.Identifier, columns))
     )
     with cur.copy(statement) as copy:
-        for row in rows:
-            values = []
-            for name in columns:
-                value = loaded_at if name == "loaded_at" else row.get(name)
-                if value is not None:
-                    if name in json_columns:
-                        value = load._json_serializer(value)
-                    elif name in time_columns:
-                        value = load._utc(value)
-                values.append(value)
+        for values in copy_values(table, rows, loaded_at):
             copy.write_row(values)
 
 

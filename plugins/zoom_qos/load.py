@@ -251,6 +251,26 @@ def _sqlite_enable_wal(cursor: Any) -> None:
             time.sleep(0.02)
 
 
+def copy_values(
+    table: sa.Table, rows: Iterable[Mapping[str, Any]], loaded_at: datetime
+) -> Iterator[list[Any]]:
+    """Each row's values in column order, as ``COPY`` takes them (JSON text, aware UTC times)."""
+    columns = [c.name for c in table.columns]
+    json_columns = {c.name for c in table.columns if isinstance(c.type, sa.JSON)}
+    time_columns = {c.name for c in table.columns if isinstance(c.type, s.UtcDateTime)}
+    for row in rows:
+        values = []
+        for name in columns:
+            value = loaded_at if name == "loaded_at" else row.get(name)
+            if value is not None:
+                if name in json_columns:
+                    value = _json_serializer(value)
+                elif name in time_columns:
+                    value = _utc(value)
+            values.append(value)
+        yield values
+
+
 class Warehouse:
     """The warehouse behind one SQLAlchemy engine; all writes go through here."""
 
@@ -494,8 +514,6 @@ class Warehouse:
 
         columns = [c.name for c in table.columns]
         keys = [c.name for c in table.primary_key.columns]
-        json_columns = {c.name for c in table.columns if isinstance(c.type, sa.JSON)}
-        time_columns = {c.name for c in table.columns if isinstance(c.type, s.UtcDateTime)}
         target = sql.Identifier(self.schema or "public", table.name)
         staging = sql.Identifier(f"tmp_{table.name}")
         column_list = sql.SQL(", ").join(map(sql.Identifier, columns))
@@ -515,16 +533,7 @@ class Warehouse:
                 cur.execute(statement)
                 statement = sql.SQL("COPY {} ({}) FROM STDIN").format(staging, column_list)
                 with cur.copy(statement) as copy:
-                    for row in rows:
-                        values = []
-                        for name in columns:
-                            value = loaded_at if name == "loaded_at" else row.get(name)
-                            if value is not None:
-                                if name in json_columns:
-                                    value = _json_serializer(value)
-                                elif name in time_columns:
-                                    value = _utc(value)
-                            values.append(value)
+                    for values in copy_values(table, rows, loaded_at):
                         copy.write_row(values)
                 if len(rows) > 1000:
                     cur.execute(sql.SQL("ANALYZE {}").format(staging))
