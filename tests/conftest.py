@@ -30,6 +30,12 @@ def zoom_connection_json(base_url: str, secret: str = API_SECRET, **extra: objec
                        "password": secret, "extra": extra})
 
 
+@pytest.fixture(autouse=True)
+def _own_request_budget(monkeypatch, tmp_path_factory):
+    """Each test counts its Zoom requests apart: the suite as a whole sends more than a day's cap."""
+    monkeypatch.setenv("ZOOM_QOS_BUDGET_DIR", str(tmp_path_factory.mktemp("budget")))
+
+
 @pytest.fixture
 def simulator():
     """A fresh simulator on a free loopback port; rate limits on, as Zoom's."""

@@ -69,3 +69,40 @@ class PaginationError(Exception):
 
 class PageRestartsExhaustedError(Exception):
     """A list had to restart from its first page more often than allowed."""
+
+
+class DailyBudgetExhaustedError(ZoomDailyLimitError):
+    """Our own count of today's requests reached the caller's share of Zoom's daily cap.
+
+    Raised *before* a request is sent (see ``budget.py``), so nothing was lost and Zoom's cap is
+    not touched. It is a ``ZoomDailyLimitError`` with ``reset_at`` set to the next 00:00 UTC, so
+    whatever parks a task on Zoom's own daily 429 parks it on this too. ``day`` is the UTC day
+    counted (``YYYY-MM-DD``); the message carries counts only, never the account or a credential.
+    """
+
+    def __init__(self, *, day: str, spent: int, daily_limit: int, reserve: int, requested: int,
+                 reset_at: datetime, endpoint: str = "") -> None:
+        if reserve:
+            message = (
+                f"The backfill's share of today's Zoom request budget is spent: {spent:,} of "
+                f"{daily_limit:,} requests are counted for {day} (UTC); backfills and range reloads "
+                f"may use {daily_limit - reserve:,}, the other {reserve:,} are kept for scheduled "
+                "runs (backfill_reserve_requests)."
+            )
+        else:
+            message = (
+                f"Today's Zoom request budget is spent: {spent:,} of {daily_limit:,} requests "
+                f"(daily_request_limit) are counted for {day} (UTC)."
+            )
+        more = "1 more request" if requested == 1 else f"{requested:,} more requests"
+        message += (
+            f" {more} would exceed it, so nothing was sent; resuming after 00:00 UTC "
+            f"({reset_at.isoformat()}). Everything read so far is kept."
+        )
+        super().__init__(429, None, message, endpoint or "(daily request budget)", reset_at)
+        self.day = day
+        self.spent = spent
+        self.daily_limit = daily_limit
+        self.reserve = reserve
+        self.requested = requested
+        self.args = (message,)

@@ -9,12 +9,11 @@ Operators stay thin: they ask for sessions or QoS pages and get plain dicts back
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -23,6 +22,7 @@ import requests
 from airflow.providers.http.hooks.http import HttpHook
 
 from zoom_qos.auth import DEFAULT_TTL_SECONDS, ZoomJwtAuth
+from zoom_qos.budget import DailyBudget, UnlimitedBudget, account_key, budget_for
 from zoom_qos.config import DEFAULT_ZOOM_BASE_URL, ZOOM_CONN_ID
 from zoom_qos.encoding import encode_session_id
 from zoom_qos.errors import (
@@ -34,6 +34,7 @@ from zoom_qos.errors import (
 )
 from zoom_qos.pagination import RestartingPaginator
 from zoom_qos.ratelimit import HEAVY, RESOURCE_INTENSIVE, RateLimiter, RedisRateLimiter
+from zoom_qos.rawjson import BodyError, decode_user, is_raw_object, json_object, raw_qos_page
 from zoom_qos.retry import Backoff, parse_retry_after
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,10 @@ class ZoomSettings:
     pseudonymization_key: str = ""
     # After Zoom's daily cap resets, wait this long before resuming (not on the dot with everyone).
     daily_limit_resume_delay_seconds: float = 30.0
+    # Zoom's daily cap (Business+ 60,000; Pro 30,000; 0 = not tracked) and the part of it that
+    # backfills and range reloads leave to scheduled runs (see budget.py and the README).
+    daily_request_limit: int = 60_000
+    backfill_reserve_requests: int = 10_000
 
     @classmethod
     def from_extra(cls, extra: Mapping[str, Any]) -> ZoomSettings:
@@ -141,9 +146,12 @@ class ZoomVideoSdkHook(HttpHook):
     hook_name = "Zoom Video SDK"
     default_host = DEFAULT_ZOOM_BASE_URL
 
-    def __init__(self, zoom_conn_id: str = ZOOM_CONN_ID, **kwargs: Any) -> None:
+    def __init__(self, zoom_conn_id: str = ZOOM_CONN_ID, *, backfill: bool = False, **kwargs: Any) -> None:
+        """``backfill``: spend only the daily budget's share left after the scheduled-run reserve."""
         super().__init__(method="GET", http_conn_id=zoom_conn_id, **kwargs)
         self.zoom_conn_id = zoom_conn_id
+        self.backfill = backfill
+        self._budget: DailyBudget | UnlimitedBudget | None = None
         self._session: requests.Session | None = None
         self._auth: ZoomJwtAuth | None = None
         self._limiter: RateLimiter | RedisRateLimiter | None = None
@@ -180,6 +188,13 @@ class ZoomVideoSdkHook(HttpHook):
         self._base_url_initialized = True
         self._auth = ZoomJwtAuth(conn.login or "", conn.password or "", self._settings.jwt_ttl_seconds)
         self._limiter = self._make_limiter(conn.login or "")
+        self._budget = budget_for(
+            daily_limit=self._settings.daily_request_limit,
+            reserve=self._settings.backfill_reserve_requests,
+            backfill=self.backfill,
+            account=account_key(conn.login or ""),
+            redis_url=self._redis_url(),
+        )
         session = requests.Session()
         session.auth = self._auth
         session.verify = self._settings.verify
@@ -190,14 +205,16 @@ class ZoomVideoSdkHook(HttpHook):
 
     def _make_limiter(self, api_key: str) -> RateLimiter | RedisRateLimiter:
         settings = self.settings
-        url = settings.rate_limit_redis_url or os.environ.get("ZOOM_QOS_RATE_LIMIT_REDIS_URL", "")
+        url = self._redis_url()
         if not url:
             return RateLimiter(settings.heavy_requests_per_second,
                                settings.resource_intensive_requests_per_minute)
         # Limits are per Zoom account: key the shared counters by the API key, hashed.
-        account = hashlib.sha256(api_key.encode()).hexdigest()[:16]
-        return RedisRateLimiter(url, account, settings.heavy_requests_per_second,
+        return RedisRateLimiter(url, account_key(api_key), settings.heavy_requests_per_second,
                                 settings.resource_intensive_requests_per_minute)
+
+    def _redis_url(self) -> str:
+        return self.settings.rate_limit_redis_url or os.environ.get("ZOOM_QOS_RATE_LIMIT_REDIS_URL", "")
 
     def close(self) -> None:
         if self._session is not None:
@@ -218,16 +235,18 @@ class ZoomVideoSdkHook(HttpHook):
         *,
         deadline: float | None = None,
         session_id: str | None = None,
+        decode: Callable[[bytes], dict[str, Any]] = json_object,
     ) -> dict[str, Any]:
         """GET one endpoint and return its JSON object, paced, retried and classified.
 
         Retries 5xx, transport errors, truncated bodies and per-second 429s with bounded
         backoff; renews the JWT once on 401/124; raises ``ZoomDailyLimitError`` on a daily
         429 and ``ZoomApiError`` on other client errors. ``deadline`` (monotonic seconds) is
-        the page token's lifetime: no wait may carry the request past it.
+        the page token's lifetime: no wait may carry the request past it. ``decode`` turns
+        the body into the returned object and raises ``BodyError`` for a body to retry.
         """
         session = self.get_conn()
-        assert self._limiter is not None and self._auth is not None
+        assert self._limiter is not None and self._auth is not None and self._budget is not None
         settings = self.settings
         backoff = Backoff(
             base_seconds=settings.backoff_base_seconds,
@@ -245,6 +264,7 @@ class ZoomVideoSdkHook(HttpHook):
                 waited += waited_here
             if deadline is not None and time.monotonic() >= deadline:
                 raise PageTokenDeadlineError("the page token would be sent after its lifetime")
+            self._budget.spend(endpoint=endpoint.split("?")[0])  # raises, sending nothing, when spent
             self._count(requests=1)
             reason: str
             delay: float | None = None
@@ -258,13 +278,9 @@ class ZoomVideoSdkHook(HttpHook):
                 status = response.status_code
                 if status == 200:
                     try:
-                        body = response.json()
-                    except ValueError:
-                        reason = "a body that is not complete JSON"
-                    else:
-                        if isinstance(body, dict):
-                            return body
-                        reason = f"a JSON {type(body).__name__} instead of an object"
+                        return decode(response.content)
+                    except BodyError as error:
+                        reason = str(error)
                 elif status == 429:
                     delay = self._rate_limited(response, endpoint)
                     reason = "HTTP 429 (rate limited)"
@@ -334,11 +350,12 @@ class ZoomVideoSdkHook(HttpHook):
         finally:
             self._count(token_restarts=paginator.restarts)
 
-    def iter_session_users_qos(self, session_id: str) -> Iterator[dict[str, Any]]:
-        """Users of a past session with their QoS samples, page by page.
+    def iter_session_qos_pages(self, session_id: str) -> Iterator[tuple[int, list[bytes]]]:
+        """A past session's users, page by page, each user as the raw JSON Zoom sent.
 
-        ``type=past`` is required: Zoom's default is ``live``. After a page-token restart users
-        repeat: callers key them by ``(id, join_time)``.
+        Yields ``(restarts, users)``: when ``restarts`` grows, a page token expired or was
+        rejected and the list starts again from its first page, so what the caller kept of
+        the earlier pass is superseded. ``type=past`` is required: Zoom's default is ``live``.
         """
         endpoint = f"videosdk/sessions/{encode_session_id(session_id)}/users/qos"
         params = {"type": "past", "page_size": self.settings.qos_page_size}
@@ -346,13 +363,23 @@ class ZoomVideoSdkHook(HttpHook):
 
         def fetch(token: str | None, deadline: float | None) -> dict[str, Any]:
             return self.get_json(endpoint, {**params, "next_page_token": token}, HEAVY,
-                                 deadline=deadline, session_id=session_id)
+                                 deadline=deadline, session_id=session_id, decode=raw_qos_page)
 
         try:
             for page in paginator.pages(fetch, what=f"QoS of session {session_id!r}"):
-                yield from _list_field(page, "users", "videosdk/sessions/{id}/users/qos")
+                users = _list_field(page, "users", "videosdk/sessions/{id}/users/qos", is_raw_object)
+                yield paginator.restarts, users
         finally:
             self._count(token_restarts=paginator.restarts)
+
+    def iter_session_users_qos(self, session_id: str) -> Iterator[dict[str, Any]]:
+        """Users of a past session with their QoS samples, decoded.
+
+        After a page-token restart users repeat: callers key them by ``(id, join_time)``.
+        """
+        for _, users in self.iter_session_qos_pages(session_id):
+            for user in users:
+                yield decode_user(user)
 
     def test_connection(self) -> tuple[bool, str]:
         """Used by the Airflow UI's Test button: one cheap authenticated request."""
@@ -381,11 +408,17 @@ def _zoom_error(response: requests.Response) -> tuple[int | None, str]:
     return (code if isinstance(code, int) else None), str(body.get("message", ""))[:500]
 
 
-def _list_field(page: Mapping[str, Any], field: str, endpoint: str) -> list[dict[str, Any]]:
-    """The page's list of items; a missing list is an empty page, anything else is malformed."""
+def _is_object(item: Any) -> bool:
+    return isinstance(item, dict)
+
+
+def _list_field(
+    page: Mapping[str, Any], field: str, endpoint: str, is_object: Callable[[Any], bool] = _is_object
+) -> list[Any]:
+    """The page's objects; a missing list is an empty page, anything else is malformed."""
     items = page.get(field)
     if items is None:
         return []
     if not isinstance(items, list):
         raise ZoomApiError(200, None, f"'{field}' is a {type(items).__name__}, not a list", endpoint)
-    return [item for item in items if isinstance(item, dict)]
+    return [item for item in items if is_object(item)]

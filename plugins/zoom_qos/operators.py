@@ -1,10 +1,11 @@
 """The extraction operator: users' QoS of a batch of sessions, from Zoom to staging.
 
 Thin on purpose: the hook talks to Zoom and handles tokens, pacing and retries; this operator
-walks a batch, keeps each session's users once (a user re-read after a page-token restart
-overwrites its first copy) and writes what it read to staging in small *parts* as it goes.
-Parts make the work resumable: a retried or resumed task skips the sessions already staged,
-and a daily-limit stop loses nothing. XCom gets only the folder reference and counts.
+walks a batch, several sessions at a time, and streams each session's pages into its own
+staging file as they arrive (see ``staging.StagedSessionWriter``), so memory holds one page per
+session in flight. A small index, written as sessions finish, makes the work resumable: a
+retried or resumed task skips the sessions already staged, and a daily-limit stop loses
+nothing. XCom gets only the folder reference and counts.
 """
 
 from __future__ import annotations
@@ -21,28 +22,25 @@ from typing import Any
 from airflow.sdk import BaseOperator, ObjectStoragePath
 from airflow.sdk.exceptions import AirflowException
 
+from zoom_qos.budget import is_backfill
 from zoom_qos.config import ZOOM_CONN_ID
 from zoom_qos.errors import ZoomApiError, ZoomDailyLimitError
 from zoom_qos.hooks import ZoomVideoSdkHook
 from zoom_qos.privacy import Pseudonymizer
-from zoom_qos.staging import read_jsonl, write_jsonl
-from zoom_qos.transform import dedupe_users
+from zoom_qos.rawjson import decode_user
+from zoom_qos.staging import StagedSessionWriter, read_jsonl, read_staged_session, stage_gone_session
 
 PROGRESS_EVERY_SECONDS = 30.0
-PART_MAX_SESSIONS = 25
-PART_MAX_SECONDS = 30.0
+INDEX_MAX_SESSIONS = 25
+INDEX_MAX_SECONDS = 30.0
 
 
 def staged_records(qos_folder: str) -> dict[str, dict[str, Any]]:
-    """Every session record staged in a batch folder, the newest part winning."""
-    folder = ObjectStoragePath(qos_folder)
-    records: dict[str, dict[str, Any]] = {}
-    if not folder.exists():
-        return records
-    for part in sorted(p for p in folder.iterdir() if p.name.startswith("part-") and
-                       p.name.endswith(".jsonl")):
-        for record in read_jsonl(part):
-            records[record["session_id"]] = record
+    """Every indexed session of a batch folder with its users, all in memory (tests, small batches)."""
+    records = {}
+    for session_id in staged_index(qos_folder):
+        header, users = read_staged_session(qos_folder, session_id)
+        records[session_id] = {**header, "users": list(users)} if header["status"] == "ok" else header
     return records
 
 
@@ -72,7 +70,7 @@ class ZoomSessionQosOperator(BaseOperator):
     """Pages ``GET /videosdk/sessions/{id}/users/qos?type=past`` for each session of a batch.
 
     :param batch: a batch reference made by the listing task: ``sessions_uri`` (JSON lines of
-        session objects) and ``qos_uri`` (the folder this task fills with parts).
+        session objects) and ``qos_uri`` (the folder this task fills).
     :param zoom_conn_id: the Airflow connection of the Zoom Video SDK account.
     :param defer_on_daily_limit: when Zoom's daily cap is spent, free the worker slot and resume
         after the reset (needs a triggerer); otherwise fail with the reset time.
@@ -89,13 +87,13 @@ class ZoomSessionQosOperator(BaseOperator):
         self.defer_on_daily_limit = defer_on_daily_limit
 
     def execute(self, context: Any) -> dict[str, Any]:
-        return self._extract()
+        return self._extract(context)
 
     def resume_after_daily_limit(self, context: Any, event: Any = None) -> dict[str, Any]:
         self.log.info("Zoom's daily limit has reset; resuming batch %s", self.batch.get("index"))
-        return self._extract()
+        return self._extract(context)
 
-    def _extract(self) -> dict[str, Any]:
+    def _extract(self, context: Any) -> dict[str, Any]:
         qos_folder = self.batch["qos_uri"]
         sessions = list(read_jsonl(self.batch["sessions_uri"]))
         done = staged_index(qos_folder)
@@ -103,7 +101,9 @@ class ZoomSessionQosOperator(BaseOperator):
         if done:
             self.log.info("Resuming: %d of %d sessions were staged by an earlier attempt",
                           len(sessions) - len(todo), len(sessions))
-        hook = ZoomVideoSdkHook(self.zoom_conn_id)
+        dag_run = context.get("dag_run")
+        backfill = is_backfill(getattr(dag_run, "run_type", None), context.get("params"))
+        hook = ZoomVideoSdkHook(self.zoom_conn_id, backfill=backfill)
         key = hook.settings.pseudonymization_key
         self._pseudonymizer = Pseudonymizer(key) if key else None
         segment = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
@@ -120,26 +120,24 @@ class ZoomSessionQosOperator(BaseOperator):
 
     def _fetch(self, hook: ZoomVideoSdkHook, todo: list[dict[str, Any]], qos_folder: str,
                segment: str) -> None:
-        """Read sessions concurrently (each session's pages in order) and stage them in parts.
+        """Read sessions concurrently (each session's pages in order), each into its staging file.
 
         Several sessions are in flight at once so that API latency does not leave the account's
         rate unused; the hook's limiter still caps the rate. Whatever stops the batch (an error,
-        Zoom's daily limit), the sessions already read are staged before the error propagates.
+        Zoom's daily limit), the sessions already read are indexed before the error propagates.
         """
-        buffer: list[dict[str, Any]] = []
+        finished_here: dict[str, int | None] = {}
         parts = 0
         last_flush = last_report = time.monotonic()
 
         def flush() -> None:
-            nonlocal buffer, parts, last_flush
-            if buffer:
-                name = f"{segment}-{parts:05d}"
-                write_jsonl(f"{qos_folder}/part-{name}.jsonl", buffer)
-                # the index last: a part without one is simply read again by a retry
-                ObjectStoragePath(f"{qos_folder}/index-{name}.json").write_text(json.dumps(
-                    {r["session_id"]: len(r["users"]) if r["status"] == "ok" else None for r in buffer}))
+            nonlocal finished_here, parts, last_flush
+            if finished_here:
+                # Written after the sessions' files: a file without an index entry is read again.
+                path = ObjectStoragePath(f"{qos_folder}/index-{segment}-{parts:05d}.json")
+                path.write_text(json.dumps(finished_here))
                 parts += 1
-                buffer = []
+                finished_here = {}
             last_flush = time.monotonic()
 
         workers = max(1, hook.settings.max_concurrent_sessions)
@@ -147,21 +145,25 @@ class ZoomSessionQosOperator(BaseOperator):
         failure: BaseException | None = None
         done = 0
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="zoom-qos") as pool:
-            def start(count: int) -> set[Future[dict[str, Any]]]:
-                return {pool.submit(self._read_session, hook, str(s["id"])) for s in islice(pending, count)}
+            def start(count: int) -> set[Future[tuple[str, int | None]]]:
+                return {pool.submit(self._read_session, hook, qos_folder, str(s["id"]))
+                        for s in islice(pending, count)}
 
             in_flight = start(workers)
             while in_flight:
                 finished, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
                 for future in finished:
                     try:
-                        buffer.append(future.result())
+                        session_id, users = future.result()
                     except BaseException as error:  # keep the first; let in-flight reads finish
                         failure = failure or error
+                    else:
+                        finished_here[session_id] = users
                     done += 1
                 if failure is None:
                     in_flight |= start(len(finished))
-                if len(buffer) >= PART_MAX_SESSIONS or time.monotonic() - last_flush >= PART_MAX_SECONDS:
+                if (len(finished_here) >= INDEX_MAX_SESSIONS
+                        or time.monotonic() - last_flush >= INDEX_MAX_SECONDS):
                     flush()
                 if time.monotonic() - last_report >= PROGRESS_EVERY_SECONDS:
                     last_report = time.monotonic()
@@ -171,20 +173,29 @@ class ZoomSessionQosOperator(BaseOperator):
         if failure is not None:
             raise failure
 
-    def _read_session(self, hook: ZoomVideoSdkHook, session_id: str) -> dict[str, Any]:
+    def _read_session(
+        self, hook: ZoomVideoSdkHook, qos_folder: str, session_id: str
+    ) -> tuple[str, int | None]:
+        """Stage one session; returns its id and the users staged (None: Zoom no longer has it)."""
         fetched_at = datetime.now(UTC).isoformat()
         try:
-            users = [dict(u) for u in dedupe_users(hook.iter_session_users_qos(session_id))]
-            if self._pseudonymizer:
-                users = [self._pseudonymizer.user(u) for u in users]
+            with StagedSessionWriter(qos_folder, session_id, fetched_at) as staged:
+                restarts = 0
+                for restarts_now, users in hook.iter_session_qos_pages(session_id):
+                    if restarts_now != restarts:  # the list started over: so does the file
+                        restarts = restarts_now
+                        staged.restart()
+                    if self._pseudonymizer:
+                        users = [json.dumps(self._pseudonymizer.user(decode_user(u))).encode() for u in users]
+                    staged.write(users)
+                return session_id, staged.commit()
         except ZoomApiError as error:
             if not error.session_gone or isinstance(error, ZoomDailyLimitError):
                 raise
             self.log.warning("Session %r is listed but Zoom no longer serves it: %s",
                              session_id, error.zoom_message)
-            return {"session_id": session_id, "status": "gone", "error": error.zoom_message,
-                    "fetched_at": fetched_at}
-        return {"session_id": session_id, "status": "ok", "users": users, "fetched_at": fetched_at}
+            stage_gone_session(qos_folder, session_id, fetched_at, error.zoom_message)
+            return session_id, None
 
     def _park(self, limit: ZoomDailyLimitError, delay: timedelta) -> None:
         """Stop until Zoom's daily cap resets: deferred if possible, else a clean failure."""

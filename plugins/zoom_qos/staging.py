@@ -9,14 +9,17 @@ file and a retried task simply overwrites.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from airflow.sdk import ObjectStoragePath
 
 from zoom_qos.parsing import storable_text
+from zoom_qos.rawjson import decode_user
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -51,3 +54,108 @@ def read_jsonl(path: ObjectStoragePath | str) -> Iterator[dict[str, Any]]:
         for line in source:
             if line.strip():
                 yield json.loads(line)
+
+
+# --- one session's QoS, staged as it is read --------------------------------------------------
+# File layout: a header line (session id, status, fetch time), then one Zoom user object per
+# line, exactly as Zoom sent it. Writing the bytes received, instead of decoding and
+# re-encoding every user, was the largest CPU cost of extraction; writing page by page keeps
+# memory at one page per session in flight, however many users a session has.
+
+def session_file(qos_folder: str, session_id: str) -> ObjectStoragePath:
+    """Where a session's QoS is staged; named by a hash, as ids hold ``/``, ``+`` and ``=``."""
+    digest = hashlib.sha256(session_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return ObjectStoragePath(qos_folder) / f"session-{digest}.jsonl"
+
+
+def _header(session_id: str, status: str, fetched_at: str, error: str | None = None) -> bytes:
+    record = {"session_id": session_id, "status": status, "fetched_at": fetched_at}
+    if error is not None:
+        record["error"] = error
+    return storable_text(json.dumps(record, ensure_ascii=False)).encode("utf-8") + b"\n"
+
+
+class StagedSessionWriter:
+    """Writes one session's users page by page; the file appears complete or not at all.
+
+    ``restart`` forgets what was written (a page-token restart re-reads the list from its
+    first page, so the earlier pass is superseded, never merged); ``commit`` publishes the
+    file under its final name. Used as a context manager, an exception discards the file.
+    """
+
+    def __init__(self, qos_folder: str, session_id: str, fetched_at: str) -> None:
+        self.session_id = session_id
+        self.fetched_at = fetched_at
+        self.target = session_file(qos_folder, session_id)
+        # Unique per writer: two attempts of one task (a zombie and its retry) never share it.
+        self._partial = self.target.with_name(f"{self.target.name}.{uuid.uuid4().hex[:12]}.partial")
+        self._out: Any = None
+        self.users = 0
+
+    def __enter__(self) -> StagedSessionWriter:
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        self._open()
+        return self
+
+    def __exit__(self, kind: Any, error: Any, tb: Any) -> None:
+        if self._out is not None:  # not committed: an error, or the caller gave up
+            self._out.close()
+            self._out = None
+            self._partial.unlink(missing_ok=True)
+
+    def _open(self) -> None:
+        self._out = self._partial.open("wb")
+        self._out.write(_header(self.session_id, "ok", self.fetched_at))
+        self.users = 0
+
+    def restart(self) -> None:
+        self._out.close()
+        self._open()
+
+    def write(self, users: list[bytes]) -> None:
+        """Append users, each the raw JSON of one object (line breaks inside are whitespace)."""
+        if users:
+            self._out.write(b"\n".join(u.replace(b"\n", b" ").replace(b"\r", b" ") for u in users))
+            self._out.write(b"\n")
+            self.users += len(users)
+
+    def commit(self) -> int:
+        self._out.close()
+        self._out = None
+        self._partial.rename(self.target)
+        return self.users
+
+
+def stage_gone_session(qos_folder: str, session_id: str, fetched_at: str, error: str) -> None:
+    """Record that Zoom no longer serves a listed session (so a retry does not ask again)."""
+    target = session_file(qos_folder, session_id)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f"{target.name}.{uuid.uuid4().hex[:12]}.partial")
+    partial.write_bytes(_header(session_id, "gone", fetched_at, error))
+    partial.rename(target)
+
+
+def read_staged_session(qos_folder: str, session_id: str) -> tuple[dict[str, Any], Iterator[Any]]:
+    """A staged session's header and a lazy iterator over its users (one line at a time)."""
+    path = session_file(qos_folder, session_id)
+    source = path.open("rb")
+    try:
+        header = json.loads(source.readline())
+    except BaseException:
+        source.close()
+        raise
+    if header.get("session_id") != session_id:
+        source.close()
+        raise RuntimeError(f"Staged file {path} holds session {header.get('session_id')!r}, not "
+                           f"{session_id!r}: the staging folder was modified; clear extract_qos and retry.")
+    if header.get("status") != "ok":
+        source.close()
+        return header, iter(())
+
+    def users() -> Iterator[Any]:
+        with source:
+            for line in source:
+                if line.strip():
+                    yield decode_user(line)
+
+    return header, users()

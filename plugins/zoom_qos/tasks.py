@@ -17,10 +17,10 @@ from typing import Any
 from zoom_qos.config import WAREHOUSE_CONN_ID, ZOOM_CONN_ID, staging_url
 from zoom_qos.hooks import ZoomVideoSdkHook
 from zoom_qos.load import Warehouse
-from zoom_qos.operators import staged_records
+from zoom_qos.operators import staged_index
 from zoom_qos.parsing import ParseIssues
 from zoom_qos.quality import DEFAULT_HARD_CHECKS, findings_as_json, hard_violations, run_checks
-from zoom_qos.staging import read_jsonl, run_folder, write_jsonl
+from zoom_qos.staging import read_jsonl, read_staged_session, run_folder, write_jsonl
 from zoom_qos.windows import available_part, batch_sizes, month_ranges, requested_window
 
 log = logging.getLogger(__name__)
@@ -113,21 +113,22 @@ def list_sessions(
 
 def staged_sessions(
     batches: Iterable[Mapping[str, Any]], gone: list[str]
-) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
-    """``(session, users)`` pairs from staging, batch by batch; sessions Zoom no longer serves
-    are appended to ``gone`` instead."""
+) -> Iterator[tuple[dict[str, Any], Iterator[Any]]]:
+    """``(session, users)`` pairs from staging, batch by batch, ``users`` read lazily from the
+    session's staging file; sessions Zoom no longer serves are appended to ``gone`` instead."""
     last_report = time.monotonic()
     for number, batch in enumerate(batches, 1):
-        staged = staged_records(batch["qos_uri"])
+        index = staged_index(batch["qos_uri"])
         for session in read_jsonl(batch["sessions_uri"]):
-            record = staged.get(str(session["id"]))
-            if record is None:
-                raise RuntimeError(f"Session {session['id']!r} of batch {batch['index']} has no staged "
+            session_id = str(session["id"])
+            if session_id not in index:
+                raise RuntimeError(f"Session {session_id!r} of batch {batch['index']} has no staged "
                                    "QoS: its extraction did not finish. Clear extract_qos and retry.")
-            if record.get("status") != "ok":
-                gone.append(str(session["id"]))
+            if index[session_id] is None:
+                gone.append(session_id)
                 continue
-            yield session, record["users"]
+            _, users = read_staged_session(batch["qos_uri"], session_id)
+            yield session, users
         if time.monotonic() - last_report >= PROGRESS_EVERY_SECONDS:
             last_report = time.monotonic()
             log.info("Loading: batch %d done", number)

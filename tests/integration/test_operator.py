@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from airflow.sdk import ObjectStoragePath
 
 from include.zoom_simulator import Faults
 from zoom_qos.errors import PageRestartsExhaustedError
@@ -141,3 +142,42 @@ def test_daily_limit_without_deferral_fails_saying_when_it_resets(simulator, zoo
     operator = ZoomSessionQosOperator(task_id="extract_qos", batch=batch, defer_on_daily_limit=False)
     with pytest.raises(Exception, match="daily request limit is exhausted.*resets at 20"):
         operator.execute(context={})
+
+
+def test_a_backfill_stops_at_its_share_of_the_daily_budget_and_defers_to_midnight(
+        simulator, zoom_conn, staged_batch):
+    from types import SimpleNamespace
+
+    from airflow.sdk.exceptions import TaskDeferred
+
+    batch, sessions = staged_batch
+    zoom_conn(backoff_base_seconds=0.05, daily_request_limit=8, backfill_reserve_requests=5)
+    backfill = {"dag_run": SimpleNamespace(run_type="backfill"), "params": {}}
+    operator = ZoomSessionQosOperator(task_id="extract_qos", batch=batch)
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute(context=backfill)
+    # 8 - 5 reserved for scheduled runs: exactly 3 requests went to Zoom
+    assert simulator.stats()["by_endpoint"]["user_qos"] == 3
+    tomorrow = datetime.now(UTC).date() + timedelta(days=1)
+    assert deferred.value.trigger.moment == datetime(tomorrow.year, tomorrow.month, tomorrow.day,
+                                                     tzinfo=UTC) + timedelta(seconds=30)
+    staged = staged_records(batch["qos_uri"])
+    assert staged and len(staged) < len(sessions)
+    # a scheduled run of the same day may still spend the reserve
+    simulator.reset_stats()
+    with pytest.raises(TaskDeferred):
+        ZoomSessionQosOperator(task_id="extract_qos", batch=batch).execute(context={})
+    assert simulator.stats()["by_endpoint"]["user_qos"] == 5
+
+
+def test_each_session_is_staged_in_its_own_file_one_user_per_line(simulator, zoom_conn, staged_batch):
+    from zoom_qos.staging import session_file
+
+    batch, sessions = staged_batch
+    zoom_conn(qos_page_size=2)
+    run(batch)
+    for session in sessions:
+        lines = session_file(batch["qos_uri"], session["id"]).read_bytes().splitlines()
+        assert len(lines) == 1 + len(simulator.dataset.users_for_session(session["id"]))
+    leftovers = [p.name for p in ObjectStoragePath(batch["qos_uri"]).iterdir() if ".partial" in p.name]
+    assert leftovers == []

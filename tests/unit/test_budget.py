@@ -1,0 +1,422 @@
+"""The daily request budget: exact limits, refusals that cost nothing, the backfill reserve,
+the 00:00 UTC rollover, and counts shared across threads, processes and Redis."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import threading
+import uuid
+from datetime import UTC, date, datetime, timedelta, timezone
+
+import pytest
+
+from zoom_qos.budget import (
+    KEEP_DAYS,
+    DailyBudget,
+    FileDailyCounter,
+    MemoryDailyCounter,
+    RedisDailyCounter,
+    UnlimitedBudget,
+    account_key,
+    budget_for,
+    default_budget_dir,
+    is_backfill,
+    next_reset,
+)
+from zoom_qos.errors import DailyBudgetExhaustedError, ZoomApiError, ZoomDailyLimitError
+
+REDIS_URL = os.environ.get("ZOOM_QOS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+DAY = date(2026, 11, 26)
+
+
+class FakeClock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    return FakeClock(datetime(2026, 11, 26, 13, 45, tzinfo=UTC))
+
+
+@pytest.fixture
+def redis_url():
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as error:
+        if os.environ.get("ZOOM_QOS_REQUIRE_REDIS") == "1":
+            pytest.fail(f"Redis required (ZOOM_QOS_REQUIRE_REDIS=1), not reachable at {REDIS_URL}: {error}")
+        pytest.skip(f"Redis not reachable at {REDIS_URL}: {error}")
+    return REDIS_URL
+
+
+@pytest.fixture
+def redis_account(redis_url):
+    """A unique account per test, its keys deleted afterwards."""
+    import redis
+
+    account = f"test-{uuid.uuid4().hex[:12]}"
+    yield account
+    client = redis.Redis.from_url(redis_url)
+    for key in client.scan_iter(f"zoom_qos:daily:{account}:*"):
+        client.delete(key)
+
+
+# --- the budget's arithmetic ------------------------------------------------------------------
+def test_the_allowance_is_spent_to_the_exact_request_then_refused(clock):
+    budget = DailyBudget(MemoryDailyCounter(), daily_limit=10, clock=clock)
+    remaining = [budget.spend() for _ in range(10)]
+    assert remaining == list(range(9, -1, -1))
+    with pytest.raises(DailyBudgetExhaustedError):
+        budget.spend()
+    assert budget.spent() == 10
+    assert budget.remaining() == 0
+
+
+def test_a_refused_request_is_not_counted(clock):
+    counter = MemoryDailyCounter()
+    budget = DailyBudget(counter, daily_limit=10, clock=clock)
+    budget.spend(8)
+    with pytest.raises(DailyBudgetExhaustedError) as refused:
+        budget.spend(3)  # all or nothing: not 2 of the 3
+    assert refused.value.requested == 3
+    assert counter.get(DAY) == 8
+    for _ in range(3):  # refusals again and again cost nothing either
+        with pytest.raises(DailyBudgetExhaustedError):
+            budget.spend(3)
+    assert budget.spend(2) == 0
+    assert counter.get(DAY) == 10
+
+
+def test_the_reserve_is_left_by_backfills_only(tmp_path, clock):
+    common = dict(daily_limit=100, reserve=30, account="acct", directory=tmp_path, clock=clock)
+    backfill = budget_for(backfill=True, **common)
+    scheduled = budget_for(backfill=False, **common)
+    assert (backfill.reserve, scheduled.reserve) == (30, 0)
+    backfill.spend(70)
+    with pytest.raises(DailyBudgetExhaustedError):
+        backfill.spend()
+    assert backfill.remaining() == 0
+    # the same account's count, but the scheduled run may use the reserve
+    assert scheduled.remaining() == 30
+    scheduled.spend(30)
+    with pytest.raises(DailyBudgetExhaustedError):
+        scheduled.spend()
+
+
+def test_scheduled_requests_shrink_what_a_backfill_may_still_use(tmp_path, clock):
+    common = dict(daily_limit=100, reserve=30, account="acct", directory=tmp_path, clock=clock)
+    budget_for(backfill=False, **common).spend(50)
+    backfill = budget_for(backfill=True, **common)
+    assert backfill.remaining() == 20
+    backfill.spend(20)
+    with pytest.raises(DailyBudgetExhaustedError):
+        backfill.spend()
+
+
+@pytest.mark.parametrize(
+    ("run_type", "params", "expected"),
+    [
+        ("backfill", {}, True),
+        ("scheduled", {}, False),
+        ("manual", {}, False),
+        ("manual", {"from_date": None, "to_date": None}, False),
+        ("manual", {"from_date": "2026-06-01", "to_date": "2026-06-30"}, True),
+        ("manual", {"to_date": "2026-06-30"}, True),
+        ("asset_triggered", {}, False),
+    ],
+)
+def test_which_runs_leave_the_reserve(run_type, params, expected):
+    assert is_backfill(run_type, params) is expected
+
+
+def test_airflows_run_type_enum_is_understood():
+    from airflow.utils.types import DagRunType
+
+    assert is_backfill(DagRunType.BACKFILL_JOB) is True
+    assert is_backfill(DagRunType.SCHEDULED, None) is False
+
+
+# --- the day and its reset --------------------------------------------------------------------
+def test_the_count_starts_over_at_midnight_utc(clock):
+    clock.now = datetime(2026, 11, 26, 23, 59, 59, 999_999, tzinfo=UTC)
+    counter = MemoryDailyCounter()
+    budget = DailyBudget(counter, daily_limit=5, clock=clock)
+    budget.spend(5)
+    with pytest.raises(DailyBudgetExhaustedError) as refused:
+        budget.spend()
+    assert refused.value.reset_at == datetime(2026, 11, 27, tzinfo=UTC)
+    clock.now = datetime(2026, 11, 27, tzinfo=UTC)  # 00:00:00.000 UTC: a new day
+    assert budget.remaining() == 5
+    assert budget.spend() == 4
+    assert (counter.get(DAY), counter.get(date(2026, 11, 27))) == (5, 1)
+
+
+def test_days_are_utc_days_whatever_the_clocks_zone(clock):
+    # 20:30 in New York (UTC-5) on the 26th is 01:30 UTC on the 27th
+    clock.now = datetime(2026, 11, 26, 20, 30, tzinfo=timezone(timedelta(hours=-5)))
+    counter = MemoryDailyCounter()
+    budget = DailyBudget(counter, daily_limit=5, clock=clock)
+    budget.spend()
+    assert counter.get(date(2026, 11, 27)) == 1
+    assert budget.reset_at() == datetime(2026, 11, 28, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("now", "reset"),
+    [
+        (datetime(2026, 11, 26, 0, 0, tzinfo=UTC), datetime(2026, 11, 27, tzinfo=UTC)),
+        (datetime(2026, 11, 26, 13, 45, tzinfo=UTC), datetime(2026, 11, 27, tzinfo=UTC)),
+        (datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC)),
+        (datetime(2028, 2, 28, 12, 0, tzinfo=UTC), datetime(2028, 2, 29, tzinfo=UTC)),
+    ],
+)
+def test_reset_at_is_the_next_midnight_utc(now, reset):
+    assert next_reset(now) == reset
+    assert DailyBudget(MemoryDailyCounter(), 10, clock=lambda: now).reset_at() == reset
+    assert reset.utcoffset() == timedelta(0)
+
+
+def test_a_naive_clock_is_refused():
+    budget = DailyBudget(MemoryDailyCounter(), 10, clock=lambda: datetime(2026, 11, 26, 12))
+    with pytest.raises(ValueError, match="aware"):
+        budget.spend()
+
+
+# --- the error --------------------------------------------------------------------------------
+def test_the_error_parks_like_zooms_daily_429_and_keeps_secrets_out(tmp_path, clock):
+    api_key = "live-api-key-7d1c0b9e"
+    account = account_key(api_key)
+    budget = budget_for(daily_limit=60_000, reserve=10_000, backfill=True, account=account,
+                        directory=tmp_path, clock=clock)
+    budget.spend(50_000)
+    with pytest.raises(ZoomDailyLimitError) as refused:
+        budget.spend(endpoint="videosdk/sessions/abc/users/qos")
+    error = refused.value
+    assert isinstance(error, DailyBudgetExhaustedError) and isinstance(error, ZoomApiError)
+    assert error.reset_at == datetime(2026, 11, 27, tzinfo=UTC)
+    assert (error.status, error.code, error.session_gone) == (429, None, False)
+    assert (error.spent, error.daily_limit, error.reserve) == (50_000, 60_000, 10_000)
+    assert error.day == "2026-11-26"
+    message = str(error)
+    assert error.zoom_message == message
+    for figure in ("50,000 of 60,000", "10,000 are kept for scheduled runs", "00:00 UTC",
+                   "2026-11-27T00:00:00+00:00", "nothing was sent"):
+        assert figure in message
+    assert api_key not in message and account not in message
+
+
+def test_a_scheduled_runs_message_names_the_whole_limit(clock):
+    budget = DailyBudget(MemoryDailyCounter(), daily_limit=30_000, clock=clock)
+    budget.spend(29_999)
+    with pytest.raises(DailyBudgetExhaustedError, match=r"spent: 29,999 of 30,000 requests") as refused:
+        budget.spend(2)
+    assert "2 more requests would exceed it" in str(refused.value)
+    assert "backfill" not in str(refused.value)
+
+
+# --- validation and the factory ---------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("limit", "reserve", "match"),
+    [
+        (0, 0, "UnlimitedBudget"),
+        (-1, 0, "at least 1"),
+        (100, 100, "less than daily_limit"),
+        (100, -1, "at least 0"),
+        (100.0, 0, "whole number"),
+        (True, 0, "whole number"),
+    ],
+)
+def test_daily_budget_rejects_bad_arguments(limit, reserve, match):
+    with pytest.raises(ValueError, match=match):
+        DailyBudget(MemoryDailyCounter(), limit, reserve)
+
+
+@pytest.mark.parametrize("n", [0, -3, 1.5, True])
+def test_spend_rejects_odd_counts(n, clock):
+    with pytest.raises(ValueError, match="whole number"):
+        DailyBudget(MemoryDailyCounter(), 10, clock=clock).spend(n)
+
+
+def test_a_daily_limit_of_zero_tracks_nothing(tmp_path, clock):
+    budget = budget_for(daily_limit=0, reserve=10_000, backfill=True, account="acct",
+                        directory=tmp_path, clock=clock)
+    assert isinstance(budget, UnlimitedBudget)
+    for _ in range(3):
+        budget.spend(1_000_000)
+    assert budget.remaining() is None
+    assert budget.reset_at() == datetime(2026, 11, 27, tzinfo=UTC)
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+@pytest.mark.parametrize(
+    ("limit", "reserve", "match"),
+    [
+        (30_000, 30_000, r"'backfill_reserve_requests' \(30,000\) must be less than 'daily_request_limit'"),
+        (-5, 0, "'daily_request_limit'"),
+        (60_000, -1, "'backfill_reserve_requests'"),
+        ("60000", 0, "'daily_request_limit'"),
+    ],
+)
+def test_the_factory_names_the_setting_that_is_wrong(tmp_path, limit, reserve, match):
+    # a scheduled run too: a bad reserve must surface before the next backfill
+    with pytest.raises(ValueError, match=match):
+        budget_for(daily_limit=limit, reserve=reserve, backfill=False, account="acct", directory=tmp_path)
+
+
+def test_the_factory_picks_redis_when_given_a_url_else_a_file(tmp_path):
+    shared = budget_for(daily_limit=100, reserve=10, backfill=False, account="acct",
+                        redis_url="redis://127.0.0.1:6379/15", directory=tmp_path)
+    local = budget_for(daily_limit=100, reserve=10, backfill=False, account="acct", directory=tmp_path)
+    assert isinstance(shared.counter, RedisDailyCounter)
+    assert isinstance(local.counter, FileDailyCounter) and local.counter.path == tmp_path / "acct.json"
+
+
+def test_the_file_counter_directory_defaults(monkeypatch, tmp_path):
+    monkeypatch.setenv("ZOOM_QOS_BUDGET_DIR", str(tmp_path / "budget"))
+    assert default_budget_dir() == tmp_path / "budget"
+    monkeypatch.delenv("ZOOM_QOS_BUDGET_DIR")
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "home"))
+    assert default_budget_dir() == tmp_path / "home" / "zoom_qos_budget"
+    budget = budget_for(daily_limit=10, reserve=0, backfill=False, account="acct")
+    budget.spend()
+    assert (tmp_path / "home" / "zoom_qos_budget" / "acct.json").exists()
+
+
+def test_account_key_is_the_hooks_hash_of_the_api_key():
+    import hashlib
+
+    assert account_key("k") == hashlib.sha256(b"k").hexdigest()[:16]
+    assert len(account_key("another")) == 16
+
+
+# --- the file counter -------------------------------------------------------------------------
+def _add_many(directory: str, account: str, times: int, limit: int | None, results) -> None:
+    counter = FileDailyCounter(directory, account)
+    accepted = sum(1 for _ in range(times) if counter.add(DAY, 1, limit) is not None)
+    results.put(accepted)
+
+
+def _in_two_processes(tmp_path, times: int, limit: int | None) -> list[int]:
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    procs = [ctx.Process(target=_add_many, args=(str(tmp_path), "acct", times, limit, results))
+             for _ in range(2)]
+    for proc in procs:
+        proc.start()
+    accepted = [results.get(timeout=60) for _ in procs]
+    for proc in procs:
+        proc.join(timeout=60)
+        assert proc.exitcode == 0
+    return accepted
+
+
+def test_the_file_counter_loses_nothing_across_processes(tmp_path):
+    assert _in_two_processes(tmp_path, 500, None) == [500, 500]
+    assert FileDailyCounter(tmp_path, "acct").get(DAY) == 1000
+
+
+def test_the_file_counter_never_overshoots_across_processes(tmp_path):
+    accepted = _in_two_processes(tmp_path, 500, 700)
+    assert sum(accepted) == 700
+    assert FileDailyCounter(tmp_path, "acct").get(DAY) == 700
+
+
+@pytest.mark.parametrize("kind", ["file", "memory"])
+def test_threads_sharing_a_budget_get_exactly_the_allowance(tmp_path, clock, kind):
+    counter = FileDailyCounter(tmp_path, "acct") if kind == "file" else MemoryDailyCounter()
+    budget = DailyBudget(counter, daily_limit=600, reserve=100, clock=clock)
+    outcomes: list[bool] = []
+    lock = threading.Lock()
+    start = threading.Barrier(8)
+
+    def worker() -> None:
+        start.wait()
+        for _ in range(100):
+            try:
+                budget.spend()
+                ok = True
+            except DailyBudgetExhaustedError:
+                ok = False
+            with lock:
+                outcomes.append(ok)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes.count(True) == 500 and outcomes.count(False) == 300
+    assert counter.get(DAY) == 500
+
+
+def test_the_file_counter_prunes_old_days(tmp_path):
+    counter = FileDailyCounter(tmp_path, "acct")
+    for back in range(10, -1, -1):
+        counter.add(DAY - timedelta(days=back), 1)
+    kept = json.loads(counter.path.read_text())
+    assert sorted(kept) == [(DAY - timedelta(days=b)).isoformat() for b in range(KEEP_DAYS, -1, -1)]
+    assert counter.get(DAY - timedelta(days=KEEP_DAYS + 1)) == 0
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_an_unreadable_count_file_starts_over_instead_of_blocking(tmp_path, caplog):
+    counter = FileDailyCounter(tmp_path, "acct")
+    counter.path.write_text("{not json")
+    assert counter.add(DAY, 3) == 3
+    assert "unreadable" in caplog.text
+
+
+@pytest.mark.parametrize("account", ["", "../etc", "a/b", "x" * 65])
+def test_the_file_counter_refuses_account_keys_that_are_not_file_names(tmp_path, account):
+    with pytest.raises(ValueError, match="account key"):
+        FileDailyCounter(tmp_path, account)
+
+
+# --- the Redis counter ------------------------------------------------------------------------
+def test_the_redis_counter_counts_per_day_with_an_expiry(redis_url, redis_account):
+    import redis
+
+    counter = RedisDailyCounter(redis_url, redis_account)
+    assert counter.add(DAY, 3) == 3
+    assert counter.add(DAY, 2, limit=5) == 5
+    assert counter.add(DAY, 1, limit=5) is None  # refused
+    assert counter.get(DAY) == 5  # and not counted
+    assert counter.get(DAY + timedelta(days=1)) == 0
+    key = f"zoom_qos:daily:{redis_account}:2026-11-26"
+    assert counter.key(DAY) == key
+    ttl = redis.Redis.from_url(redis_url).ttl(key)
+    assert 0 < ttl <= KEEP_DAYS * 86_400
+
+
+def test_the_redis_counter_is_atomic_under_contention(redis_url, redis_account, clock):
+    # each thread its own client (own connections), as separate workers would be
+    budgets = [DailyBudget(RedisDailyCounter(redis_url, redis_account), 400, reserve=100, clock=clock)
+               for _ in range(8)]
+    accepted = [0] * len(budgets)
+    start = threading.Barrier(len(budgets))
+
+    def worker(i: int) -> None:
+        start.wait()
+        for _ in range(60):
+            try:
+                budgets[i].spend()
+                accepted[i] += 1
+            except DailyBudgetExhaustedError:
+                pass
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(budgets))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(accepted) == 300  # 480 asked, exactly the allowance granted
+    assert budgets[0].spent() == 300
+    assert budgets[0].remaining() == 0
