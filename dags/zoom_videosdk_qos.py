@@ -37,7 +37,11 @@ DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
         "to_date": Param(None, type=["null", "string"], pattern=DATE_PATTERN,
                          description="Manual reload: last day (UTC, inclusive)."),
         "lookback_days": Param(1, type="integer", minimum=0, maximum=31,
-                               description="Days before the interval read again."),
+                               description="Days before the interval listed again, for sessions "
+                                           "that were still live at the previous run."),
+        "lookback_settle_minutes": Param(60, type="integer", minimum=0,
+                                         description="Lookback sessions already loaded this long "
+                                                     "after they ended are not read again."),
         "batch_size": Param(100, type="integer", minimum=1,
                             description="Sessions per mapped extraction task."),
         "dq_hard_checks": Param(["orphan_rows"], type="array", items={"type": "string"},

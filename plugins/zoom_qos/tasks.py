@@ -8,17 +8,20 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from itertools import islice
 from typing import Any
 
+import sqlalchemy as sa
+
+from zoom_qos import schema as s
 from zoom_qos.config import WAREHOUSE_CONN_ID, ZOOM_CONN_ID, staging_url
 from zoom_qos.hooks import ZoomVideoSdkHook
 from zoom_qos.load import Warehouse
 from zoom_qos.operators import staged_index
-from zoom_qos.parsing import ParseIssues
+from zoom_qos.parsing import ParseIssues, parse_timestamp
 from zoom_qos.quality import DEFAULT_HARD_CHECKS, findings_as_json, hard_violations, run_checks
 from zoom_qos.staging import read_jsonl, read_staged_session, run_folder, write_jsonl
 from zoom_qos.windows import available_part, batch_sizes, month_ranges, requested_window
@@ -59,11 +62,13 @@ def list_sessions(
     today: date | None = None,
     zoom_conn_id: str = ZOOM_CONN_ID,
     staging: str | None = None,
+    warehouse: Warehouse | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """List the run's past sessions and stage them in batches for mapped extraction.
 
     Returns the batch references (what the extraction is mapped over) and the listing's stats.
-    Raises ``NothingToLoad`` when no requested day is still available at Zoom.
+    Raises ``NothingToLoad`` when no requested day is still available at Zoom. Sessions of the
+    lookback days that are already in the warehouse are left out (see ``settled_sessions``).
     """
     today = today or datetime.now(UTC).date()
     window = requested_window(
@@ -88,6 +93,19 @@ def list_sessions(
     finally:
         hook.close()
 
+    listed = len(sessions)
+    lookback = int(params.get("lookback_days", 1))
+    if lookback and not (params.get("from_date") or params.get("to_date")):
+        first_day = window.start + timedelta(days=lookback)  # the interval's own first day
+        settle = timedelta(minutes=int(params.get("lookback_settle_minutes", 60)))
+        earlier = [i for i, v in sessions.items() if _start_day(v) is None or _start_day(v) < first_day]
+        if earlier:
+            with _opened(warehouse) as opened:
+                for session_id in settled_sessions(opened, earlier, settle):
+                    del sessions[session_id]
+            log.info("Lookback: %d of %d sessions before %s are already loaded; not read again",
+                     listed - len(sessions), len(earlier), first_day)
+
     # A fresh folder per listing: a retried extraction resumes inside it, a re-listing starts anew.
     folder = run_folder(staging or staging_url(), dag_id, run_id) / f"listing-{uuid.uuid4().hex[:12]}"
     ordered = iter(sorted(sessions.values(), key=lambda s: str(s["id"])))
@@ -102,13 +120,38 @@ def list_sessions(
     stats = {
         "window_start": part.start.isoformat(),
         "window_end": part.end.isoformat(),
-        "sessions_listed": len(sessions),
+        "sessions_listed": listed,
+        "sessions_already_loaded": listed - len(sessions),
         "batches": len(batches),
         **hook.stats.as_dict(),
     }
     log.info("Window %s..%s: %d sessions in %d batches", part.start, part.end, len(sessions),
              len(batches))
     return batches, stats
+
+
+def _start_day(session: Mapping[str, Any]) -> date | None:
+    start = parse_timestamp(session.get("start_time"))
+    return start.astimezone(UTC).date() if start else None
+
+
+def settled_sessions(warehouse: Warehouse, session_ids: Sequence[str], settle: timedelta) -> set[str]:
+    """The sessions loaded at least ``settle`` after they ended: reading them again is waste.
+
+    The lookback exists for sessions still live (so not listed) at the previous run. Those the
+    previous run did load are skipped, unless they were loaded so soon after their end that
+    Zoom may not have had all their QoS yet; how soon Zoom has it is not documented.
+    """
+    table = s.sessions
+    settled: set[str] = set()
+    with warehouse.engine.connect() as conn:
+        for start in range(0, len(session_ids), 500):
+            chunk = list(session_ids[start:start + 500])
+            query = sa.select(table.c.session_id, table.c.end_time, table.c.loaded_at).where(
+                table.c.session_id.in_(chunk))
+            settled.update(row.session_id for row in conn.execute(query)
+                           if row.end_time is not None and row.loaded_at >= row.end_time + settle)
+    return settled
 
 
 def staged_sessions(

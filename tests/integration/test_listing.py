@@ -1,0 +1,70 @@
+"""Listing a run's sessions: the lookback reads only what the previous run could not load."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from zoom_qos import tasks
+from zoom_qos.load import Warehouse
+from zoom_qos.parsing import ParseIssues
+from zoom_qos.staging import read_jsonl
+
+
+@pytest.fixture
+def warehouse(tmp_path):
+    wh = Warehouse(f"sqlite:///{tmp_path / 'w.db'}")
+    wh.ensure_schema()
+    yield wh
+    wh.dispose()
+
+
+def listed(tmp_path, warehouse, day, **params):
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    batches, stats = tasks.list_sessions(
+        dag_id="d", run_id=f"r-{len(list(tmp_path.iterdir()))}", interval_start=start,
+        interval_end=start + timedelta(days=1), params={"lookback_days": 1, **params},
+        staging=(tmp_path / "staging").as_uri(), warehouse=warehouse)
+    ids = {str(s["id"]) for b in batches for s in read_jsonl(b["sessions_uri"])}
+    return ids, stats
+
+
+def ended(simulator, day):
+    return [s for s in simulator.dataset.sessions_for_day(day) if s.get("end_time")]
+
+
+def test_lookback_sessions_already_loaded_are_not_read_again(simulator, zoom_conn, tmp_path, warehouse):
+    day = simulator.dataset.now.date() - timedelta(days=2)
+    previous, today = ended(simulator, day - timedelta(days=1)), ended(simulator, day)
+    assert len(previous) >= 2 and today
+    loaded, not_loaded = previous[:-1], previous[-1]
+    warehouse.load_sessions([(s, []) for s in loaded], ParseIssues())
+
+    ids, stats = listed(tmp_path, warehouse, day)
+    assert ids == {s["id"] for s in today} | {not_loaded["id"]}
+    assert stats["sessions_listed"] == len(previous) + len(today)
+    assert stats["sessions_already_loaded"] == len(loaded)
+
+
+def test_sessions_loaded_too_soon_after_their_end_are_read_again(simulator, zoom_conn, tmp_path,
+                                                                 warehouse):
+    day = simulator.dataset.now.date() - timedelta(days=2)
+    previous = ended(simulator, day - timedelta(days=1))
+    warehouse.load_sessions([(s, []) for s in previous], ParseIssues())
+    # the sessions ended days ago, and were loaded just now: ten days after their end is not yet
+    ids, stats = listed(tmp_path, warehouse, day, lookback_settle_minutes=10 * 24 * 60)
+    assert {s["id"] for s in previous} <= ids and stats["sessions_already_loaded"] == 0
+
+
+def test_a_manual_range_reload_reads_everything_again(simulator, zoom_conn, tmp_path, warehouse):
+    day = simulator.dataset.now.date() - timedelta(days=3)
+    sessions = ended(simulator, day)
+    warehouse.load_sessions([(s, []) for s in sessions], ParseIssues())
+    batches, stats = tasks.list_sessions(
+        dag_id="d", run_id="manual", interval_start=None, interval_end=None,
+        params={"from_date": day.isoformat(), "to_date": day.isoformat()},
+        staging=(tmp_path / "staging").as_uri(), warehouse=warehouse)
+    assert {str(s["id"]) for b in batches for s in read_jsonl(b["sessions_uri"])} >= {
+        s["id"] for s in sessions}
+    assert stats["sessions_already_loaded"] == 0
