@@ -77,17 +77,23 @@ class DailyBudgetExhaustedError(ZoomDailyLimitError):
     Raised *before* a request is sent (see ``budget.py``), so nothing was lost and Zoom's cap is
     not touched. It is a ``ZoomDailyLimitError`` with ``reset_at`` set to the next 00:00 UTC, so
     whatever parks a task on Zoom's own daily 429 parks it on this too. ``day`` is the UTC day
-    counted (``YYYY-MM-DD``); the message carries counts only, never the account or a credential.
+    counted (``YYYY-MM-DD``); ``spent`` all of its requests, ``scheduled_spent`` those of
+    scheduled runs, which a backfill's share depends on. The message carries counts only, never
+    the account or a credential.
     """
 
     def __init__(self, *, day: str, spent: int, daily_limit: int, reserve: int, requested: int,
-                 reset_at: datetime, endpoint: str = "") -> None:
+                 reset_at: datetime, endpoint: str = "", scheduled_spent: int = 0) -> None:
         if reserve:
+            # The reserve is held for scheduled runs until they spend it, so the backfill's share
+            # shrinks only once they have spent more than the reserve.
+            share = daily_limit - max(reserve, scheduled_spent)
             message = (
                 f"The backfill's share of today's Zoom request budget is spent: {spent:,} of "
-                f"{daily_limit:,} requests are counted for {day} (UTC); backfills and range reloads "
-                f"may use {daily_limit - reserve:,}, the other {reserve:,} are kept for scheduled "
-                "runs (backfill_reserve_requests)."
+                f"{daily_limit:,} requests are counted for {day} (UTC), {scheduled_spent:,} of them by "
+                f"scheduled runs. Backfills and range reloads may use {daily_limit:,} less the larger "
+                f"of the reserve kept for scheduled runs (backfill_reserve_requests, {reserve:,}) and "
+                f"what scheduled runs spent: {share:,} today."
             )
         else:
             message = (
@@ -102,6 +108,7 @@ class DailyBudgetExhaustedError(ZoomDailyLimitError):
         super().__init__(429, None, message, endpoint or "(daily request budget)", reset_at)
         self.day = day
         self.spent = spent
+        self.scheduled_spent = scheduled_spent
         self.daily_limit = daily_limit
         self.reserve = reserve
         self.requested = requested

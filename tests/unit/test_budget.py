@@ -1,5 +1,6 @@
-"""The daily request budget: exact limits, refusals that cost nothing, the backfill reserve,
-the 00:00 UTC rollover, and counts shared across threads, processes and Redis."""
+"""The daily request budget: exact limits, refusals that cost nothing, the backfill reserve (held
+for scheduled runs until they spend it), the 00:00 UTC rollover, and counts shared across
+threads, processes and Redis."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from zoom_qos.budget import (
     FileDailyCounter,
     MemoryDailyCounter,
     RedisDailyCounter,
+    Spent,
     UnlimitedBudget,
     account_key,
     budget_for,
@@ -87,38 +89,122 @@ def test_a_refused_request_is_not_counted(clock):
     with pytest.raises(DailyBudgetExhaustedError) as refused:
         budget.spend(3)  # all or nothing: not 2 of the 3
     assert refused.value.requested == 3
-    assert counter.get(DAY) == 8
+    assert counter.get(DAY) == Spent(8, 0)
     for _ in range(3):  # refusals again and again cost nothing either
         with pytest.raises(DailyBudgetExhaustedError):
             budget.spend(3)
     assert budget.spend(2) == 0
-    assert counter.get(DAY) == 10
+    assert counter.get(DAY) == Spent(10, 0)
 
 
-def test_the_reserve_is_left_by_backfills_only(tmp_path, clock):
+@pytest.fixture(params=["memory", "file", "redis"])
+def make_counter(request, tmp_path):
+    """Builds counters of one kind that share one account's counts, as separate processes would."""
+    if request.param == "memory":
+        shared = MemoryDailyCounter()
+        return lambda: shared
+    if request.param == "file":
+        return lambda: FileDailyCounter(tmp_path, "acct")
+    url = request.getfixturevalue("redis_url")
+    account = request.getfixturevalue("redis_account")
+    return lambda: RedisDailyCounter(url, account)
+
+
+def _budgets(make_counter, clock, daily_limit=100, reserve=30) -> tuple[DailyBudget, DailyBudget]:
+    """(scheduled, backfill) budgets of one account."""
+    return (DailyBudget(make_counter(), daily_limit, clock=clock),
+            DailyBudget(make_counter(), daily_limit, reserve, clock=clock, backfill=True))
+
+
+def test_a_backfill_alone_gets_the_limit_less_the_reserve_exactly(make_counter, clock):
+    scheduled, backfill = _budgets(make_counter, clock)
+    assert backfill.remaining() == 70
+    assert backfill.spend(69) == 1
+    assert backfill.spend() == 0
+    with pytest.raises(DailyBudgetExhaustedError) as refused:
+        backfill.spend()
+    assert (refused.value.spent, refused.value.scheduled_spent) == (70, 0)
+    assert backfill.spent_by_kind() == Spent(scheduled=0, backfill=70)  # the refusal counted nothing
+    # the reserve is still there for the scheduled run, to the last request
+    assert scheduled.remaining() == 30
+    assert scheduled.spend(29) == 1
+    assert scheduled.spend() == 0
+    with pytest.raises(DailyBudgetExhaustedError):
+        scheduled.spend()
+    assert scheduled.spent_by_kind() == Spent(scheduled=30, backfill=70)
+
+
+def test_a_scheduled_run_alone_gets_the_whole_limit_exactly(make_counter, clock):
+    scheduled, backfill = _budgets(make_counter, clock)
+    assert scheduled.spend(99) == 1
+    assert backfill.remaining() == 1  # 100 - max(30, 99): the reserve is spent, not charged again
+    assert scheduled.spend() == 0
+    assert backfill.remaining() == 0
+    with pytest.raises(DailyBudgetExhaustedError):
+        scheduled.spend()
+    with pytest.raises(DailyBudgetExhaustedError):
+        backfill.spend()
+    assert scheduled.spent_by_kind() == Spent(scheduled=100, backfill=0)
+
+
+@pytest.mark.parametrize(
+    ("scheduled_spent", "backfill_share"),
+    [(0, 70), (10, 70), (30, 70), (31, 69), (50, 50), (100, 0)],
+)
+def test_the_reserve_shrinks_as_the_scheduled_run_spends_it(make_counter, clock, scheduled_spent,
+                                                            backfill_share):
+    # share = limit - max(reserve, scheduled): the scheduled run's requests come out of the
+    # reserve first, and only what it spends beyond the reserve comes out of the backfill's share
+    scheduled, backfill = _budgets(make_counter, clock)
+    if scheduled_spent:
+        scheduled.spend(scheduled_spent)
+    assert backfill.remaining() == backfill_share
+    if backfill_share:
+        assert backfill.spend(backfill_share) == 0
+    with pytest.raises(DailyBudgetExhaustedError):
+        backfill.spend()
+    assert backfill.spent_by_kind() == Spent(scheduled_spent, backfill_share)
+
+
+def test_a_scheduled_run_sized_like_the_reserve_is_not_charged_twice(make_counter, clock):
+    # the reserve is sized to the scheduled run (30 requests): the backfill keeps 100 - 30, not
+    # 100 - 30 - 30, whichever of them spends first
+    scheduled, backfill = _budgets(make_counter, clock)
+    backfill.spend(35)
+    scheduled.spend(30)
+    assert backfill.remaining() == 35
+    backfill.spend(35)
+    with pytest.raises(DailyBudgetExhaustedError) as refused:
+        backfill.spend()
+    assert (refused.value.spent, refused.value.scheduled_spent) == (100, 30)
+    with pytest.raises(DailyBudgetExhaustedError):
+        scheduled.spend()  # the cap is reached: the scheduled run is refused too
+
+
+def test_a_scheduled_run_may_spend_past_the_reserve_what_backfills_left(make_counter, clock):
+    scheduled, backfill = _budgets(make_counter, clock)
+    backfill.spend(40)
+    assert scheduled.remaining() == 60
+    scheduled.spend(55)
+    assert backfill.remaining() == 5  # 100 - max(30, 55) - 40
+    with pytest.raises(DailyBudgetExhaustedError):
+        backfill.spend(6)
+    backfill.spend(5)
+    assert (scheduled.remaining(), backfill.remaining()) == (0, 0)
+    assert scheduled.spent() == 100
+
+
+def test_the_factory_counts_each_kind_apart(tmp_path, clock):
     common = dict(daily_limit=100, reserve=30, account="acct", directory=tmp_path, clock=clock)
     backfill = budget_for(backfill=True, **common)
     scheduled = budget_for(backfill=False, **common)
     assert (backfill.reserve, scheduled.reserve) == (30, 0)
-    backfill.spend(70)
-    with pytest.raises(DailyBudgetExhaustedError):
-        backfill.spend()
-    assert backfill.remaining() == 0
-    # the same account's count, but the scheduled run may use the reserve
-    assert scheduled.remaining() == 30
-    scheduled.spend(30)
-    with pytest.raises(DailyBudgetExhaustedError):
-        scheduled.spend()
-
-
-def test_scheduled_requests_shrink_what_a_backfill_may_still_use(tmp_path, clock):
-    common = dict(daily_limit=100, reserve=30, account="acct", directory=tmp_path, clock=clock)
-    budget_for(backfill=False, **common).spend(50)
-    backfill = budget_for(backfill=True, **common)
-    assert backfill.remaining() == 20
-    backfill.spend(20)
-    with pytest.raises(DailyBudgetExhaustedError):
-        backfill.spend()
+    assert (backfill.backfill, scheduled.backfill) == (True, False)
+    backfill.spend(3)
+    scheduled.spend(2)
+    assert json.loads((tmp_path / "acct.json").read_text()) == {
+        "2026-11-26": {"scheduled": 2, "backfill": 3}}
+    assert scheduled.spent_by_kind() == Spent(2, 3) and scheduled.spent() == 5
 
 
 @pytest.mark.parametrize(
@@ -156,7 +242,7 @@ def test_the_count_starts_over_at_midnight_utc(clock):
     clock.now = datetime(2026, 11, 27, tzinfo=UTC)  # 00:00:00.000 UTC: a new day
     assert budget.remaining() == 5
     assert budget.spend() == 4
-    assert (counter.get(DAY), counter.get(date(2026, 11, 27))) == (5, 1)
+    assert (counter.get(DAY).total, counter.get(date(2026, 11, 27)).total) == (5, 1)
 
 
 def test_days_are_utc_days_whatever_the_clocks_zone(clock):
@@ -165,7 +251,7 @@ def test_days_are_utc_days_whatever_the_clocks_zone(clock):
     counter = MemoryDailyCounter()
     budget = DailyBudget(counter, daily_limit=5, clock=clock)
     budget.spend()
-    assert counter.get(date(2026, 11, 27)) == 1
+    assert counter.get(date(2026, 11, 27)) == Spent(1, 0)
     assert budget.reset_at() == datetime(2026, 11, 28, tzinfo=UTC)
 
 
@@ -203,14 +289,28 @@ def test_the_error_parks_like_zooms_daily_429_and_keeps_secrets_out(tmp_path, cl
     assert isinstance(error, DailyBudgetExhaustedError) and isinstance(error, ZoomApiError)
     assert error.reset_at == datetime(2026, 11, 27, tzinfo=UTC)
     assert (error.status, error.code, error.session_gone) == (429, None, False)
-    assert (error.spent, error.daily_limit, error.reserve) == (50_000, 60_000, 10_000)
+    assert (error.spent, error.scheduled_spent) == (50_000, 0)
+    assert (error.daily_limit, error.reserve) == (60_000, 10_000)
     assert error.day == "2026-11-26"
     message = str(error)
     assert error.zoom_message == message
-    for figure in ("50,000 of 60,000", "10,000 are kept for scheduled runs", "00:00 UTC",
-                   "2026-11-27T00:00:00+00:00", "nothing was sent"):
+    for figure in ("50,000 of 60,000", "0 of them by scheduled runs", "(backfill_reserve_requests, 10,000)",
+                   "50,000 today", "00:00 UTC", "2026-11-27T00:00:00+00:00", "nothing was sent"):
         assert figure in message
     assert api_key not in message and account not in message
+
+
+def test_a_backfills_message_counts_the_scheduled_runs_requests(clock):
+    counter = MemoryDailyCounter()
+    DailyBudget(counter, daily_limit=60_000, clock=clock).spend(12_500)
+    budget = DailyBudget(counter, daily_limit=60_000, reserve=10_000, clock=clock, backfill=True)
+    budget.spend(47_500)
+    with pytest.raises(DailyBudgetExhaustedError) as refused:
+        budget.spend()
+    message = str(refused.value)
+    assert refused.value.scheduled_spent == 12_500
+    for figure in ("60,000 of 60,000", "12,500 of them by scheduled runs", "47,500 today"):
+        assert figure in message
 
 
 def test_a_scheduled_runs_message_names_the_whole_limit(clock):
@@ -236,7 +336,13 @@ def test_a_scheduled_runs_message_names_the_whole_limit(clock):
 )
 def test_daily_budget_rejects_bad_arguments(limit, reserve, match):
     with pytest.raises(ValueError, match=match):
-        DailyBudget(MemoryDailyCounter(), limit, reserve)
+        DailyBudget(MemoryDailyCounter(), limit, reserve, backfill=True)
+
+
+def test_only_a_backfill_leaves_a_reserve():
+    with pytest.raises(ValueError, match="Only a backfill"):
+        DailyBudget(MemoryDailyCounter(), 100, 30)
+    assert DailyBudget(MemoryDailyCounter(), 100, 0, backfill=True).reserve == 0
 
 
 @pytest.mark.parametrize("n", [0, -3, 1.5, True])
@@ -297,115 +403,15 @@ def test_account_key_is_the_hooks_hash_of_the_api_key():
     assert len(account_key("another")) == 16
 
 
-# --- the file counter -------------------------------------------------------------------------
-def _add_many(directory: str, account: str, times: int, limit: int | None, results) -> None:
-    counter = FileDailyCounter(directory, account)
-    accepted = sum(1 for _ in range(times) if counter.add(DAY, 1, limit) is not None)
-    results.put(accepted)
-
-
-def _in_two_processes(tmp_path, times: int, limit: int | None) -> list[int]:
-    ctx = multiprocessing.get_context("fork")
-    results = ctx.Queue()
-    procs = [ctx.Process(target=_add_many, args=(str(tmp_path), "acct", times, limit, results))
-             for _ in range(2)]
-    for proc in procs:
-        proc.start()
-    accepted = [results.get(timeout=60) for _ in procs]
-    for proc in procs:
-        proc.join(timeout=60)
-        assert proc.exitcode == 0
-    return accepted
-
-
-def test_the_file_counter_loses_nothing_across_processes(tmp_path):
-    assert _in_two_processes(tmp_path, 500, None) == [500, 500]
-    assert FileDailyCounter(tmp_path, "acct").get(DAY) == 1000
-
-
-def test_the_file_counter_never_overshoots_across_processes(tmp_path):
-    accepted = _in_two_processes(tmp_path, 500, 700)
-    assert sum(accepted) == 700
-    assert FileDailyCounter(tmp_path, "acct").get(DAY) == 700
-
-
-@pytest.mark.parametrize("kind", ["file", "memory"])
-def test_threads_sharing_a_budget_get_exactly_the_allowance(tmp_path, clock, kind):
-    counter = FileDailyCounter(tmp_path, "acct") if kind == "file" else MemoryDailyCounter()
-    budget = DailyBudget(counter, daily_limit=600, reserve=100, clock=clock)
-    outcomes: list[bool] = []
-    lock = threading.Lock()
-    start = threading.Barrier(8)
-
-    def worker() -> None:
-        start.wait()
-        for _ in range(100):
-            try:
-                budget.spend()
-                ok = True
-            except DailyBudgetExhaustedError:
-                ok = False
-            with lock:
-                outcomes.append(ok)
-
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert outcomes.count(True) == 500 and outcomes.count(False) == 300
-    assert counter.get(DAY) == 500
-
-
-def test_the_file_counter_prunes_old_days(tmp_path):
-    counter = FileDailyCounter(tmp_path, "acct")
-    for back in range(10, -1, -1):
-        counter.add(DAY - timedelta(days=back), 1)
-    kept = json.loads(counter.path.read_text())
-    assert sorted(kept) == [(DAY - timedelta(days=b)).isoformat() for b in range(KEEP_DAYS, -1, -1)]
-    assert counter.get(DAY - timedelta(days=KEEP_DAYS + 1)) == 0
-    assert not list(tmp_path.glob("*.tmp"))
-
-
-def test_an_unreadable_count_file_starts_over_instead_of_blocking(tmp_path, caplog):
-    counter = FileDailyCounter(tmp_path, "acct")
-    counter.path.write_text("{not json")
-    assert counter.add(DAY, 3) == 3
-    assert "unreadable" in caplog.text
-
-
-@pytest.mark.parametrize("account", ["", "../etc", "a/b", "x" * 65])
-def test_the_file_counter_refuses_account_keys_that_are_not_file_names(tmp_path, account):
-    with pytest.raises(ValueError, match="account key"):
-        FileDailyCounter(tmp_path, account)
-
-
-# --- the Redis counter ------------------------------------------------------------------------
-def test_the_redis_counter_counts_per_day_with_an_expiry(redis_url, redis_account):
-    import redis
-
-    counter = RedisDailyCounter(redis_url, redis_account)
-    assert counter.add(DAY, 3) == 3
-    assert counter.add(DAY, 2, limit=5) == 5
-    assert counter.add(DAY, 1, limit=5) is None  # refused
-    assert counter.get(DAY) == 5  # and not counted
-    assert counter.get(DAY + timedelta(days=1)) == 0
-    key = f"zoom_qos:daily:{redis_account}:2026-11-26"
-    assert counter.key(DAY) == key
-    ttl = redis.Redis.from_url(redis_url).ttl(key)
-    assert 0 < ttl <= KEEP_DAYS * 86_400
-
-
-def test_the_redis_counter_is_atomic_under_contention(redis_url, redis_account, clock):
-    # each thread its own client (own connections), as separate workers would be
-    budgets = [DailyBudget(RedisDailyCounter(redis_url, redis_account), 400, reserve=100, clock=clock)
-               for _ in range(8)]
+# --- atomicity: threads, processes, Redis ----------------------------------------------------
+def _contend(budgets: list[DailyBudget], attempts: int) -> list[int]:
+    """Each budget in its own thread spends one request at a time; the requests each was granted."""
     accepted = [0] * len(budgets)
     start = threading.Barrier(len(budgets))
 
     def worker(i: int) -> None:
         start.wait()
-        for _ in range(60):
+        for _ in range(attempts):
             try:
                 budgets[i].spend()
                 accepted[i] += 1
@@ -417,6 +423,119 @@ def test_the_redis_counter_is_atomic_under_contention(redis_url, redis_account, 
         thread.start()
     for thread in threads:
         thread.join()
-    assert sum(accepted) == 300  # 480 asked, exactly the allowance granted
-    assert budgets[0].spent() == 300
+    return accepted
+
+
+def test_threads_of_backfills_get_exactly_the_share(make_counter, clock):
+    # each thread its own counter (own file handle, own Redis connections), as workers would be
+    budgets = [DailyBudget(make_counter(), 600, reserve=100, clock=clock, backfill=True) for _ in range(8)]
+    accepted = _contend(budgets, 100)
+    assert sum(accepted) == 500  # 800 asked, exactly the share granted
+    assert budgets[0].spent_by_kind() == Spent(0, 500)
     assert budgets[0].remaining() == 0
+
+
+def test_threads_of_both_kinds_never_pass_the_limit_or_the_reserve(make_counter, clock):
+    scheduled = [DailyBudget(make_counter(), 600, clock=clock) for _ in range(4)]
+    backfill = [DailyBudget(make_counter(), 600, reserve=100, clock=clock, backfill=True) for _ in range(4)]
+    accepted = _contend(scheduled + backfill, 150)
+    spent = scheduled[0].spent_by_kind()
+    # what was granted is what was counted, the cap is spent to the last request (the scheduled
+    # runs ask for all of it), and backfills never took room the scheduled runs still held
+    assert spent == Spent(sum(accepted[:4]), sum(accepted[4:]))
+    assert spent.total == 600
+    assert spent.backfill <= 600 - max(100, spent.scheduled)
+
+
+def _add_many(directory: str, account: str, times: int, backfill: bool, limit: int | None, results) -> None:
+    counter = FileDailyCounter(directory, account)
+    accepted = sum(1 for _ in range(times)
+                   if counter.add(DAY, 1, backfill=backfill, limit=limit, reserve=300 if backfill else 0)[0])
+    results.put((backfill, accepted))
+
+
+def _in_two_processes(tmp_path, jobs: list[tuple[int, bool, int | None]]) -> dict[bool, int]:
+    """Runs ``(times, backfill, limit)`` jobs in processes of their own; requests accepted by kind."""
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    procs = [ctx.Process(target=_add_many, args=(str(tmp_path), "acct", *job, results)) for job in jobs]
+    for proc in procs:
+        proc.start()
+    accepted = {False: 0, True: 0}
+    for _ in procs:
+        backfill, count = results.get(timeout=60)
+        accepted[backfill] += count
+    for proc in procs:
+        proc.join(timeout=60)
+        assert proc.exitcode == 0
+    return accepted
+
+
+def test_the_file_counter_loses_nothing_across_processes(tmp_path):
+    assert _in_two_processes(tmp_path, [(500, False, None), (500, True, None)]) == {False: 500, True: 500}
+    assert FileDailyCounter(tmp_path, "acct").get(DAY) == Spent(500, 500)
+
+
+def test_the_file_counter_never_overshoots_across_processes(tmp_path):
+    # reserve 300: two backfills share 1,000 - 300
+    assert _in_two_processes(tmp_path, [(500, True, 1000), (500, True, 1000)]) == {False: 0, True: 700}
+    assert FileDailyCounter(tmp_path, "acct").get(DAY) == Spent(0, 700)
+
+
+def test_the_file_counter_keeps_both_kinds_within_bounds_across_processes(tmp_path):
+    accepted = _in_two_processes(tmp_path, [(600, False, 1000), (1000, True, 1000)])
+    spent = FileDailyCounter(tmp_path, "acct").get(DAY)
+    assert spent == Spent(accepted[False], accepted[True])
+    assert spent.total == 1000
+    assert spent.backfill <= 1000 - max(300, spent.scheduled)
+
+
+# --- the file counter -------------------------------------------------------------------------
+def test_the_file_counter_prunes_old_days(tmp_path):
+    counter = FileDailyCounter(tmp_path, "acct")
+    for back in range(10, -1, -1):
+        counter.add(DAY - timedelta(days=back), 1, backfill=back % 2 == 0)
+    kept = json.loads(counter.path.read_text())
+    assert sorted(kept) == [(DAY - timedelta(days=b)).isoformat() for b in range(KEEP_DAYS, -1, -1)]
+    assert counter.get(DAY - timedelta(days=KEEP_DAYS + 1)) == Spent(0, 0)
+    assert counter.get(DAY) == Spent(0, 1) and counter.get(DAY - timedelta(days=1)) == Spent(1, 0)
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_an_unreadable_count_file_starts_over_instead_of_blocking(tmp_path, caplog):
+    counter = FileDailyCounter(tmp_path, "acct")
+    counter.path.write_text("{not json")
+    assert counter.add(DAY, 3) == (True, Spent(3, 0))
+    assert "unreadable" in caplog.text
+
+
+@pytest.mark.parametrize("account", ["", "../etc", "a/b", "x" * 65])
+def test_the_file_counter_refuses_account_keys_that_are_not_file_names(tmp_path, account):
+    with pytest.raises(ValueError, match="account key"):
+        FileDailyCounter(tmp_path, account)
+
+
+# --- the Redis counter ------------------------------------------------------------------------
+def test_the_redis_counter_counts_each_kind_per_day_with_an_expiry(redis_url, redis_account):
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    counter = RedisDailyCounter(redis_url, redis_account)
+    assert counter.add(DAY, 3) == (True, Spent(3, 0))
+    # limit 10, reserve 5: backfills may use 10 - max(5, 3) = 5
+    assert counter.add(DAY, 5, backfill=True, limit=10, reserve=5) == (True, Spent(3, 5))
+    assert counter.add(DAY, 1, backfill=True, limit=10, reserve=5) == (False, Spent(3, 5))  # refused
+    assert counter.add(DAY, 3, limit=10) == (False, Spent(3, 5))
+    assert counter.add(DAY, 2, limit=10) == (True, Spent(5, 5))
+    assert counter.get(DAY) == Spent(5, 5)  # refusals were not counted
+    keys = (f"zoom_qos:daily:{redis_account}:2026-11-26:scheduled",
+            f"zoom_qos:daily:{redis_account}:2026-11-26:backfill")
+    assert counter.keys(DAY) == keys
+    assert [int(client.get(key)) for key in keys] == [5, 5]
+    for key in keys:
+        assert 0 < client.ttl(key) <= KEEP_DAYS * 86_400
+    # a refusal on a fresh day writes nothing
+    tomorrow = DAY + timedelta(days=1)
+    assert counter.add(tomorrow, 11, limit=10) == (False, Spent(0, 0))
+    assert client.exists(*counter.keys(tomorrow)) == 0
+    assert counter.get(tomorrow) == Spent(0, 0)
