@@ -114,6 +114,10 @@ def test_airflow_image_extends_official_image(services):
     assert "requirements.txt" in dockerfile
     for name in AIRFLOW_SERVICES + ["zoom-simulator"]:
         assert services[name].get("build"), f"{name} does not build ./Dockerfile"
+    # the provider entry point (connection type) is installed editable where plugins/ is mounted
+    assert "-e /opt/airflow" in dockerfile
+    for name in AIRFLOW_SERVICES:
+        assert any(str(v).endswith(":/opt/airflow/plugins") for v in services[name].get("volumes", [])), name
 
 
 @pytest.mark.parametrize("name", LONG_RUNNING_AIRFLOW_SERVICES)
