@@ -9,6 +9,7 @@ See ``bench/README.md`` for what each figure means and how it is measured.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -189,18 +190,12 @@ def bench_extraction(now: datetime, day: str, args: argparse.Namespace, staging:
 
 # ----------------------------------------------------------------------------- 3
 def _copy_rows(cur, table, schema: str, rows, loaded_at) -> None:
-    """COPY rows with the loader's own per-value conversion (JSON text, aware UTC times)."""
+    """COPY rows exactly as the loader sends them (``load.copy_rows``: JSON text, aware UTC times)."""
     from psycopg import sql
 
-    from zoom_qos.load import copy_values
+    from zoom_qos.load import copy_rows
 
-    columns = [c.name for c in table.columns]
-    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
-        sql.Identifier(schema, table.name), sql.SQL(", ").join(map(sql.Identifier, columns))
-    )
-    with cur.copy(statement) as copy:
-        for values in copy_values(table, rows, loaded_at):
-            copy.write_row(values)
+    copy_rows(cur, sql.Identifier(schema, table.name), table, rows, loaded_at)
 
 
 def bench_load(batches: list, args: argparse.Namespace) -> dict:
@@ -213,25 +208,13 @@ def bench_load(batches: list, args: argparse.Namespace) -> dict:
     from zoom_qos.tasks import staged_sessions
 
     gone: list[str] = []
-    pairs = list(staged_sessions(batches, gone))
-    if args.load_sessions:
-        pairs = pairs[: args.load_sessions]
+    # Only the sessions loaded are opened (each holds its staging file open until read).
+    pairs = list(itertools.islice(staged_sessions(batches, gone), args.load_sessions or None))
     t0 = time.monotonic()
     prepared = [p for p in (load._prepare(sess, users, ParseIssues()) for sess, users in pairs) if p]
     prepare_seconds = time.monotonic() - t0
-    # The same grouping load_sessions uses.
-    groups, group, size = [], [], 0
-    for p in prepared:
-        if group and (
-            size + p.size > load.DEFAULT_MAX_ROWS_PER_TRANSACTION
-            or len(group) >= load.MAX_SESSIONS_PER_TRANSACTION
-        ):
-            groups.append(group)
-            group, size = [], 0
-        group.append(p)
-        size += p.size
-    if group:
-        groups.append(group)
+    # The same transactions load_sessions makes (a session of STREAM_THRESHOLD_ROWS rows or more alone).
+    groups = list(load._transactions(prepared, load.DEFAULT_MAX_ROWS_PER_TRANSACTION))
     rows = sum(p.size for p in prepared)
     per_table = {t.name: sum(len(p.rows[t.name]) for p in prepared) for t in load._LOAD_TABLES}
     log(f"load: {len(prepared)} sessions, {rows} rows ({per_table}), {len(groups)} transactions")

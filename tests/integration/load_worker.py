@@ -119,8 +119,8 @@ class PausingWarehouse(Warehouse):
         self.committed.extend(self.in_flight)
         self.groups_committed += 1
 
-    def _replace_rows(self, conn: Any, table: Any, *args: Any) -> None:
-        super()._replace_rows(conn, table, *args)
+    def _write_rows(self, load: Any, table: Any, rows: Any) -> None:
+        super()._write_rows(load, table, rows)
         if table.name == "raw_session_users" and self.groups_committed == self.pause_after:
             tmp = self.ready_file.with_suffix(".tmp")
             tmp.write_text(json.dumps({"committed": self.committed, "in_flight": self.in_flight}))

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import tracemalloc
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
+from zoom_qos import load
 from zoom_qos import schema as s
 from zoom_qos.load import (
     LoadSummary,
@@ -238,11 +240,12 @@ def test_loaded_at_is_refreshed(warehouse: Warehouse) -> None:
     assert user_stamps == {second}  # one timestamp per load
 
 
-def test_duplicate_users_loaded_once(warehouse: Warehouse) -> None:
+def test_duplicate_users_loaded_once_first_wins(warehouse: Warehouse) -> None:
+    """A stream cannot look ahead, so of two entries for the same join the first one loads."""
     users = [make_user("u1"), make_user("u1", name="second read", join="2025-03-01T10:00:05+00:00")]
     result = warehouse.load_session(make_session(), users, ParseIssues())
     assert result.users == 1
-    assert [u["user_name"] for u in table_contents(warehouse, s.session_users)] == ["second read"]
+    assert [u["user_name"] for u in table_contents(warehouse, s.session_users)] == ["name-u1"]
 
 
 def test_reread_with_fewer_users_leaves_new_set(warehouse: Warehouse) -> None:
@@ -269,14 +272,14 @@ def test_reread_with_fewer_users_leaves_new_set(warehouse: Warehouse) -> None:
 def test_failure_mid_load_keeps_old_rows(warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch) -> None:
     warehouse.load_session(make_session(), [make_user("u1"), make_user("u2")], ParseIssues())
     before = snapshot(warehouse)
-    original = Warehouse._replace_rows
+    original = Warehouse._write_rows
 
-    def failing_replace(self: Warehouse, conn: Any, table: sa.Table, *args: Any) -> None:
+    def failing_write(self: Warehouse, load: Any, table: sa.Table, *args: Any) -> None:
         if table is s.user_qos:
             raise RuntimeError("boom during child insert")
-        original(self, conn, table, *args)
+        original(self, load, table, *args)
 
-    monkeypatch.setattr(Warehouse, "_replace_rows", failing_replace)
+    monkeypatch.setattr(Warehouse, "_write_rows", failing_write)
     issues = ParseIssues()
     with pytest.raises(RuntimeError, match="boom"):
         warehouse.load_session(make_session(session_name="new"), [make_user("u3")], issues)
@@ -285,6 +288,17 @@ def test_failure_mid_load_keeps_old_rows(warehouse: Warehouse, monkeypatch: pyte
     monkeypatch.undo()
     # and the warehouse is still usable afterwards
     assert warehouse.load_session(make_session(), [make_user("u3")], ParseIssues()).loaded
+
+
+def test_rows_left_without_their_session_are_replaced(warehouse: Warehouse) -> None:
+    """Child rows whose sessions row was deleted by hand must not collide with a new load."""
+    warehouse.load_session(make_session(), [make_user("u1"), make_user("u2")], ParseIssues())
+    with warehouse.engine.begin() as conn:
+        conn.execute(s.sessions.delete())
+        conn.execute(s.raw_sessions.delete())
+    assert warehouse.load_session(make_session(), [make_user("u2")], ParseIssues()).users == 1
+    assert [r["user_id"] for r in table_contents(warehouse, s.session_users)] == ["u2"]
+    assert warehouse.count_rows()["sessions"] == 1 and warehouse.count_rows()["user_qos"] == 3
 
 
 def test_database_error_rolls_back(warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -434,6 +448,150 @@ def test_load_sessions_rejects_bad_limit(warehouse: Warehouse) -> None:
     with pytest.raises(ValueError, match="max_rows_per_transaction"):
         warehouse.load_sessions([], ParseIssues(), max_rows_per_transaction=0)
     assert warehouse.load_sessions([], ParseIssues()) == LoadSummary()
+
+
+# --------------------------------------------------------------------------- streaming
+ROWS_PER_USER = 6  # make_user: 1 session_users + 1 raw + 3 user_qos + 1 user_system_qos
+
+
+def _user_stream(n: int, tag: str = "", fail_after: int | None = None) -> Iterator[dict[str, Any]]:
+    """``n`` distinct users made one at a time: a one-shot iterator, as staging hands a big session over."""
+    for i in range(n):
+        if i == fail_after:
+            raise RuntimeError(f"staging file unreadable after {i} users")
+        join = (T0 + timedelta(seconds=5 + i)).isoformat().replace("+00:00", "Z")
+        yield make_user(f"u{i}{tag}", join=join)
+
+
+@pytest.fixture()
+def small_stream_batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Stream sessions of 60+ rows in batches of ~40 rows; returns the sizes of the batches written."""
+    monkeypatch.setattr(load, "STREAM_THRESHOLD_ROWS", 60)
+    monkeypatch.setattr(load, "STREAM_BATCH_ROWS", 40)
+    sizes: list[int] = []
+    original = Warehouse._write_rows
+
+    def counting(self: Warehouse, load_: Any, table: sa.Table, rows: Any) -> None:
+        sizes.append(len(rows))
+        original(self, load_, table, rows)
+
+    monkeypatch.setattr(Warehouse, "_write_rows", counting)
+    return sizes
+
+
+def test_streamed_session_loads_like_a_list(warehouse: Warehouse, small_stream_batches: list[int]) -> None:
+    def users() -> Iterator[dict[str, Any]]:
+        yield from _user_stream(150)
+        yield make_user("u3", name="late duplicate", join="2025-03-01T10:00:08+00:00")  # u3's join again
+        yield {"name": "no id"}
+        yield make_user("u3", join="2025-03-01T12:00:00Z")  # a rejoin: its own row
+
+    expected = Warehouse(URL.create("sqlite", database=":memory:"))  # the same users as a list, unstreamed
+    expected.ensure_schema()
+    expected_issues = ParseIssues()
+    with pytest.MonkeyPatch.context() as unstreamed:
+        unstreamed.setattr(load, "STREAM_THRESHOLD_ROWS", 10**9)
+        expected_summary = expected.load_sessions([(make_session(), list(users()))], expected_issues)
+    small_stream_batches.clear()
+
+    issues = ParseIssues()
+    summary = warehouse.load_sessions([(make_session(), users())], issues)
+    assert summary == expected_summary
+    assert (summary.users, summary.qos_rows, summary.transactions) == (151, 453, 1)
+    assert issues.as_dict() == expected_issues.as_dict() and issues.counts["id"] == 1
+    assert snapshot(warehouse) == snapshot(expected)
+    names = {r["user_id"]: r["user_name"] for r in snapshot(warehouse)["session_users"]}
+    assert names["u3"] == "name-u3"  # first occurrence wins
+    assert len(small_stream_batches) > 20 and max(small_stream_batches) <= 40 + ROWS_PER_USER
+    expected.dispose()
+
+
+def test_streamed_session_replaces_the_old_version(
+    warehouse: Warehouse, small_stream_batches: list[int]
+) -> None:
+    warehouse.load_session(make_session(SID2), _users(3, tag="other"), ParseIssues())
+    other = {k: [r for r in v if r["session_id"] == SID2] for k, v in snapshot(warehouse).items()}
+    warehouse.load_session(make_session(), _user_stream(120), ParseIssues())
+    result = warehouse.load_session(make_session(session_name="v2"), _user_stream(90, tag="b"), ParseIssues())
+    assert result == SessionLoadResult(loaded=True, users=90, qos_rows=270, system_rows=90)
+    snap = snapshot(warehouse)
+    mine = {k: [r for r in v if r["session_id"] == SID] for k, v in snap.items()}
+    assert {r["user_id"] for r in mine["session_users"]} == {f"u{i}b" for i in range(90)}
+    assert len(mine["user_qos"]) == 270 and [r["session_name"] for r in mine["sessions"]] == ["v2"]
+    assert {k: [r for r in v if r["session_id"] == SID2] for k, v in snap.items()} == other
+
+
+def test_failure_mid_stream_keeps_the_previous_version(
+    warehouse: Warehouse, small_stream_batches: list[int]
+) -> None:
+    old = [(make_session(SID2), _users(2)), (make_session(), _user_stream(80))]
+    warehouse.load_sessions(old, ParseIssues())
+    before = snapshot(warehouse)
+    small_stream_batches.clear()
+    issues = ParseIssues()
+    items = [
+        (make_session(SID2, session_name="new"), _users(3, tag="n")),  # small: committed first
+        (make_session(session_name="new"), _user_stream(200, tag="n", fail_after=150)),
+    ]
+    with pytest.raises(RuntimeError, match="unreadable after 150 users"):
+        warehouse.load_sessions(items, issues)
+    assert sum(small_stream_batches) > 150 * ROWS_PER_USER // 2  # much was written before the failure...
+    after = snapshot(warehouse)
+    for table, rows in after.items():  # ...and all of it rolled back
+        old_rows = [r for r in before[table] if r["session_id"] == SID]
+        assert [r for r in rows if r["session_id"] == SID] == old_rows, table
+    assert [r["session_name"] for r in after["sessions"] if r["session_id"] == SID2] == ["new"]
+    assert issues.counts == {"bitrate": 3}  # only the committed small session's issues
+    # and the same load goes through once the stream is whole
+    whole = [(make_session(session_name="new"), _user_stream(200, tag="n"))]
+    summary = warehouse.load_sessions(whole, issues)
+    assert summary.users == 200 and warehouse.count_rows()["session_users"] == 203
+
+
+def test_stream_transactions_are_counted(warehouse: Warehouse, small_stream_batches: list[int]) -> None:
+    ids = _session_ids(4)
+    items = [
+        (make_session(ids[0]), _users(2)),
+        (make_session(ids[1]), iter(_users(3))),  # an iterator, but small: grouped
+        (make_session(ids[2]), _user_stream(50)),  # big: alone
+        (make_session(ids[3]), _users(1)),
+    ]
+    issues = ParseIssues()
+    summary = warehouse.load_sessions(items, issues)
+    assert summary == LoadSummary(
+        sessions_loaded=4, users=56, qos_rows=168, system_rows=56, session_ids=ids, transactions=3
+    )
+    assert issues.counts == {"bitrate": 56}
+    assert warehouse.count_rows()["user_qos"] == 168
+
+
+def _peak_bytes_loading(warehouse: Warehouse, users: int) -> int:
+    tracemalloc.reset_peak()
+    start = tracemalloc.get_traced_memory()[0]
+    result = warehouse.load_session(make_session(), _user_stream(users), ParseIssues())
+    assert result.users == users
+    return tracemalloc.get_traced_memory()[1] - start
+
+
+def test_big_session_loads_in_bounded_memory(warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Peak Python memory hardly grows with the session: 20x the users, well under 2x the memory."""
+    monkeypatch.setattr(load, "STREAM_THRESHOLD_ROWS", 300)
+    monkeypatch.setattr(load, "STREAM_BATCH_ROWS", 300)
+    warehouse.load_session(make_session(), _user_stream(150), ParseIssues())  # warm caches up
+    tracemalloc.start()
+    try:
+        small = _peak_bytes_loading(warehouse, 100)  # 600 rows: ~0.5 MB
+        big = _peak_bytes_loading(warehouse, 2000)  # 12,000 rows: ~0.6 MB (all in memory: ~18 MB)
+    finally:
+        tracemalloc.stop()
+    assert big < 2 * small, f"peak {big:,} B for 2,000 users vs {small:,} B for 100"
+    assert warehouse.count_rows()["user_qos"] == 3 * 2000
+
+
+def test_users_must_be_an_iterable_of_users(warehouse: Warehouse) -> None:
+    with pytest.raises(TypeError, match=r"users of session .* must be an iterable .* got dict"):
+        warehouse.load_session(make_session(), make_user(), ParseIssues())  # type: ignore[arg-type]
+    assert sum(warehouse.count_rows().values()) == 0
 
 
 @pytest.mark.postgres

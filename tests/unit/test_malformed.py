@@ -271,14 +271,14 @@ def test_one_megabyte_metric_and_date_are_counted_with_a_short_example(wh: Wareh
 
 
 # --------------------------------------------------------------------------- duplicates
-def test_same_join_on_two_pages_is_one_row_and_the_last_wins(wh: Warehouse) -> None:
+def test_same_join_on_two_pages_is_one_row_and_the_first_wins(wh: Warehouse) -> None:
     page1 = [user("u1", name="first"), user("u2")]
     page2 = [user("u1", "2025-03-01T10:00:00+00:00", name="second"), user("u3")]
     issues = ParseIssues()
     result = wh.load_session(session(), page1 + page2, issues)
     assert result.users == 3 and not issues
     rows = {r["user_id"]: r for r in only_rows(wh, s.session_users)}
-    assert set(rows) == {"u1", "u2", "u3"} and rows["u1"]["user_name"] == "second"
+    assert set(rows) == {"u1", "u2", "u3"} and rows["u1"]["user_name"] == "first"  # the loader streams
     assert wh.count_rows()["user_qos"] == 3 * 4
 
 

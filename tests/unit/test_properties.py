@@ -39,7 +39,7 @@ from zoom_qos.parsing import (
     parse_resolution,
     parse_timestamp,
 )
-from zoom_qos.transform import STREAM_METRICS, dedupe_users, session_row, user_rows
+from zoom_qos.transform import STREAM_METRICS, dedupe_users, session_row, unique_users, user_rows
 
 # No example database: it would leave an untracked .hypothesis/ folder in the repository.
 FAST = settings(max_examples=300, deadline=None, database=None,
@@ -490,11 +490,11 @@ def test_no_valid_sample_is_lost(pair: tuple[Any, UserTag]) -> None:
 @given(listed=user_lists())
 def test_dedupe_keeps_one_entry_per_join(listed: list[tuple[Any, UserTag]]) -> None:
     payload = [user for user, _ in listed]
-    deduped = dedupe_users(payload)
-    keyed = [row for row in (user_rows("s", user, ParseIssues()) for user in deduped) if row]
-    keys = [(row.session_user["user_id"], row.session_user["join_time"]) for row in keyed]
-    assert len(keys) == len(set(keys))
-    assert set(keys) == {tag.key for _, tag in listed if tag.key is not None}
+    for deduped in (dedupe_users(payload), list(unique_users(iter(payload)))):  # last / first wins
+        keyed = [row for row in (user_rows("s", user, ParseIssues()) for user in deduped) if row]
+        keys = [(row.session_user["user_id"], row.session_user["join_time"]) for row in keyed]
+        assert len(keys) == len(set(keys))
+        assert set(keys) == {tag.key for _, tag in listed if tag.key is not None}
 
 
 # --------------------------------------------------------------------------- (d) loading
@@ -543,7 +543,7 @@ def test_loading_generated_users_matches_user_rows_and_is_idempotent(
     session = _session(session_id)
     payload = [user for user, _ in listed]
 
-    derived = (user_rows(session_id, u, ParseIssues()) for u in dedupe_users(payload))
+    derived = (user_rows(session_id, u, ParseIssues()) for u in unique_users(payload))  # as the loader
     expected = [row for row in derived if row]
     expected_counts = {
         "sessions": 1,
