@@ -11,9 +11,9 @@ All parsers accept any Python object and never raise.
 
 from __future__ import annotations
 
-import functools
 import math
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -89,8 +89,6 @@ _DURATION_UNITS: dict[str, float] = {
 _PERCENT_UNITS: dict[str, float] = {"%": 1.0, "pct": 1.0, "percent": 1.0}
 _FPS_UNITS: dict[str, float] = {"fps": 1.0, "f/s": 1.0}
 _RSSI_UNITS: dict[str, float] = {"dbm": 1.0}
-_UNITS = {"bitrate": _BITRATE_UNITS, "duration": _DURATION_UNITS, "percent": _PERCENT_UNITS,
-          "fps": _FPS_UNITS, "rssi": _RSSI_UNITS}
 
 
 @dataclass
@@ -173,24 +171,26 @@ def _finite(number: float) -> float | None:
     return number if math.isfinite(number) else None
 
 
-# Unparseable text, as the cached parsers return it (None means "no value", not a problem).
-_BAD = float("nan")
+class _Bad:
+    """What the text parsers cache for a string they could not understand."""
 
 
-@functools.lru_cache(maxsize=1 << 16)
-def _text_with_units(text: str, units: str) -> float | None:
-    """A string value in the canonical unit, None when empty, ``_BAD`` when not understood.
+_BAD = _Bad()
+_MISSING = object()
+_CACHE_MAX = 1 << 16
 
-    Cached: a day's samples repeat a small set of strings ("0 kbps", "12 ms", "0.0%") tens of
-    thousands of times, and parsing them was most of a load's CPU time.
-    """
+
+def _text_with_units(text: str, units: Mapping[str, float]) -> float | None | _Bad:
+    """A string value in the canonical unit, None when empty, ``_BAD`` when not understood."""
+    if len(text) > _MAX_LEN:
+        return None if is_empty(text) else _BAD
     if is_empty(text):
         return None
     match = _NUMBER_UNIT_RE.match(text.strip())
     if not match:
         return _BAD
     unit = match.group("unit")
-    factor = 1.0 if unit is None else _UNITS[units].get(unit.replace(" ", "").lower())
+    factor = 1.0 if unit is None else units.get(unit.replace(" ", "").lower())
     if factor is None:
         return _BAD
     try:
@@ -200,54 +200,53 @@ def _text_with_units(text: str, units: str) -> float | None:
     return _BAD if number is None else number
 
 
-def _parse_with_units(value: object, field: str, issues: ParseIssues, units: str) -> float | None:
-    """Shared logic: empty → None; JSON number / unitless string as-is; known unit converted."""
-    result: float | None
-    if isinstance(value, str):
-        if len(value) > _MAX_LEN:  # not cached: no unit string is this long
-            result = None if is_empty(value) else _BAD
-        else:
-            result = _text_with_units(value, units)
-        if result is not None and result != result:  # _BAD (NaN never equals itself)
-            result = None
+def _unit_parser(units: Mapping[str, float], doc: str) -> Callable[[object, str, ParseIssues], float | None]:
+    """A parser for one kind of measurement: empty → None; JSON number or unitless string as
+    is; a known unit converted; anything else None and counted.
+
+    Each parser caches the strings it has seen: a day's samples repeat a small set of values
+    ("0 kbps", "12 ms", "0.0%") hundreds of thousands of times, and parsing them again was
+    most of a load's CPU time. Strings only: nothing else can be a dict key safely.
+    """
+    cache: dict[str, float | None | _Bad] = {}
+
+    def parse(value: object, field: str, issues: ParseIssues) -> float | None:
+        if value.__class__ is str:
+            result = cache.get(value, _MISSING)  # type: ignore[call-overload]
+            if result is _MISSING:
+                result = _text_with_units(value, units)  # type: ignore[arg-type]
+                if len(cache) < _CACHE_MAX and len(value) <= _MAX_LEN:  # type: ignore[arg-type]
+                    cache[value] = result  # type: ignore[index]
+            if result is _BAD:
+                issues.add(field, value)
+                return None
+            return result  # type: ignore[return-value]
+        if value is None:
+            return None
+        number: float | None = None
+        if _is_json_number(value):
+            try:
+                number = _finite(float(value))  # type: ignore[arg-type]
+            except (OverflowError, ValueError):
+                number = None
+        elif isinstance(value, str):  # a str subclass
+            return parse(str(value), field, issues)
+        if number is None:
             issues.add(field, value)
-        return result
-    if value is None:
-        return None
-    result = None
-    if _is_json_number(value):
-        try:
-            result = _finite(float(value))  # type: ignore[arg-type]
-        except (OverflowError, ValueError):
-            result = None
-    if result is None:
-        issues.add(field, value)
-    return result
+        return number
+
+    parse.__doc__ = doc
+    return parse
 
 
-def parse_bitrate_kbps(value: object, field: str, issues: ParseIssues) -> float | None:
-    """Bitrate in kilobits per second: bps, kbps, Mbps, Gbps (and ``kb/s`` forms)."""
-    return _parse_with_units(value, field, issues, "bitrate")
-
-
-def parse_duration_ms(value: object, field: str, issues: ParseIssues) -> float | None:
-    """Latency/jitter in milliseconds: ms, s, us/µs."""
-    return _parse_with_units(value, field, issues, "duration")
-
-
-def parse_percent(value: object, field: str, issues: ParseIssues) -> float | None:
-    """Percentage as a number of percent (``"0.3%"`` → 0.3, not 0.003)."""
-    return _parse_with_units(value, field, issues, "percent")
-
-
-def parse_fps(value: object, field: str, issues: ParseIssues) -> float | None:
-    """Frame rate in frames per second (``"12 fps"`` → 12.0)."""
-    return _parse_with_units(value, field, issues, "fps")
-
-
-def parse_number(value: object, field: str, issues: ParseIssues) -> float | None:
-    """Plain number, optionally in dBm (Wi-Fi RSSI: ``-60``, ``"-60 dBm"``)."""
-    return _parse_with_units(value, field, issues, "rssi")
+parse_bitrate_kbps = _unit_parser(
+    _BITRATE_UNITS, "Bitrate in kilobits per second: bps, kbps, Mbps, Gbps (and ``kb/s`` forms).")
+parse_duration_ms = _unit_parser(_DURATION_UNITS, "Latency/jitter in milliseconds: ms, s, us/µs.")
+parse_percent = _unit_parser(
+    _PERCENT_UNITS, "Percentage as a number of percent (``\"0.3%\"`` → 0.3, not 0.003).")
+parse_fps = _unit_parser(_FPS_UNITS, "Frame rate in frames per second (``\"12 fps\"`` → 12.0).")
+parse_number = _unit_parser(
+    _RSSI_UNITS, "Plain number, optionally in dBm (Wi-Fi RSSI: ``-60``, ``\"-60 dBm\"``).")
 
 
 def parse_resolution(value: object, field: str, issues: ParseIssues) -> tuple[int | None, int | None]:
@@ -262,12 +261,30 @@ def parse_resolution(value: object, field: str, issues: ParseIssues) -> tuple[in
     return None, None
 
 
+_TIMESTAMPS: dict[str, datetime | None] = {}
+
+
 def parse_timestamp(value: object) -> datetime | None:
     """ISO-8601 → aware UTC datetime; naive values are taken as UTC; invalid → None.
 
     Zoom documents UTC timestamps with ``Z``; an offset is honoured and converted, a
-    missing offset is assumed to be UTC rather than the worker's local zone.
+    missing offset is assumed to be UTC rather than the worker's local zone. Cached for
+    strings: every user of a session has samples at the same minutes.
     """
+    if value.__class__ is str:
+        try:
+            return _TIMESTAMPS[value]  # type: ignore[index]
+        except KeyError:
+            parsed = _parse_timestamp(value)
+            if len(value) <= _MAX_LEN:  # type: ignore[arg-type]
+                if len(_TIMESTAMPS) >= _CACHE_MAX:
+                    _TIMESTAMPS.clear()
+                _TIMESTAMPS[value] = parsed  # type: ignore[index]
+            return parsed
+    return _parse_timestamp(value)
+
+
+def _parse_timestamp(value: object) -> datetime | None:
     if isinstance(value, datetime):
         parsed = value
     elif isinstance(value, str) and 0 < len(value.strip()) <= _MAX_LEN:
