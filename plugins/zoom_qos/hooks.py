@@ -63,7 +63,7 @@ class ZoomSettings:
     resource_intensive_requests_per_minute: float = 20.0
     timeout_seconds: float = 60.0
     # Sessions read at the same time by one extraction task (pages of a session stay in order).
-    max_concurrent_sessions: int = 8
+    max_concurrent_sessions: int = 16
     max_retries: int = 6
     retry_max_total_seconds: float = 600.0
     backoff_base_seconds: float = 1.0

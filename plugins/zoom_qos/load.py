@@ -171,7 +171,14 @@ class _PreparedSession:
 
 
 def _json_serializer(value: Any) -> str:
-    """JSON for the raw layer: never fails on odd types, and jsonb-safe (no NUL escapes)."""
+    """JSON for the raw layer: never fails on odd types, and jsonb-safe (no NUL escapes).
+
+    An object decoded from staging brings its own text, stored as is unless it holds a
+    ``\\u`` escape (it may be a NUL or a lone surrogate, which jsonb refuses).
+    """
+    text = getattr(value, "json_text", None)
+    if text is not None and "\\u" not in text:
+        return text
     text = json.dumps(value, default=str, ensure_ascii=False)
     # The regexes are the costly part of a load's serialization: only run them when they can
     # match. json.dumps escapes NUL, so only a lone surrogate (never ASCII) is unstorable here.

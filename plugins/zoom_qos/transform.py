@@ -28,6 +28,7 @@ from zoom_qos.parsing import (
     parse_timestamp,
     storable_text,
 )
+from zoom_qos.rawjson import JsonObject
 from zoom_qos.schema import SESSION_USER_TEXT_FIELDS
 
 __all__ = [
@@ -292,7 +293,7 @@ def user_rows(session_id: str, user: Mapping[str, Any], issues: ParseIssues) -> 
         session_user=session_user,
         qos=list(qos.values()),
         system=list(system.values()),
-        raw={**key, "payload": dict(user)},
+        raw={**key, "payload": user if isinstance(user, JsonObject) else dict(user)},
     )
 
 

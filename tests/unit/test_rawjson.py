@@ -59,3 +59,21 @@ def test_invalid_utf8_in_a_staged_user_is_replaced_not_fatal():
                                             (b'"s"', False), (b"[1]", False), (b"null", False)])
 def test_only_objects_count_as_users(item, expected):
     assert is_raw_object(item) is expected
+
+
+def test_a_decoded_user_keeps_its_text_for_the_raw_layer():
+    from zoom_qos.load import _json_serializer
+
+    line = b'{"id": "u1", "name": "Ren\xc3\xa9", "user_qos": [{"date_time": "2026-01-01T00:00:00Z"}]}\n'
+    user = decode_user(line)
+    assert user == json.loads(line) and user.json_text == line.decode().strip()
+    assert _json_serializer(user) == user.json_text  # stored as sent, not encoded again
+
+
+@pytest.mark.parametrize("line", [b'{"id": "u1", "name": "a\\u0000b"}',
+                                  b'{"id": "u1", "n": "\\ud83d\\ude00"}'])
+def test_text_with_escapes_is_encoded_again_so_jsonb_can_take_it(line):
+    from zoom_qos.load import _json_serializer
+
+    stored = _json_serializer(decode_user(line))
+    assert "\\u0000" not in stored and json.loads(stored)["id"] == "u1"
