@@ -33,6 +33,7 @@ meanwhile, and the new rows are distinct, so no conflict is possible), ``execute
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -426,11 +427,30 @@ def copy_rows(
     ceiling so that both pay exactly the same client-side cost per value.
     """
     from psycopg import sql
+    from psycopg.types.json import Jsonb
 
     columns = sql.SQL(", ").join(sql.Identifier(c.name) for c in table.columns)
-    with cursor.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(target, columns)) as copy:
+    json_at = [i for i, c in enumerate(table.columns) if isinstance(c.type, sa.JSON)]
+    # Binary: PostgreSQL takes numbers and times without parsing text, and the client sends
+    # them without formatting it; four times the rows per second of text COPY here.
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(target, columns)
+    with cursor.copy(statement) as copy:
+        copy.set_types(_pg_types(table))
         for values in copy_values(table, rows, loaded_at):
+            for i in json_at:
+                if values[i] is not None:  # already JSON text: sent as it is
+                    values[i] = Jsonb(values[i], dumps=_as_is)
             copy.write_row(values)
+
+
+def _as_is(text: str) -> str:
+    return text
+
+
+@functools.cache
+def _pg_types(table: sa.Table) -> list[str]:
+    """The PostgreSQL type of each column, which binary ``COPY`` must be told."""
+    return [str(c.type.compile(dialect=pg_dialect.dialect())).lower() for c in table.columns]
 
 
 def _upsert(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
