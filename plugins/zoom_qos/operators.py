@@ -66,14 +66,6 @@ def staged_stats(qos_folder: str) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted(folder.iterdir()) if p.name.startswith("stats-")]
 
 
-def _user_count(session: Mapping[str, Any]) -> int:
-    """The listing's ``user_count`` of a session (0 if missing or odd): its relative length."""
-    try:
-        return max(0, int(session.get("user_count") or 0))
-    except (TypeError, ValueError):
-        return 0
-
-
 class ZoomSessionQosOperator(BaseOperator):
     """Pages ``GET /videosdk/sessions/{id}/users/qos?type=past`` for each session of a batch.
 
@@ -149,9 +141,7 @@ class ZoomSessionQosOperator(BaseOperator):
             last_flush = time.monotonic()
 
         workers = max(1, hook.settings.max_concurrent_sessions)
-        # Longest first: a session's pages are sequential, so a many-page session started last
-        # would leave the batch waiting on it alone at the end, with the rate unused.
-        pending = iter(sorted(todo, key=_user_count, reverse=True))
+        pending = iter(todo)
         failure: BaseException | None = None
         done = 0
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="zoom-qos") as pool:
