@@ -795,6 +795,30 @@ class Warehouse:
                 return date.fromisoformat(value[:10])
         return value
 
+    def refresh_statistics(self, loaded: Mapping[str, int]) -> list[str]:
+        """``ANALYZE`` the tables whose planner statistics know fewer rows than ``loaded`` wrote.
+
+        ``loaded`` maps table names to rows just written. Right after a first big load the
+        statistics still describe empty tables and PostgreSQL plans the data-quality joins as
+        nested loops: 17 s instead of 0.4 s for 140,000 samples. Autovacuum would analyze them
+        later; the checks run now. A mature warehouse, whose statistics know more rows than a
+        day adds, is left to autovacuum. Returns the tables analyzed (none on SQLite).
+        """
+        if self.dialect != "postgresql":
+            return []
+        query = sa.text(
+            "SELECT c.relname, c.reltuples FROM pg_class AS c JOIN pg_namespace AS n "
+            "ON n.oid = c.relnamespace WHERE n.nspname = :schema AND c.relname = ANY(:names)"
+        )
+        with self.engine.connect() as conn:
+            known = dict(conn.execute(query, {"schema": self.schema, "names": list(loaded)}).tuples().all())
+        stale = [name for name, rows in loaded.items() if rows and known.get(name, -1) < rows]
+        with self.engine.begin() as conn:
+            quote = conn.dialect.identifier_preparer.quote
+            for name in stale:
+                conn.exec_driver_sql(f"ANALYZE {quote(self.schema or 'public')}.{quote(name)}")
+        return stale
+
     def count_rows(self) -> dict[str, int]:
         """Row count per table, in load order (for the demo's summary and checks)."""
         with self.engine.connect() as conn:

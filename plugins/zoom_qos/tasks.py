@@ -189,6 +189,8 @@ def load_batches(
     with _opened(warehouse) as warehouse:
         summary = warehouse.load_sessions(staged_sessions(batches, gone), issues)
         load_seconds = time.monotonic() - started
+        warehouse.refresh_statistics({"sessions": summary.sessions_loaded, "session_users": summary.users,
+                                      "user_qos": summary.qos_rows, "user_system_qos": summary.system_rows})
         with warehouse.engine.connect() as conn:
             findings = run_checks(conn, None, summary.session_ids, hard_checks=frozenset(hard_checks))
     for field, detail in issues.as_dict().items():

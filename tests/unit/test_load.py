@@ -892,3 +892,22 @@ def test_from_airflow_uses_connection(fake_airflow, tmp_path: Path) -> None:
     wh = Warehouse.from_airflow()
     assert (wh.dialect, wh.schema, wh.url.password) == ("postgresql", "w", "pw")
     wh.dispose()
+
+
+def test_statistics_are_refreshed_only_where_they_know_fewer_rows_than_were_loaded(warehouse: Warehouse):
+    users = [make_user(f"u{i}") for i in range(30)]
+    summary = warehouse.load_sessions([(make_session(), users)], ParseIssues())
+    loaded = {"sessions": 1, "session_users": summary.users, "user_qos": summary.qos_rows,
+              "user_system_qos": summary.system_rows}
+    analyzed = warehouse.refresh_statistics(loaded)
+    if warehouse.dialect == "sqlite":
+        assert analyzed == []
+        return
+    # fresh tables: the planner knew no rows at all
+    assert sorted(analyzed) == sorted(name for name, rows in loaded.items() if rows)
+    with warehouse.engine.connect() as conn:
+        known = conn.execute(sa.text(
+            "SELECT reltuples FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = :schema AND c.relname = 'user_qos'"), {"schema": warehouse.schema}).scalar()
+    assert known == summary.qos_rows
+    assert warehouse.refresh_statistics(loaded) == []  # now they know: left to autovacuum
