@@ -355,6 +355,7 @@ class DailyBudget:
         self.counter = counter
         self.daily_limit = daily_limit
         self.reserve = reserve
+        self._counter_failed = False
         self.backfill = backfill
         self._clock = clock
 
@@ -372,8 +373,18 @@ class DailyBudget:
         """
         _check_count(n)
         now = self._now()
-        accepted, spent = self.counter.add(now.date(), n, backfill=self.backfill,
-                                           limit=self.daily_limit, reserve=self.reserve)
+        try:
+            accepted, spent = self.counter.add(now.date(), n, backfill=self.backfill,
+                                               limit=self.daily_limit, reserve=self.reserve)
+        except OSError as error:
+            # The count is bookkeeping: an unwritable folder or a full disk must not stop the
+            # extraction. Zoom's own daily 429 remains the backstop.
+            if not self._counter_failed:
+                self._counter_failed = True
+                log.warning("The daily request count cannot be kept (%s): requests are not counted "
+                            "against daily_request_limit; set ZOOM_QOS_BUDGET_DIR to a writable "
+                            "folder or configure rate_limit_redis_url.", error)
+            return self.daily_limit
         if not accepted:
             raise DailyBudgetExhaustedError(
                 day=now.date().isoformat(), spent=spent.total, scheduled_spent=spent.scheduled,

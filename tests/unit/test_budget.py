@@ -539,3 +539,12 @@ def test_the_redis_counter_counts_each_kind_per_day_with_an_expiry(redis_url, re
     assert counter.add(tomorrow, 11, limit=10) == (False, Spent(0, 0))
     assert client.exists(*counter.keys(tomorrow)) == 0
     assert counter.get(tomorrow) == Spent(0, 0)
+
+
+def test_a_counter_that_cannot_be_written_does_not_stop_requests(tmp_path, caplog):
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the counter's folder should be")
+    budget = DailyBudget(FileDailyCounter(blocked, "acct"), 10)
+    for _ in range(12):  # past the limit: nothing is counted, so nothing is refused
+        budget.spend()
+    assert caplog.text.count("cannot be kept") == 1 and "ZOOM_QOS_BUDGET_DIR" in caplog.text
