@@ -23,11 +23,26 @@ pytest_plugins = ("tests.warehouse_fixtures",)
 
 API_KEY = "test-api-key"
 API_SECRET = "test-api-secret-3f9c2d17a8"
+# Redis for the shared rate limiter and daily count tests (database 15: kept apart).
+REDIS_URL = os.environ.get("ZOOM_QOS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 def zoom_connection_json(base_url: str, secret: str = API_SECRET, **extra: object) -> str:
     return json.dumps({"conn_type": "http", "host": base_url, "login": API_KEY,
                        "password": secret, "extra": extra})
+
+
+@pytest.fixture
+def redis_url():
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as error:
+        if os.environ.get("ZOOM_QOS_REQUIRE_REDIS") == "1":
+            pytest.fail(f"Redis required (ZOOM_QOS_REQUIRE_REDIS=1), not reachable at {REDIS_URL}: {error}")
+        pytest.skip(f"Redis not reachable at {REDIS_URL}: {error}")
+    return REDIS_URL
 
 
 @pytest.fixture(autouse=True)

@@ -2,33 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import uuid
 from datetime import timedelta
 
-import pytest
-
 from include.zoom_simulator import Simulator, SimulatorConfig
 from tests.conftest import API_KEY, API_SECRET, zoom_connection_json
 from zoom_qos.hooks import ZoomVideoSdkHook
 from zoom_qos.ratelimit import HEAVY, RedisRateLimiter
-
-REDIS_URL = os.environ.get("ZOOM_QOS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-
-
-@pytest.fixture
-def redis_url():
-    import redis
-
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except redis.RedisError as error:
-        if os.environ.get("ZOOM_QOS_REQUIRE_REDIS") == "1":
-            pytest.fail(f"Redis required (ZOOM_QOS_REQUIRE_REDIS=1), not reachable at {REDIS_URL}: {error}")
-        pytest.skip(f"Redis not reachable at {REDIS_URL}: {error}")
-    return REDIS_URL
 
 
 def test_limiters_in_different_tasks_share_one_budget(redis_url):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 import threading
 import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -29,7 +28,6 @@ from zoom_qos.budget import (
 )
 from zoom_qos.errors import DailyBudgetExhaustedError, ZoomApiError, ZoomDailyLimitError
 
-REDIS_URL = os.environ.get("ZOOM_QOS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 DAY = date(2026, 11, 26)
 
 
@@ -44,19 +42,6 @@ class FakeClock:
 @pytest.fixture
 def clock():
     return FakeClock(datetime(2026, 11, 26, 13, 45, tzinfo=UTC))
-
-
-@pytest.fixture
-def redis_url():
-    import redis
-
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except redis.RedisError as error:
-        if os.environ.get("ZOOM_QOS_REQUIRE_REDIS") == "1":
-            pytest.fail(f"Redis required (ZOOM_QOS_REQUIRE_REDIS=1), not reachable at {REDIS_URL}: {error}")
-        pytest.skip(f"Redis not reachable at {REDIS_URL}: {error}")
-    return REDIS_URL
 
 
 @pytest.fixture
