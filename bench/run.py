@@ -21,6 +21,8 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -122,14 +124,14 @@ class PySpy:
         }
 
 
-# ----------------------------------------------------------------------------- 1 + 2
-def bench_extraction(now: datetime, day: str, args: argparse.Namespace, staging: str) -> tuple[dict, list]:
-    from zoom_qos import tasks
-    from zoom_qos.operators import ZoomSessionQosOperator, staged_records
-
+@contextmanager
+def _simulated_account(
+    now: datetime, args: argparse.Namespace, sessions_per_day: int
+) -> Iterator[SimProcess]:
+    """The simulator at the run's rate, latency and page size, with the Zoom connection on it."""
     with SimProcess(
         now.isoformat(),
-        sessions_per_day=args.sessions_per_day,
+        sessions_per_day=sessions_per_day,
         heavy_rate=args.rate,
         latency_ms=args.latency_ms,
         qos_page_size_max=args.qos_page_max,
@@ -137,6 +139,15 @@ def bench_extraction(now: datetime, day: str, args: argparse.Namespace, staging:
         os.environ["AIRFLOW_CONN_ZOOM_VIDEOSDK"] = zoom_conn_json(
             sim.base_url, heavy_requests_per_second=args.rate
         )
+        yield sim
+
+
+# ----------------------------------------------------------------------------- 1 + 2
+def bench_extraction(now: datetime, day: str, args: argparse.Namespace, staging: str) -> tuple[dict, list]:
+    from zoom_qos import tasks
+    from zoom_qos.operators import ZoomSessionQosOperator, staged_records
+
+    with _simulated_account(now, args, args.sessions_per_day) as sim:
         t0 = time.monotonic()
         batches, listing = tasks.list_sessions(
             dag_id="bench",
@@ -427,16 +438,7 @@ def bench_e2e_and_airflow(now: datetime, day: str, args: argparse.Namespace) -> 
     from zoom_qos.operators import ZoomSessionQosOperator
 
     out: dict = {}
-    with SimProcess(
-        now.isoformat(),
-        sessions_per_day=args.e2e_sessions_per_day,
-        heavy_rate=args.rate,
-        latency_ms=args.latency_ms,
-        qos_page_size_max=args.qos_page_max,
-    ) as sim:
-        os.environ["AIRFLOW_CONN_ZOOM_VIDEOSDK"] = zoom_conn_json(
-            sim.base_url, heavy_requests_per_second=args.rate
-        )
+    with _simulated_account(now, args, args.e2e_sessions_per_day) as sim:
         # --- ours, in-process: list → extract → load (fresh schema), the DAG's task code
         drop_schema("bench_e2e")
         sim.reset(args.latency_ms)

@@ -390,12 +390,15 @@ def _sqlite_enable_wal(cursor: Any) -> None:
 def copy_values(
     table: sa.Table, rows: Iterable[Mapping[str, Any]], loaded_at: datetime | None
 ) -> Iterator[list[Any]]:
-    """Each row's values in column order, as ``COPY`` takes them (JSON text, aware UTC times).
+    """Each row's values in column order, as binary ``COPY`` takes them (JSON text wrapped as
+    ``Jsonb``, aware UTC times).
 
     This runs for every row of a PostgreSQL load (and of the benchmark's COPY ceiling), so per
     row there is one C-level ``map`` over the columns and only the columns that need it are
     converted; times already in UTC (all the transform makes) are left as they are.
     """
+    from psycopg.types.json import Jsonb
+
     columns = [c.name for c in table.columns]
     json_at = [i for i, c in enumerate(table.columns) if isinstance(c.type, sa.JSON)]
     time_at = [
@@ -413,8 +416,8 @@ def copy_values(
                 values[i] = _utc(value)
         for i in json_at:
             value = values[i]
-            if value is not None:
-                values[i] = _json_serializer(value)
+            if value is not None:  # JSON text, sent to jsonb as it is
+                values[i] = Jsonb(_json_serializer(value), dumps=_as_is)
         yield values
 
 
@@ -427,19 +430,14 @@ def copy_rows(
     ceiling so that both pay exactly the same client-side cost per value.
     """
     from psycopg import sql
-    from psycopg.types.json import Jsonb
 
     columns = sql.SQL(", ").join(sql.Identifier(c.name) for c in table.columns)
-    json_at = [i for i, c in enumerate(table.columns) if isinstance(c.type, sa.JSON)]
     # Binary: PostgreSQL takes numbers and times without parsing text, and the client sends
     # them without formatting it; four times the rows per second of text COPY here.
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(target, columns)
     with cursor.copy(statement) as copy:
         copy.set_types(_pg_types(table))
         for values in copy_values(table, rows, loaded_at):
-            for i in json_at:
-                if values[i] is not None:  # already JSON text: sent as it is
-                    values[i] = Jsonb(values[i], dumps=_as_is)
             copy.write_row(values)
 
 
