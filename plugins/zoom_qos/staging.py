@@ -75,6 +75,12 @@ def _header(session_id: str, status: str, fetched_at: str, error: str | None = N
     return storable_text(json.dumps(record, ensure_ascii=False)).encode("utf-8") + b"\n"
 
 
+def _partial_of(target: ObjectStoragePath) -> ObjectStoragePath:
+    """Where ``target`` is written before it is renamed into place; unique per writer, so two
+    attempts of one task (a zombie and its retry) never write the same file."""
+    return target.with_name(f"{target.name}.{uuid.uuid4().hex[:12]}.partial")
+
+
 class StagedSessionWriter:
     """Writes one session's users page by page; the file appears complete or not at all.
 
@@ -87,8 +93,7 @@ class StagedSessionWriter:
         self.session_id = session_id
         self.fetched_at = fetched_at
         self.target = session_file(qos_folder, session_id)
-        # Unique per writer: two attempts of one task (a zombie and its retry) never share it.
-        self._partial = self.target.with_name(f"{self.target.name}.{uuid.uuid4().hex[:12]}.partial")
+        self._partial = _partial_of(self.target)
         self._out: Any = None
         self.users = 0
 
@@ -130,7 +135,7 @@ def stage_gone_session(qos_folder: str, session_id: str, fetched_at: str, error:
     """Record that Zoom no longer serves a listed session (so a retry does not ask again)."""
     target = session_file(qos_folder, session_id)
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f"{target.name}.{uuid.uuid4().hex[:12]}.partial")
+    partial = _partial_of(target)
     partial.write_bytes(_header(session_id, "gone", fetched_at, error))
     partial.rename(target)
 

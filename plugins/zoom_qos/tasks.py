@@ -98,7 +98,7 @@ def list_sessions(
     if lookback and not (params.get("from_date") or params.get("to_date")):
         first_day = window.start + timedelta(days=lookback)  # the interval's own first day
         settle = timedelta(minutes=int(params.get("lookback_settle_minutes", 60)))
-        earlier = [i for i, v in sessions.items() if _start_day(v) is None or _start_day(v) < first_day]
+        earlier = [i for i, v in sessions.items() if (day := _start_day(v)) is None or day < first_day]
         if earlier:
             with _opened(warehouse) as opened:
                 for session_id in settled_sessions(opened, earlier, settle):
