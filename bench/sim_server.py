@@ -81,7 +81,6 @@ def main() -> int:
     p.add_argument("--now", required=True)
     p.add_argument("--sessions-per-day", type=int, default=12)
     p.add_argument("--heavy-rate", type=float, default=40.0)
-    p.add_argument("--qos-page-size-max", type=int, default=10)
     p.add_argument("--latency-ms", type=float, default=0.0)
     p.add_argument("--big-users", type=int, default=0)
     p.add_argument("--big-samples", type=int, default=60)
@@ -93,7 +92,6 @@ def main() -> int:
         now=datetime.fromisoformat(args.now.replace("Z", "+00:00")),
         sessions_per_day=args.sessions_per_day,
         heavy_rate_per_second=args.heavy_rate,
-        qos_page_size_max=args.qos_page_size_max,
         daily_limit=10**9,
     )
     sim = Simulator(cfg, host="127.0.0.1", port=0)

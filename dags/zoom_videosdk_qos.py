@@ -18,6 +18,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from zoom_qos import tasks
 from zoom_qos.assets import ZOOM_QOS_ASSET
+from zoom_qos.availability import DEFAULT_QOS_PENDING_MAX_HOURS
 from zoom_qos.operators import ZoomSessionQosOperator
 
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
@@ -42,6 +43,10 @@ DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
         "lookback_settle_minutes": Param(60, type="integer", minimum=0,
                                          description="Lookback sessions already loaded this long "
                                                      "after they ended are not read again."),
+        "qos_pending_max_hours": Param(DEFAULT_QOS_PENDING_MAX_HOURS, type="integer", minimum=0,
+                                       description="A session whose QoS Zoom does not serve yet (404/3001) "
+                                                   "is pending, and asked again, until this long after "
+                                                   "its end; then it is unavailable."),
         "batch_size": Param(100, type="integer", minimum=1,
                             description="Sessions per mapped extraction task."),
         "dq_hard_checks": Param(["orphan_rows"], type="array", items={"type": "string"},
@@ -66,11 +71,14 @@ def zoom_videosdk_qos():
         return batches
 
     batches = list_sessions()
-    extracted = ZoomSessionQosOperator.partial(task_id="extract_qos").expand(batch=batches)
+    extracted = ZoomSessionQosOperator.partial(
+        task_id="extract_qos", qos_pending_max_hours="{{ params.qos_pending_max_hours }}",
+    ).expand(batch=batches)
 
     @task(trigger_rule="none_failed_min_one_success", outlets=[ZOOM_QOS_ASSET])
     def load_warehouse(batches: list[dict], **context) -> dict:
-        return tasks.load_batches(batches, hard_checks=context["params"]["dq_hard_checks"])
+        return tasks.load_batches(batches, hard_checks=context["params"]["dq_hard_checks"],
+                                  listing=context["ti"].xcom_pull(task_ids="list_sessions", key="stats"))
 
     loaded = load_warehouse(batches)
     extracted >> loaded

@@ -27,6 +27,7 @@ import sqlalchemy as sa  # noqa: E402
 from sqlalchemy.dialects import postgresql, sqlite  # noqa: E402
 
 from zoom_qos import schema  # noqa: E402
+from zoom_qos.availability import DEFAULT_QOS_PENDING_MAX_HOURS  # noqa: E402
 from zoom_qos.views import MEDIA_TYPES, VIEWS  # noqa: E402
 
 _PG = postgresql.dialect()
@@ -131,6 +132,79 @@ def _conventions() -> list[str]:
     ]
 
 
+#: What each ``sessions.qos_status`` means; every value of ``schema.QOS_STATUSES`` needs one.
+_STATUS_MEANINGS: dict[str, str] = {
+    "loaded": "Its QoS was read completely: its joins (`session_users`) and samples (`user_qos`, "
+    "`user_system_qos`) are the ones in the tables.",
+    "pending": "Zoom answered 404/3001 (\"not available … or the session has not ended yet\") less than "
+    f"`qos_pending_max_hours` (default {DEFAULT_QOS_PENDING_MAX_HOURS}) after the session ended: Zoom "
+    "may still be processing it. No joins or samples yet.",
+    "unavailable": "Zoom will not serve its QoS: 3001 later than `qos_pending_max_hours` after the end, "
+    "400/300 (invalid session id) or 400/12702 (too old). No joins or samples.",
+    "live": "Provisional rows of a session still in progress (live monitoring, a later release); "
+    "replaced by the final rows, and set `loaded`, once a daily run reads it as past.",
+}
+
+
+def _completeness() -> list[str]:
+    missing = [status for status in schema.QOS_STATUSES if status not in _STATUS_MEANINGS]
+    if missing:
+        raise RuntimeError(f"No documentation for sessions.qos_status value(s) {missing}")
+    return [
+        "## Completeness",
+        "",
+        "### Every listed session is kept: `sessions.qos_status`",
+        "",
+        "A session Zoom lists is a fact about the account even when its QoS cannot be read (yet): it",
+        "has a `sessions` row in every case, and `qos_status` says what became of its QoS",
+        "(`qos_checked_at`: when it was last asked for). The column has no default: whoever writes a",
+        "session says which state it is in, one of these values (CHECK `ck_sessions_qos_status`):",
+        "",
+        "| `qos_status` | meaning |",
+        "|---|---|",
+        *(f"| `{status}` | {_cell(_STATUS_MEANINGS[status])} |" for status in schema.QOS_STATUSES),
+        "",
+        "- **Asked again**: every run asks again for each session it lists that is not `loaded`, and",
+        "  for the `pending` sessions it does not list, until they turn `unavailable`; one that is",
+        "  readable then is loaded and set `loaded`. Only `loaded` sessions are spared a new request",
+        "  when a later run's lookback lists them again.",
+        "- A `loaded` session that answers 3001 on a later reload keeps its rows and its status.",
+        "- Sessions of a v1 warehouse had their QoS read: migration `0003` sets them `loaded`.",
+        "- The QoS views read the samples, so `pending` and `unavailable` sessions add nothing to",
+        "  them; `session_quality` lists them like any session, with no samples. For complete data",
+        "  only, filter `sessions.qos_status = 'loaded'`.",
+        "",
+        "### Zoom's own count: `daily_usage` and `daily_completeness`",
+        "",
+        "`daily_usage` holds, per UTC day, what Zoom's daily report (`GET /videosdk/report/daily`)",
+        "counted: sessions, users and session minutes. The view `daily_completeness` sets that",
+        "count beside the sessions the warehouse holds of the same day (a session counts on the UTC",
+        "day of its `start_time`; `live` sessions are not counted) and how many of those are",
+        "`loaded`, `pending` or `unavailable`. A day appears when it has a `daily_usage` row or a",
+        "session; `zoom_sessions` is NULL where Zoom's count was not read. The days on which the",
+        "warehouse holds fewer (or more) sessions than Zoom counted:",
+        "",
+        "```sql",
+        "-- PostgreSQL (schema zoom_qos by default); on SQLite drop the schema name",
+        "SELECT usage_date, zoom_sessions, warehouse_sessions, sessions_pending, sessions_unavailable",
+        "  FROM zoom_qos.daily_completeness",
+        " WHERE zoom_sessions <> warehouse_sessions",
+        " ORDER BY usage_date;",
+        "```",
+        "",
+        "### Data-quality check `zoom_daily_count`",
+        "",
+        "Each run compares, for every UTC day of its window, Zoom's count with the sessions the",
+        "warehouse holds (the definition of `daily_completeness`). Its finding in",
+        "`pipeline_runs.dq_findings` counts the days whose counts differ and shows the first of them,",
+        "e.g. `2026-11-28: Zoom counted 14 sessions, the warehouse holds 12`. A day without",
+        "a `daily_usage` row, or without a count in it, is not compared. The check is soft (a warning):",
+        "Zoom may list a session late, and a window may not be fully loaded yet; name it in the DAG's",
+        "`dq_hard_checks` to make a differing day fail the run.",
+        "",
+    ]
+
+
 def render() -> str:
     """The whole Markdown document."""
     lines = [
@@ -144,6 +218,7 @@ def render() -> str:
         "(`zoom_qos` by default); on SQLite in the main database.",
         "",
         *_conventions(),
+        *_completeness(),
         "## Tables",
         "",
     ]

@@ -1,10 +1,14 @@
-"""Local Zoom Video SDK API simulator (QoS endpoints) for tests and local pipeline runs.
+"""Local Zoom Video SDK API simulator (sessions, QoS, users, daily report) for tests and local runs.
 
 Public interface: Simulator, SimulatorConfig, Faults, and the Dataset it serves.
+
+The server takes Zoom's published limits and error codes from ``zoom_qos.published``
+(``plugins/`` of this repository, on the path wherever the project runs).
 """
 
-from .config import Faults, SimulatorConfig
+from .config import ENDPOINT_NAMES, Faults, SimulatorConfig
 from .dataset import TABLE_COLUMNS, Dataset
 from .server import Simulator, decode_session_segment
 
-__all__ = ["TABLE_COLUMNS", "Dataset", "Faults", "Simulator", "SimulatorConfig", "decode_session_segment"]
+__all__ = ["ENDPOINT_NAMES", "TABLE_COLUMNS", "Dataset", "Faults", "Simulator", "SimulatorConfig",
+           "decode_session_segment"]

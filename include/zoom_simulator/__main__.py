@@ -23,8 +23,6 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--now", help="anchor time, ISO-8601 (default: real time at start)")
     p.add_argument("--sessions-per-day", type=int, default=12)
-    p.add_argument("--list-page-size-max", type=int, default=300)
-    p.add_argument("--qos-page-size-max", type=int, default=10)
     p.add_argument("--token-ttl", type=float, default=900.0, help="page token lifetime in seconds")
     p.add_argument("--daily-limit", type=int, default=60000)
     p.add_argument("--no-rate-limits", action="store_true", help="do not enforce rate limits")
@@ -45,11 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     config = SimulatorConfig(
         api_key=args.api_key, api_secret=args.api_secret, seed=args.seed, now=now,
-        sessions_per_day=args.sessions_per_day, list_page_size_max=args.list_page_size_max,
-        qos_page_size_max=args.qos_page_size_max,
-        qos_page_size_default=min(10, args.qos_page_size_max),
-        list_page_size_default=min(30, args.list_page_size_max),
-        page_token_ttl_seconds=args.token_ttl, daily_limit=args.daily_limit,
+        sessions_per_day=args.sessions_per_day, page_token_ttl_seconds=args.token_ttl,
+        daily_limit=args.daily_limit,
         enforce_rate_limits=not args.no_rate_limits,
     )
     sim = Simulator(config, host=args.host, port=args.port, verbose=args.verbose)

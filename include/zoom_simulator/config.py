@@ -1,23 +1,33 @@
 """Configuration and fault switches for the Zoom Video SDK API simulator.
 
 Kept separate from the server so tests and the CLI can build and validate both
-without importing the HTTP machinery.
+without importing the HTTP machinery. Facts Zoom publishes (page-size maxima and defaults,
+error codes) are not configurable here: the server takes them from ``zoom_qos.published``,
+so the simulator cannot be configured into a Zoom that does not exist.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
+
+#: The simulator's names of the endpoints it serves (``by_endpoint`` stats keys, ``forbidden_endpoints``).
+ENDPOINT_LIST = "list_sessions"
+ENDPOINT_QOS = "user_qos"
+ENDPOINT_USERS = "session_users"
+ENDPOINT_DAILY = "daily_report"
+ENDPOINT_NAMES = (ENDPOINT_LIST, ENDPOINT_QOS, ENDPOINT_USERS, ENDPOINT_DAILY)
 
 
 @dataclass(frozen=True)
 class SimulatorConfig:
     """Static settings of one simulator instance.
 
-    Everything Zoom leaves unknown (page-size maxima, token lifetime, range rules) is a
-    field here so the pipeline can be tested against each plausible variant.
+    Only what Zoom leaves open (token lifetime, range rules, rate-limit plan) or what a test
+    needs to size (data volume, clock) is a field here.
     """
 
     api_key: str = "sim-key"
@@ -26,10 +36,6 @@ class SimulatorConfig:
     # Anchor of the simulated world (aware UTC). None = real time, fixed at construction.
     now: datetime | None = None
     sessions_per_day: int = 12
-    list_page_size_default: int = 30
-    list_page_size_max: int = 300
-    qos_page_size_default: int = 10
-    qos_page_size_max: int = 10
     page_token_ttl_seconds: float = 900.0
     heavy_rate_per_second: float = 40.0
     resource_intensive_per_minute: float = 20.0
@@ -46,6 +52,17 @@ class SimulatorConfig:
         if now.tzinfo is None:
             now = now.replace(tzinfo=UTC)
         return now.astimezone(UTC).replace(microsecond=0)
+
+
+def parse_utc(text: str) -> datetime:
+    """An ISO-8601 time (``Z`` allowed; naive means UTC) as an aware UTC datetime."""
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+_BOOLS = ("daily_limit_exhausted", "retry_after_http_date", "expire_page_tokens", "not_videosdk_account")
+_FLOATS = ("latency_ms", "daily_reset_seconds", "chaos_rate")
+_ID_LISTS = ("gone_sessions", "invalid_sessions", "too_old_sessions")
 
 
 @dataclass
@@ -69,6 +86,19 @@ class Faults:
     token_ttl_seconds: float | None = None
     gone_sessions: list[str] = field(default_factory=list)
     invalid_sessions: list[str] = field(default_factory=list)
+    # 400/12702 "Can not access a session a year ago." for these ids (QoS and users lists).
+    too_old_sessions: list[str] = field(default_factory=list)
+    # session id -> how many QoS/users list requests for it answer 404/3001 ("not ended yet")
+    # before it is served; counted per session since the faults were set.
+    not_ready_sessions: dict[str, int] = field(default_factory=dict)
+    # session id -> ISO UTC time (real clock): 404/3001 until then.
+    not_ready_until: dict[str, str] = field(default_factory=dict)
+    # Every API endpoint answers 400/200 "only available for Video SDK accounts".
+    not_videosdk_account: bool = False
+    # Endpoint names (ENDPOINT_NAMES) that answer 403: the app lacks the scope or plan.
+    forbidden_endpoints: list[str] = field(default_factory=list)
+    # "YYYY-MM-DD" -> number added to that day's `sessions` in the daily report.
+    daily_report_offsets: dict[str, int] = field(default_factory=dict)
     expired_jwt_every: int = 0
     # After this many API requests, answer the Daily-limit 429 for daily_reset_seconds, then
     # serve normally again (a daily cap that "resets" within a test).
@@ -82,35 +112,15 @@ class Faults:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Faults:
-        """Build from JSON-ish input, rejecting unknown names so typos do not pass silently."""
+        """Build from JSON-ish input, rejecting unknown names and wrong types so typos do not pass
+        silently (a fault that silently does nothing makes a test pass for the wrong reason)."""
         if not isinstance(data, dict):
             raise ValueError("faults must be a JSON object")
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
             raise ValueError(f"unknown fault(s): {', '.join(unknown)}")
-        kwargs: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            if f.name not in data:
-                continue
-            value = data[f.name]
-            if f.name in ("gone_sessions", "invalid_sessions"):
-                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                    raise ValueError(f"{f.name} must be a list of strings")
-                kwargs[f.name] = list(value)
-            elif f.name in ("daily_limit_exhausted", "retry_after_http_date", "expire_page_tokens"):
-                if not isinstance(value, bool):
-                    raise ValueError(f"{f.name} must be a boolean")
-                kwargs[f.name] = value
-            elif f.name in ("latency_ms", "daily_reset_seconds", "chaos_rate"):
-                kwargs[f.name] = float(value)
-            elif f.name == "token_ttl_seconds":
-                kwargs[f.name] = None if value is None else float(value)
-            else:
-                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                    raise ValueError(f"{f.name} must be a non-negative integer")
-                kwargs[f.name] = value
-        return cls(**kwargs)
+        return cls(**{name: _checked(name, value) for name, value in data.items()})
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable copy (for the control endpoint)."""
@@ -119,3 +129,65 @@ class Faults:
     def copy(self) -> Faults:
         """Deep-enough copy so callers cannot mutate the active switches behind our back."""
         return Faults.from_dict(self.to_dict())
+
+
+def _non_negative_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer")
+    return value
+
+
+def _string_list(name: str, value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{name} must be a list of strings")
+    return list(value)
+
+
+def _string_map(name: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise ValueError(f"{name} must be a JSON object keyed by strings")
+    return dict(value)
+
+
+def _checked(name: str, value: Any) -> Any:
+    """One fault value, type-checked and copied."""
+    if name in _BOOLS:
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be a boolean")
+        return value
+    if name in _FLOATS:
+        return float(value)
+    if name == "token_ttl_seconds":
+        return None if value is None else float(value)
+    if name in _ID_LISTS:
+        return _string_list(name, value)
+    if name == "forbidden_endpoints":
+        names = _string_list(name, value)
+        wrong = sorted(set(names) - set(ENDPOINT_NAMES))
+        if wrong:
+            raise ValueError(f"{name}: unknown endpoint(s) {', '.join(wrong)}; "
+                             f"known: {', '.join(ENDPOINT_NAMES)}")
+        return names
+    if name == "not_ready_sessions":
+        return {k: _non_negative_int(f"{name}[{k!r}]", v) for k, v in _string_map(name, value).items()}
+    if name == "not_ready_until":
+        out = _string_map(name, value)
+        for k, v in out.items():
+            try:
+                parse_utc(v)
+            except (ValueError, TypeError, AttributeError):
+                raise ValueError(f"{name}[{k!r}] must be an ISO-8601 time, got {v!r}") from None
+        return out
+    if name == "daily_report_offsets":
+        out = _string_map(name, value)
+        for k, v in out.items():
+            try:
+                if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", k):
+                    raise ValueError(k)
+                date.fromisoformat(k)
+            except ValueError:
+                raise ValueError(f"{name}: key {k!r} is not a YYYY-MM-DD date") from None
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise ValueError(f"{name}[{k!r}] must be an integer")
+        return out
+    return _non_negative_int(name, value)

@@ -10,8 +10,10 @@ rows come straight from the numbers rather than from re-parsing the strings.
 from __future__ import annotations
 
 import base64
+import math
 import random
 import threading
+import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -34,48 +36,72 @@ _FIRST = ("Ana", "Ben", "Chen", "Dara", "Eli", "Fatima", "Goran", "Hana", "Ivan"
           "Kofi", "Lena", "Mateo", "Noor", "Omar", "Priya", "Quinn", "Rosa", "Sven", "Tomoko")
 _LAST = ("Silva", "Okafor", "Nguyen", "Müller", "Kowalski", "Haddad", "Ito", "Smith",
          "García", "Rossi", "Andersson", "Kim", "Dubois", "Novak")
-_DEVICES = ("Windows", "Mac", "iOS", "Android", "Phone", "H.323/SIP")
-_DEVICE_WEIGHTS = (30, 25, 15, 15, 8, 7)
+# "" is what Zoom reports for an external user (an H.323/SIP-like room system, for example).
+_DEVICES = ("Windows", "Mac", "iOS", "Android", "Phone", "H.323/SIP", "")
+_DEVICE_WEIGHTS = (28, 24, 15, 15, 7, 6, 5)
 _CLIENTS = {
     "Windows": ("Windows SDK", "Web SDK"), "Mac": ("macOS SDK", "Web SDK"),
     "iOS": ("iOS SDK",), "Android": ("Android SDK", "Web SDK"),
-    "Phone": ("PSTN",), "H.323/SIP": ("H.323/SIP",),
+    "Phone": ("PSTN",), "H.323/SIP": ("H.323/SIP",), "": ("",),
 }
 _OS = {
     "Windows": ("Windows 11", ("10.0.22631", "10.0.26100")), "Mac": ("macOS", ("14.5", "15.1")),
     "iOS": ("iOS", ("17.5", "18.1")), "Android": ("Android", ("13", "14")),
-    "Phone": ("", ("",)), "H.323/SIP": ("", ("",)),
+    "Phone": ("", ("",)), "H.323/SIP": ("", ("",)), "": ("", ("",)),
 }
 _BROWSERS = (("Chrome", "126.0.0.0"), ("Firefox", "128.0"), ("Safari", "17.5"), ("Edge", "126.0.2592.87"))
 _NETWORKS = {
     "Windows": ("Wired", "Wifi", "Others"), "Mac": ("Wifi", "Wired"),
     "iOS": ("Wifi", "Cellular"), "Android": ("Cellular", "Wifi"),
-    "Phone": ("PPP", "Others"), "H.323/SIP": ("Wired",),
+    "Phone": ("PPP", "Others"), "H.323/SIP": ("Wired",), "": ("Wired", "Others"),
 }
-_LOCATIONS = ("San Jose (US)", "New York (US)", "London (GB)", "Berlin (DE)", "Tokyo (JP)",
-              "Sydney (AU)", "São Paulo (BR)", "Mumbai (IN)")
-_DATA_CENTERS = ("US (SC Top)", "US (NY)", "EU (Frankfurt)", "EU (Amsterdam)", "AP (Tokyo)", "AU (Sydney)")
+# Location -> the short data-center code its users usually land on (Zoom's examples use "SC").
+_LOCATIONS = (("San Jose (US)", "SC"), ("New York (US)", "NY"), ("London (GB)", "AM"), ("Berlin (DE)", "FR"),
+              ("Tokyo (JP)", "TY"), ("Sydney (AU)", "SY"), ("São Paulo (BR)", "SP"), ("Mumbai (IN)", "MB"))
+_LOCATION_WEIGHTS = (22, 20, 14, 12, 10, 8, 7, 7)
+_DATA_CENTERS = tuple(dc for _, dc in _LOCATIONS)
 _MICS = ("Built-in Microphone", "Headset Microphone (Jabra Evolve 75)", "MacBook Pro Microphone",
          "Realtek(R) Audio", "")
 _SPEAKERS = ("Built-in Speakers", "Headset Earphone (Jabra Evolve 75)", "MacBook Pro Speakers", "")
 _CAMERAS = ("FaceTime HD Camera", "Integrated Webcam", "Logitech BRIO", "")
 _RESOLUTIONS = ((1280, 720), (640, 360), (1920, 1080), (320, 180), (960, 540))
 _GRADES = ("good", "fair", "poor", "bad")
-_GRADE_WEIGHTS = (70, 18, 8, 4)
 _FLAGS = ("has_voip", "has_video", "has_screen_share", "has_recording", "has_pstn")
 _PRESSURE = ("nominal", "fair", "serious", "critical")
+_ZOOM_NUMBERS = ("16699006833", "18773690926", "442034815237", "4969380979360")
+
+# Why quality is poor, so the demo report has a story to find: each join draws a condition
+# (good / degraded / bad) with a probability that grows with its network, data center, device
+# and a rare session-wide incident. Metrics are lognormal around the condition's medians, so
+# distributions have long tails rather than the flat ranges no real network produces.
+_NETWORK_TROUBLE = {"Wired": 0.01, "Wifi": 0.14, "Cellular": 0.30, "PPP": 0.12, "Others": 0.05}
+_DC_TROUBLE = {"SY": 0.15, "MB": 0.22}
+_DEVICE_TROUBLE = {"Android": 0.06, "": 0.10}
+_INCIDENT_RATE, _INCIDENT_TROUBLE = 0.05, 0.45
+_BAD_SHARE = 0.35  # of troubled joins, the share that is bad rather than degraded
+_SPIKE_RATE = 0.01  # a sample one condition worse than its join (a short burst)
+# (latency ms, jitter ms, avg loss %) medians per condition: good, degraded, bad.
+_CONDITIONS = ((40.0, 4.0, 0.1), (100.0, 14.0, 0.7), (230.0, 45.0, 3.5))
+#: Zoom's network guidance, the limits above which a stream sample counts as poor (the warehouse's
+#: ``qos_thresholds`` defaults); used here to grade each join consistently with its samples.
+POOR_LIMITS = {"latency_ms": 150.0, "jitter_ms": 40.0, "avg_loss_pct": 2.0}
+#: Share of poor samples below which a join's grade is good, fair, poor (above the last: bad).
+GRADE_BOUNDS = (0.10, 0.30, 0.60)
+#: Share of past sessions whose ``duration`` string disagrees with end - start by over a minute.
+DURATION_MISMATCH_RATE = 0.03
 
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "sessions": (
         "session_id", "session_name", "session_key", "start_time", "end_time", "duration_seconds",
         "user_count", "has_voip", "has_video", "has_screen_share", "has_recording", "has_pstn",
-        "audio_quality", "video_quality", "screen_share_quality",
+        "audio_quality", "video_quality", "screen_share_quality", "qos_status",
     ),
     "session_users": (
         "session_id", "user_id", "join_time", "leave_time", "user_name", "user_key", "device",
         "client", "os", "os_version", "browser_name", "browser_version", "network_type",
         "ip_address", "location", "microphone", "speaker", "camera", "data_center",
-        "connection_type", "is_original_host",
+        "connection_type", "is_original_host", "participant_uuid", "audio_quality", "video_quality",
+        "screen_share_quality",
     ),
     "user_qos": (
         "session_id", "user_id", "join_time", "sampled_at", "stream", "bitrate_kbps", "latency_ms",
@@ -88,6 +114,13 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
         "wifi_rssi_unit", "cpu_pressure_level",
     ),
 }
+#: Identity columns of ``session_users`` copied from the user object under the same name.
+_IDENTITY_COLUMNS = ("user_key", "device", "client", "os", "os_version", "browser_name", "browser_version",
+                     "network_type", "ip_address", "location", "microphone", "speaker", "camera",
+                     "data_center", "connection_type")
+#: ``session_users`` columns only the users endpoint (``GET .../users``) provides.
+GRADE_COLUMNS = ("participant_uuid", "audio_quality", "video_quality", "screen_share_quality")
+_MEDIA_GRADE = {"audio": "audio_quality", "video": "video_quality", "share": "screen_share_quality"}
 
 
 def iso(dt: datetime) -> str:
@@ -107,8 +140,29 @@ def _render_duration(seconds: int, long_form: bool) -> str:
     return f"{seconds // 60:02d}:{seconds % 60:02d}"
 
 
+def grade(poor: int, total: int) -> str:
+    """A join's grade from its share of poor samples of one media ("" when it had none)."""
+    if total <= 0:
+        return ""
+    share = poor / total
+    for bound, name in zip(GRADE_BOUNDS, _GRADES, strict=False):
+        if share < bound:
+            return name
+    return _GRADES[-1]
+
+
+def is_poor(latency_ms: float, jitter_ms: float, avg_loss_pct: float) -> bool:
+    """A stream sample beyond any of Zoom's network-guidance limits."""
+    return (latency_ms > POOR_LIMITS["latency_ms"] or jitter_ms > POOR_LIMITS["jitter_ms"]
+            or avg_loss_pct > POOR_LIMITS["avg_loss_pct"])
+
+
 def _fmt(value: float) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _lognormal(rng: random.Random, median: float, sigma: float) -> float:
+    return rng.lognormvariate(math.log(median), sigma)
 
 
 @dataclass
@@ -174,15 +228,29 @@ class _Session:
     has_video: bool
     has_screen_share: bool
     n_users: int
+    trouble: float = 0.0  # added to every join's trouble (a session-wide incident)
+    duration_mismatch: bool = False  # `duration` disagrees with end - start by more than 60 s
 
 
 @dataclass
 class _Detail:
-    """Rendered users of one session plus the rows a loader must produce from them."""
+    """Rendered users of one session (QoS list and users list) plus the rows a loader must produce."""
 
     users: list[dict[str, Any]]
+    members: list[dict[str, Any]] = field(default_factory=list)
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     unparseable: int = 0
+
+
+@dataclass
+class _Join:
+    """One join rendered for both user lists, with its warehouse rows."""
+
+    qos_user: dict[str, Any]
+    member: dict[str, Any]
+    row: dict[str, Any]
+    qos_rows: list[dict[str, Any]]
+    sys_rows: list[dict[str, Any]]
 
 
 class Dataset:
@@ -244,8 +312,10 @@ class Dataset:
             plans[0] = (midnight + timedelta(days=1, seconds=-1 - dur), dur)
         elif count and edge < 0.60:  # crosses midnight
             plans[0] = (midnight + timedelta(hours=23, minutes=50), 1200 + rng.randrange(1800))
+        # Ids the published encoding rule treats specially: leading "/", "//" inside, leading "+".
         special_slash = rng.random() < 0.3
         special_double = rng.random() < 0.3
+        special_plus = rng.random() < 0.3
         # Sessions live at `now` that the random plan may not produce.
         if day == self.last_day or day == (self.now - timedelta(minutes=95)).date():
             live_rng = random.Random(f"zoom-sim:{self.seed}:live:{self.now.isoformat()}")
@@ -264,6 +334,8 @@ class Dataset:
                 sid = "/" + sid[1:]
             if i == 2 and special_double:
                 sid = sid[:5] + "//" + sid[7:]
+            if i == 3 and special_plus:
+                sid = "+" + sid[1:]
             sessions.append(self._make_session(rng, sid, day, start, dur))
         sessions.sort(key=lambda s: (s.start, s.id))
         return sessions
@@ -274,9 +346,21 @@ class Dataset:
         has_video = rng.random() < 0.8
         has_share = rng.random() < 0.35
         n_users = rng.randint(25, 40) if rng.random() < 0.03 else rng.randint(1, 12)
-        shown = int((self.now - start).total_seconds()) if live else dur
-        dur_text = "" if rng.random() < 0.01 else _render_duration(shown, rng.random() < 0.6 or shown < 60)
+        incident = rng.random() < _INCIDENT_RATE
+        # Every draw happens whether or not the session is live, so past data never depends on `now`.
+        empty_duration = rng.random() < 0.01
+        long_form = rng.random() < 0.6
+        mismatch = not empty_duration and rng.random() < DURATION_MISMATCH_RATE
+        tripled, extra_minutes = rng.random() < 0.5, rng.randint(2, 45)
+        if live:
+            shown, mismatch = int((self.now - start).total_seconds()), False
+        elif mismatch:  # like Zoom's own example: "30:00" for a ten-minute session
+            shown = dur * 3 if tripled else dur + 60 * extra_minutes
+        else:
+            shown = dur
+        dur_text = "" if empty_duration else _render_duration(shown, long_form or shown < 60)
         key_roll = rng.random()
+        grades = ((("poor", "bad"), (60, 40)) if incident else (("good", "fair", "poor"), (82, 15, 3)))
         obj: dict[str, Any] = {
             "id": sid,
             "session_name": f"{rng.choice(_WORDS)} {rng.randint(1, 999)}",
@@ -290,12 +374,13 @@ class Dataset:
             "has_recording": rng.random() < 0.1,
             "has_pstn": rng.random() < 0.08,
             "has_session_summary": rng.random() < 0.05,
-            "session_key": None if key_roll < 0.2 else f"key-{rng.randrange(16**8):08x}",
-            "audio_quality": rng.choices(_GRADES, _GRADE_WEIGHTS)[0],
-            "video_quality": rng.choices(_GRADES, _GRADE_WEIGHTS)[0] if has_video else "",
-            "screen_share_quality": rng.choices(_GRADES, _GRADE_WEIGHTS)[0] if has_share else "",
+            "session_key": "" if key_roll < 0.2 else f"key-{rng.randrange(16**8):08x}",
+            "audio_quality": rng.choices(*grades)[0],
+            "video_quality": rng.choices(*grades)[0] if has_video else "",
+            "screen_share_quality": rng.choices(*grades)[0] if has_share else "",
         }
-        return _Session(sid, day, start, end, obj, has_video, has_share, n_users)
+        return _Session(sid, day, start, end, obj, has_video, has_share, n_users,
+                        trouble=_INCIDENT_TROUBLE if incident else 0.0, duration_mismatch=mismatch)
 
     def sessions_for_day(self, day: date) -> list[dict[str, Any]]:
         """Sessions that started on `day` (UTC) as the list endpoint serves them, past and live."""
@@ -332,6 +417,26 @@ class Dataset:
             out.extend(s for s in self._sessions(self.last_day - timedelta(days=back)) if self.is_live(s))
         return out
 
+    def daily_counts(self, from_date: date, to_date: date) -> dict[date, dict[str, int]]:
+        """What Zoom's daily usage report says for each covered day in [from_date, to_date].
+
+        ``sessions``: past sessions that started that UTC day; ``users``: the sum of their
+        ``user_count`` (distinct users per session, a rejoin counted once); ``session_minutes``:
+        the sum of their ``end - start``, each floored to whole minutes. Days outside the
+        dataset's history (or after today) are left out. Cheap: no users are generated.
+        """
+        out: dict[date, dict[str, int]] = {}
+        d, last = max(from_date, self.first_day), min(to_date, self.last_day)
+        while d <= last:
+            past = [s for s in self._sessions(d) if s.end <= self.now]
+            out[d] = {
+                "sessions": len(past),
+                "users": sum(s.n_users for s in past),
+                "session_minutes": sum(int((s.end - s.start).total_seconds()) // 60 for s in past),
+            }
+            d += timedelta(days=1)
+        return out
+
     # -------------------------------------------------------------------- users
     def _detail(self, session: _Session) -> _Detail:
         with self._lock:
@@ -352,11 +457,19 @@ class Dataset:
             return []
         return self._detail(session).users
 
+    def participants_for_session(self, session_id: str) -> list[dict[str, Any]]:
+        """The entries of ``GET /videosdk/sessions/{id}/users``: the same joins in the same order as
+        the QoS list, identity fields plus ``participant_uuid``, grades and ``audio_call``."""
+        session = self.find_session(session_id)
+        if session is None:
+            return []
+        return self._detail(session).members
+
     def _generate_users(self, s: _Session) -> _Detail:
         rng = random.Random(f"zoom-sim:{self.seed}:users:{s.id}")
         counter = _Counter()
         span = max(1, int((s.end - s.start).total_seconds()))
-        entries: list[tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]] = []
+        joins: list[_Join] = []
         for u in range(s.n_users):
             uid = base64.urlsafe_b64encode(rng.randbytes(16)).decode("ascii").rstrip("=")
             device = rng.choices(_DEVICES, _DEVICE_WEIGHTS)[0]
@@ -364,6 +477,8 @@ class Dataset:
             os_name, versions = _OS[device]
             browser = rng.choice(_BROWSERS) if client == "Web SDK" else ("", "")
             network = rng.choice(_NETWORKS[device])
+            location, home_dc = rng.choices(_LOCATIONS, _LOCATION_WEIGHTS)[0]
+            data_center = home_dc if rng.random() < 0.85 else rng.choice(_DATA_CENTERS)
             ident: dict[str, Any] = {
                 "id": uid,
                 "name": f"{rng.choice(_FIRST)} {rng.choice(_LAST)}",
@@ -378,19 +493,29 @@ class Dataset:
                 "network_type": network,
                 "ip_address": f"{rng.choice((10, 172, 192, 203))}.{rng.randrange(256)}."
                               f"{rng.randrange(256)}.{rng.randrange(1, 255)}",
-                "location": rng.choice(_LOCATIONS),
+                "location": location,
                 "microphone": rng.choice(_MICS),
                 "speaker": rng.choice(_SPEAKERS),
                 "camera": "" if device in ("Phone", "H.323/SIP") else rng.choice(_CAMERAS),
-                "data_center": rng.choice(_DATA_CENTERS),
+                "data_center": data_center,
                 "connection_type": rng.choice(("UDP", "TCP", "SSL", "P2P")),
             }
             if rng.random() < 0.05:
                 ident["future_field"] = f"opaque-{rng.randrange(10**4)}"
+            extra: dict[str, Any] = {
+                "participant_uuid": str(uuid.UUID(bytes=rng.randbytes(16))).upper(),
+                "audio_call": [{"call_number": str(rng.randrange(1000, 10**6)),
+                                "call_type": rng.choices(("call-in", "call-out"), (85, 15))[0],
+                                "zoom_number": rng.choice(_ZOOM_NUMBERS)}] if device == "Phone" else [],
+            }
+            trouble = (s.trouble + _NETWORK_TROUBLE.get(network, 0.0) + _DC_TROUBLE.get(data_center, 0.0)
+                       + _DEVICE_TROUBLE.get(device, 0.0))
+            roll = rng.random()
+            condition = 2 if roll < trouble * _BAD_SHARE else 1 if roll < trouble else 0
             profile = {
                 "video": s.has_video and device != "Phone" and rng.random() < 0.75,
                 "share": s.has_screen_share and rng.random() < 0.5,
-                "cpu": device not in ("Phone", "H.323/SIP") and rng.random() < 0.95,
+                "cpu": device not in ("Phone", "H.323/SIP", "") and rng.random() < 0.95,
                 "wifi": network == "Wifi",
                 "pressure": rng.random() < 0.3,
                 "empty": rng.random() < 0.05,
@@ -398,39 +523,42 @@ class Dataset:
             join = s.start + timedelta(seconds=rng.randrange(max(1, span * 3 // 10)))
             remaining = max(1, int((s.end - join).total_seconds()))
             leave = join + timedelta(seconds=max(1, int(remaining * rng.uniform(0.3, 1.0))))
-            joins = [(join, leave)]
+            spans = [(join, leave)]
             if rng.random() < 0.15 and (s.end - leave).total_seconds() > 180:
                 rejoin = leave + timedelta(seconds=rng.randint(10, 120))
                 left = max(1, int((s.end - rejoin).total_seconds()))
-                joins.append((rejoin, rejoin + timedelta(seconds=max(1, int(left * rng.uniform(0.5, 1.0))))))
-            for j_start, j_end in joins:
-                entries.append(self._render_join(rng, s, ident, profile, j_start, j_end, counter))
-        entries.sort(key=lambda e: (e[0]["join_time"], e[0]["id"]))
-        detail = _Detail(users=[e[0] for e in entries], unparseable=counter.unparseable)
+                spans.append((rejoin, rejoin + timedelta(seconds=max(1, int(left * rng.uniform(0.5, 1.0))))))
+            for j_start, j_end in spans:
+                joins.append(self._render_join(rng, s, ident, extra, profile, condition, j_start, j_end,
+                                               counter))
+        joins.sort(key=lambda j: (j.qos_user["join_time"], j.qos_user["id"]))
+        detail = _Detail(users=[j.qos_user for j in joins], members=[j.member for j in joins],
+                         unparseable=counter.unparseable)
         detail.rows = {
-            "session_users": [e[1] for e in entries],
-            "user_qos": [r for e in entries for r in e[2]],
-            "user_system_qos": [r for e in entries for r in e[3]],
+            "session_users": [j.row for j in joins],
+            "user_qos": [r for j in joins for r in j.qos_rows],
+            "user_system_qos": [r for j in joins for r in j.sys_rows],
         }
         return detail
 
-    def _render_join(self, rng: random.Random, s: _Session, ident: dict[str, Any], profile: dict[str, bool],
-                     join: datetime, leave: datetime, counter: _Counter
-                     ) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    def _render_join(self, rng: random.Random, s: _Session, ident: dict[str, Any], extra: dict[str, Any],
+                     profile: dict[str, bool], condition: int, join: datetime, leave: datetime,
+                     counter: _Counter) -> _Join:
         live_leave = leave > self.now
         user = dict(ident)
         user["join_time"] = iso(join)
         user["leave_time"] = None if live_leave else iso(leave)
         key = {"session_id": s.id, "user_id": ident["id"], "join_time": join}
-        row = dict(key)
+        row: dict[str, Any] = dict(key)
         row["leave_time"] = None if live_leave else leave
         row["user_name"] = _text(ident["name"])
-        for col in TABLE_COLUMNS["session_users"][5:-1]:
+        for col in _IDENTITY_COLUMNS:
             row[col] = _text(ident[col])
         row["is_original_host"] = ident["is_original_host"]
         samples: list[dict[str, Any]] = []
         qos_rows: list[dict[str, Any]] = []
         sys_rows: list[dict[str, Any]] = []
+        poor = {media: [0, 0] for media in _MEDIA_GRADE}  # media -> [poor samples, samples]
         until = min(leave, self.now)
         n_samples = 0 if profile["empty"] else min(30, int((until - join).total_seconds()) // 60)
         resolution = rng.choice(_RESOLUTIONS)
@@ -438,6 +566,7 @@ class Dataset:
             at = join + timedelta(minutes=k + 1)
             sample: dict[str, Any] = {"date_time": iso(at)}
             base = {**key, "sampled_at": at}
+            level = min(2, condition + 1) if rng.random() < _SPIKE_RATE else condition
             blocks: list[tuple[str, str]] = [(b, "audio") for b in AUDIO_BLOCKS]
             if profile["video"]:
                 blocks += [(b, "video") for b in VIDEO_BLOCKS]
@@ -448,9 +577,12 @@ class Dataset:
             for name, media in blocks:
                 if rng.random() < 0.02:
                     continue  # an occasionally missing block
-                block, qrow = self._render_block(rng, media, resolution, counter)
+                block, qrow, bad = self._render_block(rng, media, resolution, level, counter)
                 sample[name] = block
                 qos_rows.append({**base, "stream": name, **qrow})
+                if name != NEW_BLOCK:
+                    poor[media][0] += bad
+                    poor[media][1] += 1
             sys_row: dict[str, Any] = {c: None for c in TABLE_COLUMNS["user_system_qos"][4:]}
             has_sys = False
             if profile["cpu"] and rng.random() < 0.97:
@@ -470,7 +602,7 @@ class Dataset:
                 sample["cpu_usage"] = cpu
             if profile["wifi"] and rng.random() < 0.95:
                 has_sys = True
-                rmax = -rng.randint(30, 55)
+                rmax = -rng.randint(30, 55) - 12 * level  # a worse link, a weaker signal
                 ravg = rmax - rng.randint(0, 10)
                 rmin = ravg - rng.randint(0, 15)
                 wifi: dict[str, Any] = {}
@@ -486,29 +618,42 @@ class Dataset:
                 sample["wifi_rssi"] = wifi
             if profile["pressure"] and rng.random() < 0.9:
                 has_sys = True
-                level = "" if rng.random() < 0.03 else rng.choices(_PRESSURE, (80, 12, 6, 2))[0]
-                sample["cpu_pressure_level"] = level
-                sys_row["cpu_pressure_level"] = _text(level)
+                pressure = "" if rng.random() < 0.03 else rng.choices(_PRESSURE, (80, 12, 6, 2))[0]
+                sample["cpu_pressure_level"] = pressure
+                sys_row["cpu_pressure_level"] = _text(pressure)
             if has_sys:
                 sys_rows.append({**base, **sys_row})
             samples.append(sample)
         user["user_qos"] = samples
-        return user, row, qos_rows, sys_rows
+        member = {k: v for k, v in user.items() if k != "user_qos"}
+        if live_leave:
+            del member["leave_time"]  # the definition: only once the user has left
+        member["participant_uuid"] = extra["participant_uuid"]
+        for media, column in _MEDIA_GRADE.items():
+            member[column] = grade(*poor[media])
+        member["audio_call"] = [dict(call) for call in extra["audio_call"]]
+        row["participant_uuid"] = extra["participant_uuid"]
+        for column in _MEDIA_GRADE.values():
+            row[column] = _text(member[column])
+        return _Join(user, member, row, qos_rows, sys_rows)
 
-    def _render_block(self, rng: random.Random, media: str, resolution: tuple[int, int],
-                      counter: _Counter) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _render_block(self, rng: random.Random, media: str, resolution: tuple[int, int], level: int,
+                      counter: _Counter) -> tuple[dict[str, Any], dict[str, Any], bool]:
+        """One stream block: numbers drawn for the join's condition, then rendered; also whether the
+        numbers are poor by Zoom's guidance (decided on the true numbers, not on what renders)."""
         block: dict[str, Any] = {}
         qrow: dict[str, Any] = {}
+        lat_median, jit_median, loss_median = _CONDITIONS[level]
         if media == "audio":
             bitrate: float = rng.randint(300, 999) / 1000 if rng.random() < 0.03 else rng.randint(16, 90)
         elif media == "video":
-            bitrate = rng.randint(150, 2600)
+            bitrate = min(4000, round(_lognormal(rng, 900 / (1 + level), 0.6)))
         else:
-            bitrate = rng.randint(80, 1600)
-        latency = rng.randint(15, 300)
-        jitter = rng.randint(0, 35)
-        avg_loss = round(rng.uniform(0, 3), 1)
-        max_loss = round(avg_loss + rng.uniform(0, 8), 1)
+            bitrate = min(3000, round(_lognormal(rng, 500 / (1 + level), 0.6)))
+        latency = min(5000, max(1, round(_lognormal(rng, lat_median, 0.45))))
+        jitter = min(1000, round(_lognormal(rng, jit_median, 0.6)))
+        avg_loss = min(100.0, round(_lognormal(rng, loss_median, 0.9), 1))
+        max_loss = min(100.0, round(avg_loss + _lognormal(rng, avg_loss + 0.5, 0.5), 1))
         for fname, col, kind, v in (("bitrate", "bitrate_kbps", "kbps", bitrate),
                                     ("latency", "latency_ms", "ms", latency),
                                     ("jitter", "jitter_ms", "ms", jitter),
@@ -528,17 +673,21 @@ class Dataset:
             elif r >= 0.02:
                 block["resolution"] = f"{w}*{h}"
                 qrow["resolution_width"], qrow["resolution_height"] = w, h
-            rendered, expected = _render_metric(rng, "fps", rng.randint(5, 30), counter)
+            rendered, expected = _render_metric(rng, "fps", max(1, rng.randint(5, 30) - 8 * level), counter)
             _put(block, "frame_rate", rendered)
             qrow["frame_rate_fps"] = expected
-        return block, qrow
+        return block, qrow, is_poor(latency, jitter, avg_loss)
 
     # -------------------------------------------------------------------- truth
-    def expected_rows(self, from_date: date, to_date: date) -> dict[str, list[dict[str, Any]]]:
+    def expected_rows(self, from_date: date, to_date: date, with_grades: bool = False
+                      ) -> dict[str, list[dict[str, Any]]]:
         """Rows a correct loader stores for past sessions that started in [from_date, to_date].
 
         Keys are the warehouse table names; row keys are exactly the contract's columns
-        (without loaded_at). Floats should be compared with pytest.approx.
+        (without loaded_at). ``duration_seconds`` is always ``end - start`` (the ``duration``
+        string is only a cross-check). The ``session_users`` columns that only the users
+        endpoint provides (``GRADE_COLUMNS``) are None unless ``with_grades`` (a loader that
+        also reads ``GET .../users``). Floats should be compared with pytest.approx.
         """
         out: dict[str, list[dict[str, Any]]] = {t: [] for t in TABLE_COLUMNS}
         for s in self.past_sessions(from_date, to_date):
@@ -553,12 +702,20 @@ class Dataset:
                 "user_count": o["user_count"],
                 **{k: o[k] for k in _FLAGS},
                 **{k: _text(o[k]) for k in ("audio_quality", "video_quality", "screen_share_quality")},
+                "qos_status": "loaded",
             })
             detail = self._detail(s)
-            for table in ("session_users", "user_qos", "user_system_qos"):
+            for table in ("user_qos", "user_system_qos"):
                 out[table].extend(dict(r) for r in detail.rows[table])
+            for r in detail.rows["session_users"]:
+                row = dict(r)
+                if not with_grades:
+                    row.update(dict.fromkeys(GRADE_COLUMNS))
+                out["session_users"].append(row)
         return out
 
     def unparseable_count(self, from_date: date, to_date: date) -> int:
-        """How many metric values in the window were rendered in an unknown unit."""
-        return sum(self._detail(s).unparseable for s in self.past_sessions(from_date, to_date))
+        """How many values in the window a loader cannot take as given: metric values in an unknown
+        unit, plus session ``duration`` strings that disagree with ``end - start`` by over 60 s."""
+        return sum(self._detail(s).unparseable + s.duration_mismatch
+                   for s in self.past_sessions(from_date, to_date))

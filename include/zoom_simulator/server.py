@@ -1,8 +1,10 @@
-"""HTTP front of the simulator: Zoom's two Video SDK endpoints plus /_sim control routes.
+"""HTTP front of the simulator: Zoom's Video SDK endpoints plus /_sim control routes.
 
 Built on the stdlib ThreadingHTTPServer so the pipeline's tests need no extra packages.
 The handler reads the *raw* request path because Zoom's session-id encoding rules (single
 vs double percent-encoding) can only be reproduced before anything decodes the path.
+Parameter limits, defaults and error codes come from ``zoom_qos.published`` (Zoom's published
+definition, encoded once), so the simulator refuses exactly what that definition refuses.
 """
 
 from __future__ import annotations
@@ -29,25 +31,52 @@ import jwt
 from jwt.algorithms import HMACAlgorithm
 from jwt.utils import base64url_decode
 
-from .config import Faults, SimulatorConfig
+from zoom_qos import published
+from zoom_qos.published import Endpoint, ErrorCode
+
+from .config import (
+    ENDPOINT_DAILY,
+    ENDPOINT_LIST,
+    ENDPOINT_NAMES,
+    ENDPOINT_QOS,
+    ENDPOINT_USERS,
+    Faults,
+    SimulatorConfig,
+    parse_utc,
+)
 from .dataset import Dataset
-from .ratelimit import HEAVY, RESOURCE_INTENSIVE, Decision, RateLimiter, next_utc_midnight
+from .ratelimit import HEAVY, Decision, RateLimiter, next_utc_midnight
 
 QPS_MESSAGE = "You have reached the maximum per-second rate limit for this API. Try again later."
 DAILY_MESSAGE = ("You have reached the maximum daily rate limit for this API. "
                  "Refer to the response header for details on when you can make another request.")
 TOKEN_MESSAGE = "The next page token is invalid or expired."
+# Texts of Zoom's published definition (its HTML "<br>" between sentences rendered as a space).
+QOS_NOT_AVAILABLE = ("This session's detail info is not available. "
+                     "The Session ID is not valid or the session has not ended yet.")
+USERS_NOT_AVAILABLE = "Session ID is invalid or has not ended."
+INVALID_SESSION = "Invalid session ID."
+TOO_OLD_MESSAGE = "Can not access a session a year ago."
+NOT_VIDEO_SDK_MESSAGE = "This API is only available for Video SDK accounts."
+DAILY_RANGE_MESSAGE = "Daily report can only be provided within 6 months prior to the current date."
+NOT_RECOGNIZED_MESSAGE = "This API endpoint is not recognized."
+# The definition documents 403 without a code: 4711 is our choice (Zoom's code for a token that
+# lacks a scope), the message names the endpoint so a test can tell which call was refused.
+FORBIDDEN_CODE = 4711
+FORBIDDEN_MESSAGE = "This app does not have the scope or plan that {name} requires."
 
-_LIST_PATH = re.compile(r"^/v2/videosdk/sessions/?$")
-_QOS_PATH = re.compile(r"^/v2/videosdk/sessions/([^/]+)/users/qos/?$")
-_QOS_ANY = re.compile(r"^/v2/videosdk/sessions/.+/users/qos/?$")
+# The non-id parts of each path are literal: a percent-encoded separator or name (Zoom's JS SDK
+# double-encodes whole paths) matches nothing and answers 404/2300, as Zoom does.
+_ROUTES: tuple[tuple[str, re.Pattern[str], Endpoint], ...] = (
+    (ENDPOINT_LIST, re.compile(r"^/v2/videosdk/sessions/?$"), published.SESSIONS),
+    (ENDPOINT_QOS, re.compile(r"^/v2/videosdk/sessions/(.+)/users/qos/?$"), published.SESSION_QOS),
+    (ENDPOINT_USERS, re.compile(r"^/v2/videosdk/sessions/(.+)/users/?$"), published.SESSION_USERS),
+    (ENDPOINT_DAILY, re.compile(r"^/v2/videosdk/report/daily/?$"), published.DAILY_USAGE),
+)
+ENDPOINTS: dict[str, Endpoint] = {name: endpoint for name, _, endpoint in _ROUTES}
 _ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 _HS256 = HMACAlgorithm(HMACAlgorithm.SHA256)
-
-ENDPOINT_LIST = "list_sessions"
-ENDPOINT_QOS = "user_qos"
 
 
 @dataclass
@@ -75,17 +104,19 @@ def _error(status: int, code: int, message: str, headers: dict[str, str] | None 
 
 
 def decode_session_segment(segment: str) -> str | None:
-    """Apply Zoom's path rule to one raw path segment; None means "Session does not exist".
+    """Apply Zoom's published encoding rule to the raw id part of a path; None means Zoom finds
+    no session (404/3001).
 
-    Decode once; if an escape remains the client double-encoded, so decode again. A
-    single-encoded id that begins with "/" or contains "//" is what Zoom cannot route.
+    Decode once; if an escape remains the client double-encoded, so decode again. The rule
+    (``published.needs_double_encoding``) is strict both ways: an id that needs double encoding
+    but arrived single-encoded is mangled by Zoom's own decoding, and a plain id that arrived
+    double-encoded is still escaped after Zoom's one decode, so neither is found.
     """
     once = unquote(segment)
     if _ESCAPE.search(once):
-        return unquote(once)
-    if once.startswith("/") or "//" in once:
-        return None
-    return once
+        twice = unquote(once)
+        return twice if published.needs_double_encoding(twice) else None
+    return None if published.needs_double_encoding(once) else once
 
 
 class _Server(ThreadingHTTPServer):
@@ -195,6 +226,7 @@ class Simulator:
         self._expire_next_left = 0
         self._daily_started: float | None = None
         self._chaos = random.Random(0)
+        self._not_ready_seen: dict[str, int] = {}  # session id -> 3001s answered (not_ready_sessions)
         self._tokens: dict[str, _TokenEntry] = {}
         self._limiter = RateLimiter(self.config.heavy_rate_per_second,
                                     self.config.resource_intensive_per_minute, self.config.daily_limit)
@@ -257,6 +289,7 @@ class Simulator:
             self._expire_next_left = new.expire_next_tokens
             self._daily_started = None
             self._chaos = random.Random(new.chaos_seed)
+            self._not_ready_seen = {}
 
     def stats(self) -> dict[str, Any]:
         """Counters since the last reset, as plain JSON-able data."""
@@ -268,7 +301,7 @@ class Simulator:
         with self._lock:
             self._stats: dict[str, Any] = {
                 "requests": 0,
-                "by_endpoint": {ENDPOINT_LIST: 0, ENDPOINT_QOS: 0},
+                "by_endpoint": dict.fromkeys(ENDPOINT_NAMES, 0),
                 "status_counts": {},
                 "invalid_token_errors": 0,
                 "connection_resets": 0,
@@ -306,14 +339,18 @@ class Simulator:
         return _error(404, 404, f"Unknown control endpoint: {method} {raw_path}")
 
     # ------------------------------------------------------------------- API
+    @staticmethod
+    def _route(raw_path: str) -> tuple[str, re.Match[str] | None]:
+        """The endpoint a raw path names ("other" if none) and its match (for the session id)."""
+        for name, pattern, _ in _ROUTES:
+            match = pattern.match(raw_path)
+            if match:
+                return name, match
+        return "other", None
+
     def _api(self, method: str, raw_path: str, query: str, auth: str | None) -> _Response | None:
         """Answer one API request; None means "drop the connection without answering"."""
-        if _LIST_PATH.match(raw_path):
-            endpoint = ENDPOINT_LIST
-        elif _QOS_ANY.match(raw_path):
-            endpoint = ENDPOINT_QOS
-        else:
-            endpoint = "other"
+        endpoint, match = self._route(raw_path)
         with self._lock:
             self._fault_n += 1
             n = self._fault_n
@@ -335,7 +372,7 @@ class Simulator:
             time.sleep(faults.latency_ms / 1000.0)
         try:
             response = self._chaos_response(chaos, endpoint) or self._api_response(
-                method, endpoint, raw_path, query, auth, n, faults)
+                method, endpoint, match, raw_path, query, auth, n, faults)
         except _ApiError as exc:
             response = _error(exc.status, exc.code, exc.message)
         if response.status == 200 and chaos == "truncated":
@@ -351,15 +388,15 @@ class Simulator:
             counts[str(response.status)] = counts.get(str(response.status), 0) + 1
         return response
 
-    def _api_response(self, method: str, endpoint: str, raw_path: str, query: str, auth: str | None,
-                      n: int, faults: Faults) -> _Response:
+    def _api_response(self, method: str, endpoint: str, match: re.Match[str] | None, raw_path: str,
+                      query: str, auth: str | None, n: int, faults: Faults) -> _Response:
         if endpoint == "other":
-            return _error(404, 404, f"The requested resource does not exist: {raw_path}")
+            return _error(404, ErrorCode.ENDPOINT_NOT_RECOGNIZED, NOT_RECOGNIZED_MESSAGE)
         if method != "GET":
             return _error(405, 405, f"Method {method} not allowed.")
         if not self._valid_jwt(auth) or (faults.expired_jwt_every and n % faults.expired_jwt_every == 0):
-            return _error(401, 124, "Invalid access token.")
-        category = HEAVY if endpoint == ENDPOINT_QOS else RESOURCE_INTENSIVE
+            return _error(401, ErrorCode.INVALID_ACCESS_TOKEN, "Invalid access token.")
+        category = self._category(endpoint)
         if faults.daily_limit_exhausted:
             return self._daily_429(category)
         if faults.daily_limit_after and n > faults.daily_limit_after:
@@ -381,10 +418,26 @@ class Simulator:
                 if decision.limit_type == "Daily-limit":
                     return self._daily_429(category)
                 return self._qps_429(decision, faults)
+        # Account and app checks come after the gateway's rate limiting: a refused call still counts.
+        if faults.not_videosdk_account:
+            return _error(400, ErrorCode.NOT_VIDEO_SDK_ACCOUNT, NOT_VIDEO_SDK_MESSAGE)
+        if endpoint in faults.forbidden_endpoints:
+            path = f"GET /{ENDPOINTS[endpoint].path}"
+            return _error(403, FORBIDDEN_CODE, FORBIDDEN_MESSAGE.format(name=path))
         params = {k: v[0] for k, v in parse_qs(query, keep_blank_values=True).items()}
         if endpoint == ENDPOINT_LIST:
             return self._list_sessions(params, faults)
-        return self._user_qos(raw_path, params, faults)
+        if endpoint == ENDPOINT_DAILY:
+            return self._daily_report(params, faults)
+        assert match is not None  # session routes always capture the id
+        if endpoint == ENDPOINT_QOS:
+            return self._user_qos(match.group(1), params, faults)
+        return self._session_users(match.group(1), params, faults)
+
+    @staticmethod
+    def _category(endpoint: str) -> str:
+        """The published rate-limit category of a simulator endpoint name."""
+        return ENDPOINTS[endpoint].category if endpoint in ENDPOINTS else HEAVY
 
     def _limit_for(self, category: str) -> int:
         if category == HEAVY:
@@ -425,7 +478,7 @@ class Simulator:
         return kind
 
     def _chaos_response(self, chaos: str | None, endpoint: str) -> _Response | None:
-        category = HEAVY if endpoint == ENDPOINT_QOS else RESOURCE_INTENSIVE
+        category = self._category(endpoint)
         if chaos == "qps429":
             return self._qps_429(Decision(False, category, "QPS", self._limit_for(category), 0, 1),
                                  self.faults)
@@ -486,16 +539,22 @@ class Simulator:
         return float(exp) > time.time()
 
     # ------------------------------------------------------------ pagination
-    def _page_size(self, raw: str | None, default: int, maximum: int) -> int:
-        if raw is None or raw == "":
-            return min(default, maximum)
-        try:
-            size = int(raw)
-        except ValueError:
-            raise _ApiError(400, 300, "Invalid parameter: page_size.") from None
-        if size < 1:
-            raise _ApiError(400, 300, "Invalid parameter: page_size. It must be at least 1.")
-        return min(size, maximum)
+    @staticmethod
+    def _checked_params(endpoint: Endpoint, params: dict[str, str]) -> None:
+        """Refuse, as Zoom does (400/300), what the published definition does not allow in the
+        documented parameters; undocumented ones are ignored, as Zoom ignores them."""
+        documented = {k: v for k, v in params.items() if k in endpoint.query}
+        problems = published.request_problems(endpoint, documented)
+        if problems:
+            raise _ApiError(400, ErrorCode.INVALID_FIELD, f"Invalid field: {problems[0]}.")
+
+    @staticmethod
+    def _page_size(endpoint: Endpoint, params: dict[str, str]) -> int:
+        """The page size a (checked) request gets: its own, or the published default."""
+        spec = endpoint.page_size
+        assert spec is not None  # only paged endpoints ask
+        raw = params.get("page_size")
+        return spec.default if raw in (None, "") else int(raw)
 
     def _issue_token(self, key: tuple[Any, ...], offset: int) -> str:
         token = secrets.token_urlsafe(24)
@@ -520,7 +579,7 @@ class Simulator:
                 valid = False
             if not valid or entry is None:
                 self._stats["invalid_token_errors"] += 1
-                raise _ApiError(400, 300, TOKEN_MESSAGE)
+                raise _ApiError(400, ErrorCode.INVALID_FIELD, TOKEN_MESSAGE)
             return entry.offset
 
     def _page(self, items: list[Any], params: dict[str, str], key: tuple[Any, ...], size: int,
@@ -532,26 +591,22 @@ class Simulator:
         return page, (self._issue_token(key, nxt) if nxt < len(items) else "")
 
     # ------------------------------------------------------------- endpoints
-    def _parse_day(self, params: dict[str, str], name: str) -> date:
-        raw = params.get(name)
-        if not raw:
-            raise _ApiError(400, 300, f"Missing required parameter: {name}. Expected yyyy-mm-dd.")
+    @staticmethod
+    def _parse_day(params: dict[str, str], name: str) -> date:
+        raw = params[name]  # present and yyyy-mm-dd shaped: checked against the definition
         try:
-            if not _DATE.match(raw):
-                raise ValueError(raw)
             return date.fromisoformat(raw)
         except ValueError:
-            message = f"Invalid parameter: {name}. Expected yyyy-mm-dd, got {raw!r}."
-            raise _ApiError(400, 300, message) from None
+            message = f"Invalid field: {name}: {raw!r} is not a date (yyyy-mm-dd)."
+            raise _ApiError(400, ErrorCode.INVALID_FIELD, message) from None
 
     @staticmethod
     def _type(params: dict[str, str]) -> str:
-        kind = params.get("type") or "live"
-        if kind not in ("past", "live"):
-            raise _ApiError(400, 300, f"Invalid parameter: type. Expected 'past' or 'live', got {kind!r}.")
-        return kind
+        return params.get("type") or "live"  # the published default; the value is checked already
 
     def _list_sessions(self, params: dict[str, str], faults: Faults) -> _Response:
+        endpoint = published.SESSIONS
+        self._checked_params(endpoint, params)
         kind = self._type(params)
         day_from = self._parse_day(params, "from")
         day_to = self._parse_day(params, "to")
@@ -564,8 +619,7 @@ class Simulator:
         if day_from < oldest:
             raise _ApiError(400, 300, f"Invalid date range: 'from' must be within the last six months "
                                       f"(on or after {oldest.isoformat()}).")
-        size = self._page_size(params.get("page_size"), self.config.list_page_size_default,
-                               self.config.list_page_size_max)
+        size = self._page_size(endpoint, params)
         if kind == "past":
             found = self.dataset.past_sessions(day_from, day_to)
         else:
@@ -580,21 +634,70 @@ class Simulator:
         return _json(200, {"from": day_from.isoformat(), "to": day_to.isoformat(), "page_size": size,
                            "next_page_token": nxt, "sessions": page})
 
-    def _user_qos(self, raw_path: str, params: dict[str, str], faults: Faults) -> _Response:
-        match = _QOS_PATH.match(raw_path)
-        session_id = decode_session_segment(match.group(1)) if match else None
+    def _not_ready(self, session_id: str, faults: Faults) -> bool:
+        """Whether Zoom is still "processing" this session (the not_ready_* faults); counts the call."""
+        with self._lock:
+            limit = faults.not_ready_sessions.get(session_id)
+            if limit is not None:
+                seen = self._not_ready_seen.get(session_id, 0)
+                if seen < limit:
+                    self._not_ready_seen[session_id] = seen + 1
+                    return True
+        until = faults.not_ready_until.get(session_id)
+        return until is not None and datetime.now(UTC) < parse_utc(until)
+
+    def _session_for(self, segment: str, params: dict[str, str], faults: Faults, not_found: str) -> str:
+        """The session id a session-scoped request names, after every check Zoom makes on it."""
+        session_id = decode_session_segment(segment)
         if session_id is None:
-            raise _ApiError(404, 3001, "Session does not exist.")
+            raise _ApiError(404, ErrorCode.SESSION_NOT_AVAILABLE, not_found)
         if session_id in faults.invalid_sessions:
-            raise _ApiError(400, 300, "Invalid session ID.")
-        if session_id in faults.gone_sessions:
-            raise _ApiError(404, 3001, "Session does not exist.")
-        kind = self._type(params)
+            raise _ApiError(400, ErrorCode.INVALID_FIELD, INVALID_SESSION)
+        if session_id in faults.too_old_sessions:
+            raise _ApiError(400, ErrorCode.SESSION_TOO_OLD, TOO_OLD_MESSAGE)
+        if session_id in faults.gone_sessions or self._not_ready(session_id, faults):
+            raise _ApiError(404, ErrorCode.SESSION_NOT_AVAILABLE, not_found)
         session = self.dataset.find_session(session_id)
-        if session is None or (kind == "live") != self.dataset.is_live(session):
-            raise _ApiError(404, 3001, "Session does not exist.")
-        size = self._page_size(params.get("page_size"), self.config.qos_page_size_default,
-                               self.config.qos_page_size_max)
+        if session is None or (self._type(params) == "live") != self.dataset.is_live(session):
+            raise _ApiError(404, ErrorCode.SESSION_NOT_AVAILABLE, not_found)
+        return session_id
+
+    def _user_qos(self, segment: str, params: dict[str, str], faults: Faults) -> _Response:
+        endpoint = published.SESSION_QOS
+        self._checked_params(endpoint, params)
+        session_id = self._session_for(segment, params, faults, QOS_NOT_AVAILABLE)
+        size = self._page_size(endpoint, params)
         users = self.dataset.users_for_session(session_id)
-        page, nxt = self._page(users, params, ("qos", session_id, kind), size, faults)
+        page, nxt = self._page(users, params, ("qos", session_id, self._type(params)), size, faults)
         return _json(200, {"page_size": size, "next_page_token": nxt, "users": page})
+
+    def _session_users(self, segment: str, params: dict[str, str], faults: Faults) -> _Response:
+        endpoint = published.SESSION_USERS
+        self._checked_params(endpoint, params)
+        session_id = self._session_for(segment, params, faults, USERS_NOT_AVAILABLE)
+        size = self._page_size(endpoint, params)
+        users = self.dataset.participants_for_session(session_id)
+        page, nxt = self._page(users, params, ("users", session_id, self._type(params)), size, faults)
+        return _json(200, {"page_size": size, "next_page_token": nxt, "users": page})
+
+    def _daily_report(self, params: dict[str, str], faults: Faults) -> _Response:
+        """Zoom's daily usage report for one month: every day from the first day of the month (or
+        of the six-month history) to its last day (or today), with the dataset's counts."""
+        endpoint = published.DAILY_USAGE
+        self._checked_params(endpoint, params)
+        for name in ("year", "month"):  # documented as optional; we insist (Zoom has no default we know)
+            if params.get(name) in (None, ""):
+                raise _ApiError(400, ErrorCode.INVALID_FIELD, f"Invalid field: {name}: required.")
+        year, month = int(params["year"]), int(params["month"])
+        try:
+            first = date(year, month, 1)
+            last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+        except (ValueError, OverflowError):  # a year no calendar has: surely not the last six months
+            raise _ApiError(400, ErrorCode.INVALID_FIELD, DAILY_RANGE_MESSAGE) from None
+        if last < self.dataset.first_day or first > self.dataset.last_day:
+            raise _ApiError(400, ErrorCode.INVALID_FIELD, DAILY_RANGE_MESSAGE)
+        dates = []
+        for day, counts in self.dataset.daily_counts(first, last).items():
+            sessions = max(0, counts["sessions"] + faults.daily_report_offsets.get(day.isoformat(), 0))
+            dates.append({"date": day.isoformat(), **counts, "sessions": sessions})
+        return _json(200, {"year": year, "month": month, "dates": dates})

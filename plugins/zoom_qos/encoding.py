@@ -1,19 +1,18 @@
 """Session ids in URL paths.
 
-Zoom's ids are base64-like (``sfk/aOFJSJSYhGwk1hnxgw==``). Zoom's rule: an id that begins
-with ``/`` or contains ``//`` must be URL-encoded twice, otherwise the server's own decoding
-collapses the slashes and answers 404. Every other id is encoded once, with nothing left
-unescaped (``/``, ``+`` and ``=`` included), which is what the server expects for them.
+Zoom's ids are base64-like (``sfk/aOFJSJSYhGwk1hnxgw==``). Zoom's published rule
+(:func:`zoom_qos.published.needs_double_encoding`): an id that begins with ``/`` or ``+``, or
+contains ``//``, is URL-encoded twice, otherwise the server's own decoding mangles it and answers
+404/3001. Every other id is encoded once, with nothing left unescaped (``/``, ``+`` and ``=``
+included). Only the id is ever encoded twice: encoding the whole path twice (as Zoom's generated
+JavaScript SDK does) makes Zoom answer 404/2300 "endpoint not recognized".
 """
 
 from __future__ import annotations
 
 from urllib.parse import quote
 
-
-def needs_double_encoding(session_id: str) -> bool:
-    """Zoom's documented condition for double encoding."""
-    return session_id.startswith("/") or "//" in session_id
+from zoom_qos.published import needs_double_encoding
 
 
 def encode_session_id(session_id: str) -> str:

@@ -5,7 +5,10 @@ Messages name what failed and what to do; they never include credentials or toke
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
+
+from zoom_qos.published import ErrorCode
 
 
 class ZoomApiError(Exception):
@@ -30,10 +33,70 @@ class ZoomApiError(Exception):
         )
 
     @property
-    def session_gone(self) -> bool:
-        """A listed session that Zoom no longer serves (404/3001 or 400/300 "invalid session")."""
-        return (self.status == 404 and self.code in (3001, None)) or (
-            self.status == 400 and self.code == 300 and "session" in self.zoom_message.lower()
+    def session_not_ready(self) -> bool:
+        """404/3001: "not available … or the session has not ended yet". A listed session can
+        answer this while Zoom is still processing it, so it is no proof that it is gone."""
+        return self.status == 404 and self.code == ErrorCode.SESSION_NOT_AVAILABLE
+
+    @property
+    def session_unavailable(self) -> bool:
+        """Zoom will not serve this session's QoS: 400/12702 (too old), or 400/300 about the
+        *session id*. Zoom uses 300 for any invalid field, so a 300 about ``page_size``, a date
+        or anything else is not about the session and fails the run instead."""
+        if self.status != 400:
+            return False
+        if self.code == ErrorCode.SESSION_TOO_OLD:
+            return True
+        return self.code == ErrorCode.INVALID_FIELD and bool(_SESSION_ID_MESSAGE.search(self.zoom_message))
+
+
+_SESSION_ID_MESSAGE = re.compile(r"\bsession\s*id\b", re.IGNORECASE)
+
+
+class ZoomConfigError(ValueError):
+    """A connection setting that Zoom would refuse (found before any request is sent)."""
+
+
+class ZoomAccountError(ZoomApiError):
+    """400/200: the credentials belong to an account that is not a Video SDK account."""
+
+    def __init__(self, status: int, code: int | None, message: str, endpoint: str,
+                 session_id: str | None = None, *, conn_id: str = "", api_key_hint: str = "") -> None:
+        super().__init__(status, code, message, endpoint, session_id)
+        self.args = (
+            f"Zoom answered GET {endpoint} with HTTP {status}, code {code} ({message!r}): the account "
+            f"of connection {conn_id!r} (API key {api_key_hint}) is not a Video SDK account. Check that "
+            "the connection's login is the API key of a Video SDK app (App Marketplace > your Video "
+            "SDK app > API keys), not the SDK key or the key of a Meetings app.",
+        )
+
+
+class ZoomForbiddenError(ZoomApiError):
+    """403: the app lacks a scope, or the account a plan or feature, that the endpoint needs."""
+
+    def __init__(self, status: int, code: int | None, message: str, endpoint: str,
+                 session_id: str | None = None) -> None:
+        super().__init__(status, code, message, endpoint, session_id)
+        self.args = (
+            f"Zoom refused GET {endpoint} with HTTP 403 (code {code}: {message!r}): the Video SDK app "
+            "lacks a scope, or the account a plan or feature, that this endpoint needs (the session "
+            "list needs the dashboard feature of a paid plan). Fix it in Zoom's App Marketplace or "
+            "the account's plan, then clear the task.",
+        )
+
+
+class ZoomEndpointError(ZoomApiError):
+    """404/2300: Zoom did not recognize the endpoint (what an over-encoded path produces)."""
+
+    def __init__(self, status: int, code: int | None, message: str, endpoint: str,
+                 session_id: str | None = None) -> None:
+        super().__init__(status, code, message, endpoint, session_id)
+        where = f" (session {session_id!r})" if session_id else ""
+        self.args = (
+            f"Zoom did not recognize the endpoint GET {endpoint}{where}: HTTP 404, code {code} "
+            f"({message!r}). This is what an over-encoded path produces (a whole path URL-encoded "
+            "twice), or a base URL without /v2: check the connection's host; if it is right, this is "
+            "a bug in the session-id encoding, please report it.",
         )
 
 
@@ -51,7 +114,7 @@ class ZoomDailyLimitError(ZoomApiError):
         when = reset_at.isoformat() if reset_at else "an unknown time (no Retry-After header)"
         self.args = (
             f"Zoom's daily request limit is exhausted (GET {endpoint}); it resets at {when}. "
-            "Everything read so far is kept; clear the task after the reset to resume.",
+            "Everything read so far is kept.",
         )
 
 

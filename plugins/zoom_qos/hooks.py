@@ -28,11 +28,16 @@ from zoom_qos.encoding import encode_session_id
 from zoom_qos.errors import (
     PageTokenDeadlineError,
     RetriesExhaustedError,
+    ZoomAccountError,
     ZoomApiError,
     ZoomAuthError,
+    ZoomConfigError,
     ZoomDailyLimitError,
+    ZoomEndpointError,
+    ZoomForbiddenError,
 )
 from zoom_qos.pagination import RestartingPaginator
+from zoom_qos.published import DAILY_USAGE, SESSION_QOS, SESSION_USERS, SESSIONS, Endpoint, ErrorCode
 from zoom_qos.ratelimit import HEAVY, RESOURCE_INTENSIVE, RateLimiter, RedisRateLimiter
 from zoom_qos.rawjson import BodyError, decode_user, is_raw_object, json_object, raw_qos_page
 from zoom_qos.retry import Backoff, parse_retry_after
@@ -54,11 +59,16 @@ class ZoomSettings:
 
     Defaults are Zoom's Business+ rate limits; a Pro account sets
     ``heavy_requests_per_second: 10`` and ``resource_intensive_requests_per_minute: 10``.
-    Page sizes are requests, not promises: the page size the server echoes is what counts.
+    Page sizes default to the maxima of Zoom's published definition (``published.py``); a larger
+    value is refused when the connection is read, since Zoom would refuse every request (400/300).
     """
 
-    list_page_size: int = 300
-    qos_page_size: int = 100
+    list_page_size: int = SESSIONS.max_page_size
+    qos_page_size: int = SESSION_QOS.max_page_size
+    users_page_size: int = SESSION_USERS.max_page_size
+    # Also read GET /videosdk/sessions/{id}/users for the per-join quality grades (one more Heavy
+    # request per session and 300 joins; see the README's request arithmetic).
+    read_user_grades: bool = False
     heavy_requests_per_second: float = 40.0
     resource_intensive_requests_per_minute: float = 20.0
     timeout_seconds: float = 60.0
@@ -108,9 +118,24 @@ class ZoomSettings:
                     f"Connection extra {key!r} must be a {type(default).__name__}, got {raw!r}"
                 ) from exc
         settings = cls(**values)
-        if settings.list_page_size < 1 or settings.qos_page_size < 1:
-            raise ValueError("Page sizes in the Zoom connection extras must be at least 1")
+        for name, endpoint in _PAGE_SIZES.items():
+            _check_page_size(name, getattr(settings, name), endpoint)
         return settings
+
+
+#: Each page-size setting and the endpoint whose published maximum bounds it.
+_PAGE_SIZES: dict[str, Endpoint] = {"list_page_size": SESSIONS, "qos_page_size": SESSION_QOS,
+                                    "users_page_size": SESSION_USERS}
+
+
+def _check_page_size(name: str, value: int, endpoint: Endpoint) -> None:
+    maximum = endpoint.max_page_size
+    if not 1 <= value <= maximum:
+        raise ZoomConfigError(
+            f"Connection extra {name!r} is {value}, but Zoom's published definition allows 1 to "
+            f"{maximum} for GET /{endpoint.path} (a larger page_size is refused with HTTP 400): set it "
+            f"to at most {maximum}, or remove it to use {maximum}."
+        )
 
 
 _FLAGS = {"1", "0", "true", "false", "yes", "no", "on", "off"}
@@ -157,6 +182,7 @@ class ZoomVideoSdkHook(HttpHook):
         self._limiter: RateLimiter | RedisRateLimiter | None = None
         self._settings: ZoomSettings | None = None
         self._stats_lock = threading.Lock()
+        self._api_key_hint = ""
         self.stats = RequestStats()
 
     # --- connection -------------------------------------------------------------------
@@ -186,6 +212,7 @@ class ZoomVideoSdkHook(HttpHook):
             host = f"{host.rstrip('/')}:{conn.port}"
         self.base_url = host.rstrip("/")
         self._base_url_initialized = True
+        self._api_key_hint = _key_hint(conn.login or "")
         self._auth = ZoomJwtAuth(conn.login or "", conn.password or "", self._settings.jwt_ttl_seconds)
         self._limiter = self._make_limiter(conn.login or "")
         self._budget = budget_for(
@@ -293,8 +320,7 @@ class ZoomVideoSdkHook(HttpHook):
                         self._auth.invalidate()
                         self._count(jwt_renewals_on_401=1)
                         continue
-                    cls = ZoomAuthError if status == 401 else ZoomApiError
-                    raise cls(status, code, message, endpoint.split("?")[0], session_id)
+                    raise self._api_error(status, code, message, endpoint.split("?")[0], session_id)
             attempt += 1
             if delay is None:
                 delay = backoff.delay(attempt)
@@ -309,6 +335,20 @@ class ZoomVideoSdkHook(HttpHook):
             self._count(retries=1)
             time.sleep(delay)
             waited += delay
+
+    def _api_error(self, status: int, code: int | None, message: str, endpoint: str,
+                   session_id: str | None) -> ZoomApiError:
+        """The typed error for a client error Zoom answered, so callers decide by kind."""
+        if status == 401:
+            return ZoomAuthError(status, code, message, endpoint, session_id)
+        if status == 403:
+            return ZoomForbiddenError(status, code, message, endpoint, session_id)
+        if status == 404 and code == ErrorCode.ENDPOINT_NOT_RECOGNIZED:
+            return ZoomEndpointError(status, code, message, endpoint, session_id)
+        if status == 400 and code == ErrorCode.NOT_VIDEO_SDK_ACCOUNT:
+            return ZoomAccountError(status, code, message, endpoint, session_id, conn_id=self.zoom_conn_id,
+                                    api_key_hint=self._api_key_hint)
+        return ZoomApiError(status, code, message, endpoint, session_id)
 
     def _rate_limited(self, response: requests.Response, endpoint: str) -> float | None:
         """Classify a 429: raise for the daily cap, else return the wait the server asked for."""
@@ -372,6 +412,28 @@ class ZoomVideoSdkHook(HttpHook):
         finally:
             self._count(token_restarts=paginator.restarts)
 
+    def iter_session_users_pages(self, session_id: str) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+        """A past session's joins with their quality grades (``GET /videosdk/sessions/{id}/users``),
+        page by page, as ``(restarts, users)`` like :meth:`iter_session_qos_pages`."""
+        endpoint = f"videosdk/sessions/{encode_session_id(session_id)}/users"
+        params = {"type": "past", "page_size": self.settings.users_page_size}
+        paginator = self._paginator()
+
+        def fetch(token: str | None, deadline: float | None) -> dict[str, Any]:
+            return self.get_json(endpoint, {**params, "next_page_token": token}, HEAVY,
+                                 deadline=deadline, session_id=session_id)
+
+        try:
+            for page in paginator.pages(fetch, what=f"users of session {session_id!r}"):
+                yield paginator.restarts, _list_field(page, "users", "videosdk/sessions/{id}/users")
+        finally:
+            self._count(token_restarts=paginator.restarts)
+
+    def daily_usage(self, year: int, month: int) -> list[dict[str, Any]]:
+        """Zoom's own count of each day of a month (``GET /videosdk/report/daily``): one request."""
+        page = self.get_json(DAILY_USAGE.path, {"year": year, "month": month}, DAILY_USAGE.category)
+        return _list_field(page, DAILY_USAGE.list_field, DAILY_USAGE.path)
+
     def iter_session_users_qos(self, session_id: str) -> Iterator[dict[str, Any]]:
         """Users of a past session with their QoS samples, decoded.
 
@@ -394,6 +456,11 @@ class ZoomVideoSdkHook(HttpHook):
         except Exception as exc:  # the UI shows the message, never a traceback
             return False, f"Could not reach Zoom: {exc}"
         return True, "Connected: Zoom accepted the Video SDK API key and secret."
+
+
+def _key_hint(api_key: str) -> str:
+    """Enough of the API key to tell accounts apart in a message, never the whole key."""
+    return f"{api_key[:4]}…" if len(api_key) > 4 else "(set)" if api_key else "(empty)"
 
 
 def _zoom_error(response: requests.Response) -> tuple[int | None, str]:

@@ -54,9 +54,10 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from zoom_qos import migrations
 from zoom_qos import schema as s
+from zoom_qos.availability import LOADED, PENDING, UNAVAILABLE
 from zoom_qos.config import DEFAULT_WAREHOUSE_SCHEMA, WAREHOUSE_CONN_ID, default_warehouse_path
 from zoom_qos.parsing import ParseIssues, storable_text
-from zoom_qos.transform import UserRows, session_row, unique_users, user_rows
+from zoom_qos.transform import GradeIndex, UserRows, grade_index, session_row, unique_users, user_rows
 
 __all__ = [
     "DEFAULT_CONN_ID",
@@ -66,6 +67,7 @@ __all__ = [
     "STREAM_THRESHOLD_ROWS",
     "SUPPORTED_CONN_TYPES",
     "LoadSummary",
+    "SessionInput",
     "SessionLoadResult",
     "Warehouse",
     "url_from_connection",
@@ -122,6 +124,24 @@ class SessionLoadResult:
     system_rows: int = 0
 
 
+@dataclass(frozen=True)
+class SessionInput:
+    """One listed session to load, with what became of its QoS.
+
+    ``qos_status`` ``loaded``: ``users`` (any iterable, read once) are its joins and samples, which
+    replace the ones in the warehouse. ``pending``/``unavailable``: Zoom did not serve its QoS, so
+    only its ``sessions``/``raw_sessions`` rows are written and its joins and samples, if an earlier
+    run loaded them, are kept (a ``loaded`` session stays ``loaded``). ``checked_at``: when its QoS
+    was asked for. ``grades``: the ``GET …/users`` entries of the session (None: not read).
+    """
+
+    session: Mapping[str, Any]
+    users: Iterable[Mapping[str, Any]] = ()
+    qos_status: str = LOADED
+    checked_at: datetime | None = None
+    grades: Sequence[Mapping[str, Any]] | None = None
+
+
 @dataclass
 class LoadSummary:
     """What one ``load_sessions`` call wrote.
@@ -129,10 +149,14 @@ class LoadSummary:
     ``sessions_loaded`` counts session loads (a session given twice counts twice, as two
     loads happened); ``session_ids`` lists the distinct ids loaded, in first-load order;
     ``transactions`` counts committed transactions (a big, streamed session is one of its own).
+    ``sessions_pending``/``sessions_unavailable`` count the sessions written without QoS, by the
+    status they were left with.
     """
 
     sessions_loaded: int = 0
     sessions_skipped: int = 0
+    sessions_pending: int = 0
+    sessions_unavailable: int = 0
     users: int = 0
     qos_rows: int = 0
     system_rows: int = 0
@@ -152,6 +176,8 @@ class _PreparedSession:
     rows: dict[str, list[dict[str, Any]]]
     issues: ParseIssues
     rest: Iterator[UserRows] | None = None
+    #: Written without QoS (pending/unavailable): its child rows are left as they are.
+    unread: bool = False
     users: int = 0
     qos_rows: int = 0
     system_rows: int = 0
@@ -297,37 +323,38 @@ def _check_users(session_id: str, users: object) -> Iterable[Mapping[str, Any]]:
 
 
 def _derived_users(
-    session_id: str, users: Iterable[Mapping[str, Any]], issues: ParseIssues
+    session_id: str, users: Iterable[Mapping[str, Any]], issues: ParseIssues, grades: GradeIndex | None
 ) -> Iterator[UserRows]:
     """Each distinct, keyable join of a session as rows, read lazily (first occurrence wins)."""
     for user in unique_users(users):
-        derived = user_rows(session_id, user, issues)
+        derived = user_rows(session_id, user, issues, grades)
         if derived is not None:
             yield derived
 
 
-def _prepare(
-    session: Mapping[str, Any],
-    users: Iterable[Mapping[str, Any]],
-    issues: ParseIssues,
-    limit: int | None = None,
-) -> _PreparedSession | None:
+def _prepare(item: SessionInput, issues: ParseIssues, limit: int | None = None) -> _PreparedSession | None:
     """One session's rows (users deduplicated), or None if the session cannot be keyed.
 
     With ``limit``, reading the users stops once the rows reach it, and the users not read yet
     are left in ``rest`` to be streamed; without, every user is read (``rest`` stays None).
     """
+    session = item.session
     srow = session_row(session, issues)
     if srow is None:
         return None
+    srow["qos_status"] = item.qos_status
+    srow["qos_checked_at"] = item.checked_at
     session_id: str = srow["session_id"]
     rows: dict[str, list[dict[str, Any]]] = {
         s.sessions.name: [srow],
         s.raw_sessions.name: [{"session_id": session_id, "payload": dict(session)}],
         **{table.name: [] for table in _CHILD_TABLES},
     }
-    prepared = _PreparedSession(session_id, rows, issues)
-    derived = _derived_users(session_id, _check_users(session_id, users), issues)
+    prepared = _PreparedSession(session_id, rows, issues, unread=item.qos_status != LOADED)
+    if prepared.unread:
+        return prepared
+    grades = None if item.grades is None else grade_index(item.grades, issues)
+    derived = _derived_users(session_id, _check_users(session_id, item.users), issues, grades)
     for user in derived:
         prepared.add(user)
         if limit is not None and prepared.size >= limit:
@@ -365,6 +392,24 @@ def _transactions(prepared: Iterable[_PreparedSession], max_rows: int) -> Iterat
             size += session.size
     if group:
         yield group
+
+
+def _keep_loaded_status(conn: Connection, unread: Sequence[_PreparedSession]) -> None:
+    """A session whose QoS was loaded before keeps its rows and its ``loaded`` status when Zoom
+    answers 3001 on a later read (it may still be processing it, or have dropped it): what we
+    read is a fact we keep. Runs under the group's locks, so the status read is the current one."""
+    if not unread:
+        return
+    ids = [p.session_id for p in unread]
+    query = sa.select(s.sessions.c.session_id).where(
+        s.sessions.c.session_id.in_(ids), s.sessions.c.qos_status == LOADED)
+    kept = set(conn.execute(query).scalars())
+    for prepared in unread:
+        if prepared.session_id in kept:
+            row = prepared.rows[s.sessions.name][0]
+            log.warning("Session %r was loaded before, but Zoom now answers that its QoS is not "
+                        "available; its rows and its 'loaded' status are kept", prepared.session_id)
+            row["qos_status"] = LOADED
 
 
 def _sqlite_enable_wal(cursor: Any) -> None:
@@ -475,11 +520,11 @@ class _Load:
     tables, a ``DELETE … NOT EXISTS`` and ``INSERT … ON CONFLICT DO UPDATE``.
     """
 
-    def __init__(self, conn: Connection, session_ids: Sequence[str], loaded_at: datetime | None) -> None:
+    def __init__(self, conn: Connection, replaced_ids: Sequence[str], loaded_at: datetime | None) -> None:
         self.conn = conn
         self.loaded_at = loaded_at
-        ids = sorted(set(session_ids))
-        for table in _CHILD_TABLES:
+        ids = sorted(set(replaced_ids))
+        for table in _CHILD_TABLES if ids else ():
             conn.execute(table.delete().where(table.c.session_id.in_(ids)))
 
     def write(self, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
@@ -504,9 +549,9 @@ class _PgLoad(_Load):
     """
 
     def __init__(
-        self, conn: Connection, schema: str, session_ids: Sequence[str], loaded_at: datetime | None
+        self, conn: Connection, schema: str, replaced_ids: Sequence[str], loaded_at: datetime | None
     ) -> None:
-        super().__init__(conn, session_ids, loaded_at)
+        super().__init__(conn, replaced_ids, loaded_at)
         self.schema = schema
 
     def _insert(self, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
@@ -638,7 +683,7 @@ class Warehouse:
         issues: ParseIssues,
     ) -> SessionLoadResult:
         """Write one session and exactly its current users/samples, in one transaction."""
-        summary = self.load_sessions([(session, users)], issues)
+        summary = self.load_sessions([SessionInput(session, users)], issues)
         if not summary.sessions_loaded:
             return SessionLoadResult(loaded=False)
         return SessionLoadResult(
@@ -647,11 +692,12 @@ class Warehouse:
 
     def load_sessions(
         self,
-        items: Iterable[tuple[Mapping[str, Any], Iterable[Mapping[str, Any]]]],
+        items: Iterable[SessionInput | tuple[Mapping[str, Any], Iterable[Mapping[str, Any]]]],
         issues: ParseIssues,
         max_rows_per_transaction: int = DEFAULT_MAX_ROWS_PER_TRANSACTION,
     ) -> LoadSummary:
-        """Write ``(session, users)`` pairs, each session with exactly its current users/samples.
+        """Write sessions (:class:`SessionInput`, or ``(session, users)`` pairs of loaded
+        sessions), each with exactly its current users/samples.
 
         ``items`` and each ``users`` (any iterable: a list, or a one-shot iterator over a huge
         session) are read once, lazily. Small sessions share transactions of at most
@@ -671,9 +717,10 @@ class Warehouse:
         limit = min(STREAM_THRESHOLD_ROWS, max_rows_per_transaction)
 
         def prepared_sessions() -> Iterator[_PreparedSession]:
-            for session, users in items:
+            for item in items:
                 local = ParseIssues()
-                prepared = _prepare(session, users, local, limit)
+                prepared = _prepare(item if isinstance(item, SessionInput) else SessionInput(*item),
+                                    local, limit)
                 if prepared is None:
                     issues.merge(local)
                     summary.sessions_skipped += 1
@@ -685,7 +732,10 @@ class Warehouse:
             summary.transactions += 1
             for prepared in group:  # committed: count it
                 issues.merge(prepared.issues)
-                summary.sessions_loaded += 1
+                status = prepared.rows[s.sessions.name][0]["qos_status"]
+                summary.sessions_pending += status == PENDING
+                summary.sessions_unavailable += status == UNAVAILABLE
+                summary.sessions_loaded += not prepared.unread
                 summary.users += prepared.users
                 summary.qos_rows += prepared.qos_rows
                 summary.system_rows += prepared.system_rows
@@ -704,18 +754,22 @@ class Warehouse:
         session_ids = [p.session_id for p in group]
         loaded_at = s.utcnow()
         with self._write() as conn:
-            load = self._begin_load(conn, session_ids, loaded_at)
+            load = self._begin_load(conn, session_ids, [p.session_id for p in group if not p.unread],
+                                    loaded_at)
+            _keep_loaded_status(conn, [p for p in group if p.unread])
             for table in _LOAD_TABLES:
                 self._write_rows(load, table, [row for p in group for row in p.rows[table.name]])
             for prepared in group:
                 if prepared.rest is not None:
                     self._stream_rest(load, prepared)
 
-    def _begin_load(self, conn: Connection, session_ids: Sequence[str], loaded_at: datetime | None) -> _Load:
+    def _begin_load(self, conn: Connection, session_ids: Sequence[str], replaced_ids: Sequence[str],
+                    loaded_at: datetime | None) -> _Load:
+        """Lock the group's sessions (PostgreSQL) and delete the child rows of those it replaces."""
         if self.dialect == "postgresql":
             self._lock_sessions(conn, session_ids)
-            return _PgLoad(conn, self.schema or "public", session_ids, loaded_at)
-        return _Load(conn, session_ids, loaded_at)
+            return _PgLoad(conn, self.schema or "public", replaced_ids, loaded_at)
+        return _Load(conn, replaced_ids, loaded_at)
 
     def _stream_rest(self, load: _Load, prepared: _PreparedSession) -> None:
         """Read and write a big session's remaining users, about STREAM_BATCH_ROWS rows at a time."""
@@ -758,6 +812,17 @@ class Warehouse:
             ),
             {"keys": keys},
         )
+
+    def upsert_daily_usage(self, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Write Zoom's daily counts (``daily_usage`` rows without ``fetched_at``), replacing the
+        figures of the same days; a later read of a day that was still going on wins. Returns the
+        days written."""
+        if not rows:
+            return 0
+        fetched_at = s.utcnow()
+        with self._write() as conn:
+            _upsert(conn, s.daily_usage, [{**row, "fetched_at": fetched_at} for row in rows])
+        return len(rows)
 
     def record_run(self, record: Mapping[str, Any]) -> None:
         """Upsert a ``pipeline_runs`` row by ``run_id``; only the given columns are updated.

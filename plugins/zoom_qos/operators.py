@@ -22,13 +22,21 @@ from typing import Any
 from airflow.sdk import BaseOperator, ObjectStoragePath
 from airflow.sdk.exceptions import AirflowException
 
+from zoom_qos.availability import DEFAULT_QOS_PENDING_MAX_HOURS, status_after_error
 from zoom_qos.budget import is_backfill
 from zoom_qos.config import ZOOM_CONN_ID
 from zoom_qos.errors import ZoomApiError, ZoomDailyLimitError
 from zoom_qos.hooks import ZoomVideoSdkHook
+from zoom_qos.parsing import parse_timestamp
 from zoom_qos.privacy import Pseudonymizer
 from zoom_qos.rawjson import decode_user
-from zoom_qos.staging import StagedSessionWriter, read_jsonl, read_staged_session, stage_gone_session
+from zoom_qos.staging import (
+    StagedSessionWriter,
+    read_jsonl,
+    read_staged_session,
+    stage_grades,
+    stage_unread_session,
+)
 
 PROGRESS_EVERY_SECONDS = 30.0
 INDEX_MAX_SESSIONS = 25
@@ -45,7 +53,8 @@ def staged_records(qos_folder: str) -> dict[str, dict[str, Any]]:
 
 
 def staged_index(qos_folder: str) -> dict[str, int | None]:
-    """Sessions staged in a batch folder: users per session, None for a session that is gone.
+    """Sessions staged in a batch folder: users per session, None for a session whose QoS could
+    not be read (its staged header says whether it is pending or unavailable).
 
     Read from the small index written after each part, so checking progress does not re-read
     (and re-decode) everything staged so far.
@@ -74,17 +83,21 @@ class ZoomSessionQosOperator(BaseOperator):
     :param zoom_conn_id: the Airflow connection of the Zoom Video SDK account.
     :param defer_on_daily_limit: when Zoom's daily cap is spent, free the worker slot and resume
         after the reset (needs a triggerer); otherwise fail with the reset time.
+    :param qos_pending_max_hours: how long after its end a session answering 404/3001 is still
+        ``pending`` rather than ``unavailable`` (see ``availability.py``); templated.
     """
 
-    template_fields = ("batch",)
+    template_fields = ("batch", "qos_pending_max_hours")
     ui_color = "#2d8cff"
 
     def __init__(self, *, batch: Mapping[str, Any], zoom_conn_id: str = ZOOM_CONN_ID,
-                 defer_on_daily_limit: bool = True, **kwargs: Any) -> None:
+                 defer_on_daily_limit: bool = True,
+                 qos_pending_max_hours: int | str = DEFAULT_QOS_PENDING_MAX_HOURS, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.batch = batch
         self.zoom_conn_id = zoom_conn_id
         self.defer_on_daily_limit = defer_on_daily_limit
+        self.qos_pending_max_hours = qos_pending_max_hours
 
     def execute(self, context: Any) -> dict[str, Any]:
         return self._extract(context)
@@ -146,7 +159,7 @@ class ZoomSessionQosOperator(BaseOperator):
         done = 0
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="zoom-qos") as pool:
             def start(count: int) -> set[Future[tuple[str, int | None]]]:
-                return {pool.submit(self._read_session, hook, qos_folder, str(s["id"]))
+                return {pool.submit(self._read_session, hook, qos_folder, s)
                         for s in islice(pending, count)}
 
             in_flight = start(workers)
@@ -174,12 +187,14 @@ class ZoomSessionQosOperator(BaseOperator):
             raise failure
 
     def _read_session(
-        self, hook: ZoomVideoSdkHook, qos_folder: str, session_id: str
+        self, hook: ZoomVideoSdkHook, qos_folder: str, session: Mapping[str, Any]
     ) -> tuple[str, int | None]:
-        """Stage one session; returns its id and the users staged (None: Zoom no longer has it)."""
-        fetched_at = datetime.now(UTC).isoformat()
+        """Stage one session; returns its id and the users staged (None: its QoS could not be
+        read, and its staged header says whether it is pending or unavailable)."""
+        session_id = str(session["id"])
+        fetched_at = datetime.now(UTC)
         try:
-            with StagedSessionWriter(qos_folder, session_id, fetched_at) as staged:
+            with StagedSessionWriter(qos_folder, session_id, fetched_at.isoformat()) as staged:
                 restarts = 0
                 for restarts_now, users in hook.iter_session_qos_pages(session_id):
                     if restarts_now != restarts:  # the list started over: so does the file
@@ -188,14 +203,31 @@ class ZoomSessionQosOperator(BaseOperator):
                     if self._pseudonymizer:
                         users = [json.dumps(self._pseudonymizer.user(decode_user(u))).encode() for u in users]
                     staged.write(users)
+                if hook.settings.read_user_grades:
+                    stage_grades(qos_folder, session_id, self._read_grades(hook, session_id))
                 return session_id, staged.commit()
         except ZoomApiError as error:
-            if not error.session_gone or isinstance(error, ZoomDailyLimitError):
+            checked_at = datetime.now(UTC)
+            ended = parse_timestamp(session.get("end_time")) or parse_timestamp(session.get("start_time"))
+            status = status_after_error(error, ended, checked_at, float(self.qos_pending_max_hours))
+            if status is None:
                 raise
-            self.log.warning("Session %r is listed but Zoom no longer serves it: %s",
-                             session_id, error.zoom_message)
-            stage_gone_session(qos_folder, session_id, fetched_at, error.zoom_message)
+            self.log.warning("Session %r is listed but Zoom does not serve its QoS (HTTP %s, code %s: "
+                             "%s): kept as %s", session_id, error.status, error.code, error.zoom_message,
+                             status)
+            stage_unread_session(qos_folder, session_id, checked_at.isoformat(), status, error.zoom_message)
             return session_id, None
+
+    @staticmethod
+    def _read_grades(hook: ZoomVideoSdkHook, session_id: str) -> list[dict[str, Any]]:
+        """Every join of the session with its grades; a page-token restart starts the list over."""
+        users: list[dict[str, Any]] = []
+        restarts = 0
+        for restarts_now, page in hook.iter_session_users_pages(session_id):
+            if restarts_now != restarts:
+                restarts, users = restarts_now, []
+            users.extend(page)
+        return users
 
     def _park(self, limit: ZoomDailyLimitError, delay: timedelta) -> None:
         """Stop until Zoom's daily cap resets: deferred if possible, else a clean failure."""
@@ -231,7 +263,7 @@ class ZoomSessionQosOperator(BaseOperator):
             "sessions_uri": self.batch["sessions_uri"],
             "qos_uri": qos_folder,
             "sessions": len(ok),
-            "sessions_gone": len(sessions) - len(ok),
+            "sessions_unread": len(sessions) - len(ok),
             "users": sum(ok),
             **totals,
         }

@@ -30,7 +30,7 @@ def get_provider_info() -> dict[str, Any]:
                     },
                     "placeholders": {
                         "host": "https://api.zoom.us/v2",
-                        "extra": '{"qos_page_size": 100, "heavy_requests_per_second": 40}',
+                        "extra": '{"heavy_requests_per_second": 40, "read_user_grades": false}',
                     },
                 },
             },

@@ -1,8 +1,9 @@
-"""Data-quality checks of loaded sessions, as SQL aggregates (SQLite and PostgreSQL).
+"""Data-quality checks of loaded sessions and days, as SQL aggregates (SQLite and PostgreSQL).
 
-:func:`run_checks` looks only at the sessions it is given (a run checks what it loaded), in
-chunks of at most :data:`CHUNK_SIZE` ids, with one aggregate query per check per chunk: the
-database counts the offending rows and picks one example; no rows come back to Python.
+:func:`run_checks` looks only at the sessions and days it is given (a run checks what it
+loaded), in chunks of at most :data:`CHUNK_SIZE` ids (or days), with one aggregate query per
+check per chunk: the database counts the offending rows and picks one example; no rows come
+back to Python.
 
 Checks (``Finding.check``):
 
@@ -18,18 +19,24 @@ Checks (``Finding.check``):
 ``orphan_rows``
     ``user_qos``/``user_system_qos`` rows without their ``session_users`` join, and
     ``session_users`` rows without their ``sessions`` row.
+``zoom_daily_count`` (a check of the run's *days*, not of its sessions)
+    UTC days whose Zoom count (``daily_usage.sessions``) differs from the number of sessions the
+    warehouse holds that started on that day (UTC date of ``start_time``, ``live`` sessions
+    excluded: the ``daily_completeness`` view's definition); the count is the number of such
+    days. A day without a ``daily_usage`` row, or whose row has no count, is not compared.
 
 Which checks are *hard* (fail the run) is the caller's choice; by default only
 ``orphan_rows``, which means the load itself went wrong, while the others describe what Zoom
-sent.
+sent (a differing day count usually means sessions Zoom lists late, or a window not loaded yet).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -40,8 +47,10 @@ from zoom_qos import schema as s
 __all__ = [
     "CHECKS",
     "CHUNK_SIZE",
+    "DAY_CHECKS",
     "DEFAULT_HARD_CHECKS",
     "DEFAULT_MARGIN_SECONDS",
+    "SESSION_CHECKS",
     "Finding",
     "findings_as_json",
     "hard_violations",
@@ -183,18 +192,69 @@ def _orphan_rows(conn: Connection, ids: list[str], margin: int) -> list[sa.Selec
     return queries
 
 
-#: Every check, by name, in the order findings are reported.
-CHECKS = {
+def _utc_day(conn: Connection, ts: Any) -> ColumnElement[Any]:
+    """The UTC calendar date of a timestamp column, as ``zoom_qos.views`` computes it."""
+    if conn.dialect.name == "postgresql":
+        # A literal, not a bind parameter: the same expression is selected and grouped by.
+        return sa.cast(sa.func.timezone(sa.literal_column("'UTC'"), ts), sa.Date())
+    return sa.func.date(ts)  # SQLite stores naive UTC text
+
+
+def _day_text(conn: Connection, day: Any) -> ColumnElement[str]:
+    # to_char, not a cast: a cast to text follows the session's DateStyle on PostgreSQL.
+    if conn.dialect.name == "postgresql":
+        return sa.func.to_char(day, "YYYY-MM-DD", type_=sa.Text())
+    return sa.cast(day, sa.Text())
+
+
+def _zoom_daily_count(conn: Connection, days: list[date], margin: int) -> list[sa.Select[Any]]:
+    se, du = s.sessions, s.daily_usage
+    # Bounds on start_time (not on its day) so the filter is a plain range on the column.
+    low = datetime.combine(min(days), time.min)
+    high = datetime.combine(max(days) + timedelta(days=1), time.min)
+    day = _utc_day(conn, se.c.start_time)
+    held = (
+        sa.select(day.label("usage_date"), sa.func.count().label("sessions"))
+        .where(se.c.start_time >= low, se.c.start_time < high, se.c.qos_status != "live")
+        .group_by(day)
+        .subquery("held")
+    )
+    held_count = sa.func.coalesce(held.c.sessions, 0)
+    example = (
+        _day_text(conn, du.c.usage_date)
+        + sa.literal(": Zoom counted ", sa.Text())
+        + sa.cast(du.c.sessions, sa.Text())
+        + sa.case((du.c.sessions == 1, " session"), else_=" sessions")
+        + sa.literal(", the warehouse holds ", sa.Text())
+        + sa.cast(held_count, sa.Text())
+    )
+    source = du.outerjoin(held, held.c.usage_date == du.c.usage_date)
+    where = sa.and_(du.c.usage_date.in_(days), du.c.sessions.is_not(None), held_count != du.c.sessions)
+    return [_summary(source, where, example)]
+
+
+_Check = Callable[[Connection, list[Any], int], list[sa.Select[Any]]]
+
+#: Checks of the run's sessions: each takes a chunk of session ids.
+SESSION_CHECKS: dict[str, _Check] = {
     "loss_out_of_range": _loss_out_of_range,
     "negative_metric": _negative_metric,
     "sample_outside_join": _sample_outside_join,
     "users_exceed_user_count": _users_exceed_user_count,
     "orphan_rows": _orphan_rows,
 }
+#: Checks of the run's days: each takes a chunk of UTC dates.
+DAY_CHECKS: dict[str, _Check] = {
+    "zoom_daily_count": _zoom_daily_count,
+}
+#: Every check, by name, in the order findings are reported.
+CHECKS: dict[str, _Check] = {**SESSION_CHECKS, **DAY_CHECKS}
+
+_T = TypeVar("_T")
 
 
-def _chunks(ids: Sequence[str], size: int) -> Iterator[list[str]]:
-    unique = list(dict.fromkeys(str(i) for i in ids))
+def _chunks(items: Sequence[_T], size: int) -> Iterator[list[_T]]:
+    unique = list(dict.fromkeys(items))
     for start in range(0, len(unique), size):
         yield unique[start : start + size]
 
@@ -208,15 +268,17 @@ def run_checks(
     hard_checks: Collection[str] = DEFAULT_HARD_CHECKS,
     checks: Collection[str] | None = None,
     chunk_size: int = CHUNK_SIZE,
+    days: Sequence[date] | None = None,
 ) -> list[Finding]:
-    """Run the checks over ``session_ids``; one :class:`Finding` per check that found rows.
+    """Run the checks over ``session_ids`` and ``days``; one :class:`Finding` per check that found rows.
 
     ``schema`` is the PostgreSQL warehouse schema, applied with ``schema_translate_map``;
     pass None on SQLite, or when ``conn`` already translates (``Warehouse.engine`` does).
     ``margin_seconds`` is the slack around a join for ``sample_outside_join``.
     ``hard_checks`` names the checks whose findings are hard (fail the run); ``checks``
-    limits which checks run (default: all of :data:`CHECKS`). Read-only; the caller owns the
-    transaction.
+    limits which checks run (default: all of :data:`CHECKS`). ``days`` are the UTC days of the
+    run (its window) for the :data:`DAY_CHECKS`, which find nothing when it is None or empty.
+    Read-only; the caller owns the transaction.
     """
     if margin_seconds < 0:
         raise ValueError("margin_seconds must not be negative")
@@ -229,8 +291,11 @@ def run_checks(
     if schema is not None:
         conn = conn.execution_options(schema_translate_map={None: schema})
     totals: dict[str, list[Any]] = {name: [0, None] for name in CHECKS if name in selected}
-    for chunk in _chunks(session_ids, chunk_size):
-        for name in totals:
+    ids = [str(i) for i in session_ids]
+    dates = [_as_date(d) for d in days or ()]
+    for name in totals:
+        scope: list[Any] = dates if name in DAY_CHECKS else ids
+        for chunk in _chunks(scope, chunk_size):
             for query in CHECKS[name](conn, chunk, margin_seconds):
                 count, example = conn.execute(query).one()
                 totals[name][0] += int(count or 0)
@@ -242,6 +307,16 @@ def run_checks(
         for name, (count, example) in totals.items()
         if count
     ]
+
+
+def _as_date(value: date) -> date:
+    # A datetime is a date too, but would compare unequal to the date column's values; an aware
+    # one is a moment, whose day is its UTC day here.
+    if isinstance(value, datetime):
+        return (value.astimezone(UTC) if value.tzinfo else value).date()
+    if not isinstance(value, date):
+        raise TypeError(f"days must be dates, got {type(value).__name__}")
+    return value
 
 
 def hard_violations(findings: Sequence[Finding]) -> int:

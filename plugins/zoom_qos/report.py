@@ -1,8 +1,8 @@
 """A static, self-contained HTML report of call quality over the last days of data.
 
 :func:`build_report` reads the BI views (``daily_quality``, ``qos_samples``,
-``session_quality``, ``daily_quality_breakdown``, ``run_health``; see ``docs/warehouse.md``)
-and writes ONE HTML file: inline CSS, charts as inline SVG drawn here, no script and no
+``session_quality``, ``daily_quality_breakdown``, ``run_health``, ``daily_completeness``; see
+``docs/warehouse.md``) and writes ONE HTML file: inline CSS, charts as inline SVG drawn here, no script and no
 external reference (a Content-Security-Policy forbids loading anything). Every chart has a
 title, a description, a text summary and its numbers in a table, for screen readers and for
 anyone who wants the figures.
@@ -10,6 +10,9 @@ anyone who wants the figures.
 The period is the last ``days`` UTC days *of data present*: it ends on the day of the newest
 sample in the warehouse (not today: a warehouse whose loads paused still gets a full report)
 and starts no earlier than the day of the oldest sample (a young warehouse gets no empty days).
+Per day of the period, a completeness table compares Zoom's own count of sessions
+(``daily_usage``) with the sessions the warehouse holds and flags the days where they differ, so
+a reader sees when figures rest on fewer sessions than took place.
 Works on SQLite and PostgreSQL: raw SQL over views is qualified with the warehouse schema
 (``"zoom_qos".``) on PostgreSQL, as :mod:`zoom_qos.views` does.
 """
@@ -35,6 +38,7 @@ from zoom_qos.views import MEDIA_TYPES
 
 __all__ = [
     "REPORT_DIR_ENV",
+    "DayCompleteness",
     "ReportData",
     "build_report",
     "default_report_dir",
@@ -69,7 +73,14 @@ MEDIA_STYLE = {
 }
 BAR_COLOUR = "#0072B2"
 OVER_COLOUR = "#D55E00"
-REQUIRED_VIEWS = ("qos_samples", "session_quality", "daily_quality", "daily_quality_breakdown", "run_health")
+REQUIRED_VIEWS = (
+    "qos_samples",
+    "session_quality",
+    "daily_quality",
+    "daily_quality_breakdown",
+    "run_health",
+    "daily_completeness",
+)
 
 
 # --------------------------------------------------------------------------- configuration
@@ -92,6 +103,37 @@ def render_configured_report(output_dir: str | Path | None = None, days: int = D
 
 
 # --------------------------------------------------------------------------- reading
+@dataclass(frozen=True)
+class DayCompleteness:
+    """One day of ``daily_completeness``: Zoom's count (None: not read) and what the warehouse holds."""
+
+    day: date
+    zoom_sessions: int | None
+    warehouse_sessions: int = 0
+    loaded: int = 0
+    pending: int = 0
+    unavailable: int = 0
+
+    @property
+    def differs(self) -> bool:
+        return self.zoom_sessions is not None and self.zoom_sessions != self.warehouse_sessions
+
+    @property
+    def sentence(self) -> str:
+        """What the day's row says, in words (the figures of the row, for every reader)."""
+        held = f"the warehouse holds {self.warehouse_sessions:,}"
+        if self.warehouse_sessions:
+            held += f", {self.loaded:,} of them with QoS"
+        without = ((self.pending, "pending"), (self.unavailable, "unavailable"))
+        rest = [f"{n:,} {label}" for n, label in without if n]
+        if rest:
+            held += f" ({', '.join(rest)})"
+        if self.zoom_sessions is None:
+            return f"Zoom's count of this day was not read; {held}."
+        noun = "session" if self.zoom_sessions == 1 else "sessions"
+        return f"Zoom counted {self.zoom_sessions:,} {noun} on this day, {held}."
+
+
 @dataclass
 class ReportData:
     """Everything the report shows, as plain Python values (the same on both back ends)."""
@@ -111,6 +153,8 @@ class ReportData:
     #: dimension -> [(value, poor share, samples)], highest share first
     breakdowns: dict[str, list[tuple[str, float, int]]] = field(default_factory=dict)
     latest_run: dict[str, Any] | None = None
+    #: every day of the period, oldest first (empty when nothing was counted or held in it)
+    completeness: list[DayCompleteness] = field(default_factory=list)
 
     @property
     def days(self) -> list[date]:
@@ -216,6 +260,7 @@ def load_report_data(
         data = ReportData(start=start, end=end, has_data=newest is not None, requested_days=days)
         window = {"start": reader.day(start), "end": reader.day(end)}
         data.latest_run = _latest_run(conn, reader)
+        data.completeness = _completeness(conn, reader, window, data.days)
         if not data.has_data:
             return data
         data.totals = _totals(conn, reader, window)
@@ -356,6 +401,33 @@ def _breakdowns(conn: sa.Connection, r: _Reader, window: Mapping[str, Any]) -> d
         values.sort(key=lambda v: (-v[1], -v[2], v[0]))
         result[dim] = values
     return result
+
+
+def _completeness(
+    conn: sa.Connection, r: _Reader, window: Mapping[str, Any], days: Sequence[date]
+) -> list[DayCompleteness]:
+    """``daily_completeness`` for every day of the period (a day missing from it held nothing)."""
+    rows = r.rows(
+        conn,
+        """SELECT usage_date, zoom_sessions, warehouse_sessions, sessions_loaded, sessions_pending,
+            sessions_unavailable FROM {p}daily_completeness
+        WHERE usage_date >= :start AND usage_date <= :end""",
+        **window,
+    )
+    if not rows:
+        return []
+    by_day = {
+        _as_date(row["usage_date"]): DayCompleteness(
+            day=_as_date(row["usage_date"]),
+            zoom_sessions=None if row["zoom_sessions"] is None else int(row["zoom_sessions"]),
+            warehouse_sessions=_int(row["warehouse_sessions"]),
+            loaded=_int(row["sessions_loaded"]),
+            pending=_int(row["sessions_pending"]),
+            unavailable=_int(row["sessions_unavailable"]),
+        )
+        for row in rows
+    }
+    return [by_day.get(day) or DayCompleteness(day=day, zoom_sessions=None) for day in days]
 
 
 def _latest_run(conn: sa.Connection, r: _Reader) -> dict[str, Any] | None:
@@ -636,6 +708,8 @@ code { font-size: .85em; }
 table.worst td:nth-child(3) { font-family: ui-monospace, monospace; font-size: .8rem; word-break: break-all; }
 table.worst td:nth-child(4) { white-space: nowrap; }
 .empty { color: #4a5360; font-style: italic; }
+table.completeness tr.differs td { background: #fdf1e9; }
+table.completeness tr.differs td:last-child { font-weight: 600; color: #a4400b; }
 """
 
 
@@ -805,17 +879,73 @@ def _breakdown_sections(data: ReportData) -> str:
     return "".join(out)
 
 
+def _differing(data: ReportData) -> list[DayCompleteness]:
+    return [d for d in data.completeness if d.differs]
+
+
+def _completeness_check(day: DayCompleteness) -> str:
+    if day.zoom_sessions is None:
+        return "not compared"
+    gap = day.warehouse_sessions - day.zoom_sessions
+    if not gap:
+        return "matches"
+    return f"differs: {abs(gap):,} {'fewer' if gap < 0 else 'more'} in the warehouse"
+
+
+def _completeness_section(data: ReportData) -> str:
+    """Per day: Zoom's count against the warehouse's sessions; differing days flagged in words."""
+    counted = [d for d in data.completeness if d.zoom_sessions is not None]
+    differing = _differing(data)
+    held = sum(d.warehouse_sessions for d in data.completeness)
+    loaded = sum(d.loaded for d in data.completeness)
+    pending = sum(d.pending for d in data.completeness)
+    unavailable = sum(d.unavailable for d in data.completeness)
+    if not counted:
+        parts = ["Zoom's daily count was not read for any day of the period."]
+    elif differing:
+        listed = "; ".join(
+            f"{d.day.isoformat()} (Zoom {d.zoom_sessions:,}, warehouse {d.warehouse_sessions:,})"
+            for d in differing
+        )
+        parts = [f"Zoom's count differs from the warehouse on {len(differing)} of the {len(counted)} "
+                 f"day(s) Zoom counted: {listed}."]
+    else:
+        parts = [f"On each of the {len(counted)} day(s) Zoom counted, the warehouse holds as many "
+                 "sessions as Zoom counted."]
+    if counted and len(counted) < len(data.completeness):
+        parts.append(f"Zoom's count was not read for {len(data.completeness) - len(counted)} day(s).")
+    parts.append(f"The warehouse holds {held:,} session(s) of the period, {loaded:,} with QoS")
+    if pending or unavailable:
+        parts[-1] += (f"; {pending:,} pending (asked for again by every run) and {unavailable:,} "
+                      "unavailable (Zoom will not serve their QoS)")
+    parts[-1] += "."
+    flagged = ' class="differs"'
+    rows = "".join(
+        f"<tr{flagged if d.differs else ''}><td>{esc(d.day.isoformat())}</td>"
+        f"<td>{esc(d.sentence)}</td><td>{esc(_completeness_check(d))}</td></tr>"
+        for d in data.completeness
+    )
+    table = (
+        '<table class="completeness"><thead><tr><th scope="col">day</th>'
+        '<th scope="col">Zoom and the warehouse</th><th scope="col">check</th></tr></thead>'
+        f"<tbody>{rows}</tbody></table>"
+    )
+    return f'<div id="completeness-days"><p class="summary">{esc(" ".join(parts))}</p>{table}</div>'
+
+
 def render_html(data: ReportData, generated_at: datetime | None = None) -> str:
     """The whole report as one HTML document (no external reference, no script)."""
     generated_at = (generated_at or datetime.now(UTC)).astimezone(UTC)
     period = f"{data.start.isoformat()} to {data.end.isoformat()}"
     title = f"Zoom Video SDK call quality, {period}"
     totals = data.totals
+    counted = any(d.zoom_sessions is not None for d in data.completeness)
     cards = [
         ("sessions with samples", f"{totals.get('sessions', 0):,}"),
         ("users", f"{totals.get('users', 0):,}"),
         ("QoS samples", f"{totals.get('samples', 0):,}"),
         ("poor share (rated samples)", pct(totals["poor"] / totals["rated"]) if totals.get("rated") else "–"),
+        ("days Zoom's count differs", f"{len(_differing(data)):,}" if counted else "–"),
     ]
     run = data.latest_run
     run_text = (
@@ -844,6 +974,11 @@ def render_html(data: ReportData, generated_at: datetime | None = None) -> str:
             f'<section><p class="empty">The warehouse holds no QoS samples yet.</p>'
             f'<p class="summary">{esc(run_text)}</p></section>'
         )
+    if data.completeness:  # last: it must not push the charts down the page
+        body += f"""
+<section id="completeness" aria-labelledby="completeness-h">
+<h2 id="completeness-h">Completeness: Zoom's count and the warehouse</h2>
+{_completeness_section(data)}</section>"""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="{CSP}">

@@ -23,9 +23,11 @@ from sqlalchemy.types import TypeDecorator
 
 __all__ = [
     "METADATA",
+    "QOS_STATUSES",
     "QOS_THRESHOLD_DEFAULTS",
     "TABLES",
     "UtcDateTime",
+    "daily_usage",
     "pipeline_runs",
     "qos_thresholds",
     "raw_session_users",
@@ -120,6 +122,14 @@ def _bool(name: str, comment: str) -> sa.Column[bool]:
     return sa.Column(name, sa.Boolean(create_constraint=False), nullable=True, comment=comment)
 
 
+#: ``sessions.qos_status`` values (revision 0003 keeps its own frozen copy in its CHECK):
+#: ``loaded`` its QoS was read completely; ``pending`` Zoom answered 404/3001 less than
+#: ``qos_pending_max_hours`` after the session ended (asked again); ``unavailable`` Zoom will not
+#: return it (3001 later than that, 400/300 invalid id, 400/12702 too old); ``live`` provisional
+#: rows of a session in progress.
+QOS_STATUSES: tuple[str, ...] = ("loaded", "pending", "unavailable", "live")
+
+
 sessions = sa.Table(
     "sessions",
     METADATA,
@@ -144,7 +154,29 @@ sessions = sa.Table(
     _text("video_quality", "Zoom `video_quality`: good, fair, poor or bad."),
     _text("screen_share_quality", "Zoom `screen_share_quality`: good, fair, poor or bad."),
     _loaded_at(),
-    comment="One row per Zoom Video SDK session.",
+    # Added by revision 0003_completeness. No server default: the loader always says which state
+    # a session is in, so a row that does not is refused instead of silently claiming "loaded".
+    sa.Column(
+        "qos_status",
+        sa.Text(),
+        nullable=False,
+        comment=(
+            "State of the session's QoS: loaded (read completely; its joins and samples are the rows "
+            "here), pending (Zoom answered 3001 less than qos_pending_max_hours after the end; asked "
+            "again every run), unavailable (Zoom will not return it: 3001 after that, invalid id or too "
+            "old), live (provisional rows of a session in progress)."
+        ),
+    ),
+    sa.Column(
+        "qos_checked_at",
+        UtcDateTime(),
+        nullable=True,
+        comment="When the session's QoS was last asked for (UTC); NULL if never.",
+    ),
+    sa.CheckConstraint(
+        "qos_status IN (" + ", ".join(f"'{v}'" for v in QOS_STATUSES) + ")", name="ck_sessions_qos_status"
+    ),
+    comment="One row per Zoom Video SDK session Zoom lists, whether or not its QoS could be read.",
 )
 
 raw_sessions = sa.Table(
@@ -175,6 +207,9 @@ SESSION_USER_TEXT_FIELDS: tuple[str, ...] = (
     "connection_type",
 )
 
+#: Per-join grades read (optionally) from the session's users list into ``session_users``.
+SESSION_USER_GRADE_FIELDS: tuple[str, ...] = ("audio_quality", "video_quality", "screen_share_quality")
+
 session_users = sa.Table(
     "session_users",
     METADATA,
@@ -184,6 +219,19 @@ session_users = sa.Table(
     *(_text(name, f"Zoom user `{name}`.") for name in SESSION_USER_TEXT_FIELDS),
     _bool("is_original_host", "Zoom `is_original_host`."),
     _loaded_at(),
+    # Added by revision 0003_completeness: the per-join grades of GET /videosdk/sessions/{id}/users.
+    _text(
+        "participant_uuid",
+        "Zoom `participant_uuid` of the join (extra read_user_grades); NULL if not read or no match.",
+    ),
+    *(
+        _text(
+            name,
+            f"Zoom per-join `{name}`: good, fair, poor or bad (extra read_user_grades); "
+            "NULL if not read or no match.",
+        )
+        for name in SESSION_USER_GRADE_FIELDS
+    ),
     sa.Index("ix_session_users_join_time", "join_time"),
     comment="One row per join of a user to a session (a rejoin is a new row).",
 )
@@ -289,7 +337,29 @@ pipeline_runs = sa.Table(
         comment="Data-quality checks of this run's loaded sessions: the findings of each check (JSON).",
     ),
     _int("dq_hard_violations", "Data-quality findings that fail the run (hard rules); NULL if not checked."),
+    # Added by revision 0003_completeness.
+    _int("sessions_pending", "Listed sessions the run left pending (QoS not out yet; asked again)."),
+    _int("sessions_unavailable", "Listed sessions the run left unavailable (Zoom will not serve their QoS)."),
     comment="One row per pipeline run: what it loaded, what it cost, how it ended.",
+)
+
+daily_usage = sa.Table(
+    "daily_usage",
+    METADATA,
+    sa.Column("usage_date", sa.Date(), primary_key=True, comment="The UTC day (Zoom `date`)."),
+    _int("sessions", "Zoom `sessions`: the sessions Zoom counted on the day."),
+    _int("users", "Zoom `users` of the day."),
+    _int("session_minutes", "Zoom `session_minutes`: minutes of the day's sessions."),
+    sa.Column(
+        "fetched_at",
+        UtcDateTime(),
+        nullable=False,
+        comment="When Zoom's figures for the day were read (UTC).",
+    ),
+    comment=(
+        "Zoom's own count of each UTC day (GET /videosdk/report/daily), to compare with what the "
+        "warehouse holds (view daily_completeness). Added by revision 0003_completeness."
+    ),
 )
 
 #: Zoom's published network guidance; a QoS sample is "poor" when any limit is exceeded.
@@ -324,8 +394,9 @@ schema_objects = sa.Table(
     comment="Bookkeeping for repeatable objects (BI views): recreated when their definition changes.",
 )
 
-#: The data tables, in the order a session load writes them, then the run record. The
-#: reference/bookkeeping tables (``qos_thresholds``, ``schema_objects``) are in METADATA only.
+#: The data tables: the session tables in the order a session load writes them, Zoom's daily
+#: counts, then the run record. The reference/bookkeeping tables (``qos_thresholds``,
+#: ``schema_objects``) are in METADATA only.
 TABLES: tuple[sa.Table, ...] = (
     sessions,
     raw_sessions,
@@ -333,6 +404,7 @@ TABLES: tuple[sa.Table, ...] = (
     raw_session_users,
     user_qos,
     user_system_qos,
+    daily_usage,
     pipeline_runs,
 )
 

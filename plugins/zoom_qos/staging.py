@@ -131,13 +131,39 @@ class StagedSessionWriter:
         return self.users
 
 
-def stage_gone_session(qos_folder: str, session_id: str, fetched_at: str, error: str) -> None:
-    """Record that Zoom no longer serves a listed session (so a retry does not ask again)."""
+def stage_unread_session(qos_folder: str, session_id: str, checked_at: str, status: str, error: str) -> None:
+    """Record that a listed session's QoS could not be read, and why (``status``: ``pending`` or
+    ``unavailable``, see ``availability.py``), so the load keeps the session with that status and a
+    retried task does not ask again."""
     target = session_file(qos_folder, session_id)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = _partial_of(target)
-    partial.write_bytes(_header(session_id, "gone", fetched_at, error))
+    partial.write_bytes(_header(session_id, status, checked_at, error))
     partial.rename(target)
+
+
+def grades_file(qos_folder: str, session_id: str) -> ObjectStoragePath:
+    """Where a session's per-join grades (``GET …/users``) are staged, beside its QoS file."""
+    qos = session_file(qos_folder, session_id)
+    return qos.with_name("grades-" + qos.name.removeprefix("session-"))
+
+
+#: The fields of a ``GET …/users`` entry that staging keeps: the join's key and its grades.
+GRADE_FIELDS = ("id", "join_time", "participant_uuid", "audio_quality", "video_quality",
+                "screen_share_quality")
+
+
+def stage_grades(qos_folder: str, session_id: str, users: Iterable[dict[str, Any]]) -> int:
+    """Stage a session's joins with their grades; written before its QoS file is published, so a
+    session indexed as read has its grades staged too. Returns the joins written."""
+    return write_jsonl(grades_file(qos_folder, session_id),
+                       ({k: user.get(k) for k in GRADE_FIELDS} for user in users))
+
+
+def read_staged_grades(qos_folder: str, session_id: str) -> list[dict[str, Any]] | None:
+    """The staged grades of a session, None when none were read (the option is off)."""
+    path = grades_file(qos_folder, session_id)
+    return list(read_jsonl(path)) if path.exists() else None
 
 
 def read_staged_session(qos_folder: str, session_id: str) -> tuple[dict[str, Any], Iterator[Any]]:
@@ -153,7 +179,7 @@ def read_staged_session(qos_folder: str, session_id: str) -> tuple[dict[str, Any
         source.close()
         raise RuntimeError(f"Staged file {path} holds session {header.get('session_id')!r}, not "
                            f"{session_id!r}: the staging folder was modified; clear extract_qos and retry.")
-    if header.get("status") != "ok":
+    if header.get("status") != "ok":  # pending or unavailable (or "gone", written before v2)
         source.close()
         return header, iter(())
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from itertools import islice
@@ -17,13 +17,16 @@ from typing import Any
 import sqlalchemy as sa
 
 from zoom_qos import schema as s
+from zoom_qos.availability import LOADED, PENDING, UNAVAILABLE
 from zoom_qos.config import WAREHOUSE_CONN_ID, ZOOM_CONN_ID, staging_url
+from zoom_qos.errors import ZoomApiError, ZoomDailyLimitError
 from zoom_qos.hooks import ZoomVideoSdkHook
-from zoom_qos.load import Warehouse
+from zoom_qos.load import SessionInput, Warehouse
 from zoom_qos.operators import staged_index
 from zoom_qos.parsing import ParseIssues, parse_timestamp
 from zoom_qos.quality import DEFAULT_HARD_CHECKS, findings_as_json, hard_violations, run_checks
-from zoom_qos.staging import read_jsonl, read_staged_session, run_folder, write_jsonl
+from zoom_qos.staging import read_jsonl, read_staged_grades, read_staged_session, run_folder, write_jsonl
+from zoom_qos.transform import daily_usage_rows
 from zoom_qos.windows import available_part, batch_sizes, month_ranges, requested_window
 
 log = logging.getLogger(__name__)
@@ -66,9 +69,12 @@ def list_sessions(
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """List the run's past sessions and stage them in batches for mapped extraction.
 
-    Returns the batch references (what the extraction is mapped over) and the listing's stats.
+    Returns the batch references (what the extraction is mapped over) and the listing's stats,
+    which carry Zoom's daily counts of the months touched (``daily_usage``, one request a month).
     Raises ``NothingToLoad`` when no requested day is still available at Zoom. Sessions of the
-    lookback days that are already in the warehouse are left out (see ``settled_sessions``).
+    lookback days whose QoS is already loaded are left out (see ``settled_sessions``); ``pending``
+    sessions that Zoom did not list this time are added, so they are asked for again until they
+    are loaded or turn unavailable (WAREHOUSE.md v2).
     """
     today = today or datetime.now(UTC).date()
     window = requested_window(
@@ -83,6 +89,7 @@ def list_sessions(
         )
     hook = ZoomVideoSdkHook(zoom_conn_id)
     sessions: dict[str, dict[str, Any]] = {}
+    usage: list[dict[str, Any]] = []
     try:
         for chunk in month_ranges(part):
             before = len(sessions)
@@ -90,21 +97,27 @@ def list_sessions(
                 if session.get("id"):
                     sessions[str(session["id"])] = session
             log.info("Listed %d sessions for %s..%s", len(sessions) - before, chunk.start, chunk.end)
+            usage.extend(_daily_usage(hook, chunk.start))
     finally:
         hook.close()
 
     listed = len(sessions)
     lookback = int(params.get("lookback_days", 1))
-    if lookback and not (params.get("from_date") or params.get("to_date")):
-        first_day = window.start + timedelta(days=lookback)  # the interval's own first day
-        settle = timedelta(minutes=int(params.get("lookback_settle_minutes", 60)))
-        earlier = [i for i, v in sessions.items() if (day := _start_day(v)) is None or day < first_day]
-        if earlier:
-            with _opened(warehouse) as opened:
-                for session_id in settled_sessions(opened, earlier, settle):
-                    del sessions[session_id]
-            log.info("Lookback: %d of %d sessions before %s are already loaded; not read again",
-                     listed - len(sessions), len(earlier), first_day)
+    with _opened(warehouse) as opened:
+        if lookback and not (params.get("from_date") or params.get("to_date")):
+            first_day = window.start + timedelta(days=lookback)  # the interval's own first day
+            settle = timedelta(minutes=int(params.get("lookback_settle_minutes", 60)))
+            earlier = [i for i, v in sessions.items() if (day := _start_day(v)) is None or day < first_day]
+            for session_id in settled_sessions(opened, earlier, settle):
+                del sessions[session_id]
+            if earlier:
+                log.info("Lookback: %d of %d sessions before %s have their QoS loaded; not read again",
+                         listed - len(sessions), len(earlier), first_day)
+        revisits = pending_sessions(opened, exclude=set(sessions))
+    for session_id, session in revisits.items():
+        sessions[session_id] = session
+    if revisits:
+        log.info("Asking again for %d pending sessions Zoom did not list this time", len(revisits))
 
     # A fresh folder per listing: a retried extraction resumes inside it, a re-listing starts anew.
     folder = run_folder(staging or staging_url(), dag_id, run_id) / f"listing-{uuid.uuid4().hex[:12]}"
@@ -121,8 +134,10 @@ def list_sessions(
         "window_start": part.start.isoformat(),
         "window_end": part.end.isoformat(),
         "sessions_listed": listed,
-        "sessions_already_loaded": listed - len(sessions),
+        "sessions_already_loaded": listed + len(revisits) - len(sessions),
+        "sessions_revisited": len(revisits),
         "batches": len(batches),
+        "daily_usage": usage,
         **hook.stats.as_dict(),
     }
     log.info("Window %s..%s: %d sessions in %d batches", part.start, part.end, len(sessions),
@@ -135,12 +150,31 @@ def _start_day(session: Mapping[str, Any]) -> date | None:
     return start.astimezone(UTC).date() if start else None
 
 
+def _daily_usage(hook: ZoomVideoSdkHook, day: date) -> list[dict[str, Any]]:
+    """Zoom's daily counts of ``day``'s month. A refusal (the month is outside the six months
+    Zoom reports on, or the app may not read reports) costs the completeness check that month,
+    never the run: the QoS is what the run is for. Credentials and the daily cap still fail it."""
+    try:
+        return hook.daily_usage(day.year, day.month)
+    except ZoomDailyLimitError:
+        raise
+    except ZoomApiError as error:
+        if error.status not in (400, 403) or error.code == 200:
+            raise
+        log.warning("Zoom's daily report for %d-%02d was refused (HTTP %s, code %s: %s); that month's "
+                    "daily_usage is not updated", day.year, day.month, error.status, error.code,
+                    error.zoom_message)
+        return []
+
+
 def settled_sessions(warehouse: Warehouse, session_ids: Sequence[str], settle: timedelta) -> set[str]:
-    """The sessions loaded at least ``settle`` after they ended: reading them again is waste.
+    """The sessions whose QoS was loaded at least ``settle`` after they ended: reading them again
+    is waste.
 
     The lookback exists for sessions still live (so not listed) at the previous run. Those the
     previous run did load are skipped, unless they were loaded so soon after their end that
-    Zoom may not have had all their QoS yet; how soon Zoom has it is not documented.
+    Zoom may not have had all their QoS yet; how soon Zoom has it is not documented. Sessions
+    that are ``pending`` or ``unavailable`` are always read again (WAREHOUSE.md v2).
     """
     table = s.sessions
     settled: set[str] = set()
@@ -148,17 +182,30 @@ def settled_sessions(warehouse: Warehouse, session_ids: Sequence[str], settle: t
         for start in range(0, len(session_ids), 500):
             chunk = list(session_ids[start:start + 500])
             query = sa.select(table.c.session_id, table.c.end_time, table.c.loaded_at).where(
-                table.c.session_id.in_(chunk))
+                table.c.session_id.in_(chunk), table.c.qos_status == LOADED)
             settled.update(row.session_id for row in conn.execute(query)
                            if row.end_time is not None and row.loaded_at >= row.end_time + settle)
     return settled
 
 
-def staged_sessions(
-    batches: Iterable[Mapping[str, Any]], gone: list[str]
-) -> Iterator[tuple[dict[str, Any], Iterator[Any]]]:
-    """``(session, users)`` pairs from staging, batch by batch, ``users`` read lazily from the
-    session's staging file; sessions Zoom no longer serves are appended to ``gone`` instead."""
+def pending_sessions(warehouse: Warehouse, exclude: Collection[str]) -> dict[str, dict[str, Any]]:
+    """The ``pending`` sessions not in ``exclude``, as Zoom listed them last (their raw payload).
+
+    Each is asked for again (one request) and then loaded, or left pending, or turned
+    unavailable once it ended more than ``qos_pending_max_hours`` ago; so the set stays small.
+    """
+    sessions, raw = s.sessions, s.raw_sessions
+    query = (sa.select(sessions.c.session_id, raw.c.payload)
+             .join(raw, raw.c.session_id == sessions.c.session_id)
+             .where(sessions.c.qos_status == PENDING))
+    with warehouse.engine.connect() as conn:
+        return {row.session_id: dict(row.payload) for row in conn.execute(query)
+                if row.session_id not in exclude and isinstance(row.payload, Mapping)}
+
+
+def staged_sessions(batches: Iterable[Mapping[str, Any]]) -> Iterator[SessionInput]:
+    """Every session of the batches from staging, batch by batch, its users read lazily from its
+    staging file; a session whose QoS could not be read comes with its status and no users."""
     last_report = time.monotonic()
     for number, batch in enumerate(batches, 1):
         index = staged_index(batch["qos_uri"])
@@ -167,11 +214,14 @@ def staged_sessions(
             if session_id not in index:
                 raise RuntimeError(f"Session {session_id!r} of batch {batch['index']} has no staged "
                                    "QoS: its extraction did not finish. Clear extract_qos and retry.")
-            if index[session_id] is None:
-                gone.append(session_id)
-                continue
-            _, users = read_staged_session(batch["qos_uri"], session_id)
-            yield session, users
+            header, users = read_staged_session(batch["qos_uri"], session_id)
+            checked_at = parse_timestamp(header.get("fetched_at"))
+            if header["status"] == "ok":
+                yield SessionInput(session, users, LOADED, checked_at,
+                                   read_staged_grades(batch["qos_uri"], session_id))
+            else:  # "gone" was written by extractions before v2
+                status = PENDING if header["status"] == PENDING else UNAVAILABLE
+                yield SessionInput(session, (), status, checked_at)
         if time.monotonic() - last_report >= PROGRESS_EVERY_SECONDS:
             last_report = time.monotonic()
             log.info("Loading: batch %d done", number)
@@ -181,18 +231,22 @@ def load_batches(
     batches: Iterable[Mapping[str, Any]],
     warehouse: Warehouse | None = None,
     hard_checks: Iterable[str] = DEFAULT_HARD_CHECKS,
+    listing: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Upsert every staged session (atomically per session), then check the data loaded."""
+    """Upsert every staged session (atomically per session) and Zoom's daily counts, then check
+    the data loaded; ``listing`` is the listing's stats (its window and ``daily_usage``)."""
+    listing = listing or {}
     issues = ParseIssues()
-    gone: list[str] = []
     started = time.monotonic()
     with _opened(warehouse) as warehouse:
-        summary = warehouse.load_sessions(staged_sessions(batches, gone), issues)
+        summary = warehouse.load_sessions(staged_sessions(batches), issues)
+        usage = warehouse.upsert_daily_usage(daily_usage_rows(listing.get("daily_usage") or [], issues))
         load_seconds = time.monotonic() - started
         warehouse.refresh_statistics({"sessions": summary.sessions_loaded, "session_users": summary.users,
                                       "user_qos": summary.qos_rows, "user_system_qos": summary.system_rows})
         with warehouse.engine.connect() as conn:
-            findings = run_checks(conn, None, summary.session_ids, hard_checks=frozenset(hard_checks))
+            findings = run_checks(conn, None, summary.session_ids, hard_checks=frozenset(hard_checks),
+                                  days=_window_days(listing))
     for field, detail in issues.as_dict().items():
         log.warning("%d value(s) of %r could not be parsed and were loaded as NULL (e.g. %r)",
                     detail["count"], field, detail["example"])
@@ -201,20 +255,32 @@ def load_batches(
                     finding.check, finding.count, finding.example)
     result = {
         "sessions_loaded": summary.sessions_loaded,
-        "sessions_skipped": summary.sessions_skipped + len(gone),
+        "sessions_skipped": summary.sessions_skipped,
+        "sessions_pending": summary.sessions_pending,
+        "sessions_unavailable": summary.sessions_unavailable,
         "users_loaded": summary.users,
         "qos_rows": summary.qos_rows,
         "system_rows": summary.system_rows,
+        "daily_usage_days": usage,
         "unparsed_values": issues.total,
         "unparsed_detail": issues.as_dict(),
         "dq_findings": findings_as_json(findings),
         "dq_hard_violations": hard_violations(findings),
         "load_seconds": round(load_seconds, 3),
     }
-    log.info("Loaded %d sessions (%d skipped): %d users, %d QoS rows, %d system rows",
-             result["sessions_loaded"], result["sessions_skipped"], result["users_loaded"],
+    log.info("Loaded %d sessions with QoS, %d pending, %d unavailable (%d skipped): %d users, %d QoS "
+             "rows, %d system rows", result["sessions_loaded"], result["sessions_pending"],
+             result["sessions_unavailable"], result["sessions_skipped"], result["users_loaded"],
              result["qos_rows"], result["system_rows"])
     return result
+
+
+def _window_days(listing: Mapping[str, Any]) -> list[date]:
+    """The UTC days of the listed window (what the completeness check compares)."""
+    if not listing.get("window_start") or not listing.get("window_end"):
+        return []
+    first, last = date.fromisoformat(listing["window_start"]), date.fromisoformat(listing["window_end"])
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
 def record_run(
@@ -277,8 +343,9 @@ def run_row(
         "outcome": outcome,
         "sessions_listed": listing.get("sessions_listed"),
         "sessions_loaded": loaded.get("sessions_loaded"),
-        "sessions_skipped": loaded.get("sessions_skipped",
-                                       sum(e.get("sessions_gone", 0) for e in extracts)),
+        "sessions_skipped": loaded.get("sessions_skipped"),
+        "sessions_pending": loaded.get("sessions_pending"),
+        "sessions_unavailable": loaded.get("sessions_unavailable"),
         "users_loaded": loaded.get("users_loaded"),
         "qos_rows": loaded.get("qos_rows"),
         "system_rows": loaded.get("system_rows"),

@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from zoom_qos.parsing import (
@@ -32,9 +32,13 @@ from zoom_qos.rawjson import JsonObject
 from zoom_qos.schema import SESSION_USER_TEXT_FIELDS
 
 __all__ = [
+    "GRADE_COLUMNS",
     "STREAM_METRICS",
+    "GradeIndex",
     "UserRows",
+    "daily_usage_rows",
     "dedupe_users",
+    "grade_index",
     "session_row",
     "unique_users",
     "user_rows",
@@ -59,6 +63,13 @@ _SESSION_TEXT_FIELDS = (
 )
 _SESSION_BOOL_FIELDS = ("has_voip", "has_video", "has_screen_share", "has_recording", "has_pstn")
 _INT32_MAX = 2**31 - 1
+#: How far a session's ``duration`` may be from ``end_time - start_time`` and still be believed.
+#: The published definition documents "hh:mm:ss" yet shows "30:00" for a ten-minute session.
+DURATION_TOLERANCE_SECONDS = 60
+#: ``session_users`` columns filled from ``GET …/users`` (the optional per-join grades).
+GRADE_COLUMNS = ("participant_uuid", "audio_quality", "video_quality", "screen_share_quality")
+#: Per join (user id, join time as an instant): its grade columns.
+GradeIndex = dict[tuple[str, datetime], dict[str, str | None]]
 
 _Parser = Callable[[object, str, ParseIssues], "float | None"]
 _STREAM_COLUMNS: tuple[tuple[str, str, _Parser], ...] = (
@@ -179,12 +190,16 @@ def session_row(session: Mapping[str, Any], issues: ParseIssues) -> dict[str, An
 
     raw_duration = session.get("duration")
     duration = parse_duration_seconds(raw_duration)
+    elapsed = None
+    if end_time is not None and end_time >= start_time:
+        seconds = int((end_time - start_time).total_seconds())
+        elapsed = seconds if seconds <= _INT32_MAX else None
+    if duration is not None and elapsed is not None and abs(duration - elapsed) > DURATION_TOLERANCE_SECONDS:
+        duration = None  # the timestamps are trusted: the value counts as unparsed
     if duration is None:
         if not is_empty(raw_duration):
             issues.add("duration", raw_duration)
-        if end_time is not None and end_time >= start_time:
-            elapsed = int((end_time - start_time).total_seconds())
-            duration = elapsed if elapsed <= _INT32_MAX else None
+        duration = elapsed
 
     row: dict[str, Any] = {
         "session_id": session_id,
@@ -231,11 +246,14 @@ def _system_row(sample: Mapping[str, Any], issues: ParseIssues) -> dict[str, Any
     return row
 
 
-def user_rows(session_id: str, user: Mapping[str, Any], issues: ParseIssues) -> UserRows | None:
+def user_rows(
+    session_id: str, user: Mapping[str, Any], issues: ParseIssues, grades: GradeIndex | None = None
+) -> UserRows | None:
     """All rows for one join of one user, or None if the join cannot be keyed.
 
     The key is (session_id, user ``id``, ``join_time``); without both a user cannot be
-    told apart from a rejoin, so it is counted and skipped.
+    told apart from a rejoin, so it is counted and skipped. ``grades`` (from
+    :func:`grade_index`) fills the join's grade columns, matched on that key; NULL without a match.
     """
     if not isinstance(user, Mapping):
         issues.add("user", user)
@@ -258,6 +276,9 @@ def user_rows(session_id: str, user: Mapping[str, Any], issues: ParseIssues) -> 
     for name in SESSION_USER_TEXT_FIELDS:
         session_user[name] = _text(user.get(name))
     session_user["is_original_host"] = _bool(user, "is_original_host", issues)
+    matched = grades.get((user_id, join_time)) if grades else None
+    for name in GRADE_COLUMNS:
+        session_user[name] = matched[name] if matched else None
 
     qos: dict[tuple[datetime, str], dict[str, Any]] = {}
     system: dict[datetime, dict[str, Any]] = {}
@@ -293,6 +314,38 @@ def user_rows(session_id: str, user: Mapping[str, Any], issues: ParseIssues) -> 
         system=list(system.values()),
         raw={**key, "payload": user if isinstance(user, JsonObject) else dict(user)},
     )
+
+
+def grade_index(entries: Iterable[Mapping[str, Any]], issues: ParseIssues) -> GradeIndex:
+    """The joins of ``GET /videosdk/sessions/{id}/users`` by (``id``, ``join_time``), with their
+    grade columns; entries that cannot be keyed are counted and left out (a rejoin is its own key)."""
+    index: GradeIndex = {}
+    for entry in entries:
+        key = _join_key(entry)
+        if key is None:
+            issues.add("grades_join", entry.get("id") if isinstance(entry, Mapping) else entry)
+            continue
+        index[key] = {name: _text(entry.get(name)) for name in GRADE_COLUMNS}
+    return index
+
+
+def daily_usage_rows(dates: Iterable[object], issues: ParseIssues) -> list[dict[str, Any]]:
+    """``daily_usage`` rows (without ``fetched_at``) from the ``dates`` of Zoom's daily report;
+    an entry without a readable ``date`` is counted and skipped, an odd count loads as NULL."""
+    rows = []
+    for entry in dates:
+        if not isinstance(entry, Mapping):
+            issues.add("daily_usage", entry)
+            continue
+        try:
+            day = date.fromisoformat(str(entry.get("date"))[:10])
+        except ValueError:
+            issues.add("daily_usage_date", entry.get("date"))
+            continue
+        rows.append({"usage_date": day,
+                     **{name: _count(entry.get(name), name, issues)
+                        for name in ("sessions", "users", "session_minutes")}})
+    return rows
 
 
 def _join_key(user: object) -> tuple[str, datetime] | None:

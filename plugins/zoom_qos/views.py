@@ -17,6 +17,9 @@ Shared definitions (documented in ``docs/warehouse.md``):
   cumulative share is >= 0.95: ``percentile_disc(0.95)`` on PostgreSQL and the equivalent
   ``cume_dist()`` window on SQLite, so both back ends return the very same sample value.
 * Durations are computed at millisecond precision on both back ends.
+* **Completeness** (``daily_completeness``): a session counts on the UTC day of its
+  ``start_time``; ``live`` sessions (provisional rows of a session in progress) are not counted.
+  The same definition is the ``zoom_daily_count`` data-quality check (``zoom_qos.quality``).
 """
 
 from __future__ import annotations
@@ -376,6 +379,48 @@ _RUN_HEALTH_COLUMNS: dict[str, str] = {
 }
 
 
+# --------------------------------------------------------------------------- daily_completeness
+def _daily_completeness_sql(dialect: str, prefix: str) -> str:
+    _check_dialect(dialect)
+    day = _utc_day(dialect, "start_time")
+    status_counts = ", ".join(
+        f"sum(CASE WHEN qos_status = '{status}' THEN 1 ELSE 0 END) AS {status}"
+        for status in ("loaded", "pending", "unavailable")
+    )
+    # Days from both sides (UNION, not FULL JOIN: SQLite has it only since 3.39).
+    return f"""SELECT d.usage_date, u.sessions AS zoom_sessions,
+    COALESCE(w.sessions, 0) AS warehouse_sessions,
+    COALESCE(w.loaded, 0) AS sessions_loaded,
+    COALESCE(w.pending, 0) AS sessions_pending,
+    COALESCE(w.unavailable, 0) AS sessions_unavailable
+FROM (
+    SELECT usage_date FROM {prefix}daily_usage
+    UNION
+    SELECT {day} FROM {prefix}sessions WHERE qos_status <> 'live'
+) d
+LEFT JOIN {prefix}daily_usage u ON u.usage_date = d.usage_date
+LEFT JOIN (
+    SELECT {day} AS usage_date, count(*) AS sessions, {status_counts}
+    FROM {prefix}sessions WHERE qos_status <> 'live' GROUP BY {day}
+) w ON w.usage_date = d.usage_date"""
+
+
+_DAILY_COMPLETENESS_COLUMNS: dict[str, str] = {
+    "usage_date": "UTC day: every day with a daily_usage row or a (not live) session starting on it.",
+    "zoom_sessions": (
+        "Sessions Zoom counted on the day (daily_usage.sessions); NULL if its count was not read."
+    ),
+    "warehouse_sessions": (
+        "Sessions in the warehouse whose start_time falls on the day (UTC), live ones excluded; 0 if none."
+    ),
+    "sessions_loaded": "Of warehouse_sessions, those with qos_status loaded (their QoS is in the warehouse).",
+    "sessions_pending": "Of warehouse_sessions, those with qos_status pending (QoS asked again every run).",
+    "sessions_unavailable": (
+        "Of warehouse_sessions, those with qos_status unavailable (Zoom will not serve it)."
+    ),
+}
+
+
 VIEWS: list[View] = [
     View(
         name="qos_samples",
@@ -415,6 +460,16 @@ VIEWS: list[View] = [
         comment="One row per pipeline run: what it loaded, what it cost, and a health label.",
         sql=_run_health_sql,
         columns=_RUN_HEALTH_COLUMNS,
+    ),
+    View(
+        name="daily_completeness",
+        comment=(
+            "One row per UTC day: the sessions Zoom counted (daily_usage) against the sessions the "
+            "warehouse holds that started on the day, and how many of those have their QoS loaded, "
+            "pending or unavailable. Live sessions are not counted."
+        ),
+        sql=_daily_completeness_sql,
+        columns=_DAILY_COMPLETENESS_COLUMNS,
     ),
 ]
 

@@ -18,6 +18,8 @@ from zoom_qos.schema import METADATA
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 CONTRACT_TABLES = ("sessions", "session_users", "user_qos", "user_system_qos")
+#: Columns that say when a run wrote or asked, not what Zoom sent: a second run changes them.
+RUN_TIMES = frozenset({"loaded_at", "qos_checked_at"})
 PRIMARY_KEYS = {name: [c.name for c in METADATA.tables[name].primary_key] for name in CONTRACT_TABLES}
 
 
@@ -64,7 +66,7 @@ def warehouse_rows(path: Path) -> dict[str, dict[tuple, dict]]:
             table = METADATA.tables[name]
             keyed = {}
             for row in conn.execute(sa.select(table)).mappings():
-                row = {k: v for k, v in row.items() if k != "loaded_at"}
+                row = {k: v for k, v in row.items() if k not in RUN_TIMES}
                 keyed[tuple(row[k] for k in PRIMARY_KEYS[name])] = row
             rows[name] = keyed
     engine.dispose()

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from include.zoom_simulator import Faults
-from zoom_qos.errors import ZoomApiError, ZoomAuthError, ZoomDailyLimitError
+from zoom_qos.errors import ZoomApiError, ZoomAuthError, ZoomConfigError, ZoomDailyLimitError
 from zoom_qos.hooks import ZoomSettings, ZoomVideoSdkHook
 from zoom_qos.transform import dedupe_users
 
@@ -148,22 +148,40 @@ def test_slow_consumer_never_sends_a_stale_token(simulator, zoom_conn):
     assert simulator.stats()["invalid_token_errors"] == 0
 
 
-def test_gone_session_is_recognised(simulator, zoom_conn):
+def test_a_session_not_ready_is_recognised(simulator, zoom_conn):
     day = past_day(simulator)
     session_id = busiest_session(simulator, day)
     simulator.set_faults(Faults(gone_sessions=[session_id]))
     with pytest.raises(ZoomApiError) as caught:
         list(ZoomVideoSdkHook().iter_session_users_qos(session_id))
-    assert caught.value.session_gone and caught.value.session_id == session_id
+    error = caught.value
+    assert error.session_not_ready and not error.session_unavailable and error.session_id == session_id
 
 
 def test_settings_from_extras_are_typed_and_validated():
-    settings = ZoomSettings.from_extra({"qos_page_size": "50", "heavy_requests_per_second": 10,
-                                        "verify": "false", "unrelated": "ignored"})
-    assert settings.qos_page_size == 50 and settings.heavy_requests_per_second == 10.0
-    assert settings.verify is False
+    settings = ZoomSettings.from_extra({"qos_page_size": "5", "heavy_requests_per_second": 10,
+                                        "verify": "false", "read_user_grades": "true",
+                                        "unrelated": "ignored"})
+    assert settings.qos_page_size == 5 and settings.heavy_requests_per_second == 10.0
+    assert settings.verify is False and settings.read_user_grades is True
     with pytest.raises(ValueError, match="qos_page_size"):
         ZoomSettings.from_extra({"qos_page_size": "many"})
+
+
+def test_page_sizes_default_to_the_published_maxima_and_may_not_exceed_them():
+    default = ZoomSettings()
+    assert (default.qos_page_size, default.list_page_size, default.users_page_size) == (10, 300, 300)
+    for extra, maximum in (({"qos_page_size": 11}, 10), ({"list_page_size": 301}, 300),
+                           ({"users_page_size": 500}, 300), ({"qos_page_size": 0}, 10)):
+        with pytest.raises(ZoomConfigError, match=f"{next(iter(extra))}.*at most {maximum}"):
+            ZoomSettings.from_extra(extra)
+
+
+def test_a_page_size_above_the_maximum_fails_when_the_connection_is_read(simulator, zoom_conn):
+    zoom_conn(qos_page_size=100)
+    with pytest.raises(ZoomConfigError, match="qos_page_size' is 100"):
+        ZoomVideoSdkHook().get_conn()
+    assert simulator.stats()["requests"] == 0
 
 
 def test_empty_host_defaults_to_zoom(monkeypatch):

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from zoom_qos import tasks
-from zoom_qos.load import Warehouse
+from zoom_qos.load import SessionInput, Warehouse
 from zoom_qos.parsing import ParseIssues
 from zoom_qos.staging import read_jsonl
 
@@ -68,3 +68,43 @@ def test_a_manual_range_reload_reads_everything_again(simulator, zoom_conn, tmp_
     assert {str(s["id"]) for b in batches for s in read_jsonl(b["sessions_uri"])} >= {
         s["id"] for s in sessions}
     assert stats["sessions_already_loaded"] == 0
+
+
+def test_lookback_sessions_pending_or_unavailable_are_read_again(simulator, zoom_conn, tmp_path, warehouse):
+    day = simulator.dataset.now.date() - timedelta(days=2)
+    previous = ended(simulator, day - timedelta(days=1))
+    assert len(previous) >= 3
+    loaded, pending, unavailable = previous[0], previous[1], previous[2]
+    checked = datetime.now(UTC)
+    warehouse.load_sessions([SessionInput(loaded, []), SessionInput(pending, (), "pending", checked),
+                             SessionInput(unavailable, (), "unavailable", checked)], ParseIssues())
+    ids, stats = listed(tmp_path, warehouse, day)
+    assert loaded["id"] not in ids and {pending["id"], unavailable["id"]} <= ids
+    assert stats["sessions_already_loaded"] == 1 and stats["sessions_revisited"] == 0
+
+
+def test_pending_sessions_zoom_no_longer_lists_are_asked_for_again(simulator, zoom_conn, tmp_path, warehouse):
+    day = simulator.dataset.now.date() - timedelta(days=2)
+    old = ended(simulator, day - timedelta(days=5))
+    assert len(old) >= 2
+    checked = datetime.now(UTC)
+    warehouse.load_sessions([SessionInput(old[0], (), "pending", checked),
+                             SessionInput(old[1], (), "unavailable", checked)], ParseIssues())
+    batches, stats = tasks.list_sessions(
+        dag_id="d", run_id="revisit", interval_start=datetime(day.year, day.month, day.day, tzinfo=UTC),
+        interval_end=datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1),
+        params={"lookback_days": 1}, staging=(tmp_path / "staging").as_uri(), warehouse=warehouse)
+    staged = {str(s["id"]): s for b in batches for s in read_jsonl(b["sessions_uri"])}
+    assert old[0]["id"] in staged and old[1]["id"] not in staged
+    assert staged[old[0]["id"]] == old[0]  # as Zoom listed it, from the raw layer
+    assert stats["sessions_revisited"] == 1
+
+
+def test_zoom_s_daily_counts_are_read_once_per_month_touched(simulator, zoom_conn, tmp_path, warehouse):
+    day = simulator.dataset.now.date() - timedelta(days=2)
+    simulator.reset_stats()
+    _, stats = listed(tmp_path, warehouse, day)
+    months = {day.replace(day=1), (day - timedelta(days=1)).replace(day=1)}
+    assert simulator.stats()["by_endpoint"]["daily_report"] == len(months)
+    counted = {entry["date"]: entry["sessions"] for entry in stats["daily_usage"]}
+    assert counted[day.isoformat()] == len(ended(simulator, day))

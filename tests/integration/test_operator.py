@@ -76,14 +76,86 @@ def test_endless_token_rejection_fails_with_an_explanation(simulator, zoom_conn,
         assert record["users"] == simulator.dataset.users_for_session(session_id)
 
 
-def test_a_session_gone_since_listing_is_skipped_and_counted(simulator, zoom_conn, staged_batch):
+def test_sessions_whose_qos_zoom_does_not_serve_are_staged_with_their_status(
+        simulator, zoom_conn, staged_batch):
     batch, sessions = staged_batch
-    gone, invalid = sessions[0]["id"], sessions[1]["id"]
-    simulator.set_faults(Faults(gone_sessions=[gone], invalid_sessions=[invalid]))
+    not_ready, invalid, too_old = (s["id"] for s in sessions[:3])
+    simulator.set_faults(Faults(not_ready_sessions={not_ready: 1}, invalid_sessions=[invalid],
+                                too_old_sessions=[too_old]))
     result = run(batch)
-    assert result["sessions_gone"] == 2 and result["sessions"] == len(sessions) - 2
-    status = {r["session_id"]: r["status"] for r in staged_records(batch["qos_uri"]).values()}
-    assert status[gone] == status[invalid] == "gone"
+    assert result["sessions_unread"] == 3 and result["sessions"] == len(sessions) - 3
+    staged = staged_records(batch["qos_uri"])
+    status = {sid: r["status"] for sid, r in staged.items()}
+    # the sessions ended two days ago: a 3001 is "not ready yet", within the default 72 hours
+    assert (status[not_ready], status[invalid], status[too_old]) == ("pending", "unavailable", "unavailable")
+    assert all(status[s["id"]] == "ok" for s in sessions[3:])
+    assert datetime.fromisoformat(staged[not_ready]["fetched_at"]) > datetime.now(UTC) - timedelta(minutes=5)
+
+
+def test_a_3001_long_after_the_end_is_unavailable(simulator, zoom_conn, staged_batch):
+    batch, sessions = staged_batch
+    simulator.set_faults(Faults(not_ready_sessions={sessions[0]["id"]: 1}))
+    ZoomSessionQosOperator(task_id="extract_qos", batch=batch, qos_pending_max_hours="24").execute(context={})
+    assert staged_records(batch["qos_uri"])[sessions[0]["id"]]["status"] == "unavailable"
+
+
+def test_a_400_300_about_another_field_fails_and_skips_nothing(simulator, zoom_conn, staged_batch,
+                                                                monkeypatch):
+    """Zoom uses code 300 for any invalid field: only one about the session id makes it unavailable."""
+    import dataclasses
+
+    from zoom_qos.errors import ZoomApiError
+    from zoom_qos.hooks import ZoomSettings, ZoomVideoSdkHook
+
+    batch, _ = staged_batch
+    real = ZoomSettings.from_extra
+
+    def oversized(extra):  # as if the published maximum were not checked
+        return dataclasses.replace(real(extra), qos_page_size=11)
+
+    monkeypatch.setattr(ZoomSettings, "from_extra", staticmethod(oversized))
+    assert ZoomVideoSdkHook().settings.qos_page_size == 11
+    with pytest.raises(ZoomApiError, match="page_size") as caught:
+        run(batch)
+    assert (caught.value.status, caught.value.code) == (400, 300)
+    assert staged_records(batch["qos_uri"]) == {}
+
+
+@pytest.mark.parametrize("faults,error,message", [
+    ({"not_videosdk_account": True}, "ZoomAccountError", "'zoom_videosdk'.*not a Video SDK account"),
+    ({"forbidden_endpoints": ["user_qos"]}, "ZoomForbiddenError", "403.*lacks a scope"),
+])
+def test_account_and_permission_errors_fail_at_once_with_what_to_check(
+        simulator, zoom_conn, staged_batch, faults, error, message):
+    from zoom_qos import errors
+
+    batch, sessions = staged_batch
+    simulator.set_faults(Faults.from_dict(faults))
+    with pytest.raises(getattr(errors, error), match=message) as caught:
+        run(batch)
+    assert "test-api-secret" not in str(caught.value)
+    assert staged_records(batch["qos_uri"]) == {}
+    # no retries of a refusal that cannot change: about one request per session in flight at most
+    assert simulator.stats()["by_endpoint"]["user_qos"] <= len(sessions)
+
+
+def test_an_over_encoded_path_fails_saying_the_endpoint_was_not_recognized(
+        simulator, zoom_conn, staged_batch, monkeypatch):
+    from urllib.parse import quote
+
+    from zoom_qos import hooks
+    from zoom_qos.errors import ZoomEndpointError
+
+    batch, _ = staged_batch
+    # What Zoom's generated JavaScript SDK does: the whole path, id included, encoded again.
+    original = hooks.ZoomVideoSdkHook.get_json
+
+    def over_encoded(self, endpoint, *args, **kwargs):
+        return original(self, quote(endpoint, safe=""), *args, **kwargs)
+
+    monkeypatch.setattr(hooks.ZoomVideoSdkHook, "get_json", over_encoded)
+    with pytest.raises(ZoomEndpointError, match="did not recognize the endpoint.*2300"):
+        run(batch)
 
 
 

@@ -158,9 +158,10 @@ def test_the_report_renders_in_headless_chromium(report_path, tmp_path):
     pixels = Counter(row[x:x + 3] for row in rows[::2] for x in range(0, len(row), channels * 2))
     most_common_share = pixels.most_common(1)[0][1] / sum(pixels.values())
     assert len(pixels) > 50 and most_common_share < 0.9, (len(pixels), most_common_share)
-    # the histograms' bars are drawn, below and above the poor-quality limit
+    # the histograms' bars are drawn, below and above the poor-quality limit (a minority of the
+    # samples are poor, as on a real account, so fewer bars are orange)
     blue, orange = pixels[bytes(BLUE)], pixels[bytes(ORANGE)]
-    assert blue > 500 and orange > 500, (blue, orange)
+    assert blue > 500 and orange > 100 and blue > orange, (blue, orange)
     shutil.copy(shot, report_path.with_suffix(".png"))  # next to the report, for a look
 
 

@@ -24,6 +24,8 @@ import pytest
 import requests
 
 from include.zoom_simulator import Dataset, Faults, Simulator, SimulatorConfig, decode_session_segment
+from include.zoom_simulator.server import QOS_NOT_AVAILABLE
+from zoom_qos.published import needs_double_encoding
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 KEY, SECRET = "sim-key", "sim-secret-for-tests-0123456789abcdef"
@@ -43,7 +45,10 @@ def auth(token: str | None = None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token or make_jwt()}"}
 
 
-def enc(session_id: str, times: int = 1) -> str:
+def enc(session_id: str, times: int | None = None) -> str:
+    """The id as a path segment: encoded ``times`` times, or as the published rule says."""
+    if times is None:
+        times = 2 if needs_double_encoding(session_id) else 1
     for _ in range(times):
         session_id = quote(session_id, safe="")
     return session_id
@@ -69,7 +74,7 @@ def list_sessions(sim: Simulator, **params: Any) -> requests.Response:
     return requests.get(f"{sim.base_url}/videosdk/sessions", params=params, headers=auth(), timeout=10)
 
 
-def qos(sim: Simulator, session_id: str, times: int = 2, **params: Any) -> requests.Response:
+def qos(sim: Simulator, session_id: str, times: int | None = None, **params: Any) -> requests.Response:
     params.setdefault("type", "past")
     url = f"{sim.base_url}/videosdk/sessions/{enc(session_id, times)}/users/qos"
     return requests.get(url, params=params, headers=auth(), timeout=10)
@@ -92,6 +97,16 @@ def crawl_qos(sim: Simulator, session_id: str, page_size: int | None = None) -> 
         token = body["next_page_token"]
         if not token:
             return users
+
+
+def iso_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def duration_seconds(text: str) -> int:
+    """Zoom's duration string, "HH:MM:SS" or "MM:SS" (minutes may exceed 59), in seconds."""
+    parts = [int(p) for p in text.split(":")]
+    return parts[0] * 3600 + parts[1] * 60 + parts[2] if len(parts) == 3 else parts[0] * 60 + parts[1]
 
 
 # ------------------------------------------------------------------ auth
@@ -145,8 +160,11 @@ def test_list_paging_echo_cap_and_final_token(sim: Simulator) -> None:
             break
     assert seen == expected and pages == -(-len(expected) // 7)
     first = list_sessions(sim, **params).json()
-    assert first["page_size"] == 30  # default
-    assert list_sessions(sim, page_size=5000, **params).json()["page_size"] == 300  # capped, echoed
+    assert first["page_size"] == 30  # the published default
+    assert list_sessions(sim, page_size=300, **params).json()["page_size"] == 300  # the maximum, echoed
+    over = list_sessions(sim, page_size=5000, **params)  # above the published maximum: refused
+    assert over.status_code == 400 and over.json()["code"] == 300
+    assert "page_size" in over.json()["message"] and "300" in over.json()["message"]
 
 
 def test_list_session_fields(sim: Simulator) -> None:
@@ -159,7 +177,8 @@ def test_list_session_fields(sim: Simulator) -> None:
     assert all(re.fullmatch(r"(\d\d:)?\d{2,}:\d\d|", s["duration"]) for s in sessions)
     every = [s for d in sim.dataset.days()[-40:] for s in sim.dataset.sessions_for_day(d)]
     assert {s["duration"].count(":") for s in every} >= {1, 2}  # both "62:03" and "01:02:03" forms
-    assert any(s["session_key"] is None for s in every) and any(s["session_key"] for s in every)
+    assert all(isinstance(s["session_key"], str) for s in every)  # a string, as published
+    assert any(s["session_key"] == "" for s in every) and any(s["session_key"] for s in every)
 
 
 def test_list_filters(sim: Simulator) -> None:
@@ -197,10 +216,14 @@ def test_qos_paging_across_pages(sim: Simulator) -> None:
     big = next(i for i in past_ids(sim) if len(sim.dataset.users_for_session(i)) > 20)
     expected = sim.dataset.users_for_session(big)
     first = qos(sim, big).json()
-    assert first["page_size"] == 10 and len(first["users"]) == 10 and first["next_page_token"]
+    assert first["page_size"] == 1 and len(first["users"]) == 1 and first["next_page_token"]  # default 1
+    full = qos(sim, big, page_size=10).json()
+    assert full["page_size"] == 10 and len(full["users"]) == 10
     assert crawl_qos(sim, big) == expected
     assert crawl_qos(sim, big, page_size=4) == expected
-    assert qos(sim, big, page_size=50).json()["page_size"] == 10  # capped at the configured max
+    assert crawl_qos(sim, big, page_size=10) == expected
+    over = qos(sim, big, page_size=50)  # above the published maximum 10: refused, not capped
+    assert over.status_code == 400 and over.json()["code"] == 300
 
 
 def test_qos_user_shape(sim: Simulator) -> None:
@@ -230,9 +253,9 @@ def test_qos_user_shape(sim: Simulator) -> None:
 def test_qos_type_default_live_and_not_found(sim: Simulator) -> None:
     past = past_ids(sim, 5)[0]
     r = qos(sim, past, type="")
-    assert r.status_code == 404 and r.json() == {"code": 3001, "message": "Session does not exist."}
+    assert r.status_code == 404 and r.json() == {"code": 3001, "message": QOS_NOT_AVAILABLE}
     live = sim.dataset.live_sessions()[0].id
-    r = requests.get(f"{sim.base_url}/videosdk/sessions/{enc(live, 2)}/users/qos", headers=auth(), timeout=10)
+    r = requests.get(f"{sim.base_url}/videosdk/sessions/{enc(live)}/users/qos", headers=auth(), timeout=10)
     assert r.status_code == 200 and r.json()["users"]
     assert qos(sim, live, type="past").status_code == 404
     assert qos(sim, "bm9zdWNoc2Vzc2lvbg==").json()["code"] == 3001
@@ -244,10 +267,10 @@ def test_session_id_encoding_rules(sim: Simulator) -> None:
     double = next(i for i in ids if "//" in i and not i.startswith("/"))
     plain = next(i for i in ids if ("+" in i or "=" in i) and not i.startswith("/") and "//" not in i)
     for sid in (leading, double):
-        assert qos(sim, sid, times=1).json() == {"code": 3001, "message": "Session does not exist."}
+        assert qos(sim, sid, times=1).json() == {"code": 3001, "message": QOS_NOT_AVAILABLE}
         assert qos(sim, sid, times=2).status_code == 200
     assert qos(sim, plain, times=1).status_code == 200
-    assert qos(sim, plain, times=2).status_code == 200
+    assert qos(sim, plain, times=2).json()["code"] == 3001  # over-encoded: Zoom decodes once, finds nothing
     raw = f"{sim.base_url}/videosdk/sessions/{leading}/users/qos?type=past"
     r = requests.get(raw, headers=auth(), timeout=10)
     assert r.status_code == 404 and r.json()["code"] == 3001
@@ -258,7 +281,8 @@ def test_session_id_encoding_rules(sim: Simulator) -> None:
 
 def test_unknown_path_and_method(sim: Simulator) -> None:
     r = requests.get(f"{sim.base_url}/videosdk/nothing", headers=auth(), timeout=10)
-    assert r.status_code == 404 and r.json()["code"] == 404
+    assert r.status_code == 404
+    assert r.json() == {"code": 2300, "message": "This API endpoint is not recognized."}
     r = requests.post(f"{sim.base_url}/videosdk/sessions", headers=auth(), timeout=10)
     assert r.status_code == 405
 
@@ -382,7 +406,7 @@ def test_fault_gone_and_invalid_sessions(sim: Simulator) -> None:
     sim.set_faults(Faults(gone_sessions=[gone], invalid_sessions=[invalid]))
     listed = list_sessions(sim, type="past", **{"from": "2026-11-22", "to": "2026-11-26"}).json()["sessions"]
     assert gone in {s["id"] for s in listed}
-    assert qos(sim, gone).json() == {"code": 3001, "message": "Session does not exist."}
+    assert qos(sim, gone).json() == {"code": 3001, "message": QOS_NOT_AVAILABLE}
     r = qos(sim, invalid)
     assert r.status_code == 400 and r.json() == {"code": 300, "message": "Invalid session ID."}
 
@@ -429,7 +453,8 @@ def test_control_endpoints(sim: Simulator) -> None:
     assert requests.get(f"{root}/_sim/health", timeout=10).json()["status"] == "ok"
     list_sessions(sim, type="past")
     stats = requests.get(f"{root}/_sim/stats", timeout=10).json()
-    assert stats["requests"] == 1 and stats["by_endpoint"] == {"list_sessions": 1, "user_qos": 0}
+    assert stats["requests"] == 1
+    assert stats["by_endpoint"] == {"list_sessions": 1, "user_qos": 0, "session_users": 0, "daily_report": 0}
     assert stats["status_counts"] == {"200": 1}
     r = requests.post(f"{root}/_sim/faults", json={"qps_429_every": 1, "gone_sessions": ["x"]}, timeout=10)
     assert r.status_code == 200 and sim.faults.qps_429_every == 1 and sim.faults.gone_sessions == ["x"]
@@ -489,7 +514,7 @@ def test_expected_rows_match_served_data(sim: Simulator) -> None:
         token = body["next_page_token"]
         if not token:
             break
-    served = {s["id"]: crawl_qos(sim, s["id"]) for s in sessions}
+    served = {s["id"]: crawl_qos(sim, s["id"], page_size=10) for s in sessions}
     rows = sim.dataset.expected_rows(lo, hi)
     assert [r["session_id"] for r in rows["sessions"]] == [s["id"] for s in sessions]
     joins = [(sid, u["id"], u["join_time"]) for sid, users in served.items() for u in users]
@@ -503,14 +528,18 @@ def test_expected_rows_match_served_data(sim: Simulator) -> None:
     assert {r["stream"] for r in rows["user_qos"]} >= {"audio_input", "video_input", "as_input"}
     odd_units = sum(1 for _, _, s in samples for b in s.values() if isinstance(b, dict) for v in b.values()
                     if isinstance(v, str) and re.search(r"(furlongs|parsecs|widgets)$", v))
-    assert sim.dataset.unparseable_count(lo, hi) == odd_units > 0
+    elapsed = {s["id"]: (iso_time(s["end_time"]) - iso_time(s["start_time"])).total_seconds()
+               for s in sessions}
+    mismatched = sum(1 for s in sessions
+                     if s["duration"] and abs(duration_seconds(s["duration"]) - elapsed[s["id"]]) > 60)
+    assert sim.dataset.unparseable_count(lo, hi) == odd_units + mismatched and odd_units > 0
     # Spot-check parsed values against the rendered strings.
     first = rows["sessions"][0]
     assert isinstance(first["start_time"], datetime) and first["start_time"].tzinfo is not None
     assert set(first) == {"session_id", "session_name", "session_key", "start_time", "end_time",
                           "duration_seconds", "user_count", "has_voip", "has_video", "has_screen_share",
                           "has_recording", "has_pstn", "audio_quality", "video_quality",
-                          "screen_share_quality"}
+                          "screen_share_quality", "qos_status"}
     units = {"kbps": 1.0, "Mbps": 1000.0, "bps": 0.001, "ms": 1.0, "s": 1000.0}
     by_key = {(r["session_id"], r["user_id"], r["join_time"], r["sampled_at"], r["stream"]): r
               for r in rows["user_qos"]}

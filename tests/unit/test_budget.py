@@ -273,7 +273,8 @@ def test_the_error_parks_like_zooms_daily_429_and_keeps_secrets_out(tmp_path, cl
     error = refused.value
     assert isinstance(error, DailyBudgetExhaustedError) and isinstance(error, ZoomApiError)
     assert error.reset_at == datetime(2026, 11, 27, tzinfo=UTC)
-    assert (error.status, error.code, error.session_gone) == (429, None, False)
+    assert (error.status, error.code) == (429, None)
+    assert not error.session_not_ready and not error.session_unavailable
     assert (error.spent, error.scheduled_spent) == (50_000, 0)
     assert (error.daily_limit, error.reserve) == (60_000, 10_000)
     assert error.day == "2026-11-26"

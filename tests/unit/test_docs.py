@@ -15,8 +15,8 @@ from zoom_qos.views import VIEWS
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs" / "warehouse.md"
 
-#: The tables WAREHOUSE.md names (the public contract) plus the run record it requires.
-CONTRACT_TABLES = ("sessions", "session_users", "user_qos", "user_system_qos", "pipeline_runs")
+#: The tables WAREHOUSE.md names (the public contract, v2 included) plus the run record it requires.
+CONTRACT_TABLES = ("sessions", "session_users", "user_qos", "user_system_qos", "daily_usage", "pipeline_runs")
 
 
 def test_committed_docs_match_the_generated_text() -> None:
@@ -60,3 +60,22 @@ def test_check_flag_exit_codes(tmp_path: Path) -> None:
     target.write_text(gen.render() + "edited by hand\n", encoding="utf-8")
     stale = subprocess.run([*command, "--check"], cwd=ROOT, capture_output=True, text=True)
     assert stale.returncode == 1 and "out of date" in stale.stderr
+
+
+def test_completeness_prose_covers_status_usage_view_and_check() -> None:
+    text = gen.render()
+    section = text[text.index("## Completeness"):text.index("## Tables")]
+    for status in schema.QOS_STATUSES:
+        assert f"| `{status}` |" in section, status
+    assert "`qos_pending_max_hours` (default 72)" in section
+    assert "every run asks again for each session it lists that is not `loaded`" in section
+    assert "A `loaded` session that answers 3001 on a later reload keeps its rows and its status." in section
+    for name in ("`daily_usage`", "`daily_completeness`", "FROM zoom_qos.daily_completeness",
+                 "### Data-quality check `zoom_daily_count`", "`dq_hard_checks`"):
+        assert name in section, name
+
+
+def test_a_status_without_documentation_fails_the_generator(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(schema, "QOS_STATUSES", (*schema.QOS_STATUSES, "archived"))
+    with pytest.raises(RuntimeError, match="archived"):
+        gen.render()

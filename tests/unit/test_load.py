@@ -123,6 +123,7 @@ def test_load_creates_exact_rows(warehouse: Warehouse) -> None:
         "raw_session_users": 2,
         "user_qos": 6,
         "user_system_qos": 2,
+        "daily_usage": 0,
         "pipeline_runs": 0,
     }
     assert table_contents(warehouse, s.sessions) == [
@@ -142,6 +143,8 @@ def test_load_creates_exact_rows(warehouse: Warehouse) -> None:
             "audio_quality": "good",
             "video_quality": "fair",
             "screen_share_quality": None,
+            "qos_status": "loaded",
+            "qos_checked_at": None,
         }
     ]
     join = datetime(2025, 3, 1, 10, 0, 5, tzinfo=UTC)

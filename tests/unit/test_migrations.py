@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -24,8 +24,9 @@ from zoom_qos.views import View
 # Fixtures pg_database (fresh PostgreSQL database) and warehouse_url (sqlite / postgresql).
 
 SCHEMA = "zoom_qos"
-HEAD = "0002_quality"
+HEAD = "0003_completeness"
 T0 = datetime(2025, 3, 1, 10, tzinfo=UTC)
+GRADE_COLUMNS = ("participant_uuid", "audio_quality", "video_quality", "screen_share_quality")
 
 
 @pytest.fixture(autouse=True)
@@ -92,13 +93,19 @@ def insert_v1_data(wh: Warehouse) -> None:
 def assert_v1_data_kept(wh: Warehouse) -> None:
     (session,) = [r._asdict() for r in _select(wh, s.sessions)]
     assert (session["session_id"], session["session_name"], session["start_time"]) == ("s1", "Standup", T0)
-    assert [(r.user_id, r.user_name) for r in _select(wh, s.session_users)] == [("u1", "Ann")]
+    assert (session["user_count"], session["has_video"]) == (1, True)
+    # v1 sessions had their QoS read: they become loaded, never asked since
+    assert (session["qos_status"], session["qos_checked_at"]) == ("loaded", None)
+    (join,) = [r._asdict() for r in _select(wh, s.session_users)]
+    assert (join["user_id"], join["user_name"]) == ("u1", "Ann")
+    assert [join[c] for c in GRADE_COLUMNS] == [None] * 4
     assert [(r.stream, r.latency_ms) for r in _select(wh, s.user_qos)] == [("audio_input", 126.0)]
     assert [r.payload for r in _select(wh, s.raw_sessions)] == [{"id": "s1"}]
     (run,) = list(_select(wh, s.pipeline_runs))
     assert (run.run_id, run.outcome, run.sessions_loaded) == ("r1", "success", 1)
     assert run.unparsed_detail == {"bitrate": {"count": 1}}
     assert run.dq_findings is None and run.dq_hard_violations is None
+    assert run.sessions_pending is None and run.sessions_unavailable is None
 
 
 def _select(wh: Warehouse, table: sa.Table) -> list[sa.Row]:
@@ -118,8 +125,20 @@ def assert_at_head(wh: Warehouse) -> None:
     ]
     with wh.engine.connect() as conn:
         columns = {c["name"] for c in sa.inspect(conn).get_columns("pipeline_runs", schema=wh.schema)}
-    assert {"dq_findings", "dq_hard_violations"} <= columns
+    assert {"dq_findings", "dq_hard_violations", "sessions_pending", "sessions_unavailable"} <= columns
     assert scalar(wh, f"SELECT count(*) FROM {q(wh, 'schema_objects')}") is not None
+    with wh.engine.connect() as conn:
+        inspector = sa.inspect(conn)
+        session_columns = {c["name"]: c for c in inspector.get_columns("sessions", schema=wh.schema)}
+        user_columns = {c["name"] for c in inspector.get_columns("session_users", schema=wh.schema)}
+        usage = [c["name"] for c in inspector.get_columns("daily_usage", schema=wh.schema)]
+        checks = {c["name"] for c in inspector.get_check_constraints("sessions", schema=wh.schema)}
+    status = session_columns["qos_status"]
+    assert status["nullable"] is False and status["default"] is None  # the fill default is gone
+    assert session_columns["qos_checked_at"]["nullable"] is True
+    assert set(GRADE_COLUMNS) <= user_columns
+    assert usage == ["usage_date", "sessions", "users", "session_minutes", "fetched_at"]
+    assert checks == {"ck_sessions_qos_status"}
 
 
 # --------------------------------------------------------------------------- head == declarations
@@ -203,15 +222,198 @@ def test_partial_pre_alembic_warehouse_is_refused(warehouse: Warehouse) -> None:
     assert version(warehouse) is None
 
 
+def downgrade_to(wh: Warehouse, revision: str) -> None:
+    with wh.engine.begin() as conn:
+        command.downgrade(migrations.alembic_config(conn, wh.schema), revision)
+
+
 def test_downgrade_and_upgrade_again(warehouse: Warehouse) -> None:
+    migrate_to(warehouse, "0001_initial")
+    insert_v1_data(warehouse)  # v1-shaped INSERTs need the v1 tables (no qos_status yet)
     warehouse.ensure_schema()
-    insert_v1_data(warehouse)
-    with warehouse.engine.begin() as conn:
-        command.downgrade(migrations.alembic_config(conn, warehouse.schema), "0001_initial")
+    downgrade_to(warehouse, "0001_initial")
     assert version(warehouse) == "0001_initial"
     warehouse.ensure_schema()
     assert_at_head(warehouse)
     assert_v1_data_kept(warehouse)
+
+
+# --------------------------------------------------------------------------- v2: 0003_completeness
+V1_TABLES = ("sessions", "raw_sessions", "session_users", "raw_session_users", "user_qos", "user_system_qos",
+             "pipeline_runs")
+
+
+def insert_more_v1_data(wh: Warehouse) -> None:
+    """A second session with every v1 column set, a rejoin and a system sample (v1 INSERTs)."""
+    pg = wh.dialect == "postgresql"
+
+    def ts(minute: int) -> str:
+        return f"2025-03-02 09:{minute:02d}:00" + ("+00" if pg else ".000000")
+
+    true, false = ("true", "false") if pg else ("1", "0")
+    statements = [
+        f"INSERT INTO {q(wh, 'sessions')} VALUES ('s0', 'Full', 'key-0', '{ts(0)}', '{ts(30)}', 1800, 2, "
+        f"{true}, {true}, {false}, {false}, {true}, 'good', 'fair', 'poor', '{ts(31)}')",
+        f"INSERT INTO {q(wh, 'raw_sessions')} VALUES ('s0', '{{\"id\": \"s0\", \"n\": [1, 2]}}', '{ts(31)}')",
+        *(
+            f"INSERT INTO {q(wh, 'session_users')} (session_id, user_id, join_time, leave_time, user_name, "
+            f"device, network_type, data_center, is_original_host, loaded_at) VALUES ('s0', 'u{n}', "
+            f"'{ts(join)}', '{ts(join + 5)}', 'Bo', 'Mac', 'Wifi', 'SJ', {true}, '{ts(31)}')"
+            for n, join in ((1, 0), (1, 10), (2, 1))  # u1 rejoined
+        ),
+        f"INSERT INTO {q(wh, 'raw_session_users')} VALUES ('s0', 'u1', '{ts(0)}', '{{\"id\": \"u1\"}}', "
+        f"'{ts(31)}')",
+        f"INSERT INTO {q(wh, 'user_qos')} (session_id, user_id, join_time, sampled_at, stream, bitrate_kbps, "
+        f"latency_ms, jitter_ms, avg_loss_pct, max_loss_pct, resolution_width, resolution_height, "
+        f"frame_rate_fps, loaded_at) VALUES ('s0', 'u1', '{ts(0)}', '{ts(1)}', 'video_output', 1200.5, 80, "
+        f"4.25, 0.3, 1.5, 1280, 720, 29.97, '{ts(31)}')",
+        f"INSERT INTO {q(wh, 'user_system_qos')} (session_id, user_id, join_time, sampled_at, "
+        f"zoom_avg_cpu_pct, wifi_avg_rssi, wifi_rssi_unit, loaded_at) VALUES ('s0', 'u2', '{ts(1)}', "
+        f"'{ts(2)}', 12.5, -60, 'dBm', '{ts(31)}')",
+        f"INSERT INTO {q(wh, 'pipeline_runs')} (run_id, window_start, window_end, started_at, finished_at, "
+        f"outcome, sessions_listed, sessions_loaded, recorded_at) VALUES ('r0', '2025-03-02', '2025-03-02', "
+        f"'{ts(0)}', '{ts(3)}', 'success', 2, 2, '{ts(3)}')",
+    ]
+    with wh.engine.begin() as conn:
+        for statement in statements:
+            conn.exec_driver_sql(statement)
+
+
+def stored(wh: Warehouse, columns: dict[str, list[str]]) -> dict[str, list[tuple]]:
+    """Every row of the tables, only the given columns, as the database returns them."""
+    return {
+        table: rows(wh, f"SELECT {', '.join(cols)} FROM {q(wh, table)} ORDER BY {', '.join(cols)}")
+        for table, cols in columns.items()
+    }
+
+
+def test_v1_warehouse_with_data_upgrades_to_v2_keeping_every_row(warehouse: Warehouse) -> None:
+    migrate_to(warehouse, "0001_initial")
+    insert_v1_data(warehouse)
+    insert_more_v1_data(warehouse)
+    with warehouse.engine.connect() as conn:
+        inspector = sa.inspect(conn)
+        v1_columns = {
+            t: [c["name"] for c in inspector.get_columns(t, schema=warehouse.schema)] for t in V1_TABLES
+        }
+    before = stored(warehouse, v1_columns)
+    assert sum(len(r) for r in before.values()) == 5 + 9  # not vacuous: the rows are there
+
+    assert warehouse.ensure_schema() is True
+    assert_at_head(warehouse)
+    # every row, every v1 column, value for value (the SQLite batch copy of sessions included)
+    assert stored(warehouse, v1_columns) == before
+    assert rows(
+        warehouse, f"SELECT session_id, qos_status, qos_checked_at FROM {q(warehouse, 'sessions')} ORDER BY 1"
+    ) == [("s0", "loaded", None), ("s1", "loaded", None)]
+    assert scalar(warehouse, f"SELECT count(*) FROM {q(warehouse, 'daily_usage')}") == 0
+    # v1 queries keep working, and the Core declarations read the upgraded rows
+    (full,) = [r for r in _select(warehouse, s.sessions) if r.session_id == "s0"]
+    assert (full.has_voip, full.has_screen_share, full.duration_seconds) == (True, False, 1800)
+    assert full.end_time == datetime(2025, 3, 2, 9, 30, tzinfo=UTC)
+
+
+def test_an_analysts_own_view_on_sessions_survives_the_upgrade(warehouse: Warehouse) -> None:
+    """SQLite rebuilds ``sessions`` (batch mode): a view reading it must neither block nor break."""
+    migrate_to(warehouse, "0002_quality")
+    insert_v1_data(warehouse)
+    with warehouse.engine.begin() as conn:
+        conn.exec_driver_sql(
+            f"CREATE VIEW {q(warehouse, 'my_sessions')} AS SELECT session_id, session_name "
+            f"FROM {q(warehouse, 'sessions')}"
+        )
+    assert warehouse.ensure_schema() is True
+    assert_at_head(warehouse)
+    assert rows(warehouse, f"SELECT * FROM {q(warehouse, 'my_sessions')}") == [("s1", "Standup")]
+    if warehouse.dialect == "sqlite":  # down and up on one connection: the rename mode is restored
+        with warehouse.engine.begin() as conn:
+            command.downgrade(migrations.alembic_config(conn, None), "0002_quality")
+            command.upgrade(migrations.alembic_config(conn, None), "head")
+            assert conn.exec_driver_sql("PRAGMA legacy_alter_table").scalar() == 0
+        assert rows(warehouse, f"SELECT * FROM {q(warehouse, 'my_sessions')}") == [("s1", "Standup")]
+
+
+def _session(session_id: str, **extra: Any) -> dict[str, Any]:
+    return {"session_id": session_id, "start_time": T0, "loaded_at": T0, **extra}
+
+
+def test_v2_qos_status_is_required_and_checked(warehouse: Warehouse) -> None:
+    warehouse.ensure_schema()
+    checked = datetime(2025, 3, 4, 8, 30, tzinfo=UTC)
+    with warehouse.engine.begin() as conn:
+        conn.execute(
+            s.sessions.insert(),
+            [_session(f"s-{status}", qos_status=status, qos_checked_at=checked) for status in s.QOS_STATUSES],
+        )
+    statuses = {r.session_id: (r.qos_status, r.qos_checked_at) for r in _select(warehouse, s.sessions)}
+    assert statuses == {f"s-{v}": (v, checked) for v in ("loaded", "pending", "unavailable", "live")}
+    for bad in ({}, {"qos_status": None}, {"qos_status": "maybe"}, {"qos_status": "Loaded"}):
+        with pytest.raises(sa.exc.IntegrityError), warehouse.engine.begin() as conn:
+            conn.execute(s.sessions.insert(), [_session("s-bad", **bad)])
+    assert len(_select(warehouse, s.sessions)) == 4
+
+
+def test_the_loader_writes_only_the_statuses_the_check_allows() -> None:
+    from zoom_qos import availability
+
+    assert tuple(availability.STATUSES) == s.QOS_STATUSES
+
+
+def test_v2_daily_usage_grades_and_run_counts_take_values(warehouse: Warehouse) -> None:
+    warehouse.ensure_schema()
+    fetched = datetime(2025, 3, 5, 1, tzinfo=UTC)
+    grades = dict(zip(GRADE_COLUMNS, ("uuid-1", "good", "fair", "bad"), strict=True))
+    with warehouse.engine.begin() as conn:
+        conn.execute(s.daily_usage.insert(), [
+            {"usage_date": date(2025, 3, 4), "sessions": 14, "users": 30, "session_minutes": 900,
+             "fetched_at": fetched},
+            {"usage_date": date(2025, 3, 5), "sessions": None, "users": None, "session_minutes": None,
+             "fetched_at": fetched},
+        ])
+        conn.execute(s.sessions.insert(), [_session("s1", qos_status="loaded")])
+        conn.execute(s.session_users.insert(), [
+            {"session_id": "s1", "user_id": "u1", "join_time": T0, "loaded_at": T0, **grades}])
+        with pytest.raises(sa.exc.IntegrityError), conn.begin_nested():  # fetched_at is required
+            conn.execute(s.daily_usage.insert(), [{"usage_date": date(2025, 3, 6)}])
+    warehouse.record_run(
+        {"run_id": "r", "outcome": "success", "sessions_pending": 2, "sessions_unavailable": 1}
+    )
+    usage = [tuple(r) for r in _select(warehouse, s.daily_usage)]
+    assert usage == [(date(2025, 3, 4), 14, 30, 900, fetched), (date(2025, 3, 5), None, None, None, fetched)]
+    (join,) = [r._asdict() for r in _select(warehouse, s.session_users)]
+    assert {c: join[c] for c in GRADE_COLUMNS} == grades
+    (run,) = _select(warehouse, s.pipeline_runs)
+    assert (run.sessions_pending, run.sessions_unavailable) == (2, 1)
+
+
+def test_downgrade_to_0002_removes_only_the_v2_additions(warehouse: Warehouse) -> None:
+    migrate_to(warehouse, "0001_initial")
+    insert_v1_data(warehouse)
+    warehouse.ensure_schema()
+    with warehouse.engine.begin() as conn:
+        conn.execute(s.sessions.insert(), [_session("s2", qos_status="pending", qos_checked_at=T0)])
+        conn.execute(
+            s.daily_usage.insert(), [{"usage_date": date(2025, 3, 1), "sessions": 2, "fetched_at": T0}]
+        )
+    downgrade_to(warehouse, "0002_quality")
+    assert version(warehouse) == "0002_quality"
+    with warehouse.engine.connect() as conn:
+        inspector = sa.inspect(conn)
+        tables = set(inspector.get_table_names(schema=warehouse.schema))
+        columns = {t: {c["name"] for c in inspector.get_columns(t, schema=warehouse.schema)}
+                   for t in ("sessions", "session_users", "pipeline_runs")}
+    assert "daily_usage" not in tables and "qos_thresholds" in tables
+    assert not {"qos_status", "qos_checked_at"} & columns["sessions"]
+    assert not set(GRADE_COLUMNS) & columns["session_users"]
+    assert not {"sessions_pending", "sessions_unavailable"} & columns["pipeline_runs"]
+    assert "dq_findings" in columns["pipeline_runs"]
+    kept = rows(warehouse, f"SELECT session_id FROM {q(warehouse, 'sessions')} ORDER BY 1")
+    assert kept == [("s1",), ("s2",)]
+    # and up again: what a 0002 warehouse holds is taken as loaded, like any v1 session
+    warehouse.ensure_schema()
+    assert_at_head(warehouse)
+    assert rows(warehouse, f"SELECT session_id, qos_status FROM {q(warehouse, 'sessions')} ORDER BY 1") == [
+        ("s1", "loaded"), ("s2", "loaded")]
 
 
 def test_concurrent_ensure_schema(warehouse_url: URL) -> None:

@@ -552,6 +552,7 @@ def test_loading_generated_users_matches_user_rows_and_is_idempotent(
         "raw_session_users": len(expected),
         "user_qos": sum(len(r.qos) for r in expected),
         "user_system_qos": sum(len(r.system) for r in expected),
+        "daily_usage": 0,
         "pipeline_runs": 0,
     }
     assert len(expected) == len({tag.key for _, tag in listed if tag.key is not None})

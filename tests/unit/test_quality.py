@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 import test_views
-from test_views import BACKENDS, T0, Db, join, minute, sample, session
+from test_views import BACKENDS, PLUS_TWO, T0, Db, join, load_completeness, minute, sample, session, usage
 
 from zoom_qos import schema as s
 from zoom_qos.quality import (
     CHECKS,
+    DAY_CHECKS,
     DEFAULT_HARD_CHECKS,
+    SESSION_CHECKS,
     Finding,
     findings_as_json,
     hard_violations,
@@ -22,6 +24,9 @@ from zoom_qos.quality import (
 )
 
 SECOND = timedelta(seconds=1)
+DAY = timedelta(days=1)
+#: The run's days for the day checks: the day before T0, T0's day and the day after.
+DAYS = [(T0 - DAY).date(), T0.date(), (T0 + DAY).date()]
 
 # The warehouse fixtures are the view tests' (same schema build, same fresh databases).
 make_db = test_views.make_db
@@ -44,6 +49,9 @@ def clean_data(db: Db, sid: str = "C1") -> None:
         ],
     )
     db.insert(s.user_system_qos, [{**_key(a), "sampled_at": T0 + minute(1), "zoom_avg_cpu_pct": 3.0}])
+    # the day before: one session without joins, and Zoom counted exactly that one
+    db.insert(s.sessions, [session(f"{sid}-eve", T0 - DAY, user_count=0)])
+    db.insert(s.daily_usage, [usage((T0 - DAY).date(), 1)])
 
 
 def _key(joined: dict[str, Any]) -> dict[str, Any]:
@@ -51,8 +59,10 @@ def _key(joined: dict[str, Any]) -> dict[str, Any]:
 
 
 def planted_data(db: Db) -> None:
-    """Session P1 holds one or more violations of every check; P2 too many users; P9 no row."""
+    """Session P1 holds one or more violations of every check; P2 too many users; P9 no row;
+    Zoom counted a session the day after T0, the warehouse has none."""
     db.insert(s.sessions, [session("P1", T0, user_count=1), session("P2", T0, user_count=1)])
+    db.insert(s.daily_usage, [usage((T0 + DAY).date(), 1)])
     a = join("P1", "u1", T0, T0 + minute(10))
     ghost = join("P1", "ghost", T0, T0 + minute(10))  # never inserted: its samples are orphans
     p2 = [join("P2", "u1", T0, None), join("P2", "u2", T0, None)]
@@ -90,6 +100,7 @@ EXPECTED = {
     "sample_outside_join": 3,
     "users_exceed_user_count": 1,
     "orphan_rows": 3,
+    "zoom_daily_count": 1,
 }
 
 
@@ -105,14 +116,14 @@ def db(request: pytest.FixtureRequest, make_db: Any) -> Db:
 
 def test_clean_data_has_no_findings(db: Db) -> None:
     clean_data(db)
-    assert check(db, ["C1"]) == []
+    assert check(db, ["C1", "C1-eve"], days=DAYS) == []
     assert check(db, []) == []
 
 
 def test_planted_violations_of_every_kind(db: Db) -> None:
     clean_data(db)
     planted_data(db)
-    findings = check(db, ["C1", "P1", "P2", "P9"])
+    findings = check(db, ["C1", "P1", "P2", "P9"], days=DAYS)
     assert [f.check for f in findings] == list(CHECKS)  # every check found something, in order
     assert {f.check: f.count for f in findings} == EXPECTED
     assert {f.check for f in findings if f.hard} == {"orphan_rows"} == set(DEFAULT_HARD_CHECKS)
@@ -121,6 +132,9 @@ def test_planted_violations_of_every_kind(db: Db) -> None:
     assert "users=2" in by_check["users_exceed_user_count"].example
     assert "ghost" in by_check["orphan_rows"].example or "P9" in by_check["orphan_rows"].example
     assert by_check["loss_out_of_range"].example.startswith("session=P1 ")
+    assert by_check["zoom_daily_count"].example == (
+        "2025-03-02: Zoom counted 1 session, the warehouse holds 0"
+    )
     assert all(0 < len(f.example) <= 200 for f in findings)
     assert hard_violations(findings) == 3
 
@@ -195,7 +209,82 @@ def test_schema_argument_translates_tables(make_db: Any) -> None:
     plain = sa.create_engine(db.engine.url)  # no schema_translate_map: tables are in zoom_qos
     try:
         with plain.connect() as conn:
-            findings = run_checks(conn, db.schema, ["P1", "P2", "P9"])
+            findings = run_checks(conn, db.schema, ["P1", "P2", "P9"], days=DAYS)
     finally:
         plain.dispose()
     assert {f.check: f.count for f in findings} == EXPECTED
+
+
+# --------------------------------------------------------------------------- zoom_daily_count
+COMPLETENESS_DAYS = [date(2025, 3, 4) + i * DAY for i in range(5)]  # 03-04 .. 03-08
+
+
+def test_zoom_daily_count_finds_the_days_whose_counts_differ(db: Db) -> None:
+    load_completeness(db)  # 03-04: Zoom 5, warehouse 4 (+1 live); 03-06: Zoom 2, warehouse 0
+    (finding,) = check(db, [], days=COMPLETENESS_DAYS)
+    assert finding == Finding(
+        check="zoom_daily_count",
+        count=2,
+        example="2025-03-04: Zoom counted 5 sessions, the warehouse holds 4",  # the first such day
+        hard=False,
+    )
+    # the same days as the view says differ (one definition)
+    differing = [r["usage_date"] for r in db.rows("daily_completeness", "usage_date")
+                 if r["zoom_sessions"] is not None and r["zoom_sessions"] != r["warehouse_sessions"]]
+    assert len(differing) == finding.count
+    # only the run's days are compared
+    only = check(db, [], days=[date(2025, 3, 6)])
+    assert [(f.count, f.example) for f in only] == [
+        (1, "2025-03-06: Zoom counted 2 sessions, the warehouse holds 0")]
+    assert check(db, [], days=[date(2025, 3, 5), date(2025, 3, 7), date(2025, 3, 8)]) == []  # not compared
+    assert check(db, [], days=[]) == [] and check(db, []) == [] and check(db, [], days=None) == []
+
+
+def test_zoom_daily_count_equal_counts_utc_days_and_live_sessions(db: Db) -> None:
+    load_completeness(db)
+    # 03-05 holds one session: C-p2, started 01:00 on 03-06 at +02:00 (23:00 UTC on 03-05)
+    db.insert(s.daily_usage, [usage(date(2025, 3, 5), 1)])
+    assert check(db, [], days=[date(2025, 3, 5)]) == []
+    db.sql("UPDATE {p}daily_usage SET sessions = 0 WHERE usage_date = '2025-03-05'")
+    assert [f.count for f in check(db, [], days=[date(2025, 3, 5)])] == [1]
+    # a session that is no longer live counts: 03-04 then holds Zoom's 5
+    db.sql("UPDATE {p}sessions SET qos_status = 'pending' WHERE session_id = 'C-live'")
+    assert check(db, [], days=[date(2025, 3, 4)]) == []
+    # and a session at 23:59:59 UTC belongs to its own day, not the next
+    db.insert(s.sessions, [session("late", datetime(2025, 3, 6, 23, 59, 59, 999999, tzinfo=UTC))])
+    assert [f.example for f in check(db, [], days=[date(2025, 3, 6)])] == [
+        "2025-03-06: Zoom counted 2 sessions, the warehouse holds 1"]
+
+
+def test_zoom_daily_count_is_soft_unless_named_hard(db: Db) -> None:
+    load_completeness(db)
+    findings = check(db, [], days=COMPLETENESS_DAYS, hard_checks={"zoom_daily_count"})
+    assert [(f.check, f.hard) for f in findings] == [("zoom_daily_count", True)]
+    assert hard_violations(findings) == 2
+    assert check(db, [], days=COMPLETENESS_DAYS, checks=["orphan_rows"]) == []
+    assert "zoom_daily_count" in CHECKS and set(CHECKS) == set(SESSION_CHECKS) | set(DAY_CHECKS)
+
+
+def test_zoom_daily_count_chunks_and_day_types(db: Db) -> None:
+    load_completeness(db)
+    expected = check(db, [], days=COMPLETENESS_DAYS)
+    assert check(db, [], days=list(reversed(COMPLETENESS_DAYS)) * 2, chunk_size=1) == expected
+    as_datetimes = [datetime(d.year, d.month, d.day, 12, tzinfo=UTC) for d in COMPLETENESS_DAYS]
+    assert check(db, [], days=as_datetimes) == expected
+    # 01:00 on 03-07 at +02:00 is 03-06 (UTC): Zoom counted 2 that day, the warehouse holds 0
+    (finding,) = check(db, [], days=[datetime(2025, 3, 7, 1, tzinfo=PLUS_TWO)])
+    assert finding.example.startswith("2025-03-06: ")
+    with pytest.raises(TypeError, match="dates"):
+        check(db, [], days=["2025-03-04"])  # type: ignore[list-item]
+
+
+@pytest.mark.postgres
+def test_zoom_daily_count_example_is_iso_whatever_the_date_style(make_db: Any) -> None:
+    db = make_db("postgresql")
+    load_completeness(db)
+    with db.engine.connect() as conn:
+        conn.exec_driver_sql("SET DateStyle TO 'SQL, DMY'")
+        conn.exec_driver_sql("SET TIME ZONE 'Pacific/Kiritimati'")
+        (finding,) = run_checks(conn, None, [], days=COMPLETENESS_DAYS)
+    assert finding.example == "2025-03-04: Zoom counted 5 sessions, the warehouse holds 4"
+    assert finding.count == 2

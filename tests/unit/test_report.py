@@ -19,6 +19,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
+from zoom_qos import schema as s
 from zoom_qos.load import Warehouse
 from zoom_qos.parsing import ParseIssues
 from zoom_qos.report import build_report, load_report_data, render_html
@@ -318,3 +319,149 @@ def test_every_load_emits_the_asset_and_the_report_dag_is_scheduled_on_it(dagbag
     producers = [(d.dag_id, t.task_id) for d in dagbag.dags.values() for t in d.tasks
                  if ZOOM_QOS_ASSET in (t.outlets or [])]
     assert producers == [("zoom_videosdk_qos", "load_warehouse")]
+
+
+# --------------------------------------------------------------------------- completeness
+FETCHED = datetime(2025, 3, 21, 3, tzinfo=UTC)
+
+
+def add_completeness(wh: Warehouse) -> None:
+    """Zoom's counts of three days, a pending session on one of them and a live one on another.
+
+    Per day (Zoom, warehouse, with QoS): LAST_DAY 1, 1, 1 (the live one is not counted);
+    LAST_DAY-1 3, 2, 1 (one pending): differs; LAST_DAY-2 not read, 2, 2; LAST_DAY-5 0, 0, 0.
+    """
+    def start(day: date) -> datetime:
+        return datetime(day.year, day.month, day.day, 15, tzinfo=UTC)
+
+    extra = [("s-pending", LAST_DAY - timedelta(days=1), "pending"), ("s-live", LAST_DAY, "live")]
+    with wh.engine.begin() as conn:
+        conn.execute(sa.insert(s.sessions), [
+            {"session_id": sid, "session_name": sid, "start_time": start(day), "qos_status": status,
+             "qos_checked_at": FETCHED, "loaded_at": FETCHED}
+            for sid, day, status in extra
+        ])
+        counts = ((LAST_DAY, 1), (LAST_DAY - timedelta(days=1), 3), (LAST_DAY - timedelta(days=5), 0))
+        conn.execute(sa.insert(s.daily_usage), [
+            {"usage_date": day, "sessions": n, "users": n, "session_minutes": 60 * n, "fetched_at": FETCHED}
+            for day, n in counts
+        ])
+
+
+def completeness_rows(text: str) -> dict[str, tuple[str, str, str]]:
+    """day -> (row class, sentence, check) of the report's completeness table."""
+    table = re.search(r'<table class="completeness">.*?</table>', text, re.S).group(0)
+    return {
+        day: (cls or "", sentence, check)
+        for cls, day, sentence, check in re.findall(
+            r'<tr(?: class="(\w+)")?><td>([\d-]{10})</td><td>(.*?)</td><td>(.*?)</td></tr>', table
+        )
+    }
+
+
+def test_completeness_says_per_day_what_zoom_counted_and_what_the_warehouse_holds(
+    warehouse: Warehouse, tmp_path: Path
+) -> None:
+    add_completeness(warehouse)
+    text = build_report(warehouse, tmp_path, days=30).read_text(encoding="utf-8")
+    parsed = structure(text)
+    assert parsed.errors == [] and parsed.stack == [] and "completeness" in parsed.ids
+    assert text.index('id="breakdowns"') < text.index('id="completeness"')  # last: charts stay on top
+    rows = completeness_rows(text)
+    assert len(rows) == 30 and sorted(rows)[0] == (LAST_DAY - timedelta(days=29)).isoformat()
+    day = {n: (LAST_DAY - timedelta(days=n)).isoformat() for n in range(6)}
+    assert rows[day[0]] == (
+        "", "Zoom counted 1 session on this day, the warehouse holds 1, 1 of them with QoS.", "matches")
+    assert rows[day[1]] == (
+        "differs",
+        "Zoom counted 3 sessions on this day, the warehouse holds 2, 1 of them with QoS (1 pending).",
+        "differs: 1 fewer in the warehouse",
+    )
+    assert rows[day[2]] == (
+        "", "Zoom&#x27;s count of this day was not read; the warehouse holds 2, 2 of them with QoS.",
+        "not compared")
+    assert rows[day[5]][1:] == (
+        "Zoom counted 0 sessions on this day, the warehouse holds 0.", "matches")
+    assert rows[day[4]][1:] == (
+        "Zoom&#x27;s count of this day was not read; the warehouse holds 0.", "not compared")
+    assert [d for d, (cls, _, _) in rows.items() if cls] == [day[1]]
+    summary = re.search(r'<div id="completeness-days"><p class="summary">(.*?)</p>', text).group(1)
+    assert f"differs from the warehouse on 1 of the 3 day(s) Zoom counted: {day[1]} (Zoom 3, warehouse 2)." \
+        in summary
+    assert "1 pending (asked for again by every run) and 0 unavailable" in summary
+    assert re.search(r"<b>1</b><span>days Zoom&#x27;s count differs</span>", text)
+
+
+def test_completeness_figures_are_the_views(warehouse: Warehouse) -> None:
+    add_completeness(warehouse)
+    data = load_report_data(warehouse, days=30)
+    prefix = f'"{warehouse.schema}".' if warehouse.schema else ""
+    with warehouse.engine.connect() as conn:
+        view = {
+            str(r["usage_date"])[:10]: (r["zoom_sessions"], r["warehouse_sessions"], r["sessions_loaded"],
+                                        r["sessions_pending"], r["sessions_unavailable"])
+            for r in conn.execute(sa.text(f"SELECT * FROM {prefix}daily_completeness")).mappings()
+        }
+    shown = {d.day.isoformat(): (d.zoom_sessions, d.warehouse_sessions, d.loaded, d.pending, d.unavailable)
+             for d in data.completeness}
+    assert [d.day for d in data.completeness] == data.days
+    in_period = {k: v for k, v in view.items() if k >= data.start.isoformat()}
+    assert {k: v for k, v in shown.items() if k in view} == in_period
+    assert all(v == (None, 0, 0, 0, 0) for k, v in shown.items() if k not in view)
+    assert (LAST_DAY - timedelta(days=40)).isoformat() in view  # s-old: in the view, not in the period
+    assert [d.day for d in data.completeness if d.differs] == [LAST_DAY - timedelta(days=1)]
+
+
+def test_without_counts_or_sessions_there_is_no_completeness_section(tmp_path: Path) -> None:
+    wh = Warehouse(f"sqlite:///{tmp_path / 'empty.db'}")
+    wh.ensure_schema()
+    try:
+        text = build_report(wh, tmp_path, now=datetime(2025, 5, 2, 8, tzinfo=UTC)).read_text(encoding="utf-8")
+    finally:
+        wh.dispose()
+    assert 'id="completeness"' not in text
+
+
+def test_sessions_without_zoom_counts_say_so(tmp_path: Path) -> None:
+    wh = Warehouse(f"sqlite:///{tmp_path / 'one.db'}")
+    wh.ensure_schema()
+    try:
+        session, users = SESSIONS["s-good"]
+        assert wh.load_session(session, users, ParseIssues()).loaded
+        data = load_report_data(wh, days=3)
+    finally:
+        wh.dispose()
+    assert [(d.zoom_sessions, d.warehouse_sessions, d.loaded) for d in data.completeness] == [(None, 1, 1)]
+    text = render_html(data)
+    assert "Zoom&#x27;s daily count was not read for any day of the period." in text
+    assert "<b>–</b><span>days Zoom&#x27;s count differs</span>" in text
+    assert completeness_rows(text)[data.end.isoformat()][2] == "not compared"
+
+
+def test_a_warehouse_of_pending_sessions_reports_them(tmp_path: Path) -> None:
+    """No sample yet (every QoS still pending), but Zoom's count and the pending sessions show."""
+    wh = Warehouse(f"sqlite:///{tmp_path / 'pending.db'}")
+    wh.ensure_schema()
+    day = date(2025, 5, 1)
+    try:
+        with wh.engine.begin() as conn:
+            conn.execute(sa.insert(s.sessions), [
+                {"session_id": f"p{n}", "start_time": datetime(2025, 5, 1, 9 + n, tzinfo=UTC),
+                 "qos_status": "pending", "loaded_at": FETCHED} for n in range(2)])
+            conn.execute(sa.insert(s.daily_usage), [
+                {"usage_date": day, "sessions": 2, "users": 4, "session_minutes": 90, "fetched_at": FETCHED}])
+        text = build_report(wh, tmp_path, now=datetime(2025, 5, 2, 8, tzinfo=UTC)).read_text(encoding="utf-8")
+    finally:
+        wh.dispose()
+    assert "holds no QoS samples yet" in text and structure(text).errors == []
+    assert completeness_rows(text)[day.isoformat()] == (
+        "", "Zoom counted 2 sessions on this day, the warehouse holds 2, 0 of them with QoS (2 pending).",
+        "matches")
+
+
+def test_the_report_needs_the_completeness_view(warehouse: Warehouse) -> None:
+    prefix = f'"{warehouse.schema}".' if warehouse.schema else ""
+    with warehouse.engine.begin() as conn:
+        conn.exec_driver_sql(f"DROP VIEW {prefix}daily_completeness")
+    with pytest.raises(RuntimeError, match="daily_completeness"):
+        load_report_data(warehouse)

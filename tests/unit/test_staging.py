@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from zoom_qos.staging import StagedSessionWriter, read_staged_session, session_file, stage_gone_session
+from zoom_qos.staging import (
+    StagedSessionWriter,
+    read_staged_grades,
+    read_staged_session,
+    session_file,
+    stage_grades,
+    stage_unread_session,
+)
 
 SESSION = "sfk/aOFJSJSYhGwk1hnxgw=="
 
@@ -45,11 +52,22 @@ def test_an_error_leaves_no_file_and_keeps_an_earlier_complete_one(tmp_path):
     assert len(list(tmp_path.iterdir())) == 1
 
 
-def test_a_gone_session_has_a_header_and_no_users(tmp_path):
-    stage_gone_session(str(tmp_path), SESSION, "t", "Session does not exist.")
+@pytest.mark.parametrize("status", ["pending", "unavailable"])
+def test_an_unread_session_has_a_header_with_its_status_and_no_users(tmp_path, status):
+    stage_unread_session(str(tmp_path), SESSION, "t", status, "Session does not exist.")
     header, users = read_staged_session(str(tmp_path), SESSION)
-    assert header["status"] == "gone" and header["error"] == "Session does not exist."
-    assert list(users) == []
+    assert header["status"] == status and header["error"] == "Session does not exist."
+    assert header["fetched_at"] == "t" and list(users) == []
+
+
+def test_grades_are_staged_beside_the_session_and_absent_when_not_read(tmp_path):
+    folder = str(tmp_path)
+    assert read_staged_grades(folder, SESSION) is None
+    stage_grades(folder, SESSION, [{"id": "u1", "join_time": "2026-11-20T10:00:00Z", "audio_quality": "poor",
+                                    "user_qos": [{"not": "kept"}]}])
+    [entry] = read_staged_grades(folder, SESSION)
+    assert entry["audio_quality"] == "poor" and entry["id"] == "u1" and "user_qos" not in entry
+    assert read_staged_grades(folder, "another session") is None
 
 
 def test_ids_that_differ_only_in_unsafe_characters_get_different_files(tmp_path):

@@ -23,10 +23,10 @@ def recorded(tmp_path, **returned):
 LISTING = {"window_start": "2026-11-20", "window_end": "2026-11-21", "sessions_listed": 3,
            "requests": 2, "retries": 1}
 EXTRACT = {"requests": 5, "retries": 0, "rate_limit_waits": 1, "rate_limit_wait_seconds": 1.5,
-           "token_restarts": 1, "extract_seconds": 2.0, "sessions_gone": 0}
-LOADED = {"sessions_loaded": 3, "sessions_skipped": 0, "users_loaded": 7, "qos_rows": 70,
-          "system_rows": 10, "unparsed_values": 0, "unparsed_detail": {}, "dq_findings": [],
-          "dq_hard_violations": 0, "load_seconds": 0.5}
+           "token_restarts": 1, "extract_seconds": 2.0}
+LOADED = {"sessions_loaded": 3, "sessions_skipped": 0, "sessions_pending": 2, "sessions_unavailable": 1,
+          "users_loaded": 7, "qos_rows": 70, "system_rows": 10, "unparsed_values": 0, "unparsed_detail": {},
+          "dq_findings": [], "dq_hard_violations": 0, "load_seconds": 0.5}
 
 
 def test_success_sums_the_cost_of_every_task(tmp_path):
@@ -34,6 +34,7 @@ def test_success_sums_the_cost_of_every_task(tmp_path):
     assert outcome == row["outcome"] == "success"
     assert row["api_requests"] == 12 and row["retries"] == 1 and row["token_restarts"] == 2
     assert row["sessions_loaded"] == 3 and str(row["window_start"]).startswith("2026-11-20")
+    assert (row["sessions_pending"], row["sessions_unavailable"]) == (2, 1)
 
 
 def test_hard_data_quality_violations_fail_the_run(tmp_path):

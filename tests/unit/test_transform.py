@@ -10,7 +10,7 @@ import pytest
 
 from zoom_qos.parsing import ParseIssues
 from zoom_qos.schema import session_users, user_qos, user_system_qos
-from zoom_qos.transform import dedupe_users, session_row, user_rows
+from zoom_qos.transform import daily_usage_rows, dedupe_users, grade_index, session_row, user_rows
 
 SID = "sfk/aOFJSJSYhGwk1hnxgw=="
 JOIN = datetime(2025, 3, 1, 10, 0, 5, tzinfo=UTC)
@@ -145,6 +145,10 @@ def test_realistic_user_exact_rows() -> None:
         "data_center": "US",
         "connection_type": "UDP",
         "is_original_host": True,
+        "participant_uuid": None,
+        "audio_quality": None,
+        "video_quality": None,
+        "screen_share_quality": None,
     }
     assert set(rows.session_user) == {c.name for c in session_users.columns} - {"loaded_at"}
 
@@ -417,7 +421,13 @@ def test_session_row_exact() -> None:
 @pytest.mark.parametrize(
     ("duration", "end_time", "expected", "counted"),
     [
-        ("62:03", "2025-03-01T10:00:01Z", 3723, False),
+        ("62:03", "2025-03-01T11:02:03Z", 3723, False),
+        # The published definition's own example: "30:00" for a ten-minute session.
+        ("30:00", "2025-03-01T10:10:00Z", 600, True),
+        ("62:03", "2025-03-01T10:00:01Z", 1, True),  # more than 60 s off: the timestamps win
+        ("10:59", "2025-03-01T10:10:00Z", 659, False),  # within 60 s: Zoom's value is kept
+        ("00:11:01", "2025-03-01T10:10:00Z", 600, True),
+        ("30:00", None, 1800, False),  # nothing to check it against
         ("", "2025-03-01T10:10:00Z", 600, False),
         (None, "2025-03-01T10:10:00.900Z", 600, False),
         ("weird", "2025-03-01T10:10:00Z", 600, True),
@@ -456,3 +466,37 @@ def test_session_odd_values() -> None:
     assert issues.counts == {"user_count": 1, "has_video": 1}
     row = session_row({**SESSION, "user_count": "7", "has_video": "true"}, ParseIssues())
     assert row is not None and row["user_count"] == 7 and row["has_video"] is True
+
+
+def test_grades_are_matched_to_joins_on_id_and_join_time_as_an_instant() -> None:
+    issues = ParseIssues()
+    grades = grade_index([
+        {"id": "16778240", "join_time": "2025-03-01T10:00:05+00:00", "participant_uuid": "P-1",
+         "audio_quality": "poor", "video_quality": "good", "screen_share_quality": ""},
+        {"id": "16778240", "join_time": "2025-03-01T11:00:00Z", "audio_quality": "bad"},  # a rejoin
+        {"id": None, "join_time": "2025-03-01T10:00:05Z"},
+    ], issues)
+    assert issues.counts == {"grades_join": 1} and len(grades) == 2
+    rows = user_rows(SID, make_user(), ParseIssues(), grades)
+    assert rows is not None
+    assert {k: rows.session_user[k] for k in ("participant_uuid", "audio_quality", "video_quality",
+                                              "screen_share_quality")} == {
+        "participant_uuid": "P-1", "audio_quality": "poor", "video_quality": "good",
+        "screen_share_quality": None}
+    unmatched = user_rows(SID, make_user(join_time="2025-03-01T12:00:00Z"), ParseIssues(), grades)
+    assert unmatched is not None and unmatched.session_user["audio_quality"] is None
+
+
+def test_daily_usage_rows_from_zoom_s_daily_report() -> None:
+    issues = ParseIssues()
+    rows = daily_usage_rows([
+        {"date": "2026-11-01", "sessions": 20, "users": 80, "session_minutes": 380},
+        {"date": "2026-11-02", "sessions": "7", "users": -1, "session_minutes": None},
+        {"date": "yesterday", "sessions": 1},
+        "not an object",
+    ], issues)
+    assert rows == [
+        {"usage_date": datetime(2026, 11, 1).date(), "sessions": 20, "users": 80, "session_minutes": 380},
+        {"usage_date": datetime(2026, 11, 2).date(), "sessions": 7, "users": None, "session_minutes": None},
+    ]
+    assert issues.counts == {"users": 1, "daily_usage_date": 1, "daily_usage": 1}

@@ -96,6 +96,7 @@ def session(session_id: str, start: datetime, user_count: int | None = 2, **extr
         "end_time": start + timedelta(hours=1),
         "duration_seconds": 3600,
         "user_count": user_count,
+        "qos_status": "loaded",
         **extra,
     }
 
@@ -203,7 +204,8 @@ def by_key(rows: list[dict[str, Any]], *keys: str) -> dict[tuple[Any, ...], dict
 def test_views_declared_in_dependency_order_with_docs() -> None:
     names = [v.name for v in VIEWS]
     assert names == [
-        "qos_samples", "session_quality", "daily_quality", "daily_quality_breakdown", "run_health"
+        "qos_samples", "session_quality", "daily_quality", "daily_quality_breakdown", "run_health",
+        "daily_completeness",
     ]
     for index, view in enumerate(VIEWS):
         assert view.comment.strip(), view.name
@@ -420,10 +422,12 @@ def test_both_back_ends_give_identical_figures(make_db: Any) -> None:
         "daily_quality": "day, media_type",
         "daily_quality_breakdown": "day, media_type, dimension, dimension_value",
         "run_health": "run_id",
+        "daily_completeness": "usage_date",
     }
     for backend in ("sqlite", "postgresql"):
         db = make_db(backend)
         load_known(db)
+        load_completeness(db)
         sessions_, joins, samples = random_dataset(seed=5)
         db.insert(s.sessions, sessions_)
         db.insert(s.session_users, joins)
@@ -510,7 +514,85 @@ def test_day_is_utc_whatever_the_session_time_zone(make_db: Any) -> None:
                 sa.text(f"SELECT DISTINCT day FROM {db.prefix}qos_samples WHERE session_id = 'S3'")
             ).scalars().all()
             assert days == [date(2025, 3, 2)], zone
+            completeness = conn.execute(
+                sa.text(f"SELECT usage_date, warehouse_sessions FROM {db.prefix}daily_completeness "
+                        "ORDER BY usage_date")
+            ).all()
+            assert [tuple(r) for r in completeness] == [(date(2025, 3, 1), 2), (date(2025, 3, 2), 1)], zone
             minutes = conn.execute(
                 sa.text(f"SELECT minutes FROM {db.prefix}session_quality WHERE session_id = 'S1'")
             ).scalar_one()
             assert minutes == 40.5
+
+
+# --------------------------------------------------------------------------- daily_completeness
+FETCHED = datetime(2025, 3, 10, 2, tzinfo=UTC)
+
+
+def usage(day: date, sessions: int | None, users: int | None = None) -> dict[str, Any]:
+    return {"usage_date": day, "sessions": sessions, "users": users, "session_minutes": None,
+            "fetched_at": FETCHED}
+
+
+def load_completeness(db: Db) -> None:
+    """Sessions of every status around UTC midnights, and Zoom's counts of some of the days.
+
+    Expected per day (zoom, warehouse, loaded, pending, unavailable):
+    03-04: 5, 4, 2, 1, 1 (a live session does not count); 03-05: NULL, 1, 0, 1, 0 (no usage row);
+    03-06: 2, 0, 0, 0, 0 (no session); 03-07: NULL, 0, ... (usage row without a count);
+    03-08: no row (only a live session).
+    """
+    day = datetime(2025, 3, 4, tzinfo=UTC)
+    db.insert(
+        s.sessions,
+        [
+            session("C-l1", day),  # 00:00 UTC exactly: this day
+            session("C-l2", day + timedelta(hours=23, minutes=59, seconds=59)),
+            session("C-p1", day + timedelta(hours=12), qos_status="pending", qos_checked_at=FETCHED),
+            session("C-u1", day + timedelta(hours=13), qos_status="unavailable", qos_checked_at=FETCHED),
+            session("C-live", day + timedelta(hours=14), qos_status="live"),
+            # 01:00 at +02:00 on 03-06 is 23:00 UTC on 03-05
+            session("C-p2", datetime(2025, 3, 6, 1, tzinfo=PLUS_TWO), qos_status="pending"),
+            session("C-live2", datetime(2025, 3, 8, 9, tzinfo=UTC), qos_status="live"),
+        ],
+    )
+    db.insert(
+        s.daily_usage,
+        [usage(date(2025, 3, 4), 5, 9), usage(date(2025, 3, 6), 2, 3), usage(date(2025, 3, 7), None)],
+    )
+
+
+COMPLETENESS_COLUMNS = (
+    "zoom_sessions", "warehouse_sessions", "sessions_loaded", "sessions_pending", "sessions_unavailable"
+)
+
+
+def test_daily_completeness_known_answers(db: Db) -> None:
+    load_completeness(db)
+    rows = by_key(db.rows("daily_completeness", "usage_date"), "usage_date")
+    figures = {key[0]: tuple(row[c] for c in COMPLETENESS_COLUMNS) for key, row in rows.items()}
+    assert figures == {
+        "2025-03-04": (5, 4, 2, 1, 1),
+        "2025-03-05": (None, 1, 0, 1, 0),
+        "2025-03-06": (2, 0, 0, 0, 0),
+        "2025-03-07": (None, 0, 0, 0, 0),
+    }
+
+
+def test_daily_completeness_follows_the_tables(db: Db) -> None:
+    """A view, not a snapshot: a status change or a new Zoom count shows at once."""
+    load_completeness(db)
+    db.sql("UPDATE {p}sessions SET qos_status = 'loaded' WHERE session_id = 'C-p1'")
+    db.sql("UPDATE {p}sessions SET qos_status = 'loaded' WHERE session_id = 'C-live2'")
+    db.insert(s.daily_usage, [usage(date(2025, 3, 5), 1)])
+    rows = by_key(db.rows("daily_completeness", "usage_date"), "usage_date")
+    assert tuple(rows[("2025-03-04",)][c] for c in COMPLETENESS_COLUMNS) == (5, 4, 3, 0, 1)
+    assert tuple(rows[("2025-03-05",)][c] for c in COMPLETENESS_COLUMNS) == (1, 1, 0, 1, 0)
+    assert rows[("2025-03-08",)]["warehouse_sessions"] == 1  # no longer live: counted
+
+
+def test_daily_completeness_of_the_known_data_set(db: Db) -> None:
+    load_known(db)  # sessions only, no Zoom counts: every day is there, zoom_sessions NULL
+    rows = db.rows("daily_completeness", "usage_date")
+    assert [(norm(r["usage_date"]), r["zoom_sessions"], r["warehouse_sessions"], r["sessions_loaded"])
+            for r in rows] == [("2025-03-01", None, 2, 2), ("2025-03-02", None, 1, 1)]
