@@ -16,6 +16,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
+from zoom_qos.load import Warehouse
+
 PG_ADMIN_URL = URL.create(
     "postgresql+psycopg", username="postgres", host="127.0.0.1", port=5432, database="postgres"
 )
@@ -67,3 +69,12 @@ def warehouse_url(request: pytest.FixtureRequest, tmp_path: Path) -> URL:
     if request.param == "sqlite":
         return URL.create("sqlite", database=str(tmp_path / "warehouse.db"))
     return request.getfixturevalue("pg_database")
+
+
+@pytest.fixture()
+def warehouse(warehouse_url: URL) -> Iterator[Warehouse]:
+    """A migrated warehouse on each back end (modules may define their own ``warehouse``)."""
+    wh = Warehouse(warehouse_url)
+    wh.ensure_schema()
+    yield wh
+    wh.dispose()

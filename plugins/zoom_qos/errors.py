@@ -27,10 +27,13 @@ class ZoomApiError(Exception):
         self.zoom_message = message
         self.endpoint = endpoint
         self.session_id = session_id
-        where = f" for session {session_id!r}" if session_id else ""
-        super().__init__(
-            f"Zoom API error on GET {endpoint}{where}: HTTP {status}, code {code}: {message}"
-        )
+        super().__init__(self.explain())
+
+    def explain(self) -> str:
+        """The message: what Zoom answered and, in the typed children, what to check."""
+        where = f" for session {self.session_id!r}" if self.session_id else ""
+        return (f"Zoom API error on GET {self.endpoint}{where}: HTTP {self.status}, code {self.code}: "
+                f"{self.zoom_message}")
 
     @property
     def session_not_ready(self) -> bool:
@@ -62,41 +65,41 @@ class ZoomAccountError(ZoomApiError):
 
     def __init__(self, status: int, code: int | None, message: str, endpoint: str,
                  session_id: str | None = None, *, conn_id: str = "", api_key_hint: str = "") -> None:
+        self.conn_id, self.api_key_hint = conn_id, api_key_hint
         super().__init__(status, code, message, endpoint, session_id)
-        self.args = (
-            f"Zoom answered GET {endpoint} with HTTP {status}, code {code} ({message!r}): the account "
-            f"of connection {conn_id!r} (API key {api_key_hint}) is not a Video SDK account. Check that "
-            "the connection's login is the API key of a Video SDK app (App Marketplace > your Video "
-            "SDK app > API keys), not the SDK key or the key of a Meetings app.",
+
+    def explain(self) -> str:
+        return (
+            f"Zoom answered GET {self.endpoint} with HTTP {self.status}, code {self.code} "
+            f"({self.zoom_message!r}): the account of connection {self.conn_id!r} (API key "
+            f"{self.api_key_hint}) is not a Video SDK account. Check that the connection's login is "
+            "the API key of a Video SDK app (App Marketplace > your Video SDK app > API keys), not "
+            "the SDK key or the key of a Meetings app."
         )
 
 
 class ZoomForbiddenError(ZoomApiError):
     """403: the app lacks a scope, or the account a plan or feature, that the endpoint needs."""
 
-    def __init__(self, status: int, code: int | None, message: str, endpoint: str,
-                 session_id: str | None = None) -> None:
-        super().__init__(status, code, message, endpoint, session_id)
-        self.args = (
-            f"Zoom refused GET {endpoint} with HTTP 403 (code {code}: {message!r}): the Video SDK app "
-            "lacks a scope, or the account a plan or feature, that this endpoint needs (the session "
-            "list needs the dashboard feature of a paid plan). Fix it in Zoom's App Marketplace or "
-            "the account's plan, then clear the task.",
+    def explain(self) -> str:
+        return (
+            f"Zoom refused GET {self.endpoint} with HTTP 403 (code {self.code}: {self.zoom_message!r}): "
+            "the Video SDK app lacks a scope, or the account a plan or feature, that this endpoint "
+            "needs (the session list needs the dashboard feature of a paid plan). Fix it in Zoom's "
+            "App Marketplace or the account's plan, then clear the task."
         )
 
 
 class ZoomEndpointError(ZoomApiError):
     """404/2300: Zoom did not recognize the endpoint (what an over-encoded path produces)."""
 
-    def __init__(self, status: int, code: int | None, message: str, endpoint: str,
-                 session_id: str | None = None) -> None:
-        super().__init__(status, code, message, endpoint, session_id)
-        where = f" (session {session_id!r})" if session_id else ""
-        self.args = (
-            f"Zoom did not recognize the endpoint GET {endpoint}{where}: HTTP 404, code {code} "
-            f"({message!r}). This is what an over-encoded path produces (a whole path URL-encoded "
-            "twice), or a base URL without /v2: check the connection's host; if it is right, this is "
-            "a bug in the session-id encoding, please report it.",
+    def explain(self) -> str:
+        where = f" (session {self.session_id!r})" if self.session_id else ""
+        return (
+            f"Zoom did not recognize the endpoint GET {self.endpoint}{where}: HTTP 404, code "
+            f"{self.code} ({self.zoom_message!r}). This is what an over-encoded path produces (a whole "
+            "path URL-encoded twice), or a base URL without /v2: check the connection's host; if it "
+            "is right, this is a bug in the session-id encoding, please report it."
         )
 
 

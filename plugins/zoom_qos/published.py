@@ -107,6 +107,11 @@ _USER_IDENTITY = {
     "browser_name": "string", "browser_version": "string", "is_original_host": "boolean",
 }
 
+#: What the endpoints reading one session's joins answer besides 200.
+_SESSION_READ_ERRORS = frozenset({
+    (400, ErrorCode.NOT_VIDEO_SDK_ACCOUNT), (400, ErrorCode.INVALID_FIELD), (400, ErrorCode.SESSION_TOO_OLD),
+    (401, ErrorCode.INVALID_ACCESS_TOKEN), (404, ErrorCode.SESSION_NOT_AVAILABLE)})
+
 SESSIONS = Endpoint(
     name="list_sessions",
     path="videosdk/sessions",
@@ -142,9 +147,7 @@ SESSION_QOS = Endpoint(
     list_field="users",
     fields={"page_size": "integer", "next_page_token": "string", "users": "array"},
     item_fields={**_USER_IDENTITY, "user_qos": "array"},
-    errors=frozenset({(400, ErrorCode.NOT_VIDEO_SDK_ACCOUNT), (400, ErrorCode.INVALID_FIELD),
-                      (400, ErrorCode.SESSION_TOO_OLD), (401, ErrorCode.INVALID_ACCESS_TOKEN),
-                      (404, ErrorCode.SESSION_NOT_AVAILABLE)}),
+    errors=_SESSION_READ_ERRORS,
 )
 
 SESSION_USERS = Endpoint(
@@ -156,9 +159,7 @@ SESSION_USERS = Endpoint(
     fields={"page_size": "integer", "next_page_token": "string", "users": "array"},
     item_fields={**_USER_IDENTITY, "participant_uuid": "string", "audio_quality": "string",
                  "video_quality": "string", "screen_share_quality": "string", "audio_call": "array"},
-    errors=frozenset({(400, ErrorCode.NOT_VIDEO_SDK_ACCOUNT), (400, ErrorCode.INVALID_FIELD),
-                      (400, ErrorCode.SESSION_TOO_OLD), (401, ErrorCode.INVALID_ACCESS_TOKEN),
-                      (404, ErrorCode.SESSION_NOT_AVAILABLE)}),
+    errors=_SESSION_READ_ERRORS,
 )
 
 DAILY_USAGE = Endpoint(

@@ -17,13 +17,19 @@ from tests.integration.dagrun import CONTRACT_TABLES, assert_matches_simulator, 
 pytestmark = pytest.mark.e2e
 
 
-def test_reload_of_a_day_loads_exactly_what_zoom_served_and_twice_changes_nothing(world):
+@pytest.fixture(scope="module")
+def reloaded(world):
+    """One manual reload of the day three days ago, by the real DAG; its params and what it wrote."""
     sim, env, db = world
     day = (sim.dataset.now - timedelta(days=3)).date().isoformat()
     params = json.dumps({"from_date": day, "to_date": day})
-
     dags_test(env, "-c", params)
-    first = warehouse_rows(db)
+    return day, params, warehouse_rows(db)
+
+
+def test_reload_of_a_day_loads_exactly_what_zoom_served_and_twice_changes_nothing(world, reloaded):
+    sim, env, db = world
+    day, params, first = reloaded
     expected = sim.dataset.expected_rows(datetime.fromisoformat(day).date(),
                                          datetime.fromisoformat(day).date())
     assert all(expected[name] for name in CONTRACT_TABLES), "the simulator should serve every table"
@@ -79,10 +85,9 @@ def test_a_window_older_than_six_months_is_skipped_not_failed(world):
     assert outcomes[-1].outcome == "skipped"
 
 
-def test_bi_views_give_sensible_figures_over_the_loaded_data(world):
+def test_bi_views_give_sensible_figures_over_the_loaded_data(world, reloaded):
     sim, env, db = world
-    day = (sim.dataset.now - timedelta(days=3)).date()
-    dags_test(env, "-c", json.dumps({"from_date": day.isoformat(), "to_date": day.isoformat()}))
+    day = datetime.fromisoformat(reloaded[0]).date()
     engine = sa.create_engine(f"sqlite:///{db}")
     with engine.connect() as conn:
         sessions = conn.execute(sa.text("SELECT count(*) FROM sessions")).scalar()

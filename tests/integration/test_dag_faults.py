@@ -28,7 +28,7 @@ def window(sim, first: int, last: int) -> str:
 
 def test_chaos_run_ends_identical_to_the_fault_free_run(world, tmp_path):
     sim, env, _ = world
-    params = window(sim, 6, 2)
+    params = window(sim, 5, 2)
     fast = zoom_connection_json(sim.base_url, backoff_base_seconds=0.05, qos_page_size=2)
     sim.set_faults(Faults())
     dags_test(env, "-c", params, AIRFLOW_CONN_ZOOM_QOS_WAREHOUSE=sqlite_conn(tmp_path / "clean.db"),

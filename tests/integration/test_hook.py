@@ -206,3 +206,45 @@ def test_waiting_on_the_rate_limit_counts_against_the_token_lifetime(simulator, 
         list(hook.iter_session_users_qos(session_id))
     assert simulator.stats()["invalid_token_errors"] == 0  # no stale token ever reached Zoom
     assert hook.stats.token_restarts == 2
+
+
+def test_every_request_the_hook_sends_is_one_zoom_s_definition_accepts(simulator, zoom_conn, monkeypatch):
+    """The hook's real requests (path and query) checked against the published definition, so a
+    default or a parameter that Zoom would refuse fails here, not against Zoom."""
+    import re
+    from urllib.parse import urlsplit
+
+    import requests
+
+    from zoom_qos.published import ENDPOINTS, request_problems
+
+    sent: list[tuple[str, dict]] = []
+    real_get = requests.Session.get
+
+    def recording_get(self, url, params=None, **kwargs):
+        sent.append((url, {k: v for k, v in (params or {}).items() if v is not None}))
+        return real_get(self, url, params=params, **kwargs)
+
+    monkeypatch.setattr(requests.Session, "get", recording_get)
+    zoom_conn(read_user_grades=True)
+    day = past_day(simulator)
+    session_id = busiest_session(simulator, day)
+    hook = ZoomVideoSdkHook()
+    assert list(hook.iter_past_sessions(day, day))
+    assert [users for _, users in hook.iter_session_qos_pages(session_id)]
+    assert [users for _, users in hook.iter_session_users_pages(session_id)]
+    assert hook.daily_usage(day.year, day.month)
+
+    templates = {e.name: re.compile("^/v2/" + re.escape(e.path).replace(r"\{sessionId\}", "[^/]+") + "$")
+                 for e in ENDPOINTS}
+    seen = set()
+    for url, params in sent:
+        path = urlsplit(url).path
+        [endpoint] = [e for e in ENDPOINTS if templates[e.name].match(path)]
+        seen.add(endpoint.name)
+        assert request_problems(endpoint, params) == [], (path, params)
+        if endpoint.page_size is not None:  # the published maximum: the fewest requests
+            assert int(params["page_size"]) == endpoint.max_page_size, (path, params)
+        if "type" in endpoint.query:
+            assert params["type"] == "past"  # Zoom's default is live
+    assert seen == {e.name for e in ENDPOINTS}

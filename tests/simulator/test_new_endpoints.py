@@ -6,30 +6,16 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from include.zoom_simulator import Faults, Simulator
+from include.zoom_simulator import Simulator
 from include.zoom_simulator.dataset import AUDIO_BLOCKS, is_poor
 from include.zoom_simulator.server import DAILY_RANGE_MESSAGE
 from tests.simulator.simhelpers import NOW, crawl, enc, get, make_simulator, qos, users
 from zoom_qos.published import SESSION_QOS, SESSION_USERS, SESSIONS
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[Simulator]:
-    s = make_simulator().start()
-    yield s
-    s.stop()
-
-
-@pytest.fixture(autouse=True)
-def clean(sim: Simulator) -> None:
-    sim.set_faults(Faults())
-    sim.reset_stats()
 
 
 def ts(text: str) -> datetime:

@@ -8,15 +8,14 @@ refuses (page sizes, parameters, session-id encodings), with the documented code
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
 
 import pytest
 
-from include.zoom_simulator import Faults, Simulator, decode_session_segment
+from include.zoom_simulator import Simulator, decode_session_segment
 from include.zoom_simulator.server import NOT_RECOGNIZED_MESSAGE, QOS_NOT_AVAILABLE, USERS_NOT_AVAILABLE
-from tests.simulator.simhelpers import NOW, crawl, enc, get, make_simulator, qos, raw_get, users
+from tests.simulator.simhelpers import NOW, crawl, enc, get, qos, raw_get, users
 from zoom_qos import published
 from zoom_qos.published import (
     DAILY_USAGE,
@@ -34,17 +33,8 @@ from zoom_qos.published import (
 DAYS = (date(2026, 11, 20), date(2026, 10, 3), date(2026, 6, 15))
 
 
-@pytest.fixture(scope="module")
-def sim() -> Iterator[Simulator]:
-    s = make_simulator().start()
-    yield s
-    s.stop()
 
 
-@pytest.fixture(autouse=True)
-def clean(sim: Simulator) -> None:
-    sim.set_faults(Faults())
-    sim.reset_stats()
 
 
 def past_ids(sim: Simulator) -> list[str]:
@@ -260,3 +250,21 @@ def test_decode_session_segment() -> None:
     assert decode_session_segment("ab%252F%252Fc") == "ab//c" and decode_session_segment("ab//c") is None
     assert decode_session_segment("plainAZ09") == "plainAZ09"
 
+
+
+@pytest.mark.parametrize("fault", [
+    {"not_ready_sessions": "SID"}, {"invalid_sessions": "SID"}, {"too_old_sessions": "SID"},
+    {"gone_sessions": "SID"}, {"not_videosdk_account": True},
+])
+@pytest.mark.parametrize("endpoint", [published.SESSION_QOS, published.SESSION_USERS])
+def test_each_error_the_simulator_answers_is_one_the_definition_documents(
+        sim: Simulator, fault: dict[str, Any], endpoint: published.Endpoint) -> None:
+    from include.zoom_simulator import Faults
+
+    session_id = past_ids(sim)[0]
+    name, value = next(iter(fault.items()))
+    value = {session_id: 10**6} if name == "not_ready_sessions" else [session_id] if value == "SID" else value
+    sim.set_faults(Faults.from_dict({name: value}))
+    answer = (qos if endpoint is published.SESSION_QOS else users)(sim, session_id)
+    assert answer.status_code >= 400
+    assert (answer.status_code, answer.json()["code"]) in endpoint.errors, answer.text

@@ -13,11 +13,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import jwt
 import pytest
@@ -25,10 +23,8 @@ import requests
 
 from include.zoom_simulator import Dataset, Faults, Simulator, SimulatorConfig, decode_session_segment
 from include.zoom_simulator.server import QOS_NOT_AVAILABLE
-from zoom_qos.published import needs_double_encoding
+from tests.simulator.simhelpers import KEY, NOW, SECRET, enc
 
-NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
-KEY, SECRET = "sim-key", "sim-secret-for-tests-0123456789abcdef"
 DAY = date(2026, 11, 20)
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,29 +39,6 @@ def make_jwt(key: str = KEY, secret: str = SECRET, exp_in: int = 3600, iat: bool
 
 def auth(token: str | None = None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token or make_jwt()}"}
-
-
-def enc(session_id: str, times: int | None = None) -> str:
-    """The id as a path segment: encoded ``times`` times, or as the published rule says."""
-    if times is None:
-        times = 2 if needs_double_encoding(session_id) else 1
-    for _ in range(times):
-        session_id = quote(session_id, safe="")
-    return session_id
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[Simulator]:
-    cfg = SimulatorConfig(api_key=KEY, api_secret=SECRET, seed=42, now=NOW, enforce_rate_limits=False)
-    s = Simulator(cfg, port=0).start()
-    yield s
-    s.stop()
-
-
-@pytest.fixture(autouse=True)
-def clean(sim: Simulator) -> None:
-    sim.set_faults(Faults())
-    sim.reset_stats()
 
 
 def list_sessions(sim: Simulator, **params: Any) -> requests.Response:

@@ -5,7 +5,6 @@ without the scope (403), and a daily report whose count differs from the warehou
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -20,22 +19,13 @@ from include.zoom_simulator.server import (
     TOO_OLD_MESSAGE,
     USERS_NOT_AVAILABLE,
 )
-from tests.simulator.simhelpers import NOW, get, make_simulator, qos, users
+from tests.simulator.simhelpers import NOW, get, qos, users
 
 DAY = date(2026, 11, 20)
 
 
-@pytest.fixture(scope="module")
-def sim() -> Iterator[Simulator]:
-    s = make_simulator().start()
-    yield s
-    s.stop()
 
 
-@pytest.fixture(autouse=True)
-def clean(sim: Simulator) -> None:
-    sim.set_faults(Faults())
-    sim.reset_stats()
 
 
 def ids(sim: Simulator, n: int = 3) -> list[str]:

@@ -28,20 +28,12 @@ from zoom_qos.load import (
 )
 from zoom_qos.parsing import ParseIssues
 
-# Fixtures pg_database (fresh PostgreSQL database) and warehouse_url (sqlite / postgresql).
+# Fixtures pg_database (fresh PostgreSQL database), warehouse_url (sqlite / postgresql) and warehouse
+# (migrated, on each) come from tests/warehouse_fixtures.py.
 
 SID = "sfk/aOFJSJSYhGwk1hnxgw=="
 SID2 = "/leading//slash+=="
 T0 = datetime(2025, 3, 1, 10, tzinfo=UTC)
-
-
-# --------------------------------------------------------------------------- fixtures
-@pytest.fixture()
-def warehouse(warehouse_url: URL) -> Iterator[Warehouse]:
-    wh = Warehouse(warehouse_url)
-    wh.ensure_schema()
-    yield wh
-    wh.dispose()
 
 
 # --------------------------------------------------------------------------- data

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import URL
 
 from tests.unit.test_load import SID, SID2, make_session, make_user, table_contents
 from zoom_qos import schema as s
@@ -17,12 +15,6 @@ from zoom_qos.parsing import ParseIssues
 CHECKED = datetime(2025, 3, 2, 9, tzinfo=UTC)
 
 
-@pytest.fixture()
-def warehouse(warehouse_url: URL) -> Iterator[Warehouse]:
-    wh = Warehouse(warehouse_url)
-    wh.ensure_schema()
-    yield wh
-    wh.dispose()
 
 
 def statuses(wh: Warehouse) -> dict[str, tuple[str, datetime | None]]:
