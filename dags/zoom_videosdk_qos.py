@@ -19,7 +19,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from zoom_qos import tasks
 from zoom_qos.assets import ZOOM_QOS_ASSET
 from zoom_qos.availability import DEFAULT_QOS_PENDING_MAX_HOURS
-from zoom_qos.operators import ZoomSessionQosOperator
+from zoom_qos.operators import ZoomSessionQosOperator, fail_fast
 
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 
@@ -59,11 +59,12 @@ def zoom_videosdk_qos():
     @task
     def list_sessions(**context) -> list[dict]:
         try:
-            batches, stats = tasks.list_sessions(
-                dag_id=context["dag"].dag_id, run_id=context["run_id"],
-                interval_start=context.get("data_interval_start"),
-                interval_end=context.get("data_interval_end"), params=context["params"],
-            )
+            with fail_fast():
+                batches, stats = tasks.list_sessions(
+                    dag_id=context["dag"].dag_id, run_id=context["run_id"],
+                    interval_start=context.get("data_interval_start"),
+                    interval_end=context.get("data_interval_end"), params=context["params"],
+                )
         except tasks.NothingToLoad as why:
             context["ti"].xcom_push(key="stats", value={"skipped": str(why)})
             raise AirflowSkipException(str(why)) from why

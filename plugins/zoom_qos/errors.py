@@ -103,6 +103,12 @@ class ZoomEndpointError(ZoomApiError):
         )
 
 
+#: Errors no retry can cure: the account, the app's scopes or plan, or the request itself must be
+#: fixed first, so the task fails at once instead of retrying (see ``operators.fail_fast``).
+PERMANENT_ERRORS: tuple[type[Exception], ...] = (
+    ZoomConfigError, ZoomAccountError, ZoomForbiddenError, ZoomEndpointError)
+
+
 class ZoomAuthError(ZoomApiError):
     """The JWT was refused even after renewing it: key or secret are wrong."""
 

@@ -13,19 +13,20 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from itertools import islice
 from typing import Any
 
 from airflow.sdk import BaseOperator, ObjectStoragePath
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from zoom_qos.availability import DEFAULT_QOS_PENDING_MAX_HOURS, status_after_error
 from zoom_qos.budget import is_backfill
 from zoom_qos.config import ZOOM_CONN_ID
-from zoom_qos.errors import ZoomApiError, ZoomDailyLimitError
+from zoom_qos.errors import PERMANENT_ERRORS, ZoomApiError, ZoomDailyLimitError
 from zoom_qos.hooks import ZoomVideoSdkHook
 from zoom_qos.parsing import parse_timestamp
 from zoom_qos.privacy import Pseudonymizer
@@ -41,6 +42,16 @@ from zoom_qos.staging import (
 PROGRESS_EVERY_SECONDS = 30.0
 INDEX_MAX_SESSIONS = 25
 INDEX_MAX_SECONDS = 30.0
+
+
+@contextmanager
+def fail_fast() -> Iterator[None]:
+    """Fail the task without its retries on an error no retry can cure (a wrong account, a
+    missing scope or plan, a path Zoom does not recognize, a setting Zoom would refuse)."""
+    try:
+        yield
+    except PERMANENT_ERRORS as error:
+        raise AirflowFailException(str(error)) from error
 
 
 def staged_records(qos_folder: str) -> dict[str, dict[str, Any]]:
@@ -100,11 +111,13 @@ class ZoomSessionQosOperator(BaseOperator):
         self.qos_pending_max_hours = qos_pending_max_hours
 
     def execute(self, context: Any) -> dict[str, Any]:
-        return self._extract(context)
+        with fail_fast():
+            return self._extract(context)
 
     def resume_after_daily_limit(self, context: Any, event: Any = None) -> dict[str, Any]:
         self.log.info("Zoom's daily limit has reset; resuming batch %s", self.batch.get("index"))
-        return self._extract(context)
+        with fail_fast():
+            return self._extract(context)
 
     def _extract(self, context: Any) -> dict[str, Any]:
         qos_folder = self.batch["qos_uri"]

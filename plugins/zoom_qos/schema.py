@@ -1,9 +1,9 @@
 """The warehouse tables, declared once with SQLAlchemy Core for SQLite and PostgreSQL.
 
-Table and column names, keys, types and units are the public interface documented in
-``/work/shared/WAREHOUSE.md``; BI tools show the ``comment=`` texts. Tables are declared
-without a schema so the same objects serve SQLite (main database) and PostgreSQL, where the
-configured schema is applied at run time via ``schema_translate_map={None: schema}``.
+Table and column names, keys, types and units are the public interface of the warehouse contract
+(``docs/warehouse.md``); BI tools show the ``comment=`` texts. Tables are declared without a
+schema so the same objects serve SQLite (main database) and PostgreSQL, where the configured
+schema is applied at run time via ``schema_translate_map={None: schema}``.
 
 This module declares the schema at the *current* migration head. The database itself is
 created and upgraded only by the Alembic revisions in ``zoom_qos.migrations`` (each one a frozen

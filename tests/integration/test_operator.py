@@ -127,12 +127,15 @@ def test_a_400_300_about_another_field_fails_and_skips_nothing(simulator, zoom_c
 ])
 def test_account_and_permission_errors_fail_at_once_with_what_to_check(
         simulator, zoom_conn, staged_batch, faults, error, message):
+    from airflow.sdk.exceptions import AirflowFailException
+
     from zoom_qos import errors
 
     batch, sessions = staged_batch
     simulator.set_faults(Faults.from_dict(faults))
-    with pytest.raises(getattr(errors, error), match=message) as caught:
+    with pytest.raises(AirflowFailException, match=message) as caught:  # no retry can cure it
         run(batch)
+    assert isinstance(caught.value.__cause__, getattr(errors, error))
     assert "test-api-secret" not in str(caught.value)
     assert staged_records(batch["qos_uri"]) == {}
     # no retries of a refusal that cannot change: about one request per session in flight at most
@@ -142,6 +145,8 @@ def test_account_and_permission_errors_fail_at_once_with_what_to_check(
 def test_an_over_encoded_path_fails_saying_the_endpoint_was_not_recognized(
         simulator, zoom_conn, staged_batch, monkeypatch):
     from urllib.parse import quote
+
+    from airflow.sdk.exceptions import AirflowFailException
 
     from zoom_qos import hooks
     from zoom_qos.errors import ZoomEndpointError
@@ -154,8 +159,9 @@ def test_an_over_encoded_path_fails_saying_the_endpoint_was_not_recognized(
         return original(self, quote(endpoint, safe=""), *args, **kwargs)
 
     monkeypatch.setattr(hooks.ZoomVideoSdkHook, "get_json", over_encoded)
-    with pytest.raises(ZoomEndpointError, match="did not recognize the endpoint.*2300"):
+    with pytest.raises(AirflowFailException, match="did not recognize the endpoint.*2300") as caught:
         run(batch)
+    assert isinstance(caught.value.__cause__, ZoomEndpointError)
 
 
 
