@@ -219,11 +219,10 @@ def bench_load(batches: list, args: argparse.Namespace) -> dict:
     from zoom_qos.parsing import ParseIssues
     from zoom_qos.tasks import staged_sessions
 
-    gone: list[str] = []
     # Only the sessions loaded are opened (each holds its staging file open until read).
-    pairs = list(itertools.islice(staged_sessions(batches, gone), args.load_sessions or None))
+    items = list(itertools.islice(staged_sessions(batches), args.load_sessions or None))
     t0 = time.monotonic()
-    prepared = [p for p in (load._prepare(sess, users, ParseIssues()) for sess, users in pairs) if p]
+    prepared = [p for p in (load._prepare(item, ParseIssues()) for item in items) if p]
     prepare_seconds = time.monotonic() - t0
     # The same transactions load_sessions makes (a session of STREAM_THRESHOLD_ROWS rows or more alone).
     groups = list(load._transactions(prepared, load.DEFAULT_MAX_ROWS_PER_TRANSACTION))
