@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -663,21 +664,21 @@ class Simulator:
         return session_id
 
     def _user_qos(self, segment: str, params: dict[str, str], faults: Faults) -> _Response:
-        endpoint = published.SESSION_QOS
-        self._checked_params(endpoint, params)
-        session_id = self._session_for(segment, params, faults, QOS_NOT_AVAILABLE)
-        size = self._page_size(endpoint, params)
-        users = self.dataset.users_for_session(session_id)
-        page, nxt = self._page(users, params, ("qos", session_id, self._type(params)), size, faults)
-        return _json(200, {"page_size": size, "next_page_token": nxt, "users": page})
+        return self._joins(published.SESSION_QOS, QOS_NOT_AVAILABLE, self.dataset.users_for_session,
+                           segment, params, faults)
 
     def _session_users(self, segment: str, params: dict[str, str], faults: Faults) -> _Response:
-        endpoint = published.SESSION_USERS
+        return self._joins(published.SESSION_USERS, USERS_NOT_AVAILABLE,
+                           self.dataset.participants_for_session, segment, params, faults)
+
+    def _joins(self, endpoint: Endpoint, not_found: str, joins_of: Callable[[str], list[dict[str, Any]]],
+               segment: str, params: dict[str, str], faults: Faults) -> _Response:
+        """One page of a session's joins (``/users/qos`` or ``/users``: same rules, other fields)."""
         self._checked_params(endpoint, params)
-        session_id = self._session_for(segment, params, faults, USERS_NOT_AVAILABLE)
+        session_id = self._session_for(segment, params, faults, not_found)
         size = self._page_size(endpoint, params)
-        users = self.dataset.participants_for_session(session_id)
-        page, nxt = self._page(users, params, ("users", session_id, self._type(params)), size, faults)
+        key = (endpoint.name, session_id, self._type(params))
+        page, nxt = self._page(joins_of(session_id), params, key, size, faults)
         return _json(200, {"page_size": size, "next_page_token": nxt, "users": page})
 
     def _daily_report(self, params: dict[str, str], faults: Faults) -> _Response:
