@@ -29,9 +29,9 @@ def main() -> int:
     os.environ["AIRFLOW_CONN_ZOOM_VIDEOSDK"] = zoom_conn_json(args.base_url)
 
     from zoom_qos import tasks
-    from zoom_qos.load import Warehouse
+    from zoom_qos.extract.staging import write_jsonl
     from zoom_qos.operators import ZoomSessionQosOperator
-    from zoom_qos.staging import write_jsonl
+    from zoom_qos.warehouse.loader import Warehouse
 
     session = json.loads(Path(args.session_json).read_text())
     work = Path(tempfile.mkdtemp(prefix="zoomqos-bench-mem-"))

@@ -42,7 +42,7 @@ from bench.common import (  # noqa: E402
 )
 
 airflow_env()
-from zoom_qos.published import SESSION_QOS, SESSIONS  # noqa: E402
+from zoom_qos.zoom.published import SESSION_QOS, SESSIONS  # noqa: E402
 
 os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
 
@@ -202,10 +202,10 @@ def bench_extraction(now: datetime, day: str, args: argparse.Namespace, staging:
 
 # ----------------------------------------------------------------------------- 3
 def _copy_rows(cur, table, schema: str, rows, loaded_at) -> None:
-    """COPY rows exactly as the loader sends them (``load.copy_rows``: JSON text, aware UTC times)."""
+    """COPY rows exactly as the loader sends them (``loader.copy_rows``: JSON text, aware UTC times)."""
     from psycopg import sql
 
-    from zoom_qos.load import copy_rows
+    from zoom_qos.warehouse.loader import copy_rows
 
     copy_rows(cur, sql.Identifier(schema, table.name), table, rows, loaded_at)
 
@@ -214,25 +214,25 @@ def bench_load(batches: list, args: argparse.Namespace) -> dict:
     import psycopg
     from psycopg import sql
 
-    from zoom_qos import load
-    from zoom_qos import schema as s
-    from zoom_qos.parsing import ParseIssues
     from zoom_qos.tasks import staged_sessions
+    from zoom_qos.transform.parsing import ParseIssues
+    from zoom_qos.warehouse import loader
+    from zoom_qos.warehouse import schema as s
 
     # Only the sessions loaded are opened (each holds its staging file open until read).
     items = list(itertools.islice(staged_sessions(batches), args.load_sessions or None))
     t0 = time.monotonic()
-    prepared = [p for p in (load._prepare(item, ParseIssues()) for item in items) if p]
+    prepared = [p for p in (loader._prepare(item, ParseIssues()) for item in items) if p]
     prepare_seconds = time.monotonic() - t0
     # The same transactions load_sessions makes (a session of STREAM_THRESHOLD_ROWS rows or more alone).
-    groups = list(load._transactions(prepared, load.DEFAULT_MAX_ROWS_PER_TRANSACTION))
+    groups = list(loader._transactions(prepared, loader.DEFAULT_MAX_ROWS_PER_TRANSACTION))
     rows = sum(p.size for p in prepared)
-    per_table = {t.name: sum(len(p.rows[t.name]) for p in prepared) for t in load._LOAD_TABLES}
+    per_table = {t.name: sum(len(p.rows[t.name]) for p in prepared) for t in loader._LOAD_TABLES}
     log(f"load: {len(prepared)} sessions, {rows} rows ({per_table}), {len(groups)} transactions")
 
     ours = "bench_load"
     drop_schema(ours)
-    warehouse = load.Warehouse(PG_URL, schema=ours)
+    warehouse = loader.Warehouse(PG_URL, schema=ours)
     warehouse.ensure_schema()
 
     def upsert() -> float:
@@ -267,11 +267,11 @@ def bench_load(batches: list, args: argparse.Namespace) -> dict:
     # Ceiling: plain COPY of the same rows into unindexed tables of the same database.
     ceiling = "bench_ceiling"
     drop_schema(ceiling)
-    by_table = {t.name: [r for p in prepared for r in p.rows[t.name]] for t in load._LOAD_TABLES}
+    by_table = {t.name: [r for p in prepared for r in p.rows[t.name]] for t in loader._LOAD_TABLES}
     copy_times = []
     with psycopg.connect(PG_LIBPQ) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(ceiling)))
-        for t in load._LOAD_TABLES:
+        for t in loader._LOAD_TABLES:
             conn.execute(
                 sql.SQL("CREATE TABLE {} (LIKE {})").format(
                     sql.Identifier(ceiling, t.name), sql.Identifier(ours, t.name)
@@ -279,13 +279,13 @@ def bench_load(batches: list, args: argparse.Namespace) -> dict:
             )
         conn.commit()
         for _ in range(2):
-            for t in load._LOAD_TABLES:
+            for t in loader._LOAD_TABLES:
                 conn.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(ceiling, t.name)))
             conn.commit()
             t0 = time.monotonic()
             loaded_at = s.utcnow()
             with conn.cursor() as cur:
-                for t in load._LOAD_TABLES:
+                for t in loader._LOAD_TABLES:
                     _copy_rows(cur, t, ceiling, by_table[t.name], loaded_at)
             conn.commit()
             copy_times.append(time.monotonic() - t0)
@@ -364,7 +364,7 @@ def bench_memory(now: datetime, args: argparse.Namespace) -> dict:
 
 # ----------------------------------------------------------------------------- 5 + 6
 def _quote_id(session: dict) -> dict:
-    from zoom_qos.encoding import encode_session_id
+    from zoom_qos.zoom.ids import encode_session_id
 
     return {**session, "path_id": encode_session_id(session["id"])}
 
@@ -434,8 +434,8 @@ def bench_e2e_and_airflow(now: datetime, day: str, args: argparse.Namespace) -> 
     import psycopg
 
     from zoom_qos import tasks
-    from zoom_qos.load import Warehouse
     from zoom_qos.operators import ZoomSessionQosOperator
+    from zoom_qos.warehouse.loader import Warehouse
 
     out: dict = {}
     with _simulated_account(now, args, args.e2e_sessions_per_day) as sim:

@@ -18,7 +18,8 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from zoom_qos import tasks
 from zoom_qos.assets import ZOOM_QOS_ASSET
-from zoom_qos.availability import DEFAULT_QOS_PENDING_MAX_HOURS
+from zoom_qos.errors import NothingToLoad
+from zoom_qos.extract.availability import DEFAULT_QOS_PENDING_MAX_HOURS
 from zoom_qos.operators import ZoomSessionQosOperator, fail_fast
 
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
@@ -65,7 +66,7 @@ def zoom_videosdk_qos():
                     interval_start=context.get("data_interval_start"),
                     interval_end=context.get("data_interval_end"), params=context["params"],
                 )
-        except tasks.NothingToLoad as why:
+        except NothingToLoad as why:
             context["ti"].xcom_push(key="stats", value={"skipped": str(why)})
             raise AirflowSkipException(str(why)) from why
         context["ti"].xcom_push(key="stats", value=stats)

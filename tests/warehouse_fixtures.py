@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from zoom_qos.load import Warehouse
+from zoom_qos.warehouse.loader import Warehouse
 
 PG_ADMIN_URL = URL.create(
     "postgresql+psycopg", username="postgres", host="127.0.0.1", port=5432, database="postgres"

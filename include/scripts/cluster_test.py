@@ -48,7 +48,7 @@ import sqlalchemy as sa  # noqa: E402
 from sqlalchemy.engine import URL  # noqa: E402
 
 from include.zoom_simulator import Dataset  # noqa: E402
-from zoom_qos.schema import METADATA  # noqa: E402
+from zoom_qos.warehouse.schema import METADATA  # noqa: E402
 
 DAG_ID = "zoom_videosdk_qos"
 BIN = Path(sys.executable).parent

@@ -2,7 +2,7 @@
 
 Public interface: Simulator, SimulatorConfig, Faults, and the Dataset it serves.
 
-The server takes Zoom's published limits and error codes from ``zoom_qos.published``
+The server takes Zoom's published limits and error codes from ``zoom_qos.zoom.published``
 (``plugins/`` of this repository, on the path wherever the project runs).
 """
 

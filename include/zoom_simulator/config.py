@@ -2,7 +2,7 @@
 
 Kept separate from the server so tests and the CLI can build and validate both
 without importing the HTTP machinery. Facts Zoom publishes (page-size maxima and defaults,
-error codes) are not configurable here: the server takes them from ``zoom_qos.published``,
+error codes) are not configurable here: the server takes them from ``zoom_qos.zoom.published``,
 so the simulator cannot be configured into a Zoom that does not exist.
 """
 

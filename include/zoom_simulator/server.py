@@ -3,7 +3,7 @@
 Built on the stdlib ThreadingHTTPServer so the pipeline's tests need no extra packages.
 The handler reads the *raw* request path because Zoom's session-id encoding rules (single
 vs double percent-encoding) can only be reproduced before anything decodes the path.
-Parameter limits, defaults and error codes come from ``zoom_qos.published`` (Zoom's published
+Parameter limits, defaults and error codes come from ``zoom_qos.zoom.published`` (Zoom's published
 definition, encoded once), so the simulator refuses exactly what that definition refuses.
 """
 
@@ -32,8 +32,8 @@ import jwt
 from jwt.algorithms import HMACAlgorithm
 from jwt.utils import base64url_decode
 
-from zoom_qos import published
-from zoom_qos.published import Endpoint, ErrorCode
+from zoom_qos.zoom import published
+from zoom_qos.zoom.published import Endpoint, ErrorCode
 
 from .config import (
     ENDPOINT_DAILY,

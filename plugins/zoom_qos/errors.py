@@ -1,6 +1,9 @@
 """Typed errors, so callers decide by kind instead of parsing messages.
 
-Messages name what failed and what to do; they never include credentials or tokens.
+Every error the package raises on purpose is a ``ZoomQosError``. Zoom's own answers are
+``ZoomApiError`` (with the HTTP status and Zoom's code); a stop until a daily reset, whether Zoom's
+429 or our own request budget, is ``DailyLimitReached``. Messages name what failed and what to
+do; they never include credentials or tokens.
 """
 
 from __future__ import annotations
@@ -8,10 +11,27 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from zoom_qos.published import ErrorCode
+from zoom_qos.zoom.published import ErrorCode
 
 
-class ZoomApiError(Exception):
+class ZoomQosError(Exception):
+    """Root of the errors this package raises."""
+
+
+class NothingToLoad(ZoomQosError):
+    """The requested window lies entirely outside what Zoom still serves."""
+
+
+class DailyLimitReached(ZoomQosError):
+    """Nothing more may be requested before ``reset_at`` (UTC): Zoom's daily cap or our own budget.
+
+    Extraction parks on it (it defers until the reset and resumes where it stopped).
+    """
+
+    reset_at: datetime | None = None
+
+
+class ZoomApiError(ZoomQosError):
     """Zoom answered with an error body (``{"code": …, "message": …}``)."""
 
     def __init__(
@@ -56,7 +76,7 @@ class ZoomApiError(Exception):
 _SESSION_ID_MESSAGE = re.compile(r"\bsession\s*id\b", re.IGNORECASE)
 
 
-class ZoomConfigError(ValueError):
+class ZoomConfigError(ZoomQosError, ValueError):
     """A connection setting that Zoom would refuse (found before any request is sent)."""
 
 
@@ -113,8 +133,8 @@ class ZoomAuthError(ZoomApiError):
     """The JWT was refused even after renewing it: key or secret are wrong."""
 
 
-class ZoomDailyLimitError(ZoomApiError):
-    """The account's daily request cap is spent; nothing more can be read before ``reset_at``."""
+class ZoomDailyLimitError(ZoomApiError, DailyLimitReached):
+    """Zoom's 429 for the account's daily request cap; nothing more can be read before ``reset_at``."""
 
     def __init__(self, status: int, code: int | None, message: str, endpoint: str,
                  reset_at: datetime | None) -> None:
@@ -127,28 +147,28 @@ class ZoomDailyLimitError(ZoomApiError):
         )
 
 
-class RetriesExhaustedError(Exception):
+class RetriesExhaustedError(ZoomQosError):
     """A request kept failing with retryable errors past the retry budget."""
 
 
-class PageTokenDeadlineError(Exception):
+class PageTokenDeadlineError(ZoomQosError):
     """A page token would be older than its lifetime before the request could be sent."""
 
 
-class PaginationError(Exception):
+class PaginationError(ZoomQosError):
     """The server's paging does not terminate (a token came back twice, or too many pages)."""
 
 
-class PageRestartsExhaustedError(Exception):
+class PageRestartsExhaustedError(ZoomQosError):
     """A list had to restart from its first page more often than allowed."""
 
 
-class DailyBudgetExhaustedError(ZoomDailyLimitError):
+class DailyBudgetExhaustedError(DailyLimitReached):
     """Our own count of today's requests reached the caller's share of Zoom's daily cap.
 
-    Raised *before* a request is sent (see ``budget.py``), so nothing was lost and Zoom's cap is
-    not touched. It is a ``ZoomDailyLimitError`` with ``reset_at`` set to the next 00:00 UTC, so
-    whatever parks a task on Zoom's own daily 429 parks it on this too. ``day`` is the UTC day
+    Raised *before* a request is sent (see ``zoom/budget.py``), so nothing was lost and Zoom's cap
+    is not touched: no HTTP answer is involved. ``reset_at`` is the next 00:00 UTC, and a task parks
+    on it as on Zoom's own daily 429. ``day`` is the UTC day
     counted (``YYYY-MM-DD``); ``spent`` all of its requests, ``scheduled_spent`` those of
     scheduled runs, which a backfill's share depends on. The message carries counts only, never
     the account or a credential.
@@ -177,11 +197,12 @@ class DailyBudgetExhaustedError(ZoomDailyLimitError):
             f" {more} would exceed it, so nothing was sent; resuming after 00:00 UTC "
             f"({reset_at.isoformat()}). Everything read so far is kept."
         )
-        super().__init__(429, None, message, endpoint or "(daily request budget)", reset_at)
+        super().__init__(message)
+        self.reset_at = reset_at
+        self.endpoint = endpoint
         self.day = day
         self.spent = spent
         self.scheduled_spent = scheduled_spent
         self.daily_limit = daily_limit
         self.reserve = reserve
         self.requested = requested
-        self.args = (message,)

@@ -21,10 +21,7 @@ from typing import Any
 import requests
 from airflow.providers.http.hooks.http import HttpHook
 
-from zoom_qos.auth import DEFAULT_TTL_SECONDS, ZoomJwtAuth
-from zoom_qos.budget import DailyBudget, UnlimitedBudget, account_key, budget_for
 from zoom_qos.config import DEFAULT_ZOOM_BASE_URL, ZOOM_CONN_ID
-from zoom_qos.encoding import encode_session_id
 from zoom_qos.errors import (
     PageTokenDeadlineError,
     RetriesExhaustedError,
@@ -36,11 +33,14 @@ from zoom_qos.errors import (
     ZoomEndpointError,
     ZoomForbiddenError,
 )
-from zoom_qos.pagination import RestartingPaginator
-from zoom_qos.published import DAILY_USAGE, SESSION_QOS, SESSION_USERS, SESSIONS, Endpoint, ErrorCode
-from zoom_qos.ratelimit import HEAVY, RESOURCE_INTENSIVE, RateLimiter, RedisRateLimiter
-from zoom_qos.rawjson import BodyError, decode_user, is_raw_object, json_object, raw_qos_page
-from zoom_qos.retry import Backoff, parse_retry_after
+from zoom_qos.zoom.auth import DEFAULT_TTL_SECONDS, ZoomJwtAuth
+from zoom_qos.zoom.bodies import BodyError, decode_user, is_raw_object, json_object, raw_qos_page
+from zoom_qos.zoom.budget import DailyBudget, UnlimitedBudget, account_key, budget_for
+from zoom_qos.zoom.ids import encode_session_id
+from zoom_qos.zoom.pagination import RestartingPaginator
+from zoom_qos.zoom.published import DAILY_USAGE, SESSION_QOS, SESSION_USERS, SESSIONS, Endpoint, ErrorCode
+from zoom_qos.zoom.ratelimit import HEAVY, RESOURCE_INTENSIVE, RateLimiter, RedisRateLimiter
+from zoom_qos.zoom.retry import Backoff, parse_retry_after
 
 log = logging.getLogger(__name__)
 

@@ -23,21 +23,21 @@ from typing import Any
 from airflow.sdk import BaseOperator, ObjectStoragePath
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from zoom_qos.availability import DEFAULT_QOS_PENDING_MAX_HOURS, status_after_error
-from zoom_qos.budget import is_backfill
 from zoom_qos.config import ZOOM_CONN_ID
-from zoom_qos.errors import PERMANENT_ERRORS, ZoomApiError, ZoomDailyLimitError
-from zoom_qos.hooks import ZoomVideoSdkHook
-from zoom_qos.parsing import parse_timestamp
-from zoom_qos.privacy import Pseudonymizer
-from zoom_qos.rawjson import decode_user
-from zoom_qos.staging import (
+from zoom_qos.errors import PERMANENT_ERRORS, DailyLimitReached, ZoomApiError
+from zoom_qos.extract.availability import DEFAULT_QOS_PENDING_MAX_HOURS, status_after_error
+from zoom_qos.extract.privacy import Pseudonymizer
+from zoom_qos.extract.staging import (
     StagedSessionWriter,
     read_jsonl,
     read_staged_session,
     stage_grades,
     stage_unread_session,
 )
+from zoom_qos.hooks import ZoomVideoSdkHook
+from zoom_qos.transform.parsing import parse_timestamp
+from zoom_qos.zoom.bodies import decode_user
+from zoom_qos.zoom.budget import is_backfill
 
 PROGRESS_EVERY_SECONDS = 30.0
 INDEX_MAX_SESSIONS = 25
@@ -136,7 +136,7 @@ class ZoomSessionQosOperator(BaseOperator):
         started = time.monotonic()
         try:
             self._fetch(hook, todo, qos_folder, segment)
-        except ZoomDailyLimitError as limit:
+        except DailyLimitReached as limit:
             self._save_stats(hook, qos_folder, segment, started)
             self._park(limit, timedelta(seconds=hook.settings.daily_limit_resume_delay_seconds))
         finally:
@@ -242,7 +242,7 @@ class ZoomSessionQosOperator(BaseOperator):
             users.extend(page)
         return users
 
-    def _park(self, limit: ZoomDailyLimitError, delay: timedelta) -> None:
+    def _park(self, limit: DailyLimitReached, delay: timedelta) -> None:
         """Stop until Zoom's daily cap resets: deferred if possible, else a clean failure."""
         if self.defer_on_daily_limit and limit.reset_at is not None:
             from airflow.providers.standard.triggers.temporal import DateTimeTrigger

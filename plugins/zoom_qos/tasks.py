@@ -16,28 +16,31 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from zoom_qos import schema as s
-from zoom_qos.availability import LOADED, PENDING, UNAVAILABLE
 from zoom_qos.config import WAREHOUSE_CONN_ID, ZOOM_CONN_ID, staging_url
-from zoom_qos.errors import ZoomApiError, ZoomDailyLimitError
+from zoom_qos.errors import NothingToLoad, ZoomApiError
+from zoom_qos.extract.availability import LOADED, PENDING, UNAVAILABLE
+from zoom_qos.extract.staging import (
+    read_jsonl,
+    read_staged_grades,
+    read_staged_session,
+    run_folder,
+    write_jsonl,
+)
+from zoom_qos.extract.windows import available_part, batch_sizes, month_ranges, requested_window
 from zoom_qos.hooks import ZoomVideoSdkHook
-from zoom_qos.load import SessionInput, Warehouse
 from zoom_qos.operators import staged_index
-from zoom_qos.parsing import ParseIssues, parse_timestamp
-from zoom_qos.quality import DEFAULT_HARD_CHECKS, findings_as_json, hard_violations, run_checks
-from zoom_qos.staging import read_jsonl, read_staged_grades, read_staged_session, run_folder, write_jsonl
-from zoom_qos.transform import daily_usage_rows
-from zoom_qos.windows import available_part, batch_sizes, month_ranges, requested_window
+from zoom_qos.transform.parsing import ParseIssues, parse_timestamp
+from zoom_qos.transform.rows import daily_usage_rows
+from zoom_qos.warehouse import schema as s
+from zoom_qos.warehouse.loader import SessionInput, Warehouse
+from zoom_qos.warehouse.quality import DEFAULT_HARD_CHECKS, findings_as_json, hard_violations, run_checks
+from zoom_qos.zoom.published import ErrorCode
 
 log = logging.getLogger(__name__)
 
 # Airflow refuses to map more than core.max_map_length (1024) tasks; stay well under it.
 MAX_BATCHES = 500
 PROGRESS_EVERY_SECONDS = 30.0
-
-
-class NothingToLoad(Exception):
-    """The requested window lies entirely outside what Zoom still serves."""
 
 
 @contextmanager
@@ -156,10 +159,8 @@ def _daily_usage(hook: ZoomVideoSdkHook, day: date) -> list[dict[str, Any]]:
     never the run: the QoS is what the run is for. Credentials and the daily cap still fail it."""
     try:
         return hook.daily_usage(day.year, day.month)
-    except ZoomDailyLimitError:
-        raise
     except ZoomApiError as error:
-        if error.status not in (400, 403) or error.code == 200:
+        if error.status not in (400, 403) or error.code == ErrorCode.NOT_VIDEO_SDK_ACCOUNT:
             raise
         log.warning("Zoom's daily report for %d-%02d was refused (HTTP %s, code %s: %s); that month's "
                     "daily_usage is not updated", day.year, day.month, error.status, error.code,

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from include.zoom_simulator import Simulator, SimulatorConfig
 from tests.conftest import API_KEY, API_SECRET, ROOT, zoom_connection_json
-from zoom_qos.schema import METADATA
+from zoom_qos.warehouse.schema import METADATA
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 CONTRACT_TABLES = ("sessions", "session_users", "user_qos", "user_system_qos")

@@ -31,8 +31,8 @@ for entry in (str(ROOT / "plugins"), str(ROOT)):
     if entry not in sys.path:
         sys.path.insert(0, entry)
 
-from zoom_qos.load import Warehouse  # noqa: E402
-from zoom_qos.parsing import ParseIssues  # noqa: E402
+from zoom_qos.transform.parsing import ParseIssues  # noqa: E402
+from zoom_qos.warehouse.loader import Warehouse  # noqa: E402
 
 PAUSE_ENV = "ZOOM_QOS_TEST_PAUSE_AFTER_GROUPS"
 READY_ENV = "ZOOM_QOS_TEST_READY_FILE"

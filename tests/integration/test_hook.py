@@ -9,7 +9,7 @@ import pytest
 from include.zoom_simulator import Faults
 from zoom_qos.errors import ZoomApiError, ZoomAuthError, ZoomConfigError, ZoomDailyLimitError
 from zoom_qos.hooks import ZoomSettings, ZoomVideoSdkHook
-from zoom_qos.transform import dedupe_users
+from zoom_qos.transform.rows import dedupe_users
 
 
 def past_day(simulator, days_ago: int = 2):
@@ -216,7 +216,7 @@ def test_every_request_the_hook_sends_is_one_zoom_s_definition_accepts(simulator
 
     import requests
 
-    from zoom_qos.published import ENDPOINTS, request_problems
+    from zoom_qos.zoom.published import ENDPOINTS, request_problems
 
     sent: list[tuple[str, dict]] = []
     real_get = requests.Session.get

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from zoom_qos import tasks
-from zoom_qos.load import SessionInput, Warehouse
-from zoom_qos.parsing import ParseIssues
-from zoom_qos.staging import read_jsonl
+from zoom_qos.extract.staging import read_jsonl
+from zoom_qos.transform.parsing import ParseIssues
+from zoom_qos.warehouse.loader import SessionInput, Warehouse
 
 
 @pytest.fixture

@@ -23,9 +23,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from tests.integration import load_worker
-from zoom_qos import schema as s
-from zoom_qos.load import Warehouse
-from zoom_qos.parsing import ParseIssues
+from zoom_qos.transform.parsing import ParseIssues
+from zoom_qos.warehouse import schema as s
+from zoom_qos.warehouse.loader import Warehouse
 
 # Fixture pg_database: a fresh PostgreSQL database, dropped afterwards (skip/fail rule inside).
 pytestmark = pytest.mark.postgres

@@ -9,9 +9,9 @@ from airflow.sdk import ObjectStoragePath
 
 from include.zoom_simulator import Faults
 from zoom_qos.errors import PageRestartsExhaustedError
+from zoom_qos.extract.staging import write_jsonl
 from zoom_qos.operators import ZoomSessionQosOperator, staged_records
-from zoom_qos.staging import write_jsonl
-from zoom_qos.transform import dedupe_users
+from zoom_qos.transform.rows import dedupe_users
 
 
 @pytest.fixture
@@ -249,7 +249,7 @@ def test_a_backfill_stops_at_its_share_of_the_daily_budget_and_defers_to_midnigh
 
 
 def test_each_session_is_staged_in_its_own_file_one_user_per_line(simulator, zoom_conn, staged_batch):
-    from zoom_qos.staging import session_file
+    from zoom_qos.extract.staging import session_file
 
     batch, sessions = staged_batch
     zoom_conn(qos_page_size=2)

@@ -15,7 +15,7 @@ import jwt
 import requests
 
 from include.zoom_simulator import Simulator, SimulatorConfig
-from zoom_qos.published import Endpoint, needs_double_encoding, response_problems
+from zoom_qos.zoom.published import Endpoint, needs_double_encoding, response_problems
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 KEY, SECRET = "sim-key", "sim-secret-for-tests-0123456789abcdef"

@@ -15,7 +15,7 @@ from include.zoom_simulator import Simulator
 from include.zoom_simulator.dataset import AUDIO_BLOCKS, is_poor
 from include.zoom_simulator.server import DAILY_RANGE_MESSAGE
 from tests.simulator.simhelpers import NOW, crawl, enc, get, make_simulator, qos, users
-from zoom_qos.published import SESSION_QOS, SESSION_USERS, SESSIONS
+from zoom_qos.zoom.published import SESSION_QOS, SESSION_USERS, SESSIONS
 
 
 def ts(text: str) -> datetime:

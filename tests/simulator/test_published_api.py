@@ -1,4 +1,4 @@
-"""The simulator against Zoom's published API definition (``zoom_qos.published``).
+"""The simulator against Zoom's published API definition (``zoom_qos.zoom.published``).
 
 The pipeline's tests trust the simulator to be Zoom; these tests make sure it is the Zoom of the
 published definition: its answers have the documented shapes, and it refuses what the definition
@@ -16,8 +16,8 @@ import pytest
 from include.zoom_simulator import Simulator, decode_session_segment
 from include.zoom_simulator.server import NOT_RECOGNIZED_MESSAGE, QOS_NOT_AVAILABLE, USERS_NOT_AVAILABLE
 from tests.simulator.simhelpers import NOW, crawl, enc, get, qos, raw_get, users
-from zoom_qos import published
-from zoom_qos.published import (
+from zoom_qos.zoom import published
+from zoom_qos.zoom.published import (
     DAILY_USAGE,
     DEVICES,
     NETWORK_TYPES,

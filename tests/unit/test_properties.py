@@ -24,9 +24,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from zoom_qos import schema as s
-from zoom_qos.load import Warehouse
-from zoom_qos.parsing import (
+from zoom_qos.transform.parsing import (
     ParseIssues,
     is_empty,
     parse_bitrate_kbps,
@@ -39,7 +37,9 @@ from zoom_qos.parsing import (
     parse_resolution,
     parse_timestamp,
 )
-from zoom_qos.transform import STREAM_METRICS, dedupe_users, session_row, unique_users, user_rows
+from zoom_qos.transform.rows import STREAM_METRICS, dedupe_users, session_row, unique_users, user_rows
+from zoom_qos.warehouse import schema as s
+from zoom_qos.warehouse.loader import Warehouse
 
 # No example database: it would leave an untracked .hypothesis/ folder in the repository.
 FAST = settings(max_examples=300, deadline=None, database=None,

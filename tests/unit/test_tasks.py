@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from zoom_qos.load import Warehouse
 from zoom_qos.tasks import record_run
+from zoom_qos.warehouse.loader import Warehouse
 
 
 def recorded(tmp_path, **returned):

@@ -1,0 +1,192 @@
+"""Staging storage: what extraction read, as JSON lines, addressed by URL.
+
+Extraction and load run as separate tasks, possibly on different workers, and XCom must carry
+only references. So each task writes files under ``<staging>/<dag_id>/<run_id>/`` through
+Airflow's ``ObjectStoragePath`` (a local folder by default, ``s3://`` or ``gs://`` on a
+cluster). Files are written under a temporary name and renamed, so a reader never sees half a
+file and a retried task simply overwrites.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from airflow.sdk import ObjectStoragePath
+
+from zoom_qos.transform.parsing import storable_text
+from zoom_qos.zoom.bodies import decode_user
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_name(text: str) -> str:
+    """A path segment made from a DAG or run id (run ids contain ``:`` and ``+``)."""
+    return _UNSAFE.sub("_", text).strip("_") or "_"
+
+
+def run_folder(staging_url: str, dag_id: str, run_id: str) -> ObjectStoragePath:
+    return ObjectStoragePath(staging_url) / safe_name(dag_id) / safe_name(run_id)
+
+
+def write_jsonl(path: ObjectStoragePath | str, records: Iterable[dict[str, Any]]) -> int:
+    """Write records one per line, atomically where the storage allows. Returns the count."""
+    target = ObjectStoragePath(str(path))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    count = 0
+    with partial.open("w", encoding="utf-8") as out:
+        for record in records:
+            out.write(storable_text(json.dumps(record, ensure_ascii=False, separators=(",", ":"))))
+            out.write("\n")
+            count += 1
+    partial.rename(target)
+    return count
+
+
+def read_jsonl(path: ObjectStoragePath | str) -> Iterator[dict[str, Any]]:
+    """Records of a file written by ``write_jsonl``, streamed line by line."""
+    with ObjectStoragePath(str(path)).open("r", encoding="utf-8") as source:
+        for line in source:
+            if line.strip():
+                yield json.loads(line)
+
+
+# --- one session's QoS, staged as it is read --------------------------------------------------
+# File layout: a header line (session id, status, fetch time), then one Zoom user object per
+# line, exactly as Zoom sent it. Writing the bytes received, instead of decoding and
+# re-encoding every user, was the largest CPU cost of extraction; writing page by page keeps
+# memory at one page per session in flight, however many users a session has.
+
+def session_file(qos_folder: str, session_id: str) -> ObjectStoragePath:
+    """Where a session's QoS is staged; named by a hash, as ids hold ``/``, ``+`` and ``=``."""
+    digest = hashlib.sha256(session_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return ObjectStoragePath(qos_folder) / f"session-{digest}.jsonl"
+
+
+def _header(session_id: str, status: str, fetched_at: str, error: str | None = None) -> bytes:
+    record = {"session_id": session_id, "status": status, "fetched_at": fetched_at}
+    if error is not None:
+        record["error"] = error
+    return storable_text(json.dumps(record, ensure_ascii=False)).encode("utf-8") + b"\n"
+
+
+def _partial_of(target: ObjectStoragePath) -> ObjectStoragePath:
+    """Where ``target`` is written before it is renamed into place; unique per writer, so two
+    attempts of one task (a zombie and its retry) never write the same file."""
+    return target.with_name(f"{target.name}.{uuid.uuid4().hex[:12]}.partial")
+
+
+class StagedSessionWriter:
+    """Writes one session's users page by page; the file appears complete or not at all.
+
+    ``restart`` forgets what was written (a page-token restart re-reads the list from its
+    first page, so the earlier pass is superseded, never merged); ``commit`` publishes the
+    file under its final name. Used as a context manager, an exception discards the file.
+    """
+
+    def __init__(self, qos_folder: str, session_id: str, fetched_at: str) -> None:
+        self.session_id = session_id
+        self.fetched_at = fetched_at
+        self.target = session_file(qos_folder, session_id)
+        self._partial = _partial_of(self.target)
+        self._out: Any = None
+        self.users = 0
+
+    def __enter__(self) -> StagedSessionWriter:
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        self._open()
+        return self
+
+    def __exit__(self, kind: Any, error: Any, tb: Any) -> None:
+        if self._out is not None:  # not committed: an error, or the caller gave up
+            self._out.close()
+            self._out = None
+            self._partial.unlink(missing_ok=True)
+
+    def _open(self) -> None:
+        self._out = self._partial.open("wb")
+        self._out.write(_header(self.session_id, "ok", self.fetched_at))
+        self.users = 0
+
+    def restart(self) -> None:
+        self._out.close()
+        self._open()
+
+    def write(self, users: list[bytes]) -> None:
+        """Append users, each the raw JSON of one object (line breaks inside are whitespace)."""
+        if users:
+            self._out.write(b"\n".join(u.replace(b"\n", b" ").replace(b"\r", b" ") for u in users))
+            self._out.write(b"\n")
+            self.users += len(users)
+
+    def commit(self) -> int:
+        self._out.close()
+        self._out = None
+        self._partial.rename(self.target)
+        return self.users
+
+
+def stage_unread_session(qos_folder: str, session_id: str, checked_at: str, status: str, error: str) -> None:
+    """Record that a listed session's QoS could not be read, and why (``status``: ``pending`` or
+    ``unavailable``, see ``availability.py``), so the load keeps the session with that status and a
+    retried task does not ask again."""
+    target = session_file(qos_folder, session_id)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = _partial_of(target)
+    partial.write_bytes(_header(session_id, status, checked_at, error))
+    partial.rename(target)
+
+
+def grades_file(qos_folder: str, session_id: str) -> ObjectStoragePath:
+    """Where a session's per-join grades (``GET …/users``) are staged, beside its QoS file."""
+    qos = session_file(qos_folder, session_id)
+    return qos.with_name("grades-" + qos.name.removeprefix("session-"))
+
+
+#: The fields of a ``GET …/users`` entry that staging keeps: the join's key and its grades.
+GRADE_FIELDS = ("id", "join_time", "participant_uuid", "audio_quality", "video_quality",
+                "screen_share_quality")
+
+
+def stage_grades(qos_folder: str, session_id: str, users: Iterable[dict[str, Any]]) -> int:
+    """Stage a session's joins with their grades; written before its QoS file is published, so a
+    session indexed as read has its grades staged too. Returns the joins written."""
+    return write_jsonl(grades_file(qos_folder, session_id),
+                       ({k: user.get(k) for k in GRADE_FIELDS} for user in users))
+
+
+def read_staged_grades(qos_folder: str, session_id: str) -> list[dict[str, Any]] | None:
+    """The staged grades of a session, None when none were read (the option is off)."""
+    path = grades_file(qos_folder, session_id)
+    return list(read_jsonl(path)) if path.exists() else None
+
+
+def read_staged_session(qos_folder: str, session_id: str) -> tuple[dict[str, Any], Iterator[Any]]:
+    """A staged session's header and a lazy iterator over its users (one line at a time)."""
+    path = session_file(qos_folder, session_id)
+    source = path.open("rb")
+    try:
+        header = json.loads(source.readline())
+    except BaseException:
+        source.close()
+        raise
+    if header.get("session_id") != session_id:
+        source.close()
+        raise RuntimeError(f"Staged file {path} holds session {header.get('session_id')!r}, not "
+                           f"{session_id!r}: the staging folder was modified; clear extract_qos and retry.")
+    if header.get("status") != "ok":  # pending or unavailable (or "gone", written before v2)
+        source.close()
+        return header, iter(())
+
+    def users() -> Iterator[Any]:
+        with source:
+            for line in source:
+                if line.strip():
+                    yield decode_user(line)
+
+    return header, users()

@@ -1,0 +1,1 @@
+"""Zoom's unit strings and objects into warehouse rows: pure functions."""

@@ -1,0 +1,1 @@
+"""The warehouse: tables, migrations, loads, BI views and data-quality checks."""

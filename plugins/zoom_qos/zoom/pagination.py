@@ -1,0 +1,138 @@
+"""Following ``next_page_token``, including Zoom's 15-minute token lifetime.
+
+Every Zoom list (sessions, users' QoS) pages the same way, so one paginator serves them all.
+A page fetcher is any callable ``fetch(token, deadline) -> page``: ``token`` is None for the
+first page, ``deadline`` is the monotonic time after which the token must not be sent (None
+for the first page). Keeping the HTTP call outside makes both paginators testable alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from zoom_qos.errors import (
+    PageRestartsExhaustedError,
+    PageTokenDeadlineError,
+    PaginationError,
+    ZoomApiError,
+    ZoomQosError,
+)
+
+log = logging.getLogger(__name__)
+
+Page = Mapping[str, Any]
+PageFetcher = Callable[[str | None, float | None], Page]
+
+ZOOM_PAGE_TOKEN_TTL_SECONDS = 900.0
+MAX_PAGES = 100_000
+
+
+def next_token(page: Page) -> str | None:
+    """The token of the following page; an empty string, null or a missing key ends the list."""
+    token = page.get("next_page_token")
+    if token is None or token == "":
+        return None
+    if not isinstance(token, str):
+        raise PaginationError(f"next_page_token is not a string: {type(token).__name__}")
+    return token
+
+
+def is_page_token_rejection(error: BaseException) -> bool:
+    """Whether an error on a request that carried a page token means "start over".
+
+    What Zoom answers for an expired token is undocumented (HTTP 400 with code 300 has been
+    seen). Any client error other than auth and rate limiting, on a request whose only new
+    input was the token, is treated as a token rejection; restarts are bounded, so a real
+    error still surfaces.
+    """
+    if isinstance(error, PageTokenDeadlineError):
+        return True
+    if not isinstance(error, ZoomApiError):
+        return False
+    if error.status in (401, 403, 429) or error.code == 124:
+        return False
+    return 400 <= error.status < 500
+
+
+class _StartOver(ZoomQosError):
+    """Internal signal: the current pass must begin again from the first page."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class RestartingPaginator:
+    """Pages a list whose tokens expire, restarting from the first page when one does.
+
+    A token is never sent later than ``token_ttl - safety`` seconds after the request that
+    returned it was sent (time spent by the consumer and in rate-limit waits counts), and a
+    rejected token also restarts the list. Pages read before a restart are yielded again after
+    it: consumers key what they keep (users by id and join time) so a re-read item loads once.
+    """
+
+    def __init__(
+        self,
+        token_ttl: float = ZOOM_PAGE_TOKEN_TTL_SECONDS,
+        safety: float = 60.0,
+        max_restarts: int = 3,
+        max_pages: int = MAX_PAGES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if token_ttl - safety <= 0:
+            raise ValueError("page_token_ttl_seconds must be larger than the safety margin")
+        self.token_lifetime = token_ttl - safety
+        self.max_restarts = max_restarts
+        self.max_pages = max_pages
+        self._clock = clock
+        self.restarts = 0
+
+    def pages(self, fetch: PageFetcher, what: str = "list") -> Iterator[Page]:
+        restarts_here = 0
+        while True:
+            try:
+                yield from self._one_pass(fetch)
+                return
+            except _StartOver as signal:
+                error = signal.error
+            restarts_here += 1
+            self.restarts += 1
+            if restarts_here > self.max_restarts:
+                raise PageRestartsExhaustedError(
+                    f"Paging {what} restarted {self.max_restarts} times because page tokens "
+                    f"expired or were rejected (last: {error}). Zoom tokens live 15 minutes: "
+                    "check for long rate-limit waits or a slow consumer, or raise "
+                    "max_page_restarts in the connection extras."
+                ) from error
+            log.warning(
+                "Restarting %s from its first page (restart %d of at most %d): %s",
+                what, restarts_here, self.max_restarts, error,
+            )
+
+    def _one_pass(self, fetch: PageFetcher) -> Iterator[Page]:
+        seen: set[str] = set()
+        token: str | None = None
+        deadline: float | None = None
+        for _ in range(self.max_pages):
+            if deadline is not None and self._clock() >= deadline:
+                raise _StartOver(PageTokenDeadlineError("the page token reached its lifetime before use"))
+            sent_at = self._clock()
+            try:
+                page = fetch(token, deadline)
+            except (PageTokenDeadlineError, ZoomApiError) as error:
+                # Only a request that carried a token can fail because of the token.
+                if token is not None and is_page_token_rejection(error):
+                    raise _StartOver(error) from error
+                raise
+            token = next_token(page)
+            deadline = sent_at + self.token_lifetime
+            yield page
+            if token is None:
+                return
+            if token in seen:
+                raise PaginationError("Zoom returned a next_page_token it had already returned")
+            seen.add(token)
+        raise PaginationError(f"Stopped after {self.max_pages} pages without reaching the end")
