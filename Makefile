@@ -28,9 +28,10 @@ install-dev: $(VENV)/.dev
 demo: $(VENV)/.runtime
 	PATH=$(CURDIR)/$(BIN):$$PATH bash include/scripts/demo.sh
 
-## Lint, then the whole test suite.
+## Lint and type-check, then the whole test suite.
 test: $(VENV)/.dev
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## Benchmarks against the simulator (PostgreSQL on 127.0.0.1:5432): bench/results.json and bench/results.md.
@@ -41,6 +42,7 @@ bench: $(VENV)/.runtime bench/requirements.txt
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 clean:
 	rm -rf .airflow data .pytest_cache

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -45,15 +46,29 @@ def zoom_conn_json(base_url: str, **extra: object) -> str:
 
 
 class SimProcess:
-    """``bench/sim_server.py`` in a subprocess; a context manager yielding itself."""
+    """``bench/sim_server.py`` in a subprocess; a context manager yielding itself.
 
-    def __init__(self, now: str, **options: object) -> None:
+    With ``tls=True`` the bench makes a self-signed certificate for 127.0.0.1 (in this process, so
+    the bench, not the simulator, decides what a client must trust), the simulator serves HTTPS
+    with it, and ``cert`` is its path: the CA file a client passes as ``verify``.
+    """
+
+    def __init__(self, now: str, tls: bool = False, **options: object) -> None:
         self.now = now
         self.options = options
         self.dir = Path(tempfile.mkdtemp(prefix="zoomqos-bench-sim-"))
         self.ready = self.dir / "ready"
         self.proc: subprocess.Popen | None = None
         self.base_url = ""
+        self.cert: Path | None = None
+        self._ssl: ssl.SSLContext | None = None
+        if tls:
+            from include.zoom_simulator.tls import make_self_signed_cert
+
+            self.cert, key = make_self_signed_cert(self.dir / "tls")
+            self.options = {**options, "tls_cert": self.cert, "tls_key": key}
+            # Control calls trust exactly this certificate, whatever the environment's CA bundle.
+            self._ssl = ssl.create_default_context(cafile=str(self.cert))
 
     def __enter__(self) -> SimProcess:
         cmd = [
@@ -100,7 +115,7 @@ class SimProcess:
             method="GET" if body is None else "POST",
             headers={"Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(req, timeout=30) as resp:
+        with urllib.request.urlopen(req, timeout=30, context=self._ssl) as resp:
             return json.loads(resp.read())
 
     def stats(self) -> dict:

@@ -31,7 +31,7 @@ def main() -> int:
     from zoom_qos import tasks
     from zoom_qos.extract.staging import write_jsonl
     from zoom_qos.operators import ZoomSessionQosOperator
-    from zoom_qos.warehouse.loader import Warehouse
+    from zoom_qos.warehouse import Warehouse
 
     session = json.loads(Path(args.session_json).read_text())
     work = Path(tempfile.mkdtemp(prefix="zoomqos-bench-mem-"))

@@ -4,6 +4,7 @@ Zoom is a remote service: running the simulator in the benchmark's own process w
 compete for the GIL with the code under test and count its memory in our RSS. This launcher
 adds one thing the simulator CLI lacks: an optional synthetic "big" session (``--big-users`` ×
 ``--big-samples``), patched into the dataset of this process only (include/ is not modified).
+``--tls-cert``/``--tls-key`` serve HTTPS with a certificate the bench made (``SimProcess(tls=True)``).
 """
 
 from __future__ import annotations
@@ -84,6 +85,8 @@ def main() -> int:
     p.add_argument("--latency-ms", type=float, default=0.0)
     p.add_argument("--big-users", type=int, default=0)
     p.add_argument("--big-samples", type=int, default=60)
+    p.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (with --tls-key)")
+    p.add_argument("--tls-key")
     args = p.parse_args()
     cfg = SimulatorConfig(
         api_key=args.api_key,
@@ -93,6 +96,8 @@ def main() -> int:
         sessions_per_day=args.sessions_per_day,
         heavy_rate_per_second=args.heavy_rate,
         daily_limit=10**9,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
     )
     sim = Simulator(cfg, host="127.0.0.1", port=0)
     if args.big_users:

@@ -18,9 +18,11 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from zoom_qos import tasks
 from zoom_qos.assets import ZOOM_QOS_ASSET
+from zoom_qos.config import LISTING_PARAM_DEFAULTS as DEFAULTS
 from zoom_qos.errors import NothingToLoad
 from zoom_qos.extract.availability import DEFAULT_QOS_PENDING_MAX_HOURS
 from zoom_qos.operators import ZoomSessionQosOperator, fail_fast
+from zoom_qos.warehouse.quality import DEFAULT_HARD_CHECKS
 
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 
@@ -38,19 +40,19 @@ DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
                            description="Manual reload: first day (UTC, inclusive)."),
         "to_date": Param(None, type=["null", "string"], pattern=DATE_PATTERN,
                          description="Manual reload: last day (UTC, inclusive)."),
-        "lookback_days": Param(1, type="integer", minimum=0, maximum=31,
+        "lookback_days": Param(DEFAULTS["lookback_days"], type="integer", minimum=0, maximum=31,
                                description="Days before the interval listed again, for sessions "
                                            "that were still live at the previous run."),
-        "lookback_settle_minutes": Param(60, type="integer", minimum=0,
+        "lookback_settle_minutes": Param(DEFAULTS["lookback_settle_minutes"], type="integer", minimum=0,
                                          description="Lookback sessions already loaded this long "
                                                      "after they ended are not read again."),
         "qos_pending_max_hours": Param(DEFAULT_QOS_PENDING_MAX_HOURS, type="integer", minimum=0,
                                        description="A session whose QoS Zoom does not serve yet (404/3001) "
                                                    "is pending, and asked again, until this long after "
                                                    "its end; then it is unavailable."),
-        "batch_size": Param(100, type="integer", minimum=1,
+        "batch_size": Param(DEFAULTS["batch_size"], type="integer", minimum=1,
                             description="Sessions per mapped extraction task."),
-        "dq_hard_checks": Param(["orphan_rows"], type="array", items={"type": "string"},
+        "dq_hard_checks": Param(sorted(DEFAULT_HARD_CHECKS), type="array", items={"type": "string"},
                                 description="Data-quality checks whose violations fail the run."),
     },
     tags=["zoom", "qos", "videosdk"],

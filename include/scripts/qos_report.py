@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from zoom_qos.report.page import DEFAULT_DAYS, REPORT_DIR_ENV, render_configured_report
+from zoom_qos.report import DEFAULT_DAYS, REPORT_DIR_ENV, render_configured_report
 
 
 def main(argv: list[str] | None = None) -> int:

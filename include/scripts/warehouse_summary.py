@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from zoom_qos.config import WAREHOUSE_CONN_ID
-from zoom_qos.warehouse.loader import Warehouse
+from zoom_qos.warehouse import Warehouse
 
 
 def main() -> int:

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from .config import Faults, SimulatorConfig
 from .server import Simulator
+from .tls import make_self_signed_cert
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -29,7 +30,17 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--faults", help="JSON object of Faults fields to start with")
     p.add_argument("--ready-file", help="write the base URL here once listening")
     p.add_argument("--verbose", action="store_true", help="log one line per request to stderr")
-    return p.parse_args(argv)
+    p.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (needs --tls-key)")
+    p.add_argument("--tls-key", help="the PEM private key of --tls-cert")
+    p.add_argument("--tls", action="store_true",
+                   help="serve HTTPS with a self-signed certificate for 127.0.0.1/localhost made into a temp "
+                        "dir; its path is printed (and written to READY_FILE.cert) for clients to trust")
+    args = p.parse_args(argv)
+    if (args.tls_cert is None) != (args.tls_key is None):
+        p.error("--tls-cert and --tls-key go together")
+    if args.tls and args.tls_cert:
+        p.error("--tls makes its own certificate: give either --tls or --tls-cert/--tls-key")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,20 +52,33 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    cert, key = args.tls_cert, args.tls_key
+    if args.tls:
+        made_cert, made_key = make_self_signed_cert()
+        cert, key = str(made_cert), str(made_key)
     config = SimulatorConfig(
         api_key=args.api_key, api_secret=args.api_secret, seed=args.seed, now=now,
         sessions_per_day=args.sessions_per_day, page_token_ttl_seconds=args.token_ttl,
         daily_limit=args.daily_limit,
-        enforce_rate_limits=not args.no_rate_limits,
+        enforce_rate_limits=not args.no_rate_limits, tls_cert=cert, tls_key=key,
     )
-    sim = Simulator(config, host=args.host, port=args.port, verbose=args.verbose)
+    try:
+        sim = Simulator(config, host=args.host, port=args.port, verbose=args.verbose)
+    except (ValueError, OSError) as exc:  # e.g. a certificate or key that cannot be loaded
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     sim.set_faults(faults)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     sim.start()
     print(f"Zoom API simulator listening on {sim.base_url}", flush=True)
+    if cert:
+        print(f"TLS certificate (clients trust this file): {cert}", flush=True)
     if args.ready_file:
+        if cert:  # before the ready file: whoever sees it may read the certificate's path at once
+            with open(f"{args.ready_file}.cert", "w", encoding="utf-8") as fh:
+                fh.write(cert + "\n")
         tmp = f"{args.ready_file}.tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(sim.base_url + "\n")

@@ -45,6 +45,10 @@ class SimulatorConfig:
     max_range_days: int = 31
     # Zoom keeps six months of past data; the dataset spans exactly this many days.
     history_days: int = 183
+    # Serve HTTPS with this PEM certificate and key (both or neither; see ``tls.make_self_signed_cert``).
+    # Zoom is HTTPS only: with TLS a new connection costs a handshake, which is what reuse saves.
+    tls_cert: str | None = None
+    tls_key: str | None = None
 
     def resolved_now(self) -> datetime:
         """Return the anchor time as an aware UTC datetime truncated to the second."""

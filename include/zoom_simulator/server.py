@@ -16,6 +16,7 @@ import random
 import re
 import secrets
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -47,6 +48,7 @@ from .config import (
 )
 from .dataset import Dataset
 from .ratelimit import HEAVY, Decision, RateLimiter, next_utc_midnight
+from .tls import server_context
 
 QPS_MESSAGE = "You have reached the maximum per-second rate limit for this API. Try again later."
 DAILY_MESSAGE = ("You have reached the maximum daily rate limit for this API. "
@@ -120,13 +122,46 @@ def decode_session_segment(segment: str) -> str | None:
     return None if published.needs_double_encoding(once) else once
 
 
+#: How long a client may take over its TLS handshake before the connection is dropped.
+HANDSHAKE_TIMEOUT_SECONDS = 10.0
+
+
 class _Server(ThreadingHTTPServer):
+    """The listener: counts every accepted connection and, with TLS, does the handshake.
+
+    The handshake runs in the connection's own thread (``finish_request``), not in ``accept()``
+    (which ``SSLContext.wrap_socket`` on the listening socket would do): a slow or hostile client
+    must not stall the accept loop, and a failed handshake (a plain-HTTP client, one that does not
+    trust the certificate) only ends that connection, counted in ``tls_handshake_failures``.
+    """
+
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, addr: tuple[str, int], sim: Simulator) -> None:
+    def __init__(self, addr: tuple[str, int], sim: Simulator, context: ssl.SSLContext | None) -> None:
         self.sim = sim
+        self.ssl_context = context
         super().__init__(addr, _Handler)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        self.sim._count("connections")
+        if self.ssl_context is None:
+            super().finish_request(request, client_address)
+            return
+        request.settimeout(HANDSHAKE_TIMEOUT_SECONDS)
+        try:
+            tls = self.ssl_context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError) as exc:  # the client's problem: never the server's
+            self.sim._count("tls_handshake_failures")
+            if self.sim.verbose:
+                sys.stderr.write(f"{client_address[0]} - TLS handshake failed: {exc}\n")
+            return  # process_request_thread closes the raw socket
+        try:
+            super().finish_request(tls, client_address)
+        finally:
+            # wrap_socket detached the raw socket, so closing it (as the caller will) does not
+            # close this one.
+            self.shutdown_request(tls)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -134,6 +169,9 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "ZoomSimulator/1.0"
     timeout = 60  # idle keep-alive connections are dropped after this
     server: _Server
+    # The stats generation in which this connection was last counted in "api_connections";
+    # the class default is per instance once assigned (one handler instance per connection).
+    _counted_in: int = -1
 
     def do_GET(self) -> None:
         self._dispatch("GET")
@@ -169,6 +207,7 @@ class _Handler(BaseHTTPRequestHandler):
             if raw_path == "/_sim" or raw_path.startswith("/_sim/"):
                 self._send(sim._control(method, raw_path, body))
                 return
+            self._counted_in = sim._count_api_connection(self._counted_in)
             response = sim._api(method, raw_path, query, self.headers.get("Authorization"))
             if response is None:
                 self._reset_connection()
@@ -215,6 +254,12 @@ class Simulator:
     def __init__(self, config: SimulatorConfig | None = None, host: str = "127.0.0.1", port: int = 0,
                  verbose: bool = False) -> None:
         self.config = config or SimulatorConfig()
+        if (self.config.tls_cert is None) != (self.config.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together: give both or neither")
+        # Built now, so a wrong path or a key that does not match fails here, not at a handshake.
+        self._ssl_context = (server_context(self.config.tls_cert, self.config.tls_key)
+                             if self.config.tls_cert is not None and self.config.tls_key is not None
+                             else None)
         self.now = self.config.resolved_now()
         self.dataset = Dataset(self.config.seed, self.now, self.config.sessions_per_day,
                                history_days=self.config.history_days)
@@ -233,6 +278,7 @@ class Simulator:
                                     self.config.resource_intensive_per_minute, self.config.daily_limit)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._stats_generation = 0
         self.reset_stats()
 
     # ----------------------------------------------------------- lifecycle
@@ -240,7 +286,7 @@ class Simulator:
         """Bind and serve in a daemon thread; returns self so `Simulator(...).start()` chains."""
         if self._server is not None:
             return self
-        self._server = _Server((self._host, self._port), self)
+        self._server = _Server((self._host, self._port), self, self._ssl_context)
         self._thread = threading.Thread(target=self._server.serve_forever, name="zoom-simulator", daemon=True)
         self._thread.start()
         return self
@@ -269,9 +315,14 @@ class Simulator:
         return int(self._server.server_address[1])
 
     @property
+    def tls(self) -> bool:
+        """Whether the simulator serves HTTPS (``SimulatorConfig.tls_cert``/``tls_key`` given)."""
+        return self._ssl_context is not None
+
+    @property
     def base_url(self) -> str:
-        """API root the pipeline should use, e.g. http://127.0.0.1:PORT/v2."""
-        return f"http://{self._host}:{self.port}/v2"
+        """API root the pipeline should use, e.g. http://127.0.0.1:PORT/v2 (https:// with TLS)."""
+        return f"{'https' if self.tls else 'http'}://{self._host}:{self.port}/v2"
 
     # ------------------------------------------------------- faults & stats
     @property
@@ -298,16 +349,44 @@ class Simulator:
             return json.loads(json.dumps(self._stats))
 
     def reset_stats(self) -> None:
-        """Zero the request counters (faults and rate-limit state are left alone)."""
+        """Zero the request counters (faults and rate-limit state are left alone).
+
+        Connection counters restart too. A connection already open keeps serving; it counts once
+        more in ``api_connections`` when it next carries an API request (a new stats generation),
+        so "API requests per connection" stays a figure of this measurement only.
+        """
         with self._lock:
+            self._stats_generation += 1
             self._stats: dict[str, Any] = {
                 "requests": 0,
+                "connections": 0,
+                "api_connections": 0,
+                "tls_handshake_failures": 0,
                 "by_endpoint": dict.fromkeys(ENDPOINT_NAMES, 0),
                 "status_counts": {},
                 "invalid_token_errors": 0,
                 "connection_resets": 0,
                 "chaos": {},
             }
+
+    def _count(self, name: str) -> None:
+        """Add one to a top-level counter (connections accepted, failed handshakes)."""
+        with self._lock:
+            self._stats[name] += 1
+
+    def _count_api_connection(self, counted_in: int) -> int:
+        """Count the calling connection in ``api_connections`` unless it is already counted in
+        this stats generation; returns the generation for the connection to remember.
+
+        ``connections`` counts every accepted connection (control calls and failed handshakes
+        too); this counts only those that carried API requests, so that
+        1 - api_connections / requests is the share of API requests sent on a kept-alive
+        connection, whatever a harness does on the control routes meanwhile.
+        """
+        with self._lock:
+            if counted_in != self._stats_generation:
+                self._stats["api_connections"] += 1
+            return self._stats_generation
 
     def reset(self) -> None:
         """Back to a fresh state: stats, faults, rate-limit buckets and page tokens."""

@@ -1,9 +1,9 @@
 """Zoom Video SDK QoS into a warehouse, on Airflow.
 
-The data path, one module per step:
-``auth``/``encoding``/``pagination``/``retry``/``ratelimit`` → ``hooks`` (talks to Zoom)
-→ ``operators`` (pages QoS per session batch) → ``staging`` (JSON lines in object storage)
-→ ``parsing``/``transform`` (Zoom strings → numbers) → ``load`` (idempotent upserts)
-→ ``schema`` (the warehouse contract). ``windows`` decides which days a run covers and
-``tasks`` holds the callables the DAG file wires together.
+The folders follow the data path: ``zoom`` (the Zoom client, no Airflow) → ``extract`` (which days,
+staging) → ``transform`` (Zoom's strings into rows) → ``warehouse`` (tables, loads, views, checks)
+→ ``report``. The modules at this level are the Airflow-facing layer: ``hooks`` (a connection →
+the client), ``operators`` (a batch of sessions → staging), ``tasks`` (what the DAG's tasks call),
+``assets`` and ``provider``; ``config`` and ``errors`` are shared by all. The README's "How the
+data flows" says what each module holds.
 """

@@ -15,6 +15,15 @@ WAREHOUSE_CONN_ID = "zoom_qos_warehouse"
 DEFAULT_ZOOM_BASE_URL = "https://api.zoom.us/v2"
 DEFAULT_WAREHOUSE_SCHEMA = "zoom_qos"
 
+#: Defaults of the daily DAG's params, defined once: the DAG declares its params with them, and
+#: the listing fills in any that a caller (a test, a script) leaves out. What each one means is
+#: in the DAG's param descriptions.
+LISTING_PARAM_DEFAULTS: dict[str, int] = {
+    "lookback_days": 1,
+    "lookback_settle_minutes": 60,
+    "batch_size": 100,
+}
+
 # plugins/zoom_qos/config.py -> project root two levels up.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 

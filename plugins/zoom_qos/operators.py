@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import islice
 from typing import Any
 
-from airflow.sdk import BaseOperator, ObjectStoragePath
+from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from zoom_qos.config import ZOOM_CONN_ID
@@ -30,9 +30,12 @@ from zoom_qos.extract.privacy import Pseudonymizer
 from zoom_qos.extract.staging import (
     StagedSessionWriter,
     read_jsonl,
-    read_staged_session,
     stage_grades,
     stage_unread_session,
+    staged_index,
+    staged_stats,
+    write_index_part,
+    write_stats,
 )
 from zoom_qos.hooks import ZoomVideoSdkHook
 from zoom_qos.transform.parsing import parse_timestamp
@@ -52,38 +55,6 @@ def fail_fast() -> Iterator[None]:
         yield
     except PERMANENT_ERRORS as error:
         raise AirflowFailException(str(error)) from error
-
-
-def staged_records(qos_folder: str) -> dict[str, dict[str, Any]]:
-    """Every indexed session of a batch folder with its users, all in memory (tests, small batches)."""
-    records = {}
-    for session_id in staged_index(qos_folder):
-        header, users = read_staged_session(qos_folder, session_id)
-        records[session_id] = {**header, "users": list(users)} if header["status"] == "ok" else header
-    return records
-
-
-def staged_index(qos_folder: str) -> dict[str, int | None]:
-    """Sessions staged in a batch folder: users per session, None for a session whose QoS could
-    not be read (its staged header says whether it is pending or unavailable).
-
-    Read from the small index written after each part, so checking progress does not re-read
-    (and re-decode) everything staged so far.
-    """
-    folder = ObjectStoragePath(qos_folder)
-    if not folder.exists():
-        return {}
-    index: dict[str, int | None] = {}
-    for path in sorted(p for p in folder.iterdir() if p.name.startswith("index-")):
-        index.update(json.loads(path.read_text()))
-    return index
-
-
-def staged_stats(qos_folder: str) -> list[dict[str, Any]]:
-    folder = ObjectStoragePath(qos_folder)
-    if not folder.exists():
-        return []
-    return [json.loads(p.read_text()) for p in sorted(folder.iterdir()) if p.name.startswith("stats-")]
 
 
 class ZoomSessionQosOperator(BaseOperator):
@@ -159,9 +130,7 @@ class ZoomSessionQosOperator(BaseOperator):
         def flush() -> None:
             nonlocal finished_here, parts, last_flush
             if finished_here:
-                # Written after the sessions' files: a file without an index entry is read again.
-                path = ObjectStoragePath(f"{qos_folder}/index-{segment}-{parts:05d}.json")
-                path.write_text(json.dumps(finished_here))
+                write_index_part(qos_folder, segment, parts, finished_here)
                 parts += 1
                 finished_here = {}
             last_flush = time.monotonic()
@@ -254,10 +223,8 @@ class ZoomSessionQosOperator(BaseOperator):
 
     @staticmethod
     def _save_stats(hook: ZoomVideoSdkHook, qos_folder: str, segment: str, started: float) -> None:
-        stats = {**hook.stats.as_dict(), "extract_seconds": round(time.monotonic() - started, 3)}
-        path = ObjectStoragePath(f"{qos_folder}/stats-{segment}.json")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(stats))
+        write_stats(qos_folder, segment,
+                    {**hook.stats.as_dict(), "extract_seconds": round(time.monotonic() - started, 3)})
 
     def _summary(self, sessions: list[dict[str, Any]], qos_folder: str) -> dict[str, Any]:
         index = staged_index(qos_folder)

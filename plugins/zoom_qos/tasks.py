@@ -8,15 +8,13 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from itertools import islice
 from typing import Any
 
-import sqlalchemy as sa
-
-from zoom_qos.config import WAREHOUSE_CONN_ID, ZOOM_CONN_ID, staging_url
+from zoom_qos.config import LISTING_PARAM_DEFAULTS, WAREHOUSE_CONN_ID, ZOOM_CONN_ID, staging_url
 from zoom_qos.errors import NothingToLoad, ZoomApiError
 from zoom_qos.extract.availability import LOADED, PENDING, UNAVAILABLE
 from zoom_qos.extract.staging import (
@@ -24,15 +22,14 @@ from zoom_qos.extract.staging import (
     read_staged_grades,
     read_staged_session,
     run_folder,
+    staged_index,
     write_jsonl,
 )
 from zoom_qos.extract.windows import available_part, batch_sizes, month_ranges, requested_window
 from zoom_qos.hooks import ZoomVideoSdkHook
-from zoom_qos.operators import staged_index
 from zoom_qos.transform.parsing import ParseIssues, parse_timestamp
 from zoom_qos.transform.rows import daily_usage_rows
-from zoom_qos.warehouse import schema as s
-from zoom_qos.warehouse.loader import SessionInput, Warehouse
+from zoom_qos.warehouse import SessionInput, Warehouse
 from zoom_qos.warehouse.quality import DEFAULT_HARD_CHECKS, findings_as_json, hard_violations, run_checks
 from zoom_qos.zoom.published import ErrorCode
 
@@ -75,14 +72,15 @@ def list_sessions(
     Returns the batch references (what the extraction is mapped over) and the listing's stats,
     which carry Zoom's daily counts of the months touched (``daily_usage``, one request a month).
     Raises ``NothingToLoad`` when no requested day is still available at Zoom. Sessions of the
-    lookback days whose QoS is already loaded are left out (see ``settled_sessions``); ``pending``
+    lookback days whose QoS is already loaded are left out (see ``Warehouse.settled_sessions``); ``pending``
     sessions that Zoom did not list this time are added, so they are asked for again until they
     are loaded or turn unavailable (WAREHOUSE.md v2).
     """
+    params = {**LISTING_PARAM_DEFAULTS, **{k: v for k, v in params.items() if v is not None}}
     today = today or datetime.now(UTC).date()
     window = requested_window(
         interval_start, interval_end, params.get("from_date"), params.get("to_date"),
-        int(params.get("lookback_days", 1)), today,
+        int(params["lookback_days"]), today,
     )
     part = available_part(window, today)
     if part is None:
@@ -105,18 +103,18 @@ def list_sessions(
         hook.close()
 
     listed = len(sessions)
-    lookback = int(params.get("lookback_days", 1))
+    lookback = int(params["lookback_days"])
     with _opened(warehouse) as opened:
         if lookback and not (params.get("from_date") or params.get("to_date")):
             first_day = window.start + timedelta(days=lookback)  # the interval's own first day
-            settle = timedelta(minutes=int(params.get("lookback_settle_minutes", 60)))
+            settle = timedelta(minutes=int(params["lookback_settle_minutes"]))
             earlier = [i for i, v in sessions.items() if (day := _start_day(v)) is None or day < first_day]
-            for session_id in settled_sessions(opened, earlier, settle):
+            for session_id in opened.settled_sessions(earlier, settle):
                 del sessions[session_id]
             if earlier:
                 log.info("Lookback: %d of %d sessions before %s have their QoS loaded; not read again",
                          listed - len(sessions), len(earlier), first_day)
-        revisits = pending_sessions(opened, exclude=set(sessions))
+        revisits = opened.pending_sessions(exclude=set(sessions))
     for session_id, session in revisits.items():
         sessions[session_id] = session
     if revisits:
@@ -126,7 +124,7 @@ def list_sessions(
     folder = run_folder(staging or staging_url(), dag_id, run_id) / f"listing-{uuid.uuid4().hex[:12]}"
     ordered = iter(sorted(sessions.values(), key=lambda s: str(s["id"])))
     batches = []
-    for index, size in enumerate(batch_sizes(len(sessions), int(params.get("batch_size", 100)),
+    for index, size in enumerate(batch_sizes(len(sessions), int(params["batch_size"]),
                                              MAX_BATCHES)):
         name = f"batch-{index:05d}"
         sessions_uri = folder / "sessions" / f"{name}.jsonl"
@@ -166,42 +164,6 @@ def _daily_usage(hook: ZoomVideoSdkHook, day: date) -> list[dict[str, Any]]:
                     "daily_usage is not updated", day.year, day.month, error.status, error.code,
                     error.zoom_message)
         return []
-
-
-def settled_sessions(warehouse: Warehouse, session_ids: Sequence[str], settle: timedelta) -> set[str]:
-    """The sessions whose QoS was loaded at least ``settle`` after they ended: reading them again
-    is waste.
-
-    The lookback exists for sessions still live (so not listed) at the previous run. Those the
-    previous run did load are skipped, unless they were loaded so soon after their end that
-    Zoom may not have had all their QoS yet; how soon Zoom has it is not documented. Sessions
-    that are ``pending`` or ``unavailable`` are always read again (WAREHOUSE.md v2).
-    """
-    table = s.sessions
-    settled: set[str] = set()
-    with warehouse.engine.connect() as conn:
-        for start in range(0, len(session_ids), 500):
-            chunk = list(session_ids[start:start + 500])
-            query = sa.select(table.c.session_id, table.c.end_time, table.c.loaded_at).where(
-                table.c.session_id.in_(chunk), table.c.qos_status == LOADED)
-            settled.update(row.session_id for row in conn.execute(query)
-                           if row.end_time is not None and row.loaded_at >= row.end_time + settle)
-    return settled
-
-
-def pending_sessions(warehouse: Warehouse, exclude: Collection[str]) -> dict[str, dict[str, Any]]:
-    """The ``pending`` sessions not in ``exclude``, as Zoom listed them last (their raw payload).
-
-    Each is asked for again (one request) and then loaded, or left pending, or turned
-    unavailable once it ended more than ``qos_pending_max_hours`` ago; so the set stays small.
-    """
-    sessions, raw = s.sessions, s.raw_sessions
-    query = (sa.select(sessions.c.session_id, raw.c.payload)
-             .join(raw, raw.c.session_id == sessions.c.session_id)
-             .where(sessions.c.qos_status == PENDING))
-    with warehouse.engine.connect() as conn:
-        return {row.session_id: dict(row.payload) for row in conn.execute(query)
-                if row.session_id not in exclude and isinstance(row.payload, Mapping)}
 
 
 def staged_sessions(batches: Iterable[Mapping[str, Any]]) -> Iterator[SessionInput]:
@@ -329,10 +291,10 @@ def run_row(
     error: str | None,
 ) -> dict[str, Any]:
     """One ``pipeline_runs`` row from what the tasks returned."""
-    extracts = [e for e in extracts if e]
+    done: list[Mapping[str, Any]] = [e for e in extracts if e]
     cost_fields = ("requests", "retries", "rate_limit_waits", "rate_limit_wait_seconds",
                    "token_restarts")
-    cost = {f: listing.get(f, 0) + sum(e.get(f, 0) for e in extracts) for f in cost_fields}
+    cost = {f: listing.get(f, 0) + sum(e.get(f, 0) for e in done) for f in cost_fields}
     day = date.fromisoformat
     return {
         "run_id": run_id,
@@ -359,7 +321,7 @@ def run_row(
         "unparsed_detail": loaded.get("unparsed_detail"),
         "dq_findings": loaded.get("dq_findings"),
         "dq_hard_violations": loaded.get("dq_hard_violations"),
-        "extract_seconds": sum(e.get("extract_seconds", 0.0) for e in extracts) or None,
+        "extract_seconds": sum(e.get("extract_seconds", 0.0) for e in done) or None,
         "load_seconds": loaded.get("load_seconds"),
         "error": error,
     }

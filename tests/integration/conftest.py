@@ -1,3 +1,3 @@
 """Fixtures of the integration tests."""
 
-from tests.integration.dagrun import world  # noqa: F401  (a fixture)
+from tests.integration.dagrun import migrated_metadata_db, world  # noqa: F401  (fixtures)

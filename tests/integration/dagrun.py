@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,13 +24,13 @@ RUN_TIMES = frozenset({"loaded_at", "qos_checked_at"})
 PRIMARY_KEYS = {name: [c.name for c in METADATA.tables[name].primary_key] for name in CONTRACT_TABLES}
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    """A simulator, a migrated Airflow home and an environment for ``airflow`` commands."""
-    home = tmp_path_factory.mktemp("airflow-home")
-    sim = Simulator(SimulatorConfig(api_key=API_KEY, api_secret=API_SECRET, seed=11,
-                                    sessions_per_day=10), host="127.0.0.1", port=0).start()
-    env = {
+#: The metadata database ``airflow db migrate`` writes in an Airflow home.
+METADATA_DB = "airflow.db"
+
+
+def airflow_env(home: Path, sim: Simulator, warehouse: Path, staging: Path) -> dict[str, str]:
+    """The environment of ``airflow`` commands on ``home``, the simulator and a SQLite warehouse."""
+    return {
         **os.environ,
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
@@ -37,11 +38,33 @@ def world(tmp_path_factory):
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "PYTHONPATH": str(ROOT),
         "AIRFLOW_CONN_ZOOM_VIDEOSDK": zoom_connection_json(sim.base_url),
-        "AIRFLOW_CONN_ZOOM_QOS_WAREHOUSE": json.dumps(
-            {"conn_type": "sqlite", "host": str(home / "warehouse.db")}),
-        "ZOOM_QOS_STAGING_URL": (home / "staging").as_uri(),
+        "AIRFLOW_CONN_ZOOM_QOS_WAREHOUSE": json.dumps({"conn_type": "sqlite", "host": str(warehouse)}),
+        "ZOOM_QOS_STAGING_URL": staging.as_uri(),
     }
+
+
+@pytest.fixture(scope="session")
+def migrated_metadata_db(tmp_path_factory) -> Path:
+    """Once per session: ``airflow db migrate`` (the costly step, seconds) into a template home;
+    the metadata database it leaves is what every ``world`` starts from."""
+    home = tmp_path_factory.mktemp("airflow-home-template")
+    env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+           "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+           "PYTHONPATH": str(ROOT)}
     subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
+    return home / METADATA_DB
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, migrated_metadata_db):
+    """A simulator, an Airflow home with a migrated metadata database and an environment for
+    ``airflow`` commands: all the module's own (its runs, XComs, logs, warehouse file and staging
+    folder are apart from other modules'); only the migration is done once per session."""
+    home = tmp_path_factory.mktemp("airflow-home")
+    shutil.copyfile(migrated_metadata_db, home / METADATA_DB)
+    sim = Simulator(SimulatorConfig(api_key=API_KEY, api_secret=API_SECRET, seed=11,
+                                    sessions_per_day=10), host="127.0.0.1", port=0).start()
+    env = airflow_env(home, sim, home / "warehouse.db", home / "staging")
     yield sim, env, home / "warehouse.db"
     sim.stop()
 

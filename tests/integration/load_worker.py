@@ -32,7 +32,8 @@ for entry in (str(ROOT / "plugins"), str(ROOT)):
         sys.path.insert(0, entry)
 
 from zoom_qos.transform.parsing import ParseIssues  # noqa: E402
-from zoom_qos.warehouse.loader import Warehouse  # noqa: E402
+from zoom_qos.warehouse import Warehouse  # noqa: E402
+from zoom_qos.warehouse.loader import SessionLoader  # noqa: E402
 
 PAUSE_ENV = "ZOOM_QOS_TEST_PAUSE_AFTER_GROUPS"
 READY_ENV = "ZOOM_QOS_TEST_READY_FILE"
@@ -102,11 +103,11 @@ def items(indexes: Sequence[int], version: str) -> Iterator[tuple[Mapping[str, A
         yield make_session(i, version), make_users(i, version)
 
 
-class PausingWarehouse(Warehouse):
+class PausingLoader(SessionLoader):
     """Commits ``pause_after`` groups, then stops inside the next transaction until killed."""
 
-    def __init__(self, url: str, schema: str, pause_after: int, ready_file: Path) -> None:
-        super().__init__(url, schema)
+    def __init__(self, warehouse: Warehouse, pause_after: int, ready_file: Path) -> None:
+        super().__init__(warehouse.engine, warehouse.schema)
         self.pause_after = pause_after
         self.ready_file = ready_file
         self.groups_committed = 0
@@ -119,8 +120,8 @@ class PausingWarehouse(Warehouse):
         self.committed.extend(self.in_flight)
         self.groups_committed += 1
 
-    def _write_rows(self, load: Any, table: Any, rows: Any) -> None:
-        super()._write_rows(load, table, rows)
+    def _write_rows(self, writer: Any, table: Any, rows: Any) -> None:
+        super()._write_rows(writer, table, rows)
         if table.name == "raw_session_users" and self.groups_committed == self.pause_after:
             tmp = self.ready_file.with_suffix(".tmp")
             tmp.write_text(json.dumps({"committed": self.committed, "in_flight": self.in_flight}))
@@ -141,20 +142,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-rows", type=int, default=50_000)
     args = parser.parse_args(argv)
 
-    pause_after = os.environ.get(PAUSE_ENV)
-    if pause_after is not None:
-        warehouse: Warehouse = PausingWarehouse(
-            args.url, args.schema, int(pause_after), Path(os.environ[READY_ENV])
-        )
-    else:
-        warehouse = Warehouse(args.url, args.schema)
+    warehouse = Warehouse(args.url, args.schema)
     warehouse.ensure_schema()
+    pause_after = os.environ.get(PAUSE_ENV)
+    loader = SessionLoader(warehouse.engine, warehouse.schema)
+    if pause_after is not None:
+        loader = PausingLoader(warehouse, int(pause_after), Path(os.environ[READY_ENV]))
     indexes = list(range(args.first, args.last + 1))
     rng = random.Random(args.shuffle)
     for _ in range(args.repeat):
         if args.shuffle is not None:
             rng.shuffle(indexes)
-        summary = warehouse.load_sessions(items(indexes, args.version), ParseIssues(), args.max_rows)
+        summary = loader.load(items(indexes, args.version), ParseIssues(), args.max_rows)
         print(json.dumps({"loaded": summary.sessions_loaded, "transactions": summary.transactions}))
     warehouse.dispose()
     return 0

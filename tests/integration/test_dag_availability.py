@@ -76,7 +76,14 @@ def test_a_session_not_ready_is_kept_pending_then_loaded_by_the_next_days_run(wo
     # The run of [D+1, D+2), D in its lookback: the late session is loaded whole; day D's loaded
     # sessions are not read again; the one still answering 3001 costs one request and stays pending.
     sim.reset_stats()
-    scheduled_run(env, day + timedelta(days=2))
+    output = scheduled_run(env, day + timedelta(days=2))
+    # A run without params covers its data interval, the day before the logical date, plus the
+    # one lookback day, as the scheduler would run it.
+    assert f"data_interval_start={day + timedelta(days=1)} 00:00:00+00:00" in output
+    assert f"data_interval_end={day + timedelta(days=2)} 00:00:00+00:00" in output
+    [window] = query(db, "SELECT window_start, window_end FROM pipeline_runs "
+                         "ORDER BY recorded_at DESC LIMIT 1")
+    assert tuple(window) == (day.isoformat(), (day + timedelta(days=1)).isoformat())
     next_day = ended_ids(sim, day + timedelta(days=1))
     stats = sim.stats()
     refused = stats["status_counts"].get("429", 0)

@@ -7,7 +7,7 @@ rendered them as Zoom's strings, so the check does not reuse the loader's own pa
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -50,27 +50,6 @@ def test_reload_of_a_day_loads_exactly_what_zoom_served_and_twice_changes_nothin
     assert all(r.unparsed_values == sim.dataset.unparseable_count(day_date, day_date) for r in runs)
     assert all(r.api_requests >= 1 + len(expected["sessions"]) for r in runs)
     assert raw == len(expected["session_users"])
-
-
-def test_a_scheduled_run_covers_its_day_and_the_lookback(world):
-    """A run without params reads its data interval (one UTC day) plus one lookback day."""
-    sim, env, db = world
-    run_after = (sim.dataset.now - timedelta(days=6)).replace(hour=6, minute=0, second=0, microsecond=0)
-    output = dags_test(env, run_after.astimezone(UTC).isoformat())
-    # Airflow gives a manual run the last complete interval before it: the previous day.
-    day = run_after.date() - timedelta(days=1)
-    assert f"data_interval_start={day.isoformat()} 00:00:00+00:00" in output
-    assert f"data_interval_end={run_after.date().isoformat()} 00:00:00+00:00" in output
-    expected = {(s["session_id"],) for s in
-                sim.dataset.expected_rows(day - timedelta(days=1), day)["sessions"]}
-    assert expected and expected <= set(warehouse_rows(db)["sessions"])
-    engine = sa.create_engine(f"sqlite:///{db}")
-    with engine.connect() as conn:
-        window = conn.execute(sa.text("SELECT window_start, window_end FROM pipeline_runs "
-                                      "ORDER BY recorded_at DESC LIMIT 1")).one()
-    engine.dispose()
-    assert (window.window_start, window.window_end) == ((day - timedelta(days=1)).isoformat(),
-                                                        day.isoformat())
 
 
 def test_a_window_older_than_six_months_is_skipped_not_failed(world):

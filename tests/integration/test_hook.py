@@ -9,7 +9,8 @@ import pytest
 from include.zoom_simulator import Faults
 from zoom_qos.errors import ZoomApiError, ZoomAuthError, ZoomConfigError, ZoomDailyLimitError
 from zoom_qos.hooks import ZoomSettings, ZoomVideoSdkHook
-from zoom_qos.transform.rows import dedupe_users
+from zoom_qos.transform.rows import unique_users
+from zoom_qos.zoom.bodies import decode_user
 
 
 def past_day(simulator, days_ago: int = 2):
@@ -22,6 +23,14 @@ def expected_past_ids(simulator, day) -> set[str]:
 
 def busiest_session(simulator, day) -> str:
     return max(simulator.dataset.sessions_for_day(day), key=lambda s: s["user_count"])["id"]
+
+
+def users_qos(hook: ZoomVideoSdkHook, session_id: str):
+    """Users of a past session with their QoS samples, decoded, page after page (after a page-token
+    restart users repeat: callers key them by ``(id, join_time)``)."""
+    for _, users in hook.iter_session_qos_pages(session_id):
+        for user in users:
+            yield decode_user(user)
 
 
 def test_lists_the_past_sessions_of_a_day(simulator, zoom_conn):
@@ -38,7 +47,7 @@ def test_small_pages_are_followed_to_the_end(simulator, zoom_conn):
     hook = ZoomVideoSdkHook()
     assert {s["id"] for s in hook.iter_past_sessions(day, day)} == expected_past_ids(simulator, day)
     session_id = busiest_session(simulator, day)
-    users = list(hook.iter_session_users_qos(session_id))
+    users = list(users_qos(hook, session_id))
     assert users == simulator.dataset.users_for_session(session_id)
 
 
@@ -53,7 +62,7 @@ def test_ids_that_need_double_encoding_are_found(simulator, zoom_conn):
             break
     assert tricky, "the simulator should serve ids beginning with / or containing //"
     for session_id in tricky:
-        assert list(hook.iter_session_users_qos(session_id)) == simulator.dataset.users_for_session(
+        assert list(users_qos(hook, session_id)) == simulator.dataset.users_for_session(
             session_id)
 
 
@@ -62,7 +71,7 @@ def test_expired_jwt_is_renewed_once(simulator, zoom_conn):
     day = past_day(simulator)
     hook = ZoomVideoSdkHook()
     session_id = busiest_session(simulator, day)
-    assert list(hook.iter_session_users_qos(session_id)) == simulator.dataset.users_for_session(session_id)
+    assert list(users_qos(hook, session_id)) == simulator.dataset.users_for_session(session_id)
     assert hook.stats.jwt_renewals_on_401 >= 1
 
 
@@ -101,7 +110,7 @@ def test_transient_faults_are_retried_and_lose_nothing(simulator, zoom_conn, fau
     zoom_conn(qos_page_size=2, backoff_base_seconds=0.05)
     simulator.set_faults(faults)
     hook = ZoomVideoSdkHook()
-    assert list(hook.iter_session_users_qos(session_id)) == simulator.dataset.users_for_session(session_id)
+    assert list(users_qos(hook, session_id)) == simulator.dataset.users_for_session(session_id)
     assert hook.stats.retries >= 1
     if faults.qps_429_every or faults.bare_429_every:
         assert hook.stats.rate_limit_waits >= 1
@@ -121,7 +130,7 @@ def test_expired_page_token_restarts_and_keeps_each_user_once(simulator, zoom_co
     zoom_conn(qos_page_size=2)
     simulator.set_faults(Faults(expire_next_tokens=2))
     hook = ZoomVideoSdkHook()
-    users = dedupe_users(hook.iter_session_users_qos(session_id))
+    users = list(unique_users(users_qos(hook, session_id)))
     assert users == simulator.dataset.users_for_session(session_id)
     assert hook.stats.token_restarts == 2
     assert simulator.stats()["invalid_token_errors"] == 2
@@ -138,12 +147,12 @@ def test_slow_consumer_never_sends_a_stale_token(simulator, zoom_conn):
     hook = ZoomVideoSdkHook()
     users = []
     slow_once = True
-    for user in hook.iter_session_users_qos(session_id):
+    for user in users_qos(hook, session_id):
         users.append(user)
         if slow_once:
             slow_once = False
             time.sleep(0.5)  # longer than the 0.3 s the client allows a token
-    assert dedupe_users(users) == simulator.dataset.users_for_session(session_id)
+    assert list(unique_users(users)) == simulator.dataset.users_for_session(session_id)
     assert hook.stats.token_restarts == 1
     assert simulator.stats()["invalid_token_errors"] == 0
 
@@ -153,7 +162,7 @@ def test_a_session_not_ready_is_recognised(simulator, zoom_conn):
     session_id = busiest_session(simulator, day)
     simulator.set_faults(Faults(gone_sessions=[session_id]))
     with pytest.raises(ZoomApiError) as caught:
-        list(ZoomVideoSdkHook().iter_session_users_qos(session_id))
+        list(users_qos(ZoomVideoSdkHook(), session_id))
     error = caught.value
     assert error.session_not_ready and not error.session_unavailable and error.session_id == session_id
 
@@ -203,7 +212,7 @@ def test_waiting_on_the_rate_limit_counts_against_the_token_lifetime(simulator, 
               page_token_safety_seconds=1.0, max_page_restarts=1)
     hook = ZoomVideoSdkHook()
     with pytest.raises(PageRestartsExhaustedError):
-        list(hook.iter_session_users_qos(session_id))
+        list(users_qos(hook, session_id))
     assert simulator.stats()["invalid_token_errors"] == 0  # no stale token ever reached Zoom
     assert hook.stats.token_restarts == 2
 
@@ -248,3 +257,34 @@ def test_every_request_the_hook_sends_is_one_zoom_s_definition_accepts(simulator
         if "type" in endpoint.query:
             assert params["type"] == "past"  # Zoom's default is live
     assert seen == {e.name for e in ENDPOINTS}
+
+
+def test_the_hook_reads_its_connection_once_and_gives_each_thread_a_session(simulator, zoom_conn,
+                                                                             monkeypatch):
+    import threading
+
+    import requests
+
+    from zoom_qos import hooks
+
+    reads: list[str] = []
+    real = ZoomVideoSdkHook.get_connection
+    monkeypatch.setattr(ZoomVideoSdkHook, "get_connection",
+                        classmethod(lambda cls, conn_id: reads.append(conn_id) or real(conn_id)))
+    masked: list[str] = []
+    monkeypatch.setattr(hooks, "mask_secret", masked.append)
+    hook = ZoomVideoSdkHook()
+    assert reads == []  # nothing read until the client is needed
+    assert hook.settings.qos_page_size == 10
+    day = past_day(simulator)
+    assert list(hook.iter_past_sessions(day, day))
+    sessions = [hook.get_conn()]
+    thread = threading.Thread(target=lambda: sessions.append(hook.get_conn()))
+    thread.start()
+    thread.join()
+    assert reads == ["zoom_videosdk"]
+    assert sessions[0] is hook.get_conn() and sessions[1] is not sessions[0]
+    assert all(isinstance(s, requests.Session) for s in sessions)
+    assert masked[0] == "test-api-secret-3f9c2d17a8" and hook.client.auth.token() in masked
+    hook.close()
+    assert hook.client.session_count() == 0 and reads == ["zoom_videosdk"]

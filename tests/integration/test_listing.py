@@ -9,7 +9,7 @@ import pytest
 from zoom_qos import tasks
 from zoom_qos.extract.staging import read_jsonl
 from zoom_qos.transform.parsing import ParseIssues
-from zoom_qos.warehouse.loader import SessionInput, Warehouse
+from zoom_qos.warehouse import SessionInput, Warehouse
 
 
 @pytest.fixture

@@ -24,8 +24,8 @@ from sqlalchemy.engine import URL
 
 from tests.integration import load_worker
 from zoom_qos.transform.parsing import ParseIssues
-from zoom_qos.warehouse import schema as s
-from zoom_qos.warehouse.loader import Warehouse
+from zoom_qos.warehouse import Warehouse
+from zoom_qos.warehouse import schema as tables
 
 # Fixture pg_database: a fresh PostgreSQL database, dropped afterwards (skip/fail rule inside).
 pytestmark = pytest.mark.postgres
@@ -33,12 +33,12 @@ pytestmark = pytest.mark.postgres
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = Path(load_worker.__file__)
 LOAD_TABLES = (
-    s.sessions,
-    s.raw_sessions,
-    s.session_users,
-    s.raw_session_users,
-    s.user_qos,
-    s.user_system_qos,
+    tables.sessions,
+    tables.raw_sessions,
+    tables.session_users,
+    tables.raw_session_users,
+    tables.user_qos,
+    tables.user_system_qos,
 )
 SCHEMA = "zoom_qos"
 

@@ -9,9 +9,9 @@ from airflow.sdk import ObjectStoragePath
 
 from include.zoom_simulator import Faults
 from zoom_qos.errors import PageRestartsExhaustedError
-from zoom_qos.extract.staging import write_jsonl
-from zoom_qos.operators import ZoomSessionQosOperator, staged_records
-from zoom_qos.transform.rows import dedupe_users
+from zoom_qos.extract.staging import staged_records, write_jsonl
+from zoom_qos.operators import ZoomSessionQosOperator
+from zoom_qos.transform.rows import unique_users
 
 
 @pytest.fixture
@@ -57,7 +57,7 @@ def test_token_rejections_restart_and_each_user_is_kept_once(simulator, zoom_con
     assert result["token_restarts"] == 3
     for record in staged_records(batch["qos_uri"]).values():
         users = record["users"]
-        assert users == dedupe_users(users)
+        assert users == list(unique_users(users))
         assert users == simulator.dataset.users_for_session(record["session_id"])
 
 
@@ -148,17 +148,17 @@ def test_an_over_encoded_path_fails_saying_the_endpoint_was_not_recognized(
 
     from airflow.sdk.exceptions import AirflowFailException
 
-    from zoom_qos import hooks
     from zoom_qos.errors import ZoomEndpointError
+    from zoom_qos.zoom.client import ZoomClient
 
     batch, _ = staged_batch
     # What Zoom's generated JavaScript SDK does: the whole path, id included, encoded again.
-    original = hooks.ZoomVideoSdkHook.get_json
+    original = ZoomClient.get_json
 
     def over_encoded(self, endpoint, *args, **kwargs):
         return original(self, quote(endpoint, safe=""), *args, **kwargs)
 
-    monkeypatch.setattr(hooks.ZoomVideoSdkHook, "get_json", over_encoded)
+    monkeypatch.setattr(ZoomClient, "get_json", over_encoded)
     with pytest.raises(AirflowFailException, match="did not recognize the endpoint.*2300") as caught:
         run(batch)
     assert isinstance(caught.value.__cause__, ZoomEndpointError)

@@ -61,7 +61,7 @@ def test_concurrent_tasks_stay_under_the_account_limit_without_429s(redis_url, m
 
         def task(hook):
             for session_id in ids:
-                list(hook.iter_session_users_qos(session_id))
+                list(hook.iter_session_qos_pages(session_id))
 
         threads = [threading.Thread(target=task, args=(hook,)) for hook in hooks]
         for thread in threads:

@@ -37,9 +37,8 @@ from zoom_qos.transform.parsing import (
     parse_resolution,
     parse_timestamp,
 )
-from zoom_qos.transform.rows import STREAM_METRICS, dedupe_users, session_row, unique_users, user_rows
-from zoom_qos.warehouse import schema as s
-from zoom_qos.warehouse.loader import Warehouse
+from zoom_qos.transform.rows import STREAM_METRICS, session_row, unique_users, user_rows
+from zoom_qos.warehouse import SessionInput, Warehouse, schema
 
 # No example database: it would leave an untracked .hypothesis/ folder in the repository.
 FAST = settings(max_examples=300, deadline=None, database=None,
@@ -490,11 +489,11 @@ def test_no_valid_sample_is_lost(pair: tuple[Any, UserTag]) -> None:
 @given(listed=user_lists())
 def test_dedupe_keeps_one_entry_per_join(listed: list[tuple[Any, UserTag]]) -> None:
     payload = [user for user, _ in listed]
-    for deduped in (dedupe_users(payload), list(unique_users(iter(payload)))):  # last / first wins
-        keyed = [row for row in (user_rows("s", user, ParseIssues()) for user in deduped) if row]
-        keys = [(row.session_user["user_id"], row.session_user["join_time"]) for row in keyed]
-        assert len(keys) == len(set(keys))
-        assert set(keys) == {tag.key for _, tag in listed if tag.key is not None}
+    deduped = list(unique_users(iter(payload)))
+    keyed = [row for row in (user_rows("s", user, ParseIssues()) for user in deduped) if row]
+    keys = [(row.session_user["user_id"], row.session_user["join_time"]) for row in keyed]
+    assert len(keys) == len(set(keys))
+    assert set(keys) == {tag.key for _, tag in listed if tag.key is not None}
 
 
 # --------------------------------------------------------------------------- (d) loading
@@ -519,7 +518,7 @@ def _session_contents(wh: Warehouse, session_id: str) -> dict[str, list[tuple[An
     """Every row of one session, raw as SQLite stores it, without ``loaded_at``."""
     contents: dict[str, list[tuple[Any, ...]]] = {}
     with wh.engine.connect() as conn:
-        for table in s.TABLES:
+        for table in schema.TABLES:
             if "session_id" not in table.c:
                 continue
             columns = [c.name for c in table.columns if c.name != "loaded_at"]
@@ -559,16 +558,16 @@ def test_loading_generated_users_matches_user_rows_and_is_idempotent(
 
     before = warehouse.count_rows()
     first_issues = ParseIssues()
-    result = warehouse.load_session(session, payload, first_issues)
+    result = warehouse.load_sessions([SessionInput(session, payload)], first_issues)
     after_first = warehouse.count_rows()
-    assert result.loaded
+    assert result.sessions_loaded
     assert _delta(after_first, before) == expected_counts
     assert (result.users, result.qos_rows, result.system_rows) == (
         expected_counts["session_users"], expected_counts["user_qos"], expected_counts["user_system_qos"])
     first = _session_contents(warehouse, session_id)
 
     second_issues = ParseIssues()
-    warehouse.load_session(session, payload, second_issues)
+    warehouse.load_sessions([SessionInput(session, payload)], second_issues)
     assert warehouse.count_rows() == after_first
     assert _session_contents(warehouse, session_id) == first
     assert second_issues.counts == first_issues.counts
@@ -586,6 +585,6 @@ def test_odd_session_fields_never_fail_a_load(
     issues = ParseIssues()
     assert session_row(session, ParseIssues()) is not None
     before = warehouse.count_rows()
-    result = warehouse.load_session(session, [user for user, _ in listed], issues)
-    assert result.loaded
+    result = warehouse.load_sessions([SessionInput(session, [user for user, _ in listed])], issues)
+    assert result.sessions_loaded
     assert _delta(warehouse.count_rows(), before)["sessions"] == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from zoom_qos.tasks import record_run
-from zoom_qos.warehouse.loader import Warehouse
+from zoom_qos.warehouse import Warehouse
 
 
 def recorded(tmp_path, **returned):

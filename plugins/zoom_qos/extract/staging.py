@@ -1,10 +1,17 @@
-"""Staging storage: what extraction read, as JSON lines, addressed by URL.
+"""Staging storage: what extraction read, as JSON lines, addressed by URL. The whole staged format.
 
 Extraction and load run as separate tasks, possibly on different workers, and XCom must carry
 only references. So each task writes files under ``<staging>/<dag_id>/<run_id>/`` through
 Airflow's ``ObjectStoragePath`` (a local folder by default, ``s3://`` or ``gs://`` on a
 cluster). Files are written under a temporary name and renamed, so a reader never sees half a
-file and a retried task simply overwrites.
+file and a retried task simply overwrites. One listing writes::
+
+    listing-<id>/sessions/batch-NNNNN.jsonl       the batch's session objects, as Zoom listed them
+    listing-<id>/qos/batch-NNNNN/
+        session-<hash>.jsonl     a header line (id, status, fetch time), then one user per line
+        grades-<hash>.jsonl      the joins' grades (only with read_user_grades)
+        index-<segment>-NNNNN.json   sessions finished, written after their files (resumption)
+        stats-<segment>.json     what each extraction attempt cost (requests, retries, seconds)
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import hashlib
 import json
 import re
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from airflow.sdk import ObjectStoragePath
@@ -190,3 +197,51 @@ def read_staged_session(qos_folder: str, session_id: str) -> tuple[dict[str, Any
                     yield decode_user(line)
 
     return header, users()
+
+
+# --- a batch folder's bookkeeping: which sessions are staged, and what reading them cost ------
+
+def write_index_part(qos_folder: str, segment: str, part: int, finished: Mapping[str, int | None]) -> None:
+    """Record sessions whose files are complete: users staged, None for one whose QoS could not
+    be read. Written after the sessions' files, so a file without an index entry is read again."""
+    ObjectStoragePath(f"{qos_folder}/index-{segment}-{part:05d}.json").write_text(json.dumps(dict(finished)))
+
+
+def staged_index(qos_folder: str) -> dict[str, int | None]:
+    """Sessions staged in a batch folder: users per session, None for a session whose QoS could
+    not be read (its staged header says whether it is pending or unavailable).
+
+    Read from the small index parts, so checking progress does not re-read (and re-decode)
+    everything staged so far.
+    """
+    folder = ObjectStoragePath(qos_folder)
+    if not folder.exists():
+        return {}
+    index: dict[str, int | None] = {}
+    for path in sorted(p for p in folder.iterdir() if p.name.startswith("index-")):
+        index.update(json.loads(path.read_text()))
+    return index
+
+
+def write_stats(qos_folder: str, segment: str, stats: Mapping[str, float]) -> None:
+    """What one extraction attempt cost; each attempt has its own file, the summary adds them."""
+    path = ObjectStoragePath(f"{qos_folder}/stats-{segment}.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(dict(stats)))
+
+
+def staged_stats(qos_folder: str) -> list[dict[str, float]]:
+    folder = ObjectStoragePath(qos_folder)
+    if not folder.exists():
+        return []
+    return [json.loads(p.read_text()) for p in sorted(folder.iterdir()) if p.name.startswith("stats-")]
+
+
+def staged_records(qos_folder: str) -> dict[str, dict[str, Any]]:
+    """Every indexed session of a batch folder with its users, all in memory (for small batches:
+    tests and the benchmark's counts)."""
+    records = {}
+    for session_id in staged_index(qos_folder):
+        header, users = read_staged_session(qos_folder, session_id)
+        records[session_id] = {**header, "users": list(users)} if header["status"] == "ok" else header
+    return records

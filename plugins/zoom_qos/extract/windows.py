@@ -80,8 +80,8 @@ def available_part(window: Window, today: date, months: int = RETENTION_MONTHS) 
 
     Logs what is dropped and why; None when nothing is left.
     """
-    oldest = pendulum.date(today.year, today.month, today.day).subtract(months=months)
-    oldest = date(oldest.year, oldest.month, oldest.day) + timedelta(days=1)
+    cutoff = pendulum.date(today.year, today.month, today.day).subtract(months=months)
+    oldest = date(cutoff.year, cutoff.month, cutoff.day) + timedelta(days=1)
     start, end = max(window.start, oldest), min(window.end, today)
     if window.start < oldest:
         log.warning(

@@ -1,5 +1,20 @@
-"""The static HTML QoS report read from the warehouse's views (``page``: data, charts and page)."""
+"""The static HTML QoS report read from the warehouse's views.
 
-from zoom_qos.report.page import DEFAULT_DAYS, REPORT_DIR_ENV, build_report, render_configured_report
+``data`` reads the views into a ``ReportData``, ``charts`` draws the SVG charts, ``page`` renders
+the HTML page from ``templates/``, ``build`` writes the file.
+"""
 
-__all__ = ["DEFAULT_DAYS", "REPORT_DIR_ENV", "build_report", "render_configured_report"]
+from zoom_qos.report.build import REPORT_DIR_ENV, build_report, default_report_dir, render_configured_report
+from zoom_qos.report.data import DEFAULT_DAYS, ReportData, load_report_data
+from zoom_qos.report.page import render_html
+
+__all__ = [
+    "DEFAULT_DAYS",
+    "REPORT_DIR_ENV",
+    "ReportData",
+    "build_report",
+    "default_report_dir",
+    "load_report_data",
+    "render_configured_report",
+    "render_html",
+]

@@ -16,6 +16,9 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeGuard
+
+from zoom_qos.zoom.flags import parse_bool
 
 __all__ = [
     "ParseIssues",
@@ -162,7 +165,7 @@ def is_empty(value: object) -> bool:
     return False
 
 
-def _is_json_number(value: object) -> bool:
+def _is_json_number(value: object) -> TypeGuard[int | float]:
     # bool is an int subclass but ``true`` is never a measurement.
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -176,7 +179,6 @@ class _Bad:
 
 
 _BAD = _Bad()
-_MISSING = object()
 _CACHE_MAX = 1 << 16
 
 
@@ -211,22 +213,23 @@ def _unit_parser(units: Mapping[str, float], doc: str) -> Callable[[object, str,
     cache: dict[str, float | None | _Bad] = {}
 
     def parse(value: object, field: str, issues: ParseIssues) -> float | None:
-        if value.__class__ is str:
-            result = cache.get(value, _MISSING)  # type: ignore[call-overload]
-            if result is _MISSING:
-                result = _text_with_units(value, units)  # type: ignore[arg-type]
-                if len(cache) < _CACHE_MAX and len(value) <= _MAX_LEN:  # type: ignore[arg-type]
-                    cache[value] = result  # type: ignore[index]
-            if result is _BAD:
+        if type(value) is str:  # the hot path: exactly str (a subclass is handled below)
+            try:
+                result = cache[value]
+            except KeyError:
+                result = _text_with_units(value, units)
+                if len(cache) < _CACHE_MAX and len(value) <= _MAX_LEN:
+                    cache[value] = result
+            if isinstance(result, _Bad):
                 issues.add(field, value)
                 return None
-            return result  # type: ignore[return-value]
+            return result
         if value is None:
             return None
         number: float | None = None
         if _is_json_number(value):
             try:
-                number = _finite(float(value))  # type: ignore[arg-type]
+                number = _finite(float(value))
             except (OverflowError, ValueError):
                 number = None
         elif isinstance(value, str):  # a str subclass
@@ -271,15 +274,15 @@ def parse_timestamp(value: object) -> datetime | None:
     missing offset is assumed to be UTC rather than the worker's local zone. Cached for
     strings: every user of a session has samples at the same minutes.
     """
-    if value.__class__ is str:
+    if type(value) is str:
         try:
-            return _TIMESTAMPS[value]  # type: ignore[index]
+            return _TIMESTAMPS[value]
         except KeyError:
             parsed = _parse_timestamp(value)
-            if len(value) <= _MAX_LEN:  # type: ignore[arg-type]
+            if len(value) <= _MAX_LEN:
                 if len(_TIMESTAMPS) >= _CACHE_MAX:
                     _TIMESTAMPS.clear()
-                _TIMESTAMPS[value] = parsed  # type: ignore[index]
+                _TIMESTAMPS[value] = parsed
             return parsed
     return _parse_timestamp(value)
 
@@ -308,7 +311,7 @@ def _parse_timestamp(value: object) -> datetime | None:
 def parse_duration_seconds(value: object) -> int | None:
     """Zoom's session ``duration``: ``"01:02:03"`` / ``"62:03"`` / ``"45"`` / 45 → seconds."""
     if _is_json_number(value):
-        number = float(value)  # type: ignore[arg-type]
+        number = float(value)
         if math.isfinite(number) and number >= 0 and number == int(number):
             return _int32(int(number))
         return None
@@ -335,20 +338,3 @@ def _int32(number: int) -> int | None:
     return number if 0 <= number <= _INT32_MAX else None
 
 
-_TRUE = frozenset({"true", "1", "yes", "y", "t"})
-_FALSE = frozenset({"false", "0", "no", "n", "f"})
-
-
-def parse_bool(value: object) -> bool | None:
-    """JSON booleans, 1/0 and "true"/"false"/"1"/"0"/"yes"/"no" → bool; else None."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and len(value) <= _MAX_LEN:
-        text = value.strip().lower()
-        if text in _TRUE:
-            return True
-        if text in _FALSE:
-            return False
-    return None

@@ -37,7 +37,6 @@ __all__ = [
     "GradeIndex",
     "UserRows",
     "daily_usage_rows",
-    "dedupe_users",
     "grade_index",
     "session_row",
     "unique_users",
@@ -359,27 +358,6 @@ def _join_key(user: object) -> tuple[str, datetime] | None:
     return (user_id, join_time)
 
 
-def _dedupe_key(user: object) -> tuple[object, ...]:
-    key = _join_key(user)
-    return ("unkeyed", id(user)) if key is None else key
-
-
-def dedupe_users(users: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """One entry per (id, join_time); the last occurrence wins.
-
-    Pages can overlap and a crawl restarted after an expired page token re-reads users,
-    so the same join can arrive twice. ``join_time`` is compared as an instant, so
-    ``...Z`` and ``...+00:00`` are the same join. Unkeyable users pass through untouched
-    (``user_rows`` counts them).
-    """
-    by_key: dict[tuple[object, ...], Mapping[str, Any]] = {}
-    for user in users:
-        key = _dedupe_key(user)
-        by_key.pop(key, None)
-        by_key[key] = user
-    return list(by_key.values())
-
-
 def _join_digest(key: tuple[str, datetime]) -> bytes:
     """16 bytes standing for one join: a seen-set of these costs ~80 bytes per join, not ~200."""
     user_id, join_time = key
@@ -390,11 +368,13 @@ def _join_digest(key: tuple[str, datetime]) -> bytes:
 def unique_users(users: Iterable[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:
     """Lazily, one entry per (id, join_time); the FIRST occurrence wins.
 
-    The streaming counterpart of :func:`dedupe_users`, for sessions too big to hold in memory:
-    without look-ahead only the first occurrence can win. ``join_time`` is compared as an
-    instant. Only a 128-bit digest of each key is remembered (a collision is as likely as
-    guessing a random UUID twice). Unkeyable users pass through untouched (``user_rows``
-    counts them); they are not remembered, so ``id()`` reuse cannot drop one.
+    Pages can overlap and a crawl restarted after an expired page token re-reads users, so the
+    same join can arrive twice. Sessions can be too big to hold in memory, and without
+    look-ahead only the first occurrence can win. ``join_time`` is compared as an instant, so
+    ``...Z`` and ``...+00:00`` are the same join. Only a 128-bit digest of each key is
+    remembered (a collision is as likely as guessing a random UUID twice). Unkeyable users pass
+    through untouched (``user_rows`` counts them); they are not remembered, so ``id()`` reuse
+    cannot drop one.
     """
     seen: set[bytes] = set()
     for user in users:

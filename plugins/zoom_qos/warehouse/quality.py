@@ -42,7 +42,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
-from zoom_qos.warehouse import schema as s
+from zoom_qos.warehouse import schema as tables
 
 __all__ = [
     "CHECKS",
@@ -95,7 +95,11 @@ def _millis_between(conn: Connection, start: Any, end: Any) -> ColumnElement[Any
     return sa.func.round((sa.func.julianday(end) - sa.func.julianday(start)) * 86400000.0)
 
 
-def _summary(select_from: Any, where: ColumnElement[bool], example: ColumnElement[str]) -> sa.Select[Any]:
+#: Every check's query: how many rows failed it, and the smallest example.
+_CountAndExample = sa.Select[int, str]
+
+
+def _summary(select_from: Any, where: ColumnElement[bool], example: ColumnElement[str]) -> _CountAndExample:
     return sa.select(sa.func.count(), sa.func.min(example)).select_from(select_from).where(where)
 
 
@@ -110,8 +114,8 @@ def _join_condition(child: sa.Table, su: sa.Table) -> ColumnElement[bool]:
 # --------------------------------------------------------------------------- checks
 # Each check returns the (count, example) queries for one chunk of session ids; a check over
 # two tables returns two queries (their counts are added).
-def _loss_out_of_range(conn: Connection, ids: list[str], margin: int) -> list[sa.Select[Any]]:
-    q = s.user_qos
+def _loss_out_of_range(conn: Connection, ids: list[str], margin: int) -> list[_CountAndExample]:
+    q = tables.user_qos
 
     def bad(col: Any) -> ColumnElement[bool]:
         return sa.or_(col < 0, col > 100)
@@ -124,8 +128,8 @@ def _loss_out_of_range(conn: Connection, ids: list[str], margin: int) -> list[sa
     return [_summary(q, where, example)]
 
 
-def _negative_metric(conn: Connection, ids: list[str], margin: int) -> list[sa.Select[Any]]:
-    q = s.user_qos
+def _negative_metric(conn: Connection, ids: list[str], margin: int) -> list[_CountAndExample]:
+    q = tables.user_qos
     example = _describe(
         ("session", q.c.session_id), ("user", q.c.user_id), ("stream", q.c.stream),
         ("latency_ms", q.c.latency_ms), ("jitter_ms", q.c.jitter_ms), ("bitrate_kbps", q.c.bitrate_kbps),
@@ -137,11 +141,11 @@ def _negative_metric(conn: Connection, ids: list[str], margin: int) -> list[sa.S
     return [_summary(q, where, example)]
 
 
-def _sample_outside_join(conn: Connection, ids: list[str], margin: int) -> list[sa.Select[Any]]:
-    su = s.session_users
+def _sample_outside_join(conn: Connection, ids: list[str], margin: int) -> list[_CountAndExample]:
+    su = tables.session_users
     limit = margin * 1000
     queries = []
-    for child in (s.user_qos, s.user_system_qos):
+    for child in (tables.user_qos, tables.user_system_qos):
         early = _millis_between(conn, su.c.join_time, child.c.sampled_at) < -limit
         late = sa.and_(
             su.c.leave_time.is_not(None),
@@ -158,8 +162,8 @@ def _sample_outside_join(conn: Connection, ids: list[str], margin: int) -> list[
     return queries
 
 
-def _users_exceed_user_count(conn: Connection, ids: list[str], margin: int) -> list[sa.Select[Any]]:
-    su, se = s.session_users, s.sessions
+def _users_exceed_user_count(conn: Connection, ids: list[str], margin: int) -> list[_CountAndExample]:
+    su, se = tables.session_users, tables.sessions
     per_session = (
         sa.select(su.c.session_id, sa.func.count(sa.distinct(su.c.user_id)).label("users"))
         .where(su.c.session_id.in_(ids))
@@ -174,10 +178,10 @@ def _users_exceed_user_count(conn: Connection, ids: list[str], margin: int) -> l
     return [_summary(source, where, example)]
 
 
-def _orphan_rows(conn: Connection, ids: list[str], margin: int) -> list[sa.Select[Any]]:
-    su, se = s.session_users, s.sessions
+def _orphan_rows(conn: Connection, ids: list[str], margin: int) -> list[_CountAndExample]:
+    su, se = tables.session_users, tables.sessions
     queries = []
-    for child in (s.user_qos, s.user_system_qos):
+    for child in (tables.user_qos, tables.user_system_qos):
         parent = sa.select(sa.literal(1)).where(_join_condition(child, su)).exists()
         example = _describe(
             ("table", sa.literal(child.name, sa.Text())), ("session", child.c.session_id),
@@ -207,8 +211,8 @@ def _day_text(conn: Connection, day: Any) -> ColumnElement[str]:
     return sa.cast(day, sa.Text())
 
 
-def _zoom_daily_count(conn: Connection, days: list[date], margin: int) -> list[sa.Select[Any]]:
-    se, du = s.sessions, s.daily_usage
+def _zoom_daily_count(conn: Connection, days: list[date], margin: int) -> list[_CountAndExample]:
+    se, du = tables.sessions, tables.daily_usage
     # Bounds on start_time (not on its day) so the filter is a plain range on the column.
     low = datetime.combine(min(days), time.min)
     high = datetime.combine(max(days) + timedelta(days=1), time.min)
@@ -233,7 +237,7 @@ def _zoom_daily_count(conn: Connection, days: list[date], margin: int) -> list[s
     return [_summary(source, where, example)]
 
 
-_Check = Callable[[Connection, list[Any], int], list[sa.Select[Any]]]
+_Check = Callable[[Connection, list[Any], int], list[_CountAndExample]]
 
 #: Checks of the run's sessions: each takes a chunk of session ids.
 SESSION_CHECKS: dict[str, _Check] = {

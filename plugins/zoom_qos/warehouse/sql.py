@@ -18,8 +18,9 @@ class UnsupportedDatabaseError(ZoomQosError, ValueError):
 
 def check_dialect(name: str) -> Dialect:
     """``name`` as a supported dialect, or a clear error naming what is supported."""
-    if name == "sqlite" or name == "postgresql":
-        return name
+    for dialect in DIALECTS:
+        if name == dialect:
+            return dialect
     raise UnsupportedDatabaseError(f"Unsupported warehouse database {name!r}; use sqlite or postgresql.")
 
 

@@ -2,7 +2,10 @@
 
 Views are *repeatable* schema objects: ``Warehouse.ensure_schema()`` recreates them whenever
 their definition changes (checksum of the SQL), after the versioned table migrations ran.
-``VIEWS`` is in dependency order (a view only reads tables and the views before it).
+``VIEWS`` is in dependency order (a view only reads tables and the views before it). This module
+names and documents the views; their SQL is built in ``zoom_qos.warehouse.view_sql``, where
+``MEDIA_TYPES`` and ``METRICS`` are defined beside the SQL that rates samples by them (import
+them from here).
 
 Shared definitions (documented in ``docs/warehouse.md``):
 
@@ -24,8 +27,20 @@ Shared definitions (documented in ``docs/warehouse.md``):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from zoom_qos.warehouse.view_sql import (
+    MEASURES,
+    MEDIA_TYPES,
+    METRICS,
+    daily_breakdown_sql,
+    daily_completeness_sql,
+    daily_quality_sql,
+    qos_samples_sql,
+    run_health_sql,
+    session_quality_sql,
+)
 
 __all__ = [
     "MEDIA_TYPES",
@@ -51,121 +66,7 @@ class View:
     columns: dict[str, str] = field(default_factory=dict)
 
 
-#: Media types rated against ``qos_thresholds`` (``other`` streams are never rated).
-MEDIA_TYPES: tuple[str, ...] = ("audio", "video", "screen_share")
-
-#: (column in user_qos, column in qos_thresholds, unit label) of the rated metrics.
-METRICS: tuple[tuple[str, str, str], ...] = (
-    ("latency_ms", "latency_ms", "ms"),
-    ("jitter_ms", "jitter_ms", "ms"),
-    ("avg_loss_pct", "loss_pct", "%"),
-)
-
-# Short names used in aggregate column names: avg_latency_ms, p95_loss_pct, ...
-_MEASURES: tuple[tuple[str, str], ...] = (
-    ("latency_ms", "latency_ms"),
-    ("jitter_ms", "jitter_ms"),
-    ("loss_pct", "avg_loss_pct"),
-)
-
-_DIMENSIONS: tuple[str, ...] = ("device", "network_type", "data_center")
-
-
-def _check_dialect(dialect: str) -> None:
-    if dialect not in ("sqlite", "postgresql"):
-        raise ValueError(f"Unsupported dialect {dialect!r}; use sqlite or postgresql.")
-
-
-def _dbl(expr: str) -> str:
-    # "DOUBLE PRECISION" is a real type on PostgreSQL and REAL affinity on SQLite.
-    return f"CAST({expr} AS DOUBLE PRECISION)"
-
-
-def _millis(dialect: str, start: str, end: str) -> str:
-    """Whole milliseconds from ``start`` to ``end`` (NULL if either is NULL), as a number."""
-    if dialect == "postgresql":
-        return f"round(extract(epoch from ({end} - {start})) * 1000)"
-    return f"round((julianday({end}) - julianday({start})) * 86400000.0)"
-
-
-def _utc_day(dialect: str, ts: str) -> str:
-    if dialect == "postgresql":
-        return f"CAST(({ts} AT TIME ZONE 'UTC') AS date)"
-    return f"date({ts})"  # SQLite stores naive UTC text
-
-
-# --------------------------------------------------------------------------- aggregates
-def _stat_columns(alias_prefix: str = "") -> list[str]:
-    names = ["samples", "poor_samples", "poor_share"]
-    for short, _ in _MEASURES:
-        names += [f"avg_{short}", f"p95_{short}"]
-    return [alias_prefix + n for n in names]
-
-
-def _grouped_stats(dialect: str, source: str, keys: Sequence[str]) -> str:
-    """SELECT keys, samples, poor_samples, poor_share, avg_/p95_ per measure FROM source.
-
-    ``source`` is a parenthesised subquery (or view name) with the key columns, ``is_poor``
-    and the metric columns. p95 is nearest-rank over non-NULL values on both back ends.
-    """
-    key_list = ", ".join(keys)
-    common = [
-        "count(*) AS samples",
-        "sum(is_poor) AS poor_samples",
-        f"avg({_dbl('is_poor')}) AS poor_share",
-    ]
-    if dialect == "postgresql":
-        measures = []
-        for short, col in _MEASURES:
-            measures += [
-                f"avg({col}) AS avg_{short}",
-                f"percentile_disc(0.95) WITHIN GROUP (ORDER BY {col}) AS p95_{short}",
-            ]
-        return f"SELECT {key_list}, {', '.join(common + measures)} FROM {source} src GROUP BY {key_list}"
-    # SQLite: cume_dist per group over the non-NULL values (NULLs get their own partition).
-    windows = ", ".join(
-        f"cume_dist() OVER (PARTITION BY {key_list}, ({col} IS NULL) ORDER BY {col}) AS cd_{short}"
-        for short, col in _MEASURES
-    )
-    measures = []
-    for short, col in _MEASURES:
-        measures += [
-            f"avg({col}) AS avg_{short}",
-            f"min(CASE WHEN {col} IS NOT NULL AND cd_{short} >= 0.95 THEN {col} END) AS p95_{short}",
-        ]
-    return (
-        f"SELECT {key_list}, {', '.join(common + measures)} "
-        f"FROM (SELECT src.*, {windows} FROM {source} src) ranked GROUP BY {key_list}"
-    )
-
-
-# --------------------------------------------------------------------------- qos_samples
-def _media_type(col: str) -> str:
-    return (
-        f"CASE WHEN substr({col}, 1, 5) = 'audio' THEN 'audio' "
-        f"WHEN substr({col}, 1, 5) = 'video' THEN 'video' "
-        f"WHEN substr({col}, 1, 3) = 'as_' THEN 'screen_share' "
-        "ELSE 'other' END"
-    )
-
-
-def _qos_samples_sql(dialect: str, prefix: str) -> str:
-    _check_dialect(dialect)
-    no_metric = " AND ".join(f"b.{col} IS NULL" for col, _, _ in METRICS)
-    over = " OR ".join(f"b.{col} > t.{tcol}" for col, tcol, _ in METRICS)
-    return f"""SELECT b.session_id, b.user_id, b.join_time, b.sampled_at, b.stream, b.media_type,
-    {_utc_day(dialect, "b.sampled_at")} AS day,
-    b.bitrate_kbps, b.latency_ms, b.jitter_ms, b.avg_loss_pct, b.max_loss_pct,
-    b.resolution_width, b.resolution_height, b.frame_rate_fps,
-    CASE WHEN t.media_type IS NULL OR ({no_metric}) THEN NULL
-         WHEN {over} THEN 1 ELSE 0 END AS is_poor,
-    su.device, su.network_type, su.data_center
-FROM (SELECT q.*, {_media_type("q.stream")} AS media_type FROM {prefix}user_qos q) b
-LEFT JOIN {prefix}qos_thresholds t ON t.media_type = b.media_type
-LEFT JOIN {prefix}session_users su
-    ON su.session_id = b.session_id AND su.user_id = b.user_id AND su.join_time = b.join_time"""
-
-
+# --------------------------------------------------------------------------- column docs
 _QOS_SAMPLES_COLUMNS: dict[str, str] = {
     "session_id": "Zoom session id (user_qos.session_id).",
     "user_id": "Zoom user id (user_qos.user_id).",
@@ -192,46 +93,6 @@ _QOS_SAMPLES_COLUMNS: dict[str, str] = {
 }
 
 
-# --------------------------------------------------------------------------- session_quality
-def _session_quality_sql(dialect: str, prefix: str) -> str:
-    _check_dialect(dialect)
-    millis = _millis(dialect, "join_time", "leave_time")
-    stats = _grouped_stats(dialect, f"{prefix}qos_samples", ["session_id", "media_type"])
-    pivot: list[str] = []
-    for media in MEDIA_TYPES:
-        for short, _ in _MEASURES:
-            for agg in ("avg", "p95"):
-                pivot.append(
-                    f"max(CASE WHEN media_type = '{media}' THEN {agg}_{short} END) AS {media}_{agg}_{short}"
-                )
-        pivot.append(f"max(CASE WHEN media_type = '{media}' THEN poor_share END) AS {media}_poor_share")
-    media_cols = ", ".join(
-        c
-        for media in MEDIA_TYPES
-        for c in [f"m.{media}_{agg}_{short}" for short, _ in _MEASURES for agg in ("avg", "p95")]
-        + [f"m.{media}_poor_share"]
-    )
-    return f"""SELECT s.session_id, s.session_name, s.start_time, s.end_time, s.duration_seconds,
-    s.user_count,
-    COALESCE(u.users, 0) AS users, COALESCE(u.joins, 0) AS joins, u.minutes,
-    COALESCE(a.samples, 0) AS samples, a.poor_share,
-    {media_cols}
-FROM {prefix}sessions s
-LEFT JOIN (
-    SELECT session_id, count(DISTINCT user_id) AS users, count(*) AS joins,
-        {_dbl(f"sum({millis})")} / 60000.0 AS minutes
-    FROM {prefix}session_users GROUP BY session_id
-) u ON u.session_id = s.session_id
-LEFT JOIN (
-    SELECT session_id, count(*) AS samples, avg({_dbl("is_poor")}) AS poor_share
-    FROM {prefix}qos_samples GROUP BY session_id
-) a ON a.session_id = s.session_id
-LEFT JOIN (
-    SELECT session_id, {", ".join(pivot)}
-    FROM ({stats}) g GROUP BY session_id
-) m ON m.session_id = s.session_id"""
-
-
 def _session_quality_columns() -> dict[str, str]:
     cols = {
         "session_id": "Zoom session id (sessions.session_id).",
@@ -252,7 +113,7 @@ def _session_quality_columns() -> dict[str, str]:
     names = {"audio": "audio", "video": "video", "screen_share": "screen-share"}
     for media in MEDIA_TYPES:
         label = names[media]
-        for short, col in _MEASURES:
+        for short, col in MEASURES:
             unit = "percent" if short == "loss_pct" else "milliseconds"
             what = {"latency_ms": "latency", "jitter_ms": "jitter", "loss_pct": "average packet loss"}[short]
             cols[f"{media}_avg_{short}"] = f"Mean {what} of {label} samples, in {unit} (user_qos.{col})."
@@ -263,7 +124,6 @@ def _session_quality_columns() -> dict[str, str]:
     return cols
 
 
-# --------------------------------------------------------------------------- daily views
 _STAT_DOCS: dict[str, str] = {
     "sessions": "Distinct sessions with samples in the group.",
     "users": "Distinct user_id values with samples in the group.",
@@ -279,35 +139,6 @@ _STAT_DOCS: dict[str, str] = {
 }
 
 
-def _daily_sql_for(dialect: str, source: str, keys: Sequence[str]) -> str:
-    stats = _grouped_stats(dialect, source, keys)
-    key_list = ", ".join(keys)
-    on = " AND ".join(f"g.{k} = c.{k}" for k in keys)
-    stat_cols = ", ".join(f"g.{c}" for c in _stat_columns())
-    return f"""SELECT {", ".join(f"g.{k}" for k in keys)}, c.sessions, c.users, {stat_cols}
-FROM ({stats}) g
-JOIN (
-    SELECT {key_list}, count(DISTINCT session_id) AS sessions, count(DISTINCT user_id) AS users
-    FROM {source} src GROUP BY {key_list}
-) c ON {on}"""
-
-
-def _daily_quality_sql(dialect: str, prefix: str) -> str:
-    _check_dialect(dialect)
-    return _daily_sql_for(dialect, f"{prefix}qos_samples", ["day", "media_type"])
-
-
-def _daily_breakdown_sql(dialect: str, prefix: str) -> str:
-    _check_dialect(dialect)
-    metric_cols = ", ".join(col for _, col in _MEASURES)
-    unpivot = " UNION ALL ".join(
-        f"SELECT day, media_type, '{dim}' AS dimension, COALESCE({dim}, 'unknown') AS dimension_value, "
-        f"session_id, user_id, is_poor, {metric_cols} FROM {prefix}qos_samples"
-        for dim in _DIMENSIONS
-    )
-    return _daily_sql_for(dialect, f"({unpivot})", ["day", "media_type", "dimension", "dimension_value"])
-
-
 _DAILY_COLUMNS: dict[str, str] = {
     "day": "UTC calendar date of the samples.",
     "media_type": "audio, video, screen_share or other.",
@@ -321,31 +152,6 @@ _BREAKDOWN_COLUMNS: dict[str, str] = {
     "dimension_value": "The attribute's value; 'unknown' where it is NULL.",
     **_STAT_DOCS,
 }
-
-
-# --------------------------------------------------------------------------- run_health
-def _run_health_sql(dialect: str, prefix: str) -> str:
-    _check_dialect(dialect)
-    millis = _millis(dialect, "started_at", "finished_at")
-
-    def pos(col: str) -> str:
-        return f"COALESCE({col}, 0) > 0"
-
-    degraded = " OR ".join(
-        pos(c) for c in ("unparsed_values", "dq_hard_violations", "token_restarts", "sessions_skipped")
-    )
-    return f"""SELECT run_id, dag_id, window_start, window_end, outcome, started_at, finished_at,
-    {_dbl(millis)} / 1000.0 AS duration_seconds,
-    sessions_listed, sessions_loaded, sessions_skipped, users_loaded, qos_rows, system_rows,
-    api_requests, retries, rate_limit_waits, rate_limit_wait_seconds, token_restarts,
-    unparsed_values, dq_hard_violations,
-    CASE WHEN outcome = 'failed' THEN 'failed'
-         WHEN outcome = 'running' THEN 'running'
-         WHEN {degraded} THEN 'degraded'
-         WHEN outcome = 'skipped' THEN 'skipped'
-         ELSE 'healthy' END AS health,
-    error
-FROM {prefix}pipeline_runs"""
 
 
 _RUN_HEALTH_COLUMNS: dict[str, str] = {
@@ -379,32 +185,6 @@ _RUN_HEALTH_COLUMNS: dict[str, str] = {
 }
 
 
-# --------------------------------------------------------------------------- daily_completeness
-def _daily_completeness_sql(dialect: str, prefix: str) -> str:
-    _check_dialect(dialect)
-    day = _utc_day(dialect, "start_time")
-    status_counts = ", ".join(
-        f"sum(CASE WHEN qos_status = '{status}' THEN 1 ELSE 0 END) AS {status}"
-        for status in ("loaded", "pending", "unavailable")
-    )
-    # Days from both sides (UNION, not FULL JOIN: SQLite has it only since 3.39).
-    return f"""SELECT d.usage_date, u.sessions AS zoom_sessions,
-    COALESCE(w.sessions, 0) AS warehouse_sessions,
-    COALESCE(w.loaded, 0) AS sessions_loaded,
-    COALESCE(w.pending, 0) AS sessions_pending,
-    COALESCE(w.unavailable, 0) AS sessions_unavailable
-FROM (
-    SELECT usage_date FROM {prefix}daily_usage
-    UNION
-    SELECT {day} FROM {prefix}sessions WHERE qos_status <> 'live'
-) d
-LEFT JOIN {prefix}daily_usage u ON u.usage_date = d.usage_date
-LEFT JOIN (
-    SELECT {day} AS usage_date, count(*) AS sessions, {status_counts}
-    FROM {prefix}sessions WHERE qos_status <> 'live' GROUP BY {day}
-) w ON w.usage_date = d.usage_date"""
-
-
 _DAILY_COMPLETENESS_COLUMNS: dict[str, str] = {
     "usage_date": "UTC day: every day with a daily_usage row or a (not live) session starting on it.",
     "zoom_sessions": (
@@ -428,7 +208,7 @@ VIEWS: list[View] = [
             "user_qos samples with their media type, UTC day, poor flag (against qos_thresholds) "
             "and the join's device, network type and data center. Helper for the other views."
         ),
-        sql=_qos_samples_sql,
+        sql=qos_samples_sql,
         columns=_QOS_SAMPLES_COLUMNS,
     ),
     View(
@@ -437,13 +217,13 @@ VIEWS: list[View] = [
             "One row per session: joins, users, minutes, samples and, per media type, average and "
             "p95 latency/jitter/loss and poor share. Sessions without samples have NULL metrics."
         ),
-        sql=_session_quality_sql,
+        sql=session_quality_sql,
         columns=_session_quality_columns(),
     ),
     View(
         name="daily_quality",
         comment="One row per UTC day and media type: sessions, users, samples, poor share, avg/p95 metrics.",
-        sql=_daily_quality_sql,
+        sql=daily_quality_sql,
         columns=_DAILY_COLUMNS,
     ),
     View(
@@ -452,13 +232,13 @@ VIEWS: list[View] = [
             "daily_quality broken down by device, network_type and data_center: one row per day, "
             "media type, dimension and dimension value. Filter on dimension to pick a breakdown."
         ),
-        sql=_daily_breakdown_sql,
+        sql=daily_breakdown_sql,
         columns=_BREAKDOWN_COLUMNS,
     ),
     View(
         name="run_health",
         comment="One row per pipeline run: what it loaded, what it cost, and a health label.",
-        sql=_run_health_sql,
+        sql=run_health_sql,
         columns=_RUN_HEALTH_COLUMNS,
     ),
     View(
@@ -468,7 +248,7 @@ VIEWS: list[View] = [
             "warehouse holds that started on the day, and how many of those have their QoS loaded, "
             "pending or unavailable. Live sessions are not counted."
         ),
-        sql=_daily_completeness_sql,
+        sql=daily_completeness_sql,
         columns=_DAILY_COMPLETENESS_COLUMNS,
     ),
 ]

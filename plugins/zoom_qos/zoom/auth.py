@@ -4,6 +4,10 @@ Zoom documents no OAuth for ``/videosdk``; each request carries ``Bearer <JWT>``
 ``iss`` is the Video SDK *API key*. Tokens are minted locally, cached, renewed shortly before
 they expire and dropped on demand when Zoom answers 401/124, so a long extraction never
 sends an expired token twice.
+
+Nothing here imports Airflow: whoever runs the client under Airflow passes ``on_secret``
+(Airflow's ``mask_secret``), which is told the API secret and every token minted, so that log
+lines never show them.
 """
 
 from __future__ import annotations
@@ -27,15 +31,6 @@ RENEW_BEFORE_SECONDS = 60
 CLOCK_SKEW_SECONDS = 30
 
 
-def _register_secret(value: str) -> None:
-    """Tell Airflow's secrets masker about a value, when running under Airflow."""
-    try:
-        from airflow.sdk.log import mask_secret
-    except ImportError:  # used outside Airflow (simulator scripts, unit tests)
-        return
-    mask_secret(value)
-
-
 def make_jwt(api_key: str, api_secret: str, now: float, ttl_seconds: int) -> str:
     """One signed token; ``iat`` is back-dated by the skew allowance."""
     issued = int(now) - CLOCK_SKEW_SECONDS
@@ -52,7 +47,10 @@ class ZoomJwtAuth(requests.auth.AuthBase):
         api_secret: str,
         ttl_seconds: int = DEFAULT_TTL_SECONDS,
         clock: Callable[[], float] = time.time,
+        on_secret: Callable[[str], None] | None = None,
     ) -> None:
+        """``on_secret`` is called with the API secret now and with each token when it is minted
+        (before it is used), e.g. to have a log masker hide them; None when nothing masks logs."""
         if not api_key or not api_secret:
             raise ValueError(
                 "The Zoom connection needs the Video SDK API key as login and the API secret "
@@ -68,7 +66,12 @@ class ZoomJwtAuth(requests.auth.AuthBase):
         self._expires_at = 0.0
         self._lock = threading.Lock()
         self.tokens_minted = 0
-        _register_secret(api_secret)
+        self._on_secret = on_secret
+        self._register(api_secret)
+
+    def _register(self, value: str) -> None:
+        if self._on_secret is not None:
+            self._on_secret(value)
 
     def token(self) -> str:
         """The current token, minting a new one when it is missing or about to expire."""
@@ -78,7 +81,7 @@ class ZoomJwtAuth(requests.auth.AuthBase):
                 self._token = make_jwt(self._api_key, self._api_secret, now, self._ttl)
                 self._expires_at = now + self._ttl
                 self.tokens_minted += 1
-                _register_secret(self._token)
+                self._register(self._token)
             return self._token
 
     def invalidate(self) -> None:

@@ -63,7 +63,7 @@ def is_raw_object(item: bytes) -> bool:
     return item.lstrip()[:1] == b"{"
 
 
-class JsonObject(dict):  # type: ignore[type-arg]
+class JsonObject(dict[str, Any]):
     """A decoded JSON object that keeps the text it came from.
 
     The raw layer stores each user as Zoom sent it: handing that text on spares encoding the

@@ -26,7 +26,13 @@ log = logging.getLogger(__name__)
 Page = Mapping[str, Any]
 PageFetcher = Callable[[str | None, float | None], Page]
 
+#: Zoom's page tokens expire 15 minutes after they are issued (the ``page_token_ttl_seconds``
+#: setting defaults to this; it is lowered only to test the restart path).
 ZOOM_PAGE_TOKEN_TTL_SECONDS = 900.0
+#: A token is not sent in the last minute of its life: the request still has to reach Zoom.
+DEFAULT_TOKEN_SAFETY_SECONDS = 60.0
+#: Restarts of one list from its first page before paging gives up.
+DEFAULT_MAX_RESTARTS = 3
 MAX_PAGES = 100_000
 
 
@@ -77,8 +83,8 @@ class RestartingPaginator:
     def __init__(
         self,
         token_ttl: float = ZOOM_PAGE_TOKEN_TTL_SECONDS,
-        safety: float = 60.0,
-        max_restarts: int = 3,
+        safety: float = DEFAULT_TOKEN_SAFETY_SECONDS,
+        max_restarts: int = DEFAULT_MAX_RESTARTS,
         max_pages: int = MAX_PAGES,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

@@ -1,9 +1,9 @@
 """Zoom's published Video SDK API definition: the part of it this project relies on.
 
 Zoom publishes an OpenAPI definition of the Video SDK REST API (see ``docs/zoom_api.md``); where it
-settles a point it overrules our own reading of Zoom. Its facts live here once: the hook takes its
+settles a point it overrules our own reading of Zoom. Its facts live here once: the client takes its
 page sizes from it, the simulator its maxima, defaults and error codes, and the tests check the
-simulator's answers and the hook's requests against it (``request_problems``,
+simulator's answers and the client's requests against it (``request_problems``,
 ``response_problems``), so the day our simulator and Zoom's definition disagree, a test fails.
 
 Only what a client or a test can check is encoded: parameters (required, enum, integer range,

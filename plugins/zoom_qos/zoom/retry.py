@@ -2,7 +2,7 @@
 
 Two separate questions: what the server asked for (``Retry-After`` comes as seconds, as an
 HTTP date, or, for Zoom's daily limit, as an ISO datetime) and what to do when it asked for
-nothing (exponential backoff with full jitter, bounded in attempts and in total time).
+nothing (exponential backoff with equal jitter, bounded in attempts and in total time).
 """
 
 from __future__ import annotations
@@ -51,22 +51,32 @@ def _parse_http_date(text: str) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+# Defaults of the connection extras ``backoff_base_seconds``, ``max_retries`` and
+# ``retry_max_total_seconds`` (``ZoomSettings`` refers to these).
+DEFAULT_BASE_SECONDS = 1.0
+DEFAULT_MAX_ATTEMPTS = 6
+DEFAULT_MAX_TOTAL_SECONDS = 600.0
+
+
 @dataclass
 class Backoff:
-    """Exponential backoff with full jitter and a budget.
+    """Exponential backoff with equal jitter and a budget.
 
-    Full jitter (a uniform draw up to the exponential ceiling) spreads the retries of many
-    workers that were throttled at the same instant, so they do not collide again.
+    Equal jitter draws each wait uniformly between half the exponential ceiling and the
+    ceiling: the random half spreads the retries of many workers that were throttled at the
+    same instant, so they do not collide again, and the fixed half keeps every wait at least
+    half the ceiling, so a retry never comes back at once (full jitter could draw nearly 0).
     """
 
-    base_seconds: float = 1.0
+    base_seconds: float = DEFAULT_BASE_SECONDS
     max_seconds: float = 60.0
-    max_attempts: int = 6
-    max_total_seconds: float = 600.0
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    max_total_seconds: float = DEFAULT_MAX_TOTAL_SECONDS
     rng: random.Random = field(default_factory=random.Random)
 
     def delay(self, attempt: int) -> float:
-        """Wait before retry number ``attempt`` (1-based)."""
+        """Wait before retry number ``attempt`` (1-based): uniform in [ceiling / 2, ceiling],
+        the ceiling being ``base_seconds * 2 ** (attempt - 1)`` capped at ``max_seconds``."""
         ceiling = min(self.max_seconds, self.base_seconds * (2 ** (attempt - 1)))
         return self.rng.uniform(ceiling / 2, ceiling)
 

@@ -13,9 +13,8 @@ import pytest
 import sqlalchemy as sa
 
 from zoom_qos.transform.parsing import ParseIssues
-from zoom_qos.transform.rows import dedupe_users, session_row, user_rows
-from zoom_qos.warehouse import schema as s
-from zoom_qos.warehouse.loader import Warehouse
+from zoom_qos.transform.rows import session_row, unique_users, user_rows
+from zoom_qos.warehouse import SessionInput, Warehouse, schema
 
 SID = "sfk/aOFJSJSYhGwk1hnxgw=="
 JOIN = "2025-03-01T10:00:00Z"
@@ -63,7 +62,7 @@ def contents(wh: Warehouse) -> dict[str, list[tuple[Any, ...]]]:
         return {
             table.name: sorted(
                 (tuple(row) for row in conn.execute(sa.text(f"SELECT * FROM {table.name}"))), key=repr)
-            for table in s.TABLES
+            for table in schema.TABLES
         }
 
 
@@ -72,15 +71,15 @@ def only_rows(wh: Warehouse, table: sa.Table) -> list[dict[str, Any]]:
         return [dict(row._mapping) for row in conn.execute(sa.select(table))]
 
 
-EMPTY = {t.name: 0 for t in s.TABLES}
+EMPTY = {t.name: 0 for t in schema.TABLES}
 
 
 # --------------------------------------------------------------------------- users
 @pytest.mark.parametrize("bad", [None, "user", 42, [JOIN], True])
 def test_user_that_is_not_an_object_is_counted_and_skipped(wh: Warehouse, bad: Any) -> None:
     issues = ParseIssues()
-    result = wh.load_session(session(), [bad, user()], issues)
-    assert (result.loaded, result.users) == (True, 1)
+    result = wh.load_sessions([SessionInput(session(), [bad, user()])], issues)
+    assert (result.sessions_loaded, result.users) == (1, 1)
     assert issues.counts == {"user": 1}
     assert issues.examples["user"] == str(bad)[:100]
 
@@ -90,7 +89,7 @@ def test_user_missing_its_key_is_counted_and_skipped(wh: Warehouse, missing: str
     bad = user("u2")
     del bad[missing]
     issues = ParseIssues()
-    result = wh.load_session(session(), [bad, user()], issues)
+    result = wh.load_sessions([SessionInput(session(), [bad, user()])], issues)
     assert result.users == 1
     assert issues.counts == {missing: 1}
     assert issues.examples == {missing: "None"}
@@ -99,10 +98,10 @@ def test_user_missing_its_key_is_counted_and_skipped(wh: Warehouse, missing: str
 
 def test_user_with_no_fields_but_the_key_loads_as_nulls(wh: Warehouse) -> None:
     issues = ParseIssues()
-    result = wh.load_session(session(), [{"id": "u1", "join_time": JOIN}], issues)
+    result = wh.load_sessions([SessionInput(session(), [{"id": "u1", "join_time": JOIN}])], issues)
     assert (result.users, result.qos_rows, result.system_rows) == (1, 0, 0)
     assert not issues
-    [row] = only_rows(wh, s.session_users)
+    [row] = only_rows(wh, schema.session_users)
     assert row["user_name"] is None and row["leave_time"] is None and row["is_original_host"] is None
 
 
@@ -123,11 +122,11 @@ def test_wrong_type_id_is_counted_and_skipped(bad: Any) -> None:
                                  "", None])
 def test_invalid_join_time_is_counted_and_skipped(wh: Warehouse, bad: Any) -> None:
     issues = ParseIssues()
-    result = wh.load_session(session(), [user("u2", bad), user()], issues)
+    result = wh.load_sessions([SessionInput(session(), [user("u2", bad), user()])], issues)
     assert result.users == 1
     assert issues.counts == {"join_time": 1}
     assert issues.examples["join_time"] == str(bad)[:100]
-    assert [r["user_id"] for r in only_rows(wh, s.session_users)] == ["u1"]
+    assert [r["user_id"] for r in only_rows(wh, schema.session_users)] == ["u1"]
 
 
 @pytest.mark.parametrize("bad", [*WRONG_TYPES, "yesterday", "2026-13-45T99:00:00Z"])
@@ -142,10 +141,10 @@ def test_invalid_leave_time_is_null_and_counted(bad: Any) -> None:
 @pytest.mark.parametrize("bad", WRONG_TYPES)
 def test_wrong_type_text_fields_load_as_text(wh: Warehouse, name: str, bad: Any) -> None:
     issues = ParseIssues()
-    result = wh.load_session(session(), [user(**{name: bad})], issues)
+    result = wh.load_sessions([SessionInput(session(), [user(**{name: bad})])], issues)
     assert result.users == 1
     column = "user_name" if name == "name" else name
-    [row] = only_rows(wh, s.session_users)
+    [row] = only_rows(wh, schema.session_users)
     assert isinstance(row[column], str) and row[column]
     assert not issues
 
@@ -161,7 +160,7 @@ def test_wrong_type_is_original_host_is_null_and_counted(bad: Any) -> None:
 @pytest.mark.parametrize("bad", [{"date_time": JOIN}, "[]", 3, True, 2.5])
 def test_user_qos_not_a_list_is_counted_and_user_kept(wh: Warehouse, bad: Any) -> None:
     issues = ParseIssues()
-    result = wh.load_session(session(), [user(user_qos=bad)], issues)
+    result = wh.load_sessions([SessionInput(session(), [user(user_qos=bad)])], issues)
     assert (result.users, result.qos_rows, result.system_rows) == (1, 0, 0)
     assert issues.counts == {"user_qos": 1}
     assert issues.examples["user_qos"] == str(bad)
@@ -177,7 +176,7 @@ def test_user_qos_null_means_no_samples_and_is_not_an_error() -> None:
 @pytest.mark.parametrize("bad", ["2025-03-01T10:03:00Z", None, 5, ["x"]])
 def test_sample_that_is_not_an_object_is_counted_and_others_kept(wh: Warehouse, bad: Any) -> None:
     issues = ParseIssues()
-    result = wh.load_session(session(), [user(user_qos=[sample(1), bad, sample(2)])], issues)
+    result = wh.load_sessions([SessionInput(session(), [user(user_qos=[sample(1), bad, sample(2)])])], issues)
     assert (result.qos_rows, result.system_rows) == (4, 2)
     assert issues.counts == {"user_qos_sample": 1}
     assert issues.examples["user_qos_sample"] == str(bad)
@@ -240,8 +239,10 @@ def test_block_of_wrong_type_is_not_a_stream() -> None:
 
 def test_new_block_name_loads_as_a_new_stream(wh: Warehouse) -> None:
     new = {"bitrate": "900 bps", "latency": "6 ms"}
-    wh.load_session(session(), [user(user_qos=[sample(1, audio_device_from_space=new)])], ParseIssues())
-    streams = {r["stream"]: r for r in only_rows(wh, s.user_qos)}
+    wh.load_sessions(
+        [SessionInput(session(), [user(user_qos=[sample(1, audio_device_from_space=new)])])], ParseIssues()
+    )
+    streams = {r["stream"]: r for r in only_rows(wh, schema.user_qos)}
     assert set(streams) == {"audio_input", "video_output", "audio_device_from_space"}
     assert streams["audio_device_from_space"]["bitrate_kbps"] == pytest.approx(0.9)
     assert streams["video_output"]["bitrate_kbps"] == pytest.approx(1200)
@@ -252,9 +253,9 @@ def test_new_block_name_loads_as_a_new_stream(wh: Warehouse) -> None:
 def test_one_megabyte_name_loads_whole(wh: Warehouse) -> None:
     name = "N" * 1_000_000
     issues = ParseIssues()
-    result = wh.load_session(session(), [user(name=name)], issues)
+    result = wh.load_sessions([SessionInput(session(), [user(name=name)])], issues)
     assert result.users == 1 and not issues
-    [row] = only_rows(wh, s.session_users)
+    [row] = only_rows(wh, schema.session_users)
     assert row["user_name"] == name
 
 
@@ -262,11 +263,11 @@ def test_one_megabyte_metric_and_date_are_counted_with_a_short_example(wh: Wareh
     huge = "9" * 1_000_000
     samples = [sample(1, audio_input={"bitrate": huge + " kbps"}), sample(2, date_time=huge)]
     issues = ParseIssues()
-    result = wh.load_session(session(), [user(user_qos=samples), user("u2", huge)], issues)
+    result = wh.load_sessions([SessionInput(session(), [user(user_qos=samples), user("u2", huge)])], issues)
     assert (result.users, result.qos_rows) == (1, 2)
     assert issues.counts == {"bitrate": 1, "date_time": 1, "join_time": 1}
     assert all(len(example) <= 100 for example in issues.examples.values())
-    [audio] = [r for r in only_rows(wh, s.user_qos) if r["stream"] == "audio_input"]
+    [audio] = [r for r in only_rows(wh, schema.user_qos) if r["stream"] == "audio_input"]
     assert audio["bitrate_kbps"] is None
 
 
@@ -275,16 +276,16 @@ def test_same_join_on_two_pages_is_one_row_and_the_first_wins(wh: Warehouse) -> 
     page1 = [user("u1", name="first"), user("u2")]
     page2 = [user("u1", "2025-03-01T10:00:00+00:00", name="second"), user("u3")]
     issues = ParseIssues()
-    result = wh.load_session(session(), page1 + page2, issues)
+    result = wh.load_sessions([SessionInput(session(), page1 + page2)], issues)
     assert result.users == 3 and not issues
-    rows = {r["user_id"]: r for r in only_rows(wh, s.session_users)}
+    rows = {r["user_id"]: r for r in only_rows(wh, schema.session_users)}
     assert set(rows) == {"u1", "u2", "u3"} and rows["u1"]["user_name"] == "first"  # the loader streams
     assert wh.count_rows()["user_qos"] == 3 * 4
 
 
 def test_rejoin_is_a_second_row() -> None:
     users = [user("u1"), user("u1", "2025-03-01T10:20:00Z")]
-    assert len(dedupe_users(users)) == 2
+    assert len(list(unique_users(users))) == 2
 
 
 def test_duplicate_sample_time_last_block_wins() -> None:
@@ -301,18 +302,20 @@ def test_duplicate_sample_time_last_block_wins() -> None:
 @pytest.mark.parametrize("bad", ["yesterday", "2026-13-45T99:00:00Z", "", None, 1740823200, [], {}])
 def test_session_with_invalid_start_time_is_skipped_and_nothing_written(wh: Warehouse, bad: Any) -> None:
     issues = ParseIssues()
-    result = wh.load_session(session(start_time=bad), [user()], issues)
-    assert not result.loaded and (result.users, result.qos_rows, result.system_rows) == (0, 0, 0)
+    result = wh.load_sessions([SessionInput(session(start_time=bad), [user()])], issues)
+    assert not result.sessions_loaded and (result.users, result.qos_rows, result.system_rows) == (0, 0, 0)
     assert issues.counts == {"start_time": 1}
     assert issues.examples["start_time"] == str(bad)
     assert wh.count_rows() == EMPTY
 
 
 def test_session_with_invalid_start_time_leaves_its_previous_version(wh: Warehouse) -> None:
-    wh.load_session(session(), [user()], ParseIssues())
+    wh.load_sessions([SessionInput(session(), [user()])], ParseIssues())
     before = contents(wh)
     issues = ParseIssues()
-    assert not wh.load_session(session(start_time="yesterday"), [user("u9")], issues).loaded
+    assert not wh.load_sessions(
+        [SessionInput(session(start_time="yesterday"), [user("u9")])], issues
+    ).sessions_loaded
     assert contents(wh) == before
     assert issues.counts == {"start_time": 1}
 
@@ -320,7 +323,7 @@ def test_session_with_invalid_start_time_leaves_its_previous_version(wh: Warehou
 @pytest.mark.parametrize("bad_id", [None, "", [SID], {"id": SID}, True, 1.5])
 def test_session_without_usable_id_is_skipped(wh: Warehouse, bad_id: Any) -> None:
     issues = ParseIssues()
-    assert not wh.load_session(session(id=bad_id), [user()], issues).loaded
+    assert not wh.load_sessions([SessionInput(session(id=bad_id), [user()])], issues).sessions_loaded
     assert issues.counts == {"session_id": 1}
     assert wh.count_rows() == EMPTY
 
@@ -328,7 +331,7 @@ def test_session_without_usable_id_is_skipped(wh: Warehouse, bad_id: Any) -> Non
 @pytest.mark.parametrize("bad", [None, "session", [1], 3])
 def test_session_that_is_not_an_object_is_skipped(wh: Warehouse, bad: Any) -> None:
     issues = ParseIssues()
-    assert not wh.load_session(bad, [user()], issues).loaded
+    assert not wh.load_sessions([SessionInput(bad, [user()])], issues).sessions_loaded
     assert issues.counts == {"session": 1}
     assert wh.count_rows() == EMPTY
 
@@ -341,10 +344,10 @@ def test_session_that_is_not_an_object_is_skipped(wh: Warehouse, bad: Any) -> No
 )
 def test_odd_session_fields_are_null_and_counted(wh: Warehouse, name: str, bad: Any) -> None:
     issues = ParseIssues()
-    result = wh.load_session(session(**{name: bad}), [user()], issues)
-    assert result.loaded
+    result = wh.load_sessions([SessionInput(session(**{name: bad}), [user()])], issues)
+    assert result.sessions_loaded
     assert issues.counts == {name: 1}
-    [row] = only_rows(wh, s.sessions)
+    [row] = only_rows(wh, schema.sessions)
     column = {"duration": "duration_seconds"}.get(name, name)
     if name == "duration":  # falls back to end_time - start_time
         assert row[column] == 3660
@@ -361,7 +364,7 @@ def test_wrong_type_session_text_fields_load_as_text() -> None:
 
 def test_users_that_are_not_a_list_is_a_clear_error_and_writes_nothing(wh: Warehouse) -> None:
     with pytest.raises(TypeError):
-        wh.load_session(session(), None, ParseIssues())  # type: ignore[arg-type]
+        wh.load_sessions([SessionInput(session(), None)], ParseIssues())  # type: ignore[arg-type]
     assert wh.count_rows() == EMPTY
 
 
@@ -384,7 +387,9 @@ def _fail_on_insert_into(wh: Warehouse, table: str) -> Any:
 @pytest.mark.parametrize("table", ["session_users", "raw_session_users", "user_qos", "user_system_qos"])
 def test_failure_mid_load_leaves_the_previous_version(wh: Warehouse, table: str) -> None:
     first_issues = ParseIssues()
-    wh.load_session(session(), [user("u1", leave_time="yesterday"), user("u2")], first_issues)
+    wh.load_sessions(
+        [SessionInput(session(), [user("u1", leave_time="yesterday"), user("u2")])], first_issues
+    )
     before = contents(wh)
     assert before["user_qos"] and before["user_system_qos"]
 
@@ -392,22 +397,26 @@ def test_failure_mid_load_leaves_the_previous_version(wh: Warehouse, table: str)
     issues = ParseIssues()
     newer = session(session_name="renamed", user_count=9)
     with pytest.raises(Boom):
-        wh.load_session(newer, [user("u3", user_qos=[sample(5)], leave_time="never")], issues)
+        wh.load_sessions(
+            [SessionInput(newer, [user("u3", user_qos=[sample(5)], leave_time="never")])], issues
+        )
     sa.event.remove(wh.engine, "before_cursor_execute", hook)
 
     assert contents(wh) == before  # sessions row, children and loaded_at all untouched
     assert not issues  # parse problems are only counted once a load commits
 
     # The same load succeeds once the fault is gone, and replaces the session entirely.
-    assert wh.load_session(newer, [user("u3", user_qos=[sample(5)])], ParseIssues()).loaded
-    assert [r["user_id"] for r in only_rows(wh, s.session_users)] == ["u3"]
-    assert [r["session_name"] for r in only_rows(wh, s.sessions)] == ["renamed"]
+    assert wh.load_sessions(
+        [SessionInput(newer, [user("u3", user_qos=[sample(5)])])], ParseIssues()
+    ).sessions_loaded
+    assert [r["user_id"] for r in only_rows(wh, schema.session_users)] == ["u3"]
+    assert [r["session_name"] for r in only_rows(wh, schema.sessions)] == ["renamed"]
 
 
 def test_failure_on_first_load_writes_nothing(wh: Warehouse) -> None:
     hook = _fail_on_insert_into(wh, "user_qos")
     with pytest.raises(Boom):
-        wh.load_session(session(), [user()], ParseIssues())
+        wh.load_sessions([SessionInput(session(), [user()])], ParseIssues())
     sa.event.remove(wh.engine, "before_cursor_execute", hook)
     assert wh.count_rows() == EMPTY
 
@@ -417,8 +426,8 @@ def test_lone_surrogate_in_a_user_does_not_fail_the_load(wh: Warehouse) -> None:
     """A valid JSON escape (\\ud800) that UTF-8 cannot encode is replaced, not fatal."""
     odd = user("u2", name="bad \ud800 name",
                user_qos=[{"date_time": "garbage", "audio_input": {"avg_loss": "\ud800"}}])
-    result = wh.load_session(session(), [user(), odd], ParseIssues())
-    assert result.loaded and result.users == 2
+    result = wh.load_sessions([SessionInput(session(), [user(), odd])], ParseIssues())
+    assert result.sessions_loaded and result.users == 2
     with wh.engine.connect() as conn:
         names = set(conn.execute(sa.text("SELECT user_name FROM session_users")).scalars())
     assert "bad \ufffd name" in names

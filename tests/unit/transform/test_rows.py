@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from zoom_qos.transform.parsing import ParseIssues
-from zoom_qos.transform.rows import daily_usage_rows, dedupe_users, grade_index, session_row, user_rows
+from zoom_qos.transform.rows import daily_usage_rows, grade_index, session_row, unique_users, user_rows
 from zoom_qos.warehouse.schema import session_users, user_qos, user_system_qos
 
 SID = "sfk/aOFJSJSYhGwk1hnxgw=="
@@ -362,10 +362,8 @@ def test_rejoin_two_rows_and_dedupe() -> None:
     first = make_user()
     rejoin = make_user(join_time="2025-03-01T10:40:00Z", leave_time="2025-03-01T10:50:00Z", user_qos=[])
     reread = make_user(name="Jill (re-read)", join_time="2025-03-01T10:00:05+00:00")
-    deduped = dedupe_users([first, rejoin, reread])
-    assert len(deduped) == 2
-    names = sorted(u["name"] for u in deduped)
-    assert names == ["Jill (re-read)", "Jill Chill"]  # the re-read of the first join won
+    deduped = list(unique_users([first, rejoin, reread]))
+    assert deduped == [first, rejoin]  # the first read of the first join won
     rows = [user_rows(SID, u, ParseIssues()) for u in deduped]
     keys = sorted((r.session_user["user_id"], r.session_user["join_time"]) for r in rows if r)
     assert keys == [("16778240", JOIN), ("16778240", datetime(2025, 3, 1, 10, 40, tzinfo=UTC))]
@@ -373,7 +371,7 @@ def test_rejoin_two_rows_and_dedupe() -> None:
 
 def test_dedupe_keeps_unkeyable_users_for_counting() -> None:
     bad1, bad2 = {"id": "x"}, {"id": "x"}
-    assert dedupe_users([bad1, bad2, make_user()]) == [bad1, bad2, make_user()]
+    assert list(unique_users([bad1, bad2, make_user()])) == [bad1, bad2, make_user()]
 
 
 SESSION = {

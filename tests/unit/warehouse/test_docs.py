@@ -50,16 +50,26 @@ def test_every_table_and_view_is_documented() -> None:
 
 
 def test_check_flag_exit_codes(tmp_path: Path) -> None:
+    """The command line itself, as a user runs it: its exit codes (the rest is tested in process)."""
     target = tmp_path / "warehouse.md"
     command = [sys.executable, "-m", "include.scripts.generate_warehouse_docs", "--output", str(target)]
     assert subprocess.run([*command, "--check"], cwd=ROOT, capture_output=True).returncode == 1  # missing
     written = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     assert written.returncode == 0, written.stderr
     assert target.read_text(encoding="utf-8") == gen.render()
-    assert subprocess.run([*command, "--check"], cwd=ROOT, capture_output=True).returncode == 0
+
+
+def test_check_flag_on_a_missing_current_and_stale_file(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "warehouse.md"
+    assert gen.main(["--output", str(target), "--check"]) == 1  # missing
+    assert gen.main(["--output", str(target)]) == 0
+    assert target.read_text(encoding="utf-8") == gen.render()
+    assert gen.main(["--output", str(target), "--check"]) == 0
     target.write_text(gen.render() + "edited by hand\n", encoding="utf-8")
-    stale = subprocess.run([*command, "--check"], cwd=ROOT, capture_output=True, text=True)
-    assert stale.returncode == 1 and "out of date" in stale.stderr
+    capsys.readouterr()
+    assert gen.main(["--output", str(target), "--check"]) == 1
+    assert "out of date" in capsys.readouterr().err
 
 
 def test_completeness_prose_covers_status_usage_view_and_check() -> None:

@@ -17,16 +17,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from zoom_qos.transform.parsing import ParseIssues
-from zoom_qos.warehouse import loader
-from zoom_qos.warehouse import schema as s
-from zoom_qos.warehouse.loader import (
-    LoadSummary,
-    SessionLoadResult,
-    Warehouse,
-    advisory_lock_key,
-    url_from_connection,
-    warehouse_schema_from_connection,
-)
+from zoom_qos.warehouse import LoadSummary, SessionInput, Warehouse, loader, plan, schema
+from zoom_qos.warehouse.connection import url_from_connection, warehouse_schema_from_connection
+from zoom_qos.warehouse.loader import SessionLoader, advisory_lock_key
+from zoom_qos.warehouse.sql import UnsupportedDatabaseError
 
 # Fixtures pg_database (fresh PostgreSQL database), warehouse_url (sqlite / postgresql) and warehouse
 # (migrated, on each) come from tests/warehouse_fixtures.py.
@@ -99,14 +93,16 @@ def table_contents(wh: Warehouse, table: sa.Table, exclude: tuple[str, ...] = ("
 
 
 def snapshot(wh: Warehouse) -> dict[str, list[dict]]:
-    return {t.name: table_contents(wh, t) for t in s.TABLES if t is not s.pipeline_runs}
+    return {t.name: table_contents(wh, t) for t in schema.TABLES if t is not schema.pipeline_runs}
 
 
 # --------------------------------------------------------------------------- loads
 def test_load_creates_exact_rows(warehouse: Warehouse) -> None:
     issues = ParseIssues()
-    result = warehouse.load_session(make_session(), [make_user("u1"), make_user("u2")], issues)
-    assert result == SessionLoadResult(loaded=True, users=2, qos_rows=6, system_rows=2)
+    result = warehouse.load_sessions(
+        [SessionInput(make_session(), [make_user("u1"), make_user("u2")])], issues
+    )
+    assert (result.sessions_loaded, result.users, result.qos_rows, result.system_rows) == (1, 2, 6, 2)
     assert issues.as_dict() == {"bitrate": {"count": 2, "example": "furlongs"}}
     assert warehouse.count_rows() == {
         "sessions": 1,
@@ -118,7 +114,7 @@ def test_load_creates_exact_rows(warehouse: Warehouse) -> None:
         "daily_usage": 0,
         "pipeline_runs": 0,
     }
-    assert table_contents(warehouse, s.sessions) == [
+    assert table_contents(warehouse, schema.sessions) == [
         {
             "session_id": SID,
             "session_name": "Standup",
@@ -140,7 +136,7 @@ def test_load_creates_exact_rows(warehouse: Warehouse) -> None:
         }
     ]
     join = datetime(2025, 3, 1, 10, 0, 5, tzinfo=UTC)
-    qos = table_contents(warehouse, s.user_qos)
+    qos = table_contents(warehouse, schema.user_qos)
     u1 = [r for r in qos if r["user_id"] == "u1"]
     assert u1 == [
         {
@@ -189,7 +185,7 @@ def test_load_creates_exact_rows(warehouse: Warehouse) -> None:
             "frame_rate_fps": None,
         },
     ]
-    system = table_contents(warehouse, s.user_system_qos)
+    system = table_contents(warehouse, schema.user_system_qos)
     assert system[0] == {
         "session_id": SID,
         "user_id": "u1",
@@ -205,53 +201,55 @@ def test_load_creates_exact_rows(warehouse: Warehouse) -> None:
         "wifi_rssi_unit": "dBm",
         "cpu_pressure_level": None,
     }
-    users = table_contents(warehouse, s.session_users)
+    users = table_contents(warehouse, schema.session_users)
     assert [(u["user_id"], u["user_name"], u["is_original_host"]) for u in users] == [
         ("u1", "name-u1", True),
         ("u2", "name-u2", False),
     ]
-    raw_users = table_contents(warehouse, s.raw_session_users)
+    raw_users = table_contents(warehouse, schema.raw_session_users)
     assert raw_users[0]["payload"] == make_user("u1")  # exactly as received, unknown field included
-    assert table_contents(warehouse, s.raw_sessions)[0]["payload"] == make_session()
+    assert table_contents(warehouse, schema.raw_sessions)[0]["payload"] == make_session()
 
 
 def test_load_twice_is_identical(warehouse: Warehouse) -> None:
     users = [make_user("u1"), make_user("u2"), make_user("u1", join="2025-03-01T10:40:00Z")]
-    first = warehouse.load_session(make_session(), users, ParseIssues())
+    first = warehouse.load_sessions([SessionInput(make_session(), users)], ParseIssues())
     before = snapshot(warehouse)
-    second = warehouse.load_session(make_session(), users, ParseIssues())
+    second = warehouse.load_sessions([SessionInput(make_session(), users)], ParseIssues())
     assert first == second
     assert snapshot(warehouse) == before
     assert len(before["session_users"]) == 3  # a rejoin is its own row
 
 
 def test_loaded_at_is_refreshed(warehouse: Warehouse) -> None:
-    warehouse.load_session(make_session(), [make_user()], ParseIssues())
-    (first,) = [r["loaded_at"] for r in table_contents(warehouse, s.sessions, exclude=())]
-    warehouse.load_session(make_session(), [make_user()], ParseIssues())
-    (second,) = [r["loaded_at"] for r in table_contents(warehouse, s.sessions, exclude=())]
+    warehouse.load_sessions([SessionInput(make_session(), [make_user()])], ParseIssues())
+    (first,) = [r["loaded_at"] for r in table_contents(warehouse, schema.sessions, exclude=())]
+    warehouse.load_sessions([SessionInput(make_session(), [make_user()])], ParseIssues())
+    (second,) = [r["loaded_at"] for r in table_contents(warehouse, schema.sessions, exclude=())]
     assert second >= first and second.tzinfo is UTC
-    user_stamps = {r["loaded_at"] for r in table_contents(warehouse, s.user_qos, exclude=())}
+    user_stamps = {r["loaded_at"] for r in table_contents(warehouse, schema.user_qos, exclude=())}
     assert user_stamps == {second}  # one timestamp per load
 
 
 def test_duplicate_users_loaded_once_first_wins(warehouse: Warehouse) -> None:
     """A stream cannot look ahead, so of two entries for the same join the first one loads."""
     users = [make_user("u1"), make_user("u1", name="second read", join="2025-03-01T10:00:05+00:00")]
-    result = warehouse.load_session(make_session(), users, ParseIssues())
+    result = warehouse.load_sessions([SessionInput(make_session(), users)], ParseIssues())
     assert result.users == 1
-    assert [u["user_name"] for u in table_contents(warehouse, s.session_users)] == ["name-u1"]
+    assert [u["user_name"] for u in table_contents(warehouse, schema.session_users)] == ["name-u1"]
 
 
 def test_reread_with_fewer_users_leaves_new_set(warehouse: Warehouse) -> None:
-    warehouse.load_session(make_session(SID2), [make_user("other")], ParseIssues())
+    warehouse.load_sessions([SessionInput(make_session(SID2), [make_user("other")])], ParseIssues())
     other_before = {k: [r for r in v if r["session_id"] == SID2] for k, v in snapshot(warehouse).items()}
-    warehouse.load_session(make_session(), [make_user("u1"), make_user("u2")], ParseIssues())
+    warehouse.load_sessions([SessionInput(make_session(), [make_user("u1"), make_user("u2")])], ParseIssues())
     changed = make_user(
         "u2", user_qos=[{"date_time": "2025-03-01T10:05:00Z", "audio_output": {"jitter": "1 ms"}}]
     )
-    result = warehouse.load_session(make_session(session_name="renamed"), [changed], ParseIssues())
-    assert result == SessionLoadResult(loaded=True, users=1, qos_rows=1, system_rows=0)
+    result = warehouse.load_sessions(
+        [SessionInput(make_session(session_name="renamed"), [changed])], ParseIssues()
+    )
+    assert (result.sessions_loaded, result.users, result.qos_rows, result.system_rows) == (1, 1, 1, 0)
 
     snap = snapshot(warehouse)
     mine = {k: [r for r in v if r["session_id"] == SID] for k, v in snap.items()}
@@ -265,52 +263,60 @@ def test_reread_with_fewer_users_leaves_new_set(warehouse: Warehouse) -> None:
 
 
 def test_failure_mid_load_keeps_old_rows(warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch) -> None:
-    warehouse.load_session(make_session(), [make_user("u1"), make_user("u2")], ParseIssues())
+    warehouse.load_sessions([SessionInput(make_session(), [make_user("u1"), make_user("u2")])], ParseIssues())
     before = snapshot(warehouse)
-    original = Warehouse._write_rows
+    original = SessionLoader._write_rows
 
-    def failing_write(self: Warehouse, load: Any, table: sa.Table, *args: Any) -> None:
-        if table is s.user_qos:
+    def failing_write(self: SessionLoader, load: Any, table: sa.Table, *args: Any) -> None:
+        if table is schema.user_qos:
             raise RuntimeError("boom during child insert")
         original(self, load, table, *args)
 
-    monkeypatch.setattr(Warehouse, "_write_rows", failing_write)
+    monkeypatch.setattr(SessionLoader, "_write_rows", failing_write)
     issues = ParseIssues()
     with pytest.raises(RuntimeError, match="boom"):
-        warehouse.load_session(make_session(session_name="new"), [make_user("u3")], issues)
+        warehouse.load_sessions([SessionInput(make_session(session_name="new"), [make_user("u3")])], issues)
     assert snapshot(warehouse) == before
     assert not issues  # nothing counted for a load that did not happen
     monkeypatch.undo()
     # and the warehouse is still usable afterwards
-    assert warehouse.load_session(make_session(), [make_user("u3")], ParseIssues()).loaded
+    assert warehouse.load_sessions(
+        [SessionInput(make_session(), [make_user("u3")])], ParseIssues()
+    ).sessions_loaded
 
 
 def test_rows_left_without_their_session_are_replaced(warehouse: Warehouse) -> None:
     """Child rows whose sessions row was deleted by hand must not collide with a new load."""
-    warehouse.load_session(make_session(), [make_user("u1"), make_user("u2")], ParseIssues())
+    warehouse.load_sessions([SessionInput(make_session(), [make_user("u1"), make_user("u2")])], ParseIssues())
     with warehouse.engine.begin() as conn:
-        conn.execute(s.sessions.delete())
-        conn.execute(s.raw_sessions.delete())
-    assert warehouse.load_session(make_session(), [make_user("u2")], ParseIssues()).users == 1
-    assert [r["user_id"] for r in table_contents(warehouse, s.session_users)] == ["u2"]
+        conn.execute(schema.sessions.delete())
+        conn.execute(schema.raw_sessions.delete())
+    assert warehouse.load_sessions(
+        [SessionInput(make_session(), [make_user("u2")])], ParseIssues()
+    ).users == 1
+    assert [r["user_id"] for r in table_contents(warehouse, schema.session_users)] == ["u2"]
     assert warehouse.count_rows()["sessions"] == 1 and warehouse.count_rows()["user_qos"] == 3
 
 
 def test_database_error_rolls_back(warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch) -> None:
     """A real database error (NOT NULL on loaded_at) after the deletes leaves the old rows."""
-    warehouse.load_session(make_session(), [make_user("u1")], ParseIssues())
+    warehouse.load_sessions([SessionInput(make_session(), [make_user("u1")])], ParseIssues())
     before = snapshot(warehouse)
-    monkeypatch.setattr(s, "utcnow", lambda: None)
+    monkeypatch.setattr(schema, "utcnow", lambda: None)
     with pytest.raises(sa.exc.IntegrityError):
-        warehouse.load_session(make_session(session_name="x"), [make_user("u9")], ParseIssues())
+        warehouse.load_sessions(
+            [SessionInput(make_session(session_name="x"), [make_user("u9")])], ParseIssues()
+        )
     monkeypatch.undo()
     assert snapshot(warehouse) == before
 
 
 def test_unkeyable_session_skipped(warehouse: Warehouse) -> None:
     issues = ParseIssues()
-    result = warehouse.load_session(make_session(start_time="whenever"), [make_user()], issues)
-    assert result == SessionLoadResult(loaded=False)
+    result = warehouse.load_sessions(
+        [SessionInput(make_session(start_time="whenever"), [make_user()])], issues
+    )
+    assert (result.sessions_loaded, result.sessions_skipped, result.users) == (0, 1, 0)
     assert issues.counts == {"start_time": 1}
     assert sum(warehouse.count_rows().values()) == 0
 
@@ -318,19 +324,21 @@ def test_unkeyable_session_skipped(warehouse: Warehouse) -> None:
 def test_unkeyable_user_skipped_others_loaded(warehouse: Warehouse) -> None:
     issues = ParseIssues()
     users = [make_user("u1"), make_user("u2", join_time=None), {"name": "no id"}]
-    result = warehouse.load_session(make_session(), users, issues)
-    assert result.loaded and result.users == 1
+    result = warehouse.load_sessions([SessionInput(make_session(), users)], issues)
+    assert result.sessions_loaded and result.users == 1
     assert issues.counts["join_time"] == 1 and issues.counts["id"] == 1
 
 
 def test_timestamps_come_back_aware_utc(warehouse: Warehouse) -> None:
     session = make_session(start_time="2025-03-01T12:00:00+02:00", end_time="2025-03-01T10:30:00")
-    warehouse.load_session(session, [make_user(join="2025-03-01T05:00:05-05:00")], ParseIssues())
-    row = table_contents(warehouse, s.sessions, exclude=())[0]
+    warehouse.load_sessions(
+        [SessionInput(session, [make_user(join="2025-03-01T05:00:05-05:00")])], ParseIssues()
+    )
+    row = table_contents(warehouse, schema.sessions, exclude=())[0]
     assert row["start_time"] == T0 and row["start_time"].tzinfo is UTC
     assert row["end_time"] == datetime(2025, 3, 1, 10, 30, tzinfo=UTC)
     assert row["loaded_at"].tzinfo is UTC
-    for table in (s.session_users, s.user_qos, s.user_system_qos, s.raw_session_users):
+    for table in (schema.session_users, schema.user_qos, schema.user_system_qos, schema.raw_session_users):
         for r in table_contents(warehouse, table, exclude=()):
             assert r["join_time"] == datetime(2025, 3, 1, 10, 0, 5, tzinfo=UTC)
             assert r["join_time"].tzinfo is UTC
@@ -339,10 +347,10 @@ def test_timestamps_come_back_aware_utc(warehouse: Warehouse) -> None:
 
 def test_odd_text_survives(warehouse: Warehouse) -> None:
     user = make_user(name="nul\x00byte ☃", location="\\u0000 literal")
-    assert warehouse.load_session(make_session(), [user], ParseIssues()).loaded
-    su = table_contents(warehouse, s.session_users)[0]
+    assert warehouse.load_sessions([SessionInput(make_session(), [user])], ParseIssues()).sessions_loaded
+    su = table_contents(warehouse, schema.session_users)[0]
     assert su["user_name"] == "nulbyte ☃" and su["location"] == "\\u0000 literal"
-    payload = table_contents(warehouse, s.raw_session_users)[0]["payload"]
+    payload = table_contents(warehouse, schema.raw_session_users)[0]["payload"]
     assert payload["location"] == "\\u0000 literal" and payload["name"] == "nul\ufffdbyte ☃"
 
 
@@ -413,17 +421,17 @@ def test_load_sessions_failure_keeps_committed_groups(
     ids = _session_ids(4)
     warehouse.load_sessions([(make_session(sid), _users(2)) for sid in ids], ParseIssues())
     before = snapshot(warehouse)
-    original = Warehouse._write_group
+    original = SessionLoader._write_group
     calls = []
 
-    def failing_second_group(self: Warehouse, group: Any) -> None:
+    def failing_second_group(self: SessionLoader, group: Any) -> None:
         calls.append([p.session_id for p in group])
         if len(calls) == 2:
             original(self, group[:1])  # commits a transaction of its own, then...
             raise RuntimeError("crash in group 2")
         original(self, group)
 
-    monkeypatch.setattr(Warehouse, "_write_group", failing_second_group)
+    monkeypatch.setattr(SessionLoader, "_write_group", failing_second_group)
     issues = ParseIssues()
     new_items = [(make_session(sid, session_name="new"), _users(1, tag="n")) for sid in ids]
     with pytest.raises(RuntimeError, match="group 2"):
@@ -461,16 +469,16 @@ def _user_stream(n: int, tag: str = "", fail_after: int | None = None) -> Iterat
 @pytest.fixture()
 def small_stream_batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Stream sessions of 60+ rows in batches of ~40 rows; returns the sizes of the batches written."""
-    monkeypatch.setattr(loader, "STREAM_THRESHOLD_ROWS", 60)
+    monkeypatch.setattr(plan, "STREAM_THRESHOLD_ROWS", 60)
     monkeypatch.setattr(loader, "STREAM_BATCH_ROWS", 40)
     sizes: list[int] = []
-    original = Warehouse._write_rows
+    original = SessionLoader._write_rows
 
-    def counting(self: Warehouse, load_: Any, table: sa.Table, rows: Any) -> None:
+    def counting(self: SessionLoader, load_: Any, table: sa.Table, rows: Any) -> None:
         sizes.append(len(rows))
         original(self, load_, table, rows)
 
-    monkeypatch.setattr(Warehouse, "_write_rows", counting)
+    monkeypatch.setattr(SessionLoader, "_write_rows", counting)
     return sizes
 
 
@@ -485,7 +493,7 @@ def test_streamed_session_loads_like_a_list(warehouse: Warehouse, small_stream_b
     expected.ensure_schema()
     expected_issues = ParseIssues()
     with pytest.MonkeyPatch.context() as unstreamed:
-        unstreamed.setattr(loader, "STREAM_THRESHOLD_ROWS", 10**9)
+        unstreamed.setattr(plan, "STREAM_THRESHOLD_ROWS", 10**9)
         expected_summary = expected.load_sessions([(make_session(), list(users()))], expected_issues)
     small_stream_batches.clear()
 
@@ -504,11 +512,13 @@ def test_streamed_session_loads_like_a_list(warehouse: Warehouse, small_stream_b
 def test_streamed_session_replaces_the_old_version(
     warehouse: Warehouse, small_stream_batches: list[int]
 ) -> None:
-    warehouse.load_session(make_session(SID2), _users(3, tag="other"), ParseIssues())
+    warehouse.load_sessions([SessionInput(make_session(SID2), _users(3, tag="other"))], ParseIssues())
     other = {k: [r for r in v if r["session_id"] == SID2] for k, v in snapshot(warehouse).items()}
-    warehouse.load_session(make_session(), _user_stream(120), ParseIssues())
-    result = warehouse.load_session(make_session(session_name="v2"), _user_stream(90, tag="b"), ParseIssues())
-    assert result == SessionLoadResult(loaded=True, users=90, qos_rows=270, system_rows=90)
+    warehouse.load_sessions([SessionInput(make_session(), _user_stream(120))], ParseIssues())
+    result = warehouse.load_sessions(
+        [SessionInput(make_session(session_name="v2"), _user_stream(90, tag="b"))], ParseIssues()
+    )
+    assert (result.sessions_loaded, result.users, result.qos_rows, result.system_rows) == (1, 90, 270, 90)
     snap = snapshot(warehouse)
     mine = {k: [r for r in v if r["session_id"] == SID] for k, v in snap.items()}
     assert {r["user_id"] for r in mine["session_users"]} == {f"u{i}b" for i in range(90)}
@@ -563,16 +573,18 @@ def test_stream_transactions_are_counted(warehouse: Warehouse, small_stream_batc
 def _peak_bytes_loading(warehouse: Warehouse, users: int) -> int:
     tracemalloc.reset_peak()
     start = tracemalloc.get_traced_memory()[0]
-    result = warehouse.load_session(make_session(), _user_stream(users), ParseIssues())
+    result = warehouse.load_sessions([SessionInput(make_session(), _user_stream(users))], ParseIssues())
     assert result.users == users
     return tracemalloc.get_traced_memory()[1] - start
 
 
 def test_big_session_loads_in_bounded_memory(warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch) -> None:
     """Peak Python memory hardly grows with the session: 20x the users, well under 2x the memory."""
-    monkeypatch.setattr(loader, "STREAM_THRESHOLD_ROWS", 300)
+    monkeypatch.setattr(plan, "STREAM_THRESHOLD_ROWS", 300)
     monkeypatch.setattr(loader, "STREAM_BATCH_ROWS", 300)
-    warehouse.load_session(make_session(), _user_stream(150), ParseIssues())  # warm caches up
+    warehouse.load_sessions(
+        [SessionInput(make_session(), _user_stream(150))], ParseIssues()
+    )  # warm caches up
     tracemalloc.start()
     try:
         small = _peak_bytes_loading(warehouse, 100)  # 600 rows: ~0.5 MB
@@ -585,7 +597,9 @@ def test_big_session_loads_in_bounded_memory(warehouse: Warehouse, monkeypatch: 
 
 def test_users_must_be_an_iterable_of_users(warehouse: Warehouse) -> None:
     with pytest.raises(TypeError, match=r"users of session .* must be an iterable .* got dict"):
-        warehouse.load_session(make_session(), make_user(), ParseIssues())  # type: ignore[arg-type]
+        warehouse.load_sessions(
+            [SessionInput(make_session(), make_user())], ParseIssues()
+        )  # type: ignore[arg-type]
     assert sum(warehouse.count_rows().values()) == 0
 
 
@@ -627,7 +641,7 @@ def test_concurrent_loads_of_same_session(warehouse_url: URL) -> None:
         wh = Warehouse(warehouse_url)
         try:
             for _ in range(3):
-                wh.load_session(make_session(), users, ParseIssues())
+                wh.load_sessions([SessionInput(make_session(), users)], ParseIssues())
         except BaseException as error:  # noqa: BLE001 - collected and asserted below
             errors.append(error)
         finally:
@@ -639,7 +653,7 @@ def test_concurrent_loads_of_same_session(warehouse_url: URL) -> None:
     for t in threads:
         t.join()
     assert errors == []
-    users = table_contents(setup, s.session_users)
+    users = table_contents(setup, schema.session_users)
     assert len(users) == 2 and {u["user_id"] for u in users} in [{f"u{i}", f"v{i}"} for i in range(6)]
     assert setup.count_rows()["user_qos"] == 6
     setup.dispose()
@@ -649,7 +663,7 @@ def test_concurrent_loads_of_same_session(warehouse_url: URL) -> None:
 def test_postgres_uses_schema_with_comments_and_indexes(pg_database: URL) -> None:
     wh = Warehouse(pg_database)  # default schema zoom_qos
     wh.ensure_schema()
-    wh.load_session(make_session(), [make_user()], ParseIssues())
+    wh.load_sessions([SessionInput(make_session(), [make_user()])], ParseIssues())
     with wh.engine.connect() as conn:
         tables = conn.execute(
             sa.text(
@@ -658,7 +672,7 @@ def test_postgres_uses_schema_with_comments_and_indexes(pg_database: URL) -> Non
             ),
             {"x": ["pg_catalog", "information_schema"]},
         ).all()
-        expected = {t.name for t in s.METADATA.sorted_tables} | {"alembic_version"}
+        expected = {t.name for t in schema.METADATA.sorted_tables} | {"alembic_version"}
         assert sorted(tables) == sorted(("zoom_qos", name) for name in expected)
         types = dict(
             conn.execute(
@@ -698,7 +712,7 @@ def test_postgres_uses_schema_with_comments_and_indexes(pg_database: URL) -> Non
 
     custom = Warehouse(pg_database, schema="analytics_qos")
     custom.ensure_schema()
-    custom.load_session(make_session(), [make_user()], ParseIssues())
+    custom.load_sessions([SessionInput(make_session(), [make_user()])], ParseIssues())
     assert custom.count_rows()["sessions"] == 1
     with custom.engine.connect() as conn:
         assert conn.execute(sa.text("select count(*) from analytics_qos.user_qos")).scalar_one() == 3
@@ -742,7 +756,7 @@ def test_record_run_upsert(warehouse: Warehouse) -> None:
             "not_a_column": "ignored",
         }
     )
-    (row,) = table_contents(warehouse, s.pipeline_runs, exclude=())
+    (row,) = table_contents(warehouse, schema.pipeline_runs, exclude=())
     assert row["dag_id"] == "zoom_qos" and row["started_at"] == started  # kept from the first write
     assert row["window_start"] == date(2025, 3, 1) and row["window_end"] == date(2025, 3, 1)
     assert row["outcome"] == "success" and row["sessions_loaded"] == 2
@@ -799,6 +813,11 @@ def test_url_from_postgres_connection_masks_password() -> None:
     no_extra = fake_conn(conn_type="postgres", host="h", login="u", extra_dejson={})
     assert warehouse_schema_from_connection(no_extra) == "zoom_qos"
     assert url_from_connection(no_extra).database is None
+
+
+def test_unsupported_database() -> None:
+    with pytest.raises(UnsupportedDatabaseError, match="'mysql'; use sqlite or postgresql"):
+        Warehouse("mysql://user@host/db")
 
 
 @pytest.mark.parametrize("conn_type", ["mysql", "", None, "http"])

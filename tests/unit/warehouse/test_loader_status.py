@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 
 from tests.unit.warehouse.test_loader import SID, SID2, make_session, make_user, table_contents
 from zoom_qos.transform.parsing import ParseIssues
-from zoom_qos.warehouse import schema as s
-from zoom_qos.warehouse.loader import SessionInput, Warehouse
+from zoom_qos.warehouse import SessionInput, Warehouse, schema
 
 CHECKED = datetime(2025, 3, 2, 9, tzinfo=UTC)
 
@@ -19,15 +18,15 @@ CHECKED = datetime(2025, 3, 2, 9, tzinfo=UTC)
 
 def statuses(wh: Warehouse) -> dict[str, tuple[str, datetime | None]]:
     with wh.engine.connect() as conn:
-        rows = conn.execute(sa.select(s.sessions.c.session_id, s.sessions.c.qos_status,
-                                      s.sessions.c.qos_checked_at))
+        rows = conn.execute(sa.select(schema.sessions.c.session_id, schema.sessions.c.qos_status,
+                                      schema.sessions.c.qos_checked_at))
         return {r.session_id: (r.qos_status, r.qos_checked_at) for r in rows}
 
 
 def joins(wh: Warehouse) -> dict[str, int]:
     with wh.engine.connect() as conn:
-        rows = conn.execute(sa.select(s.session_users.c.session_id, sa.func.count())
-                            .group_by(s.session_users.c.session_id))
+        rows = conn.execute(sa.select(schema.session_users.c.session_id, sa.func.count())
+                            .group_by(schema.session_users.c.session_id))
         return dict(rows.tuples().all())
 
 
@@ -41,7 +40,7 @@ def test_pending_and_unavailable_sessions_get_their_rows_without_joins(warehouse
     assert statuses(warehouse) == {SID: ("loaded", CHECKED), SID2: ("pending", CHECKED),
                                    "gone==": ("unavailable", CHECKED)}
     assert joins(warehouse) == {SID: 1}
-    raw = {r["session_id"] for r in table_contents(warehouse, s.raw_sessions)}
+    raw = {r["session_id"] for r in table_contents(warehouse, schema.raw_sessions)}
     assert raw == {SID, SID2, "gone=="}  # the listing object of every session is kept
     # A plain (session, users) pair is a session whose QoS was read.
     warehouse.load_sessions([(make_session("pair=="), [])], ParseIssues())
@@ -61,13 +60,14 @@ def test_a_loaded_session_answering_3001_later_keeps_its_rows_and_status(
 ) -> None:
     warehouse.load_sessions([SessionInput(make_session(SID), [make_user("u1"), make_user("u2")])],
                             ParseIssues())
-    before = {t.name: table_contents(warehouse, t) for t in (s.session_users, s.user_qos, s.user_system_qos)}
+    children = (schema.session_users, schema.user_qos, schema.user_system_qos)
+    before = {t.name: table_contents(warehouse, t) for t in children}
     for status in ("pending", "unavailable"):
         summary = warehouse.load_sessions([SessionInput(make_session(SID), (), status, CHECKED)],
                                           ParseIssues())
         assert (summary.sessions_pending, summary.sessions_unavailable, summary.sessions_loaded) == (0, 0, 0)
         assert statuses(warehouse) == {SID: ("loaded", CHECKED)}
-        assert {t: table_contents(warehouse, getattr(s, t)) for t in before} == before
+        assert {t: table_contents(warehouse, getattr(schema, t)) for t in before} == before
     assert "its rows and its 'loaded' status are kept" in caplog.text
 
 
@@ -84,7 +84,7 @@ def test_grades_fill_the_matching_joins(warehouse: Warehouse) -> None:
                "audio_quality": "bad", "video_quality": "fair", "screen_share_quality": None}]
     warehouse.load_sessions([SessionInput(make_session(SID), [make_user("u1"), make_user("u2")],
                                           grades=grades)], ParseIssues())
-    rows = {r["user_id"]: r for r in table_contents(warehouse, s.session_users)}
+    rows = {r["user_id"]: r for r in table_contents(warehouse, schema.session_users)}
     assert (rows["u1"]["participant_uuid"], rows["u1"]["audio_quality"], rows["u1"]["video_quality"]) == (
         "P-1", "bad", "fair")
     assert rows["u2"]["participant_uuid"] is None and rows["u2"]["audio_quality"] is None
@@ -97,6 +97,31 @@ def test_daily_usage_is_upserted_by_day(warehouse: Warehouse) -> None:
     warehouse.upsert_daily_usage([{"usage_date": day, "sessions": 4, "users": 10, "session_minutes": 50},
                                   {"usage_date": date(2025, 3, 2), "sessions": 0, "users": 0,
                                    "session_minutes": 0}])
-    rows = table_contents(warehouse, s.daily_usage, exclude=("fetched_at",))
+    rows = table_contents(warehouse, schema.daily_usage, exclude=("fetched_at",))
     assert rows == [{"usage_date": day, "sessions": 4, "users": 10, "session_minutes": 50},
                     {"usage_date": date(2025, 3, 2), "sessions": 0, "users": 0, "session_minutes": 0}]
+
+
+def test_settled_sessions_are_those_loaded_long_enough_after_their_end(warehouse: Warehouse) -> None:
+    soon = (datetime.now(UTC) - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    warehouse.load_sessions([
+        SessionInput(make_session(SID), [make_user("u1")], "loaded", CHECKED),  # ended 2025-03-01
+        SessionInput(make_session("recent==", end_time=soon), [make_user("u1")], "loaded", CHECKED),
+        SessionInput(make_session("open==", end_time=None), [], "loaded", CHECKED),
+        SessionInput(make_session(SID2), (), "pending", CHECKED),
+    ], ParseIssues())
+    ids = [SID, SID2, "recent==", "open==", "never-listed=="]
+    assert warehouse.settled_sessions(ids, timedelta(hours=1)) == {SID}
+    assert warehouse.settled_sessions(ids, timedelta(minutes=1)) == {SID, "recent=="}
+    assert warehouse.settled_sessions([], timedelta(0)) == set()
+
+
+def test_pending_sessions_come_back_as_zoom_listed_them(warehouse: Warehouse) -> None:
+    listed = make_session(SID2, session_name="still processing")
+    warehouse.load_sessions([
+        SessionInput(make_session(SID), [make_user("u1")], "loaded", CHECKED),
+        SessionInput(listed, (), "pending", CHECKED),
+        SessionInput(make_session("gone=="), (), "unavailable", CHECKED),
+    ], ParseIssues())
+    assert warehouse.pending_sessions() == {SID2: listed}
+    assert warehouse.pending_sessions(exclude={SID2}) == {}

@@ -15,10 +15,9 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import URL
 
 from zoom_qos.transform.parsing import ParseIssues
-from zoom_qos.warehouse import migrations
-from zoom_qos.warehouse import schema as s
+from zoom_qos.warehouse import SessionInput, Warehouse, migrations, schema
 from zoom_qos.warehouse import views as views_module
-from zoom_qos.warehouse.loader import Warehouse
+from zoom_qos.warehouse.sql import object_prefix
 from zoom_qos.warehouse.views import View
 
 # Fixtures pg_database (fresh PostgreSQL database) and warehouse_url (sqlite / postgresql).
@@ -44,7 +43,7 @@ def warehouse(warehouse_url: URL) -> Iterator[Warehouse]:
 
 def q(wh: Warehouse, name: str) -> str:
     """A table name as raw SQL needs it on this backend."""
-    return migrations.view_prefix(wh.dialect, wh.schema) + name
+    return object_prefix(wh.dialect, wh.schema) + name
 
 
 def scalar(wh: Warehouse, sql: str, **params: Any) -> Any:
@@ -91,17 +90,17 @@ def insert_v1_data(wh: Warehouse) -> None:
 
 
 def assert_v1_data_kept(wh: Warehouse) -> None:
-    (session,) = [r._asdict() for r in _select(wh, s.sessions)]
+    (session,) = [r._asdict() for r in _select(wh, schema.sessions)]
     assert (session["session_id"], session["session_name"], session["start_time"]) == ("s1", "Standup", T0)
     assert (session["user_count"], session["has_video"]) == (1, True)
     # v1 sessions had their QoS read: they become loaded, never asked since
     assert (session["qos_status"], session["qos_checked_at"]) == ("loaded", None)
-    (join,) = [r._asdict() for r in _select(wh, s.session_users)]
+    (join,) = [r._asdict() for r in _select(wh, schema.session_users)]
     assert (join["user_id"], join["user_name"]) == ("u1", "Ann")
     assert [join[c] for c in GRADE_COLUMNS] == [None] * 4
-    assert [(r.stream, r.latency_ms) for r in _select(wh, s.user_qos)] == [("audio_input", 126.0)]
-    assert [r.payload for r in _select(wh, s.raw_sessions)] == [{"id": "s1"}]
-    (run,) = list(_select(wh, s.pipeline_runs))
+    assert [(r.stream, r.latency_ms) for r in _select(wh, schema.user_qos)] == [("audio_input", 126.0)]
+    assert [r.payload for r in _select(wh, schema.raw_sessions)] == [{"id": "s1"}]
+    (run,) = list(_select(wh, schema.pipeline_runs))
     assert (run.run_id, run.outcome, run.sessions_loaded) == ("r1", "success", 1)
     assert run.unparsed_detail == {"bitrate": {"count": 1}}
     assert run.dq_findings is None and run.dq_hard_violations is None
@@ -153,10 +152,10 @@ def test_head_schema_matches_declarations(warehouse: Warehouse) -> None:
                 conn, opts={"compare_type": True, "compare_server_default": True}
             )
             # Types, nullability, keys, indexes and (PostgreSQL) table/column comments.
-            assert compare_metadata(context, s.METADATA) == []
+            assert compare_metadata(context, schema.METADATA) == []
             # ...and the comparison is not vacuous: a declared-but-missing column is reported.
             extended = sa.MetaData()
-            for table in s.METADATA.sorted_tables:
+            for table in schema.METADATA.sorted_tables:
                 table.to_metadata(extended)
             extended.tables["qos_thresholds"].append_column(sa.Column("extra", sa.Text()))
             diffs = compare_metadata(context, extended)
@@ -176,7 +175,7 @@ def test_fresh_warehouse_loads_and_records_dq(warehouse: Warehouse) -> None:
             "dq_hard_violations": 0,
         }
     )
-    (run,) = _select(warehouse, s.pipeline_runs)
+    (run,) = _select(warehouse, schema.pipeline_runs)
     assert run.dq_findings == [{"check": "x", "rows": 2}] and run.dq_hard_violations == 0
 
 
@@ -194,7 +193,7 @@ def test_upgrade_from_0001_keeps_data(warehouse: Warehouse) -> None:
     assert_v1_data_kept(warehouse)
     # the upgraded warehouse takes new loads and run records with the new columns
     session = {"id": "s2", "start_time": "2025-03-02T10:00:00Z"}
-    assert warehouse.load_session(session, [], ParseIssues()).loaded
+    assert warehouse.load_sessions([SessionInput(session, [])], ParseIssues()).sessions_loaded
     warehouse.record_run({"run_id": "r1", "dq_hard_violations": 3})
     assert scalar(warehouse, f"SELECT dq_hard_violations FROM {q(warehouse, 'pipeline_runs')}") == 3
     assert warehouse.ensure_schema() is False
@@ -308,7 +307,7 @@ def test_v1_warehouse_with_data_upgrades_to_v2_keeping_every_row(warehouse: Ware
     ) == [("s0", "loaded", None), ("s1", "loaded", None)]
     assert scalar(warehouse, f"SELECT count(*) FROM {q(warehouse, 'daily_usage')}") == 0
     # v1 queries keep working, and the Core declarations read the upgraded rows
-    (full,) = [r for r in _select(warehouse, s.sessions) if r.session_id == "s0"]
+    (full,) = [r for r in _select(warehouse, schema.sessions) if r.session_id == "s0"]
     assert (full.has_voip, full.has_screen_share, full.duration_seconds) == (True, False, 1800)
     assert full.end_time == datetime(2025, 3, 2, 9, 30, tzinfo=UTC)
 
@@ -342,21 +341,24 @@ def test_v2_qos_status_is_required_and_checked(warehouse: Warehouse) -> None:
     checked = datetime(2025, 3, 4, 8, 30, tzinfo=UTC)
     with warehouse.engine.begin() as conn:
         conn.execute(
-            s.sessions.insert(),
-            [_session(f"s-{status}", qos_status=status, qos_checked_at=checked) for status in s.QOS_STATUSES],
+            schema.sessions.insert(),
+            [
+                _session(f"s-{status}", qos_status=status, qos_checked_at=checked)
+                for status in schema.QOS_STATUSES
+            ],
         )
-    statuses = {r.session_id: (r.qos_status, r.qos_checked_at) for r in _select(warehouse, s.sessions)}
+    statuses = {r.session_id: (r.qos_status, r.qos_checked_at) for r in _select(warehouse, schema.sessions)}
     assert statuses == {f"s-{v}": (v, checked) for v in ("loaded", "pending", "unavailable", "live")}
     for bad in ({}, {"qos_status": None}, {"qos_status": "maybe"}, {"qos_status": "Loaded"}):
         with pytest.raises(sa.exc.IntegrityError), warehouse.engine.begin() as conn:
-            conn.execute(s.sessions.insert(), [_session("s-bad", **bad)])
-    assert len(_select(warehouse, s.sessions)) == 4
+            conn.execute(schema.sessions.insert(), [_session("s-bad", **bad)])
+    assert len(_select(warehouse, schema.sessions)) == 4
 
 
 def test_the_loader_writes_only_the_statuses_the_check_allows() -> None:
     from zoom_qos.extract import availability
 
-    assert tuple(availability.STATUSES) == s.QOS_STATUSES
+    assert tuple(availability.STATUSES) == schema.QOS_STATUSES
 
 
 def test_v2_daily_usage_grades_and_run_counts_take_values(warehouse: Warehouse) -> None:
@@ -364,25 +366,25 @@ def test_v2_daily_usage_grades_and_run_counts_take_values(warehouse: Warehouse) 
     fetched = datetime(2025, 3, 5, 1, tzinfo=UTC)
     grades = dict(zip(GRADE_COLUMNS, ("uuid-1", "good", "fair", "bad"), strict=True))
     with warehouse.engine.begin() as conn:
-        conn.execute(s.daily_usage.insert(), [
+        conn.execute(schema.daily_usage.insert(), [
             {"usage_date": date(2025, 3, 4), "sessions": 14, "users": 30, "session_minutes": 900,
              "fetched_at": fetched},
             {"usage_date": date(2025, 3, 5), "sessions": None, "users": None, "session_minutes": None,
              "fetched_at": fetched},
         ])
-        conn.execute(s.sessions.insert(), [_session("s1", qos_status="loaded")])
-        conn.execute(s.session_users.insert(), [
+        conn.execute(schema.sessions.insert(), [_session("s1", qos_status="loaded")])
+        conn.execute(schema.session_users.insert(), [
             {"session_id": "s1", "user_id": "u1", "join_time": T0, "loaded_at": T0, **grades}])
         with pytest.raises(sa.exc.IntegrityError), conn.begin_nested():  # fetched_at is required
-            conn.execute(s.daily_usage.insert(), [{"usage_date": date(2025, 3, 6)}])
+            conn.execute(schema.daily_usage.insert(), [{"usage_date": date(2025, 3, 6)}])
     warehouse.record_run(
         {"run_id": "r", "outcome": "success", "sessions_pending": 2, "sessions_unavailable": 1}
     )
-    usage = [tuple(r) for r in _select(warehouse, s.daily_usage)]
+    usage = [tuple(r) for r in _select(warehouse, schema.daily_usage)]
     assert usage == [(date(2025, 3, 4), 14, 30, 900, fetched), (date(2025, 3, 5), None, None, None, fetched)]
-    (join,) = [r._asdict() for r in _select(warehouse, s.session_users)]
+    (join,) = [r._asdict() for r in _select(warehouse, schema.session_users)]
     assert {c: join[c] for c in GRADE_COLUMNS} == grades
-    (run,) = _select(warehouse, s.pipeline_runs)
+    (run,) = _select(warehouse, schema.pipeline_runs)
     assert (run.sessions_pending, run.sessions_unavailable) == (2, 1)
 
 
@@ -391,9 +393,9 @@ def test_downgrade_to_0002_removes_only_the_v2_additions(warehouse: Warehouse) -
     insert_v1_data(warehouse)
     warehouse.ensure_schema()
     with warehouse.engine.begin() as conn:
-        conn.execute(s.sessions.insert(), [_session("s2", qos_status="pending", qos_checked_at=T0)])
+        conn.execute(schema.sessions.insert(), [_session("s2", qos_status="pending", qos_checked_at=T0)])
         conn.execute(
-            s.daily_usage.insert(), [{"usage_date": date(2025, 3, 1), "sessions": 2, "fetched_at": T0}]
+            schema.daily_usage.insert(), [{"usage_date": date(2025, 3, 1), "sessions": 2, "fetched_at": T0}]
         )
     downgrade_to(warehouse, "0002_quality")
     assert version(warehouse) == "0002_quality"
@@ -495,10 +497,12 @@ def ddl_log(wh: Warehouse) -> list[str]:
 
 def test_views_created_kept_recreated_dropped(warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch) -> None:
     warehouse.ensure_schema()
-    warehouse.load_session({"id": "s1", "session_name": "Ann", "start_time": "2025-03-01T10:00:00Z"}, [],
-                           ParseIssues())
+    warehouse.load_sessions(
+        [SessionInput({"id": "s1", "session_name": "Ann", "start_time": "2025-03-01T10:00:00Z"}, [])],
+        ParseIssues(),
+    )
     ddl = ddl_log(warehouse)
-    prefix = migrations.view_prefix(warehouse.dialect, warehouse.schema)
+    prefix = object_prefix(warehouse.dialect, warehouse.schema)
 
     # created, in list order (v_b reads v_a)
     monkeypatch.setattr(views_module, "VIEWS", [VIEW_A, VIEW_B])

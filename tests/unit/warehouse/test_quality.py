@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import test_views
 from test_views import BACKENDS, PLUS_TWO, T0, Db, join, load_completeness, minute, sample, session, usage
 
-from zoom_qos.warehouse import schema as s
+from zoom_qos.warehouse import schema
 from zoom_qos.warehouse.quality import (
     CHECKS,
     DAY_CHECKS,
@@ -34,13 +34,13 @@ make_db = test_views.make_db
 
 def clean_data(db: Db, sid: str = "C1") -> None:
     """A session whose rows pass every check (rejoin, open join, boundary samples)."""
-    db.insert(s.sessions, [session(sid, T0, user_count=2)])
+    db.insert(schema.sessions, [session(sid, T0, user_count=2)])
     a = join(sid, "u1", T0, T0 + minute(10))
     b = join(sid, "u1", T0 + minute(20), T0 + minute(30))  # rejoin: still one user
     c = join(sid, "u2", T0, None)  # never left: open-ended
-    db.insert(s.session_users, [a, b, c])
+    db.insert(schema.session_users, [a, b, c])
     db.insert(
-        s.user_qos,
+        schema.user_qos,
         [
             sample(a, T0 - 120 * SECOND, "audio_input", 10.0, 1.0, 0.0, max_loss_pct=100.0, bitrate_kbps=0.0),
             sample(a, T0 + minute(10) + 120 * SECOND, "audio_input", 0.0, 0.0, 100.0),
@@ -48,10 +48,10 @@ def clean_data(db: Db, sid: str = "C1") -> None:
             sample(c, T0 + timedelta(hours=5), "as_input", 1.0, 1.0, 1.0),
         ],
     )
-    db.insert(s.user_system_qos, [{**_key(a), "sampled_at": T0 + minute(1), "zoom_avg_cpu_pct": 3.0}])
+    db.insert(schema.user_system_qos, [{**_key(a), "sampled_at": T0 + minute(1), "zoom_avg_cpu_pct": 3.0}])
     # the day before: one session without joins, and Zoom counted exactly that one
-    db.insert(s.sessions, [session(f"{sid}-eve", T0 - DAY, user_count=0)])
-    db.insert(s.daily_usage, [usage((T0 - DAY).date(), 1)])
+    db.insert(schema.sessions, [session(f"{sid}-eve", T0 - DAY, user_count=0)])
+    db.insert(schema.daily_usage, [usage((T0 - DAY).date(), 1)])
 
 
 def _key(joined: dict[str, Any]) -> dict[str, Any]:
@@ -61,15 +61,15 @@ def _key(joined: dict[str, Any]) -> dict[str, Any]:
 def planted_data(db: Db) -> None:
     """Session P1 holds one or more violations of every check; P2 too many users; P9 no row;
     Zoom counted a session the day after T0, the warehouse has none."""
-    db.insert(s.sessions, [session("P1", T0, user_count=1), session("P2", T0, user_count=1)])
-    db.insert(s.daily_usage, [usage((T0 + DAY).date(), 1)])
+    db.insert(schema.sessions, [session("P1", T0, user_count=1), session("P2", T0, user_count=1)])
+    db.insert(schema.daily_usage, [usage((T0 + DAY).date(), 1)])
     a = join("P1", "u1", T0, T0 + minute(10))
     ghost = join("P1", "ghost", T0, T0 + minute(10))  # never inserted: its samples are orphans
     p2 = [join("P2", "u1", T0, None), join("P2", "u2", T0, None)]
     lost = join("P9", "u1", T0, None)  # session_users row without a sessions row
-    db.insert(s.session_users, [a, *p2, lost])
+    db.insert(schema.session_users, [a, *p2, lost])
     db.insert(
-        s.user_qos,
+        schema.user_qos,
         [
             # loss_out_of_range: 2 rows
             sample(a, T0 + minute(1), "audio_input", 10.0, 1.0, 120.0),
@@ -86,7 +86,7 @@ def planted_data(db: Db) -> None:
         ],
     )
     db.insert(
-        s.user_system_qos,
+        schema.user_system_qos,
         [
             {**_key(a), "sampled_at": T0 + minute(15)},  # sample_outside_join (late)
             {**_key(ghost), "sampled_at": T0 + minute(1)},  # orphan_rows
@@ -189,13 +189,13 @@ def test_findings_as_json_for_the_run_record(db: Db) -> None:
         "example": findings[0].example,
         "hard": findings[0].hard,
     }
-    db.insert(s.pipeline_runs, [{"run_id": "r1", "outcome": "success"}])
+    db.insert(schema.pipeline_runs, [{"run_id": "r1", "outcome": "success"}])
     with db.engine.begin() as conn:  # the run record takes it as JSON and the hard count
         conn.execute(
             sa.text(
                 f"UPDATE {db.prefix}pipeline_runs SET dq_findings = :findings, dq_hard_violations = :hard "
                 "WHERE run_id = 'r1'"
-            ).bindparams(sa.bindparam("findings", type_=s.pipeline_runs.c.dq_findings.type)),
+            ).bindparams(sa.bindparam("findings", type_=schema.pipeline_runs.c.dq_findings.type)),
             {"findings": record, "hard": hard_violations(findings)},
         )
     health = {r["run_id"]: r["health"] for r in db.rows("run_health", "run_id")}
@@ -243,7 +243,7 @@ def test_zoom_daily_count_finds_the_days_whose_counts_differ(db: Db) -> None:
 def test_zoom_daily_count_equal_counts_utc_days_and_live_sessions(db: Db) -> None:
     load_completeness(db)
     # 03-05 holds one session: C-p2, started 01:00 on 03-06 at +02:00 (23:00 UTC on 03-05)
-    db.insert(s.daily_usage, [usage(date(2025, 3, 5), 1)])
+    db.insert(schema.daily_usage, [usage(date(2025, 3, 5), 1)])
     assert check(db, [], days=[date(2025, 3, 5)]) == []
     db.sql("UPDATE {p}daily_usage SET sessions = 0 WHERE usage_date = '2025-03-05'")
     assert [f.count for f in check(db, [], days=[date(2025, 3, 5)])] == [1]
@@ -251,7 +251,7 @@ def test_zoom_daily_count_equal_counts_utc_days_and_live_sessions(db: Db) -> Non
     db.sql("UPDATE {p}sessions SET qos_status = 'pending' WHERE session_id = 'C-live'")
     assert check(db, [], days=[date(2025, 3, 4)]) == []
     # and a session at 23:59:59 UTC belongs to its own day, not the next
-    db.insert(s.sessions, [session("late", datetime(2025, 3, 6, 23, 59, 59, 999999, tzinfo=UTC))])
+    db.insert(schema.sessions, [session("late", datetime(2025, 3, 6, 23, 59, 59, 999999, tzinfo=UTC))])
     assert [f.example for f in check(db, [], days=[date(2025, 3, 6)])] == [
         "2025-03-06: Zoom counted 2 sessions, the warehouse holds 1"]
 

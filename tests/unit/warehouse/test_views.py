@@ -15,9 +15,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from zoom_qos.warehouse import schema as s
-from zoom_qos.warehouse.loader import Warehouse
-from zoom_qos.warehouse.migrations import view_prefix
+from zoom_qos.warehouse import Warehouse, schema
+from zoom_qos.warehouse.sql import UnsupportedDatabaseError, object_prefix
 from zoom_qos.warehouse.views import MEDIA_TYPES, VIEWS, view_by_name
 
 T0 = datetime(2025, 3, 1, 10, tzinfo=UTC)
@@ -59,7 +58,7 @@ class Db:
 def build_schema(wh: Warehouse) -> str:
     """The real thing: migrations to head and every view, as each load does; returns the prefix."""
     wh.ensure_schema()
-    return view_prefix(wh.dialect, wh.schema)
+    return object_prefix(wh.dialect, wh.schema)
 
 
 @pytest.fixture()
@@ -137,7 +136,7 @@ def minute(n: float) -> timedelta:
 def load_known(db: Db) -> None:
     """The hand-built data set whose answers the tests below state."""
     db.insert(
-        s.sessions,
+        schema.sessions,
         [
             session("S1", T0),
             session("S2", T0 + timedelta(hours=2), user_count=None),  # no joins, no samples
@@ -155,7 +154,7 @@ def load_known(db: Db) -> None:
         device="Mac",
         network_type="Wifi",
     )
-    db.insert(s.session_users, [u1a, u1b, u2, u3])
+    db.insert(schema.session_users, [u1a, u1b, u2, u3])
     samples = [
         # audio: latency 10..200 (5 above 150), jitter 5, loss 0.1
         *(sample(u1a, T0 + minute(i), "audio_input", 10.0 * i, 5.0, 0.1) for i in range(1, 21)),
@@ -169,7 +168,7 @@ def load_known(db: Db) -> None:
         sample(u3, datetime(2025, 3, 3, 1, 30, tzinfo=PLUS_TWO), "as_input", 50.0, 1.0, 0.0),
         sample(u3, datetime(2025, 3, 2, 23, 31, tzinfo=UTC), "as_output", 60.0, 1.0, 0.0),
     ]
-    db.insert(s.user_qos, samples)
+    db.insert(schema.user_qos, samples)
 
 
 def norm(value: Any) -> Any:
@@ -214,7 +213,7 @@ def test_views_declared_in_dependency_order_with_docs() -> None:
             sql = view.sql(dialect, "PFX.")
             for later in names[index:]:
                 assert f"PFX.{later} " not in sql + " ", f"{view.name} reads {later}, declared later"
-    with pytest.raises(ValueError):
+    with pytest.raises(UnsupportedDatabaseError, match="'mysql'"):
         VIEWS[0].sql("mysql", "")
 
 
@@ -396,9 +395,9 @@ def nearest_rank_p95(values: list[float | None]) -> float | None:
 def test_p95_is_nearest_rank(backend: str, make_db: Any) -> None:
     db = make_db(backend)
     sessions_, joins, samples = random_dataset()
-    db.insert(s.sessions, sessions_)
-    db.insert(s.session_users, joins)
-    db.insert(s.user_qos, samples)
+    db.insert(schema.sessions, sessions_)
+    db.insert(schema.session_users, joins)
+    db.insert(schema.user_qos, samples)
     media_of = {"audio_input": "audio", "video_output": "video", "as_input": "screen_share"}
     rows = by_key(db.rows("session_quality", "session_id"), "session_id")
     for sess in sessions_:
@@ -429,9 +428,9 @@ def test_both_back_ends_give_identical_figures(make_db: Any) -> None:
         load_known(db)
         load_completeness(db)
         sessions_, joins, samples = random_dataset(seed=5)
-        db.insert(s.sessions, sessions_)
-        db.insert(s.session_users, joins)
-        db.insert(s.user_qos, samples)
+        db.insert(schema.sessions, sessions_)
+        db.insert(schema.session_users, joins)
+        db.insert(schema.user_qos, samples)
         load_runs(db)
         results[backend] = {view.name: normed(db.rows(view.name, order[view.name])) for view in VIEWS}
     for view in VIEWS:
@@ -461,7 +460,7 @@ def run(run_id: str, outcome: str, finished: datetime | None = T0 + timedelta(se
 
 def load_runs(db: Db) -> None:
     db.insert(
-        s.pipeline_runs,
+        schema.pipeline_runs,
         [
             run("r_ok", "success", sessions_listed=3, sessions_loaded=3, users_loaded=7, qos_rows=90,
                 api_requests=12, retries=1, rate_limit_waits=2),
@@ -544,7 +543,7 @@ def load_completeness(db: Db) -> None:
     """
     day = datetime(2025, 3, 4, tzinfo=UTC)
     db.insert(
-        s.sessions,
+        schema.sessions,
         [
             session("C-l1", day),  # 00:00 UTC exactly: this day
             session("C-l2", day + timedelta(hours=23, minutes=59, seconds=59)),
@@ -557,7 +556,7 @@ def load_completeness(db: Db) -> None:
         ],
     )
     db.insert(
-        s.daily_usage,
+        schema.daily_usage,
         [usage(date(2025, 3, 4), 5, 9), usage(date(2025, 3, 6), 2, 3), usage(date(2025, 3, 7), None)],
     )
 
@@ -584,7 +583,7 @@ def test_daily_completeness_follows_the_tables(db: Db) -> None:
     load_completeness(db)
     db.sql("UPDATE {p}sessions SET qos_status = 'loaded' WHERE session_id = 'C-p1'")
     db.sql("UPDATE {p}sessions SET qos_status = 'loaded' WHERE session_id = 'C-live2'")
-    db.insert(s.daily_usage, [usage(date(2025, 3, 5), 1)])
+    db.insert(schema.daily_usage, [usage(date(2025, 3, 5), 1)])
     rows = by_key(db.rows("daily_completeness", "usage_date"), "usage_date")
     assert tuple(rows[("2025-03-04",)][c] for c in COMPLETENESS_COLUMNS) == (5, 4, 3, 0, 1)
     assert tuple(rows[("2025-03-05",)][c] for c in COMPLETENESS_COLUMNS) == (1, 1, 0, 1, 0)

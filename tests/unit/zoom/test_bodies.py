@@ -62,7 +62,7 @@ def test_only_objects_count_as_users(item, expected):
 
 
 def test_a_decoded_user_keeps_its_text_for_the_raw_layer():
-    from zoom_qos.warehouse.loader import _json_serializer
+    from zoom_qos.warehouse.writers import json_serializer as _json_serializer
 
     line = b'{"id": "u1", "name": "Ren\xc3\xa9", "user_qos": [{"date_time": "2026-01-01T00:00:00Z"}]}\n'
     user = decode_user(line)
@@ -73,7 +73,7 @@ def test_a_decoded_user_keeps_its_text_for_the_raw_layer():
 @pytest.mark.parametrize("line", [b'{"id": "u1", "name": "a\\u0000b"}',
                                   b'{"id": "u1", "n": "\\ud83d\\ude00"}'])
 def test_text_with_escapes_is_encoded_again_so_jsonb_can_take_it(line):
-    from zoom_qos.warehouse.loader import _json_serializer
+    from zoom_qos.warehouse.writers import json_serializer as _json_serializer
 
     stored = _json_serializer(decode_user(line))
     assert "\\u0000" not in stored and json.loads(stored)["id"] == "u1"

@@ -1,25 +1,20 @@
 """The daily request budget: exact limits, refusals that cost nothing, the backfill reserve (held
-for scheduled runs until they spend it), the 00:00 UTC rollover, and counts shared across
-threads, processes and Redis."""
+for scheduled runs until they spend it), the 00:00 UTC rollover, and budgets of many threads
+sharing one count (the counters on their own, across processes: test_counters.py)."""
 
 from __future__ import annotations
 
 import json
-import multiprocessing
 import threading
-import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
 from zoom_qos.errors import DailyBudgetExhaustedError, DailyLimitReached, ZoomApiError
+from zoom_qos.zoom import budget as budget_module
+from zoom_qos.zoom import counters
 from zoom_qos.zoom.budget import (
-    KEEP_DAYS,
     DailyBudget,
-    FileDailyCounter,
-    MemoryDailyCounter,
-    RedisDailyCounter,
-    Spent,
     UnlimitedBudget,
     account_key,
     budget_for,
@@ -27,6 +22,7 @@ from zoom_qos.zoom.budget import (
     is_backfill,
     next_reset,
 )
+from zoom_qos.zoom.counters import FileDailyCounter, RedisDailyCounter, Spent
 
 DAY = date(2026, 11, 26)
 
@@ -44,21 +40,9 @@ def clock():
     return FakeClock(datetime(2026, 11, 26, 13, 45, tzinfo=UTC))
 
 
-@pytest.fixture
-def redis_account(redis_url):
-    """A unique account per test, its keys deleted afterwards."""
-    import redis
-
-    account = f"test-{uuid.uuid4().hex[:12]}"
-    yield account
-    client = redis.Redis.from_url(redis_url)
-    for key in client.scan_iter(f"zoom_qos:daily:{account}:*"):
-        client.delete(key)
-
-
 # --- the budget's arithmetic ------------------------------------------------------------------
-def test_the_allowance_is_spent_to_the_exact_request_then_refused(clock):
-    budget = DailyBudget(MemoryDailyCounter(), daily_limit=10, clock=clock)
+def test_the_allowance_is_spent_to_the_exact_request_then_refused(clock, tmp_path):
+    budget = DailyBudget(FileDailyCounter(tmp_path, "acct"), daily_limit=10, clock=clock)
     remaining = [budget.spend() for _ in range(10)]
     assert remaining == list(range(9, -1, -1))
     with pytest.raises(DailyBudgetExhaustedError):
@@ -67,8 +51,8 @@ def test_the_allowance_is_spent_to_the_exact_request_then_refused(clock):
     assert budget.remaining() == 0
 
 
-def test_a_refused_request_is_not_counted(clock):
-    counter = MemoryDailyCounter()
+def test_a_refused_request_is_not_counted(clock, tmp_path):
+    counter = FileDailyCounter(tmp_path, "acct")
     budget = DailyBudget(counter, daily_limit=10, clock=clock)
     budget.spend(8)
     with pytest.raises(DailyBudgetExhaustedError) as refused:
@@ -82,12 +66,9 @@ def test_a_refused_request_is_not_counted(clock):
     assert counter.get(DAY) == Spent(10, 0)
 
 
-@pytest.fixture(params=["memory", "file", "redis"])
+@pytest.fixture(params=["file", "redis"])
 def make_counter(request, tmp_path):
     """Builds counters of one kind that share one account's counts, as separate processes would."""
-    if request.param == "memory":
-        shared = MemoryDailyCounter()
-        return lambda: shared
     if request.param == "file":
         return lambda: FileDailyCounter(tmp_path, "acct")
     url = request.getfixturevalue("redis_url")
@@ -216,9 +197,9 @@ def test_airflows_run_type_enum_is_understood():
 
 
 # --- the day and its reset --------------------------------------------------------------------
-def test_the_count_starts_over_at_midnight_utc(clock):
+def test_the_count_starts_over_at_midnight_utc(clock, tmp_path):
     clock.now = datetime(2026, 11, 26, 23, 59, 59, 999_999, tzinfo=UTC)
-    counter = MemoryDailyCounter()
+    counter = FileDailyCounter(tmp_path, "acct")
     budget = DailyBudget(counter, daily_limit=5, clock=clock)
     budget.spend(5)
     with pytest.raises(DailyBudgetExhaustedError) as refused:
@@ -230,10 +211,10 @@ def test_the_count_starts_over_at_midnight_utc(clock):
     assert (counter.get(DAY).total, counter.get(date(2026, 11, 27)).total) == (5, 1)
 
 
-def test_days_are_utc_days_whatever_the_clocks_zone(clock):
+def test_days_are_utc_days_whatever_the_clocks_zone(clock, tmp_path):
     # 20:30 in New York (UTC-5) on the 26th is 01:30 UTC on the 27th
     clock.now = datetime(2026, 11, 26, 20, 30, tzinfo=timezone(timedelta(hours=-5)))
-    counter = MemoryDailyCounter()
+    counter = FileDailyCounter(tmp_path, "acct")
     budget = DailyBudget(counter, daily_limit=5, clock=clock)
     budget.spend()
     assert counter.get(date(2026, 11, 27)) == Spent(1, 0)
@@ -249,14 +230,14 @@ def test_days_are_utc_days_whatever_the_clocks_zone(clock):
         (datetime(2028, 2, 28, 12, 0, tzinfo=UTC), datetime(2028, 2, 29, tzinfo=UTC)),
     ],
 )
-def test_reset_at_is_the_next_midnight_utc(now, reset):
+def test_reset_at_is_the_next_midnight_utc(now, reset, tmp_path):
     assert next_reset(now) == reset
-    assert DailyBudget(MemoryDailyCounter(), 10, clock=lambda: now).reset_at() == reset
+    assert DailyBudget(FileDailyCounter(tmp_path, "acct"), 10, clock=lambda: now).reset_at() == reset
     assert reset.utcoffset() == timedelta(0)
 
 
-def test_a_naive_clock_is_refused():
-    budget = DailyBudget(MemoryDailyCounter(), 10, clock=lambda: datetime(2026, 11, 26, 12))
+def test_a_naive_clock_is_refused(tmp_path):
+    budget = DailyBudget(FileDailyCounter(tmp_path, "acct"), 10, clock=lambda: datetime(2026, 11, 26, 12))
     with pytest.raises(ValueError, match="aware"):
         budget.spend()
 
@@ -284,8 +265,8 @@ def test_the_error_parks_like_zooms_daily_429_and_keeps_secrets_out(tmp_path, cl
     assert api_key not in message and account not in message
 
 
-def test_a_backfills_message_counts_the_scheduled_runs_requests(clock):
-    counter = MemoryDailyCounter()
+def test_a_backfills_message_counts_the_scheduled_runs_requests(clock, tmp_path):
+    counter = FileDailyCounter(tmp_path, "acct")
     DailyBudget(counter, daily_limit=60_000, clock=clock).spend(12_500)
     budget = DailyBudget(counter, daily_limit=60_000, reserve=10_000, clock=clock, backfill=True)
     budget.spend(47_500)
@@ -297,8 +278,8 @@ def test_a_backfills_message_counts_the_scheduled_runs_requests(clock):
         assert figure in message
 
 
-def test_a_scheduled_runs_message_names_the_whole_limit(clock):
-    budget = DailyBudget(MemoryDailyCounter(), daily_limit=30_000, clock=clock)
+def test_a_scheduled_runs_message_names_the_whole_limit(clock, tmp_path):
+    budget = DailyBudget(FileDailyCounter(tmp_path, "acct"), daily_limit=30_000, clock=clock)
     budget.spend(29_999)
     with pytest.raises(DailyBudgetExhaustedError, match=r"spent: 29,999 of 30,000 requests") as refused:
         budget.spend(2)
@@ -318,21 +299,21 @@ def test_a_scheduled_runs_message_names_the_whole_limit(clock):
         (True, 0, "whole number"),
     ],
 )
-def test_daily_budget_rejects_bad_arguments(limit, reserve, match):
+def test_daily_budget_rejects_bad_arguments(limit, reserve, match, tmp_path):
     with pytest.raises(ValueError, match=match):
-        DailyBudget(MemoryDailyCounter(), limit, reserve, backfill=True)
+        DailyBudget(FileDailyCounter(tmp_path, "acct"), limit, reserve, backfill=True)
 
 
-def test_only_a_backfill_leaves_a_reserve():
+def test_only_a_backfill_leaves_a_reserve(tmp_path):
     with pytest.raises(ValueError, match="Only a backfill"):
-        DailyBudget(MemoryDailyCounter(), 100, 30)
-    assert DailyBudget(MemoryDailyCounter(), 100, 0, backfill=True).reserve == 0
+        DailyBudget(FileDailyCounter(tmp_path, "acct"), 100, 30)
+    assert DailyBudget(FileDailyCounter(tmp_path, "acct"), 100, 0, backfill=True).reserve == 0
 
 
 @pytest.mark.parametrize("n", [0, -3, 1.5, True])
-def test_spend_rejects_odd_counts(n, clock):
+def test_spend_rejects_odd_counts(n, clock, tmp_path):
     with pytest.raises(ValueError, match="whole number"):
-        DailyBudget(MemoryDailyCounter(), 10, clock=clock).spend(n)
+        DailyBudget(FileDailyCounter(tmp_path, "acct"), 10, clock=clock).spend(n)
 
 
 def test_a_daily_limit_of_zero_tracks_nothing(tmp_path, clock):
@@ -431,100 +412,6 @@ def test_threads_of_both_kinds_never_pass_the_limit_or_the_reserve(make_counter,
     assert spent.backfill <= 600 - max(100, spent.scheduled)
 
 
-def _add_many(directory: str, account: str, times: int, backfill: bool, limit: int | None, results) -> None:
-    counter = FileDailyCounter(directory, account)
-    accepted = sum(1 for _ in range(times)
-                   if counter.add(DAY, 1, backfill=backfill, limit=limit, reserve=300 if backfill else 0)[0])
-    results.put((backfill, accepted))
-
-
-def _in_two_processes(tmp_path, jobs: list[tuple[int, bool, int | None]]) -> dict[bool, int]:
-    """Runs ``(times, backfill, limit)`` jobs in processes of their own; requests accepted by kind."""
-    ctx = multiprocessing.get_context("fork")
-    results = ctx.Queue()
-    procs = [ctx.Process(target=_add_many, args=(str(tmp_path), "acct", *job, results)) for job in jobs]
-    for proc in procs:
-        proc.start()
-    accepted = {False: 0, True: 0}
-    for _ in procs:
-        backfill, count = results.get(timeout=60)
-        accepted[backfill] += count
-    for proc in procs:
-        proc.join(timeout=60)
-        assert proc.exitcode == 0
-    return accepted
-
-
-def test_the_file_counter_loses_nothing_across_processes(tmp_path):
-    assert _in_two_processes(tmp_path, [(500, False, None), (500, True, None)]) == {False: 500, True: 500}
-    assert FileDailyCounter(tmp_path, "acct").get(DAY) == Spent(500, 500)
-
-
-def test_the_file_counter_never_overshoots_across_processes(tmp_path):
-    # reserve 300: two backfills share 1,000 - 300
-    assert _in_two_processes(tmp_path, [(500, True, 1000), (500, True, 1000)]) == {False: 0, True: 700}
-    assert FileDailyCounter(tmp_path, "acct").get(DAY) == Spent(0, 700)
-
-
-def test_the_file_counter_keeps_both_kinds_within_bounds_across_processes(tmp_path):
-    accepted = _in_two_processes(tmp_path, [(600, False, 1000), (1000, True, 1000)])
-    spent = FileDailyCounter(tmp_path, "acct").get(DAY)
-    assert spent == Spent(accepted[False], accepted[True])
-    assert spent.total == 1000
-    assert spent.backfill <= 1000 - max(300, spent.scheduled)
-
-
-# --- the file counter -------------------------------------------------------------------------
-def test_the_file_counter_prunes_old_days(tmp_path):
-    counter = FileDailyCounter(tmp_path, "acct")
-    for back in range(10, -1, -1):
-        counter.add(DAY - timedelta(days=back), 1, backfill=back % 2 == 0)
-    kept = json.loads(counter.path.read_text())
-    assert sorted(kept) == [(DAY - timedelta(days=b)).isoformat() for b in range(KEEP_DAYS, -1, -1)]
-    assert counter.get(DAY - timedelta(days=KEEP_DAYS + 1)) == Spent(0, 0)
-    assert counter.get(DAY) == Spent(0, 1) and counter.get(DAY - timedelta(days=1)) == Spent(1, 0)
-    assert not list(tmp_path.glob("*.tmp"))
-
-
-def test_an_unreadable_count_file_starts_over_instead_of_blocking(tmp_path, caplog):
-    counter = FileDailyCounter(tmp_path, "acct")
-    counter.path.write_text("{not json")
-    assert counter.add(DAY, 3) == (True, Spent(3, 0))
-    assert "unreadable" in caplog.text
-
-
-@pytest.mark.parametrize("account", ["", "../etc", "a/b", "x" * 65])
-def test_the_file_counter_refuses_account_keys_that_are_not_file_names(tmp_path, account):
-    with pytest.raises(ValueError, match="account key"):
-        FileDailyCounter(tmp_path, account)
-
-
-# --- the Redis counter ------------------------------------------------------------------------
-def test_the_redis_counter_counts_each_kind_per_day_with_an_expiry(redis_url, redis_account):
-    import redis
-
-    client = redis.Redis.from_url(redis_url)
-    counter = RedisDailyCounter(redis_url, redis_account)
-    assert counter.add(DAY, 3) == (True, Spent(3, 0))
-    # limit 10, reserve 5: backfills may use 10 - max(5, 3) = 5
-    assert counter.add(DAY, 5, backfill=True, limit=10, reserve=5) == (True, Spent(3, 5))
-    assert counter.add(DAY, 1, backfill=True, limit=10, reserve=5) == (False, Spent(3, 5))  # refused
-    assert counter.add(DAY, 3, limit=10) == (False, Spent(3, 5))
-    assert counter.add(DAY, 2, limit=10) == (True, Spent(5, 5))
-    assert counter.get(DAY) == Spent(5, 5)  # refusals were not counted
-    keys = (f"zoom_qos:daily:{redis_account}:2026-11-26:scheduled",
-            f"zoom_qos:daily:{redis_account}:2026-11-26:backfill")
-    assert counter.keys(DAY) == keys
-    assert [int(client.get(key)) for key in keys] == [5, 5]
-    for key in keys:
-        assert 0 < client.ttl(key) <= KEEP_DAYS * 86_400
-    # a refusal on a fresh day writes nothing
-    tomorrow = DAY + timedelta(days=1)
-    assert counter.add(tomorrow, 11, limit=10) == (False, Spent(0, 0))
-    assert client.exists(*counter.keys(tomorrow)) == 0
-    assert counter.get(tomorrow) == Spent(0, 0)
-
-
 def test_a_counter_that_cannot_be_written_does_not_stop_requests(tmp_path, caplog):
     blocked = tmp_path / "not-a-folder"
     blocked.write_text("a file where the counter's folder should be")
@@ -532,3 +419,10 @@ def test_a_counter_that_cannot_be_written_does_not_stop_requests(tmp_path, caplo
     for _ in range(12):  # past the limit: nothing is counted, so nothing is refused
         budget.spend()
     assert caplog.text.count("cannot be kept") == 1 and "ZOOM_QOS_BUDGET_DIR" in caplog.text
+
+
+def test_the_budget_module_still_offers_the_counters():
+    # Importers of zoom_qos.zoom.budget keep working after the counters moved to their own module.
+    for name in ("KEEP_DAYS", "DailyCounter", "FileDailyCounter", "RedisDailyCounter", "Spent"):
+        assert getattr(budget_module, name) is getattr(counters, name)
+        assert name in budget_module.__all__

@@ -3,7 +3,7 @@
 :func:`ensure_schema` is what every task calls before touching the warehouse:
 
 1. **Fast path** — one read of the Alembic version and one read of the view checksums; if the
-   database is at the head revision and every view in ``zoom_qos.views.VIEWS`` is present
+   database is at the head revision and every view in ``zoom_qos.warehouse.views.VIEWS`` is present
    with the checksum of its current definition, nothing else happens.
 2. Otherwise, serialised across processes (PostgreSQL: ``pg_advisory_xact_lock`` on a fixed
    key; SQLite: ``BEGIN IMMEDIATE``) and in one transaction (PostgreSQL DDL is transactional,
@@ -40,7 +40,8 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection, Engine
 
-from zoom_qos.warehouse import schema as s
+from zoom_qos.warehouse.schema import schema_objects
+from zoom_qos.warehouse.sql import object_prefix
 
 if TYPE_CHECKING:
     from zoom_qos.warehouse.views import View
@@ -55,7 +56,6 @@ __all__ = [
     "ensure_schema",
     "head_revision",
     "view_checksum",
-    "view_prefix",
 ]
 
 log = logging.getLogger(__name__)
@@ -106,13 +106,6 @@ def _pg_schema(engine_or_conn: Engine | Connection, schema: str | None) -> str |
     return schema if engine_or_conn.dialect.name == "postgresql" else None
 
 
-def view_prefix(dialect: str, schema: str | None) -> str:
-    """What goes before every object name in raw SQL: ``'"zoom_qos".'`` or ``''`` (SQLite)."""
-    if dialect == "postgresql" and schema:
-        return '"' + schema.replace('"', '""') + '".'
-    return ""
-
-
 def _view_sql(view: View, dialect: str, prefix: str) -> str:
     return view.sql(dialect, prefix).strip().rstrip(";").strip()
 
@@ -135,7 +128,7 @@ def _current_views() -> list[View]:
     names = [v.name for v in views]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise ValueError(f"Duplicate view names in zoom_qos.views.VIEWS: {duplicates}")
+        raise ValueError(f"Duplicate view names in zoom_qos.warehouse.views.VIEWS: {duplicates}")
     return views
 
 
@@ -145,7 +138,7 @@ class _Objects:
     def __init__(self, conn: Connection, schema: str | None) -> None:
         self.dialect = conn.dialect.name
         self.schema = schema if self.dialect == "postgresql" else None
-        self.prefix = view_prefix(self.dialect, self.schema)
+        self.prefix = object_prefix(self.dialect, self.schema)
         self.preparer = conn.dialect.identifier_preparer
         self.literal = sa.String().literal_processor(conn.dialect)
 
@@ -154,7 +147,7 @@ class _Objects:
 
     def stored_views_sql(self) -> sa.TextClause:
         """(name, checksum, present) per view recorded in ``schema_objects``: one query."""
-        objects = self.name(s.schema_objects.name)
+        objects = self.name(schema_objects.name)
         if self.dialect == "postgresql":
             return sa.text(
                 f"SELECT o.name, o.checksum, v.viewname IS NOT NULL FROM {objects} o "
@@ -213,12 +206,12 @@ def ensure_schema(engine: Engine, schema: str | None) -> bool:
 
     Idempotent and safe to call from many processes at once. Returns True when something
     had to be checked under the lock (first run, upgrade or view change), False on the fast
-    path. ``engine`` should be a :class:`zoom_qos.load.Warehouse` engine, whose SQLite hook
+    path. ``engine`` should be a :class:`zoom_qos.warehouse.Warehouse` engine, whose SQLite hook
     turns the ``sqlite_immediate`` option into ``BEGIN IMMEDIATE``.
     """
     schema = _pg_schema(engine, schema)
     views = _current_views()
-    prefix = view_prefix(engine.dialect.name, schema)
+    prefix = object_prefix(engine.dialect.name, schema)
     wanted = {v.name: view_checksum(v, engine.dialect.name, prefix) for v in views}
     if _is_current(engine, schema, wanted):
         return False
@@ -233,7 +226,7 @@ def ensure_schema(engine: Engine, schema: str | None) -> bool:
                 exists = conn.execute(
                     sa.text("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = :n"), {"n": schema}
                 ).first()
-                if exists is None:
+                if exists is None and schema:
                     _ddl(conn, f"CREATE SCHEMA {conn.dialect.identifier_preparer.quote_schema(schema)}")
             _upgrade(conn, schema)
             _sync_views(conn, schema, views)
@@ -258,11 +251,11 @@ def _upgrade(conn: Connection, schema: str | None) -> None:
         current = BASELINE_REVISION
     if current == head:
         return
-    if s.schema_objects.name in tables:
+    if schema_objects.name in tables:
         # A revision may alter columns a view reads; the views are recreated afterwards.
-        for (name,) in conn.execute(sa.select(s.schema_objects.c.name)):
+        for (name,) in conn.execute(sa.select(schema_objects.c.name)):
             _ddl(conn, objects.drop_view_sql(name))
-        conn.execute(s.schema_objects.delete())
+        conn.execute(schema_objects.delete())
     log.info("Upgrading warehouse schema from %s to %s.", current or "(empty)", head)
     command.upgrade(config, "head")
 
@@ -279,7 +272,7 @@ def _sync_views(conn: Connection, schema: str | None, views: Sequence[View]) -> 
     for name in removed:
         log.info("Dropping view %s (no longer defined).", name)
         _ddl(conn, objects.drop_view_sql(name))
-        conn.execute(s.schema_objects.delete().where(s.schema_objects.c.name == name))
+        conn.execute(schema_objects.delete().where(schema_objects.c.name == name))
     for view in reversed(changed):
         _ddl(conn, objects.drop_view_sql(view.name))
     # CASCADE (PostgreSQL) may have dropped views built on a changed one: recreate those too.
@@ -300,7 +293,7 @@ def _sync_views(conn: Connection, schema: str | None, views: Sequence[View]) -> 
                     f"COMMENT ON COLUMN {qualified}.{objects.preparer.quote(column)} "
                     f"IS {objects.literal(comment)}",
                 )
-        stmt = insert(s.schema_objects).values(name=view.name, checksum=wanted[view.name])
+        stmt = insert(schema_objects).values(name=view.name, checksum=wanted[view.name])
         conn.execute(
             stmt.on_conflict_do_update(
                 index_elements=["name"], set_={"checksum": stmt.excluded.checksum}

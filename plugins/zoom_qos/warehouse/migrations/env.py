@@ -1,6 +1,6 @@
 """Alembic environment for the warehouse migrations.
 
-Normally run programmatically by :func:`zoom_qos.migrations.upgrade`, which hands over an open
+Normally run programmatically by :func:`zoom_qos.warehouse.migrations.ensure_schema`, which hands over an open
 connection (inside the caller's transaction and lock) and the PostgreSQL schema through
 ``config.attributes``. For ad-hoc use with the ``alembic`` CLI, an ini file with
 ``script_location = plugins/zoom_qos/warehouse/migrations`` and ``sqlalchemy.url`` (plus an optional
@@ -38,7 +38,7 @@ def run() -> None:
     if not url:
         raise RuntimeError("No connection given and no sqlalchemy.url configured.")
     engine = sa.create_engine(url)
-    schema = config.get_main_option("warehouse_schema") or "zoom_qos"
+    schema: str | None = config.get_main_option("warehouse_schema") or "zoom_qos"
     if engine.dialect.name != "postgresql":
         schema = None
     try:

@@ -1,0 +1,76 @@
+"""Writing the report: read the views, render the page, replace the file atomically.
+
+:func:`build_report` is what the report DAG and ``make demo`` run (through
+:func:`render_configured_report`, which finds the warehouse and the folder from the
+configuration). The file name carries the period, ``zoom_qos_report_<first day>_<last day>.html``,
+so a re-render of the same period overwrites its report and a new period gets a new file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+from zoom_qos.config import WAREHOUSE_CONN_ID, data_dir
+from zoom_qos.report.data import DEFAULT_DAYS, load_report_data
+from zoom_qos.report.page import render_html
+
+__all__ = ["REPORT_DIR_ENV", "build_report", "default_report_dir", "render_configured_report"]
+
+log = logging.getLogger(__name__)
+
+REPORT_DIR_ENV = "ZOOM_QOS_REPORT_DIR"
+
+
+def default_report_dir() -> Path:
+    """``ZOOM_QOS_REPORT_DIR``, else ``reports/`` in the data folder (``data/reports``)."""
+    return Path(os.environ.get(REPORT_DIR_ENV) or data_dir() / "reports")
+
+
+def render_configured_report(output_dir: str | Path | None = None, days: int = DEFAULT_DAYS) -> Path:
+    """Report on the configured warehouse (``zoom_qos_warehouse`` connection, else SQLite)."""
+    from zoom_qos.warehouse import Warehouse  # the loader pulls in Alembic: only when rendering
+
+    warehouse = Warehouse.from_airflow(WAREHOUSE_CONN_ID)
+    try:
+        path = build_report(warehouse, output_dir or default_report_dir(), days=days)
+    finally:
+        warehouse.dispose()
+    log.info("QoS report written to %s", path)
+    return path
+
+
+def build_report(
+    engine_or_warehouse: object,
+    output_dir: str | Path,
+    days: int = DEFAULT_DAYS,
+    *,
+    schema: str | None = None,
+    now: datetime | None = None,
+) -> Path:
+    """Write the report of the last ``days`` days of data to ``output_dir``; returns its path.
+
+    ``engine_or_warehouse`` is a :class:`~zoom_qos.warehouse.Warehouse` or an SQLAlchemy
+    engine (on PostgreSQL ``schema`` defaults to the engine's schema translation, else
+    ``zoom_qos``). The file is replaced atomically (a temporary file in the same folder, then
+    ``os.replace``), so a reader never sees half a report.
+    """
+    now = now or datetime.now(UTC)
+    data = load_report_data(engine_or_warehouse, days, schema=schema, today=now.astimezone(UTC).date())
+    document = render_html(data, generated_at=now)
+    folder = Path(output_dir).expanduser()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"zoom_qos_report_{data.start.isoformat()}_{data.end.isoformat()}.html"
+    fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(document)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path.resolve()

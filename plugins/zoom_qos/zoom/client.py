@@ -1,0 +1,420 @@
+"""The Zoom Video SDK REST client: one request paced, budgeted, retried and classified, and the
+endpoints the pipeline reads. No Airflow here (``hooks.py`` adapts an Airflow connection to it).
+
+Threads: one client serves every thread of an extraction task. The JWT auth, the rate limiter,
+the daily budget and the stats are shared (all thread-safe); each thread gets its own
+``requests.Session``, because a Session's connection pool holds 10 connections per host and a
+task reading 16 sessions at once through one Session keeps discarding the surplus ("Connection
+pool is full, discarding connection") and opening new TLS connections instead of reusing them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from zoom_qos.errors import (
+    PageTokenDeadlineError,
+    RetriesExhaustedError,
+    ZoomAccountError,
+    ZoomApiError,
+    ZoomAuthError,
+    ZoomDailyLimitError,
+    ZoomEndpointError,
+    ZoomForbiddenError,
+)
+from zoom_qos.zoom.auth import ZoomJwtAuth
+from zoom_qos.zoom.bodies import BodyError, is_raw_object, json_object, raw_qos_page
+from zoom_qos.zoom.budget import DailyBudget, UnlimitedBudget, account_key, budget_for
+from zoom_qos.zoom.ids import encode_session_id
+from zoom_qos.zoom.pagination import RestartingPaginator
+from zoom_qos.zoom.published import DAILY_USAGE, SESSIONS, ErrorCode
+from zoom_qos.zoom.ratelimit import HEAVY, RESOURCE_INTENSIVE, RateLimiter, RedisRateLimiter
+from zoom_qos.zoom.retry import Backoff, parse_retry_after
+from zoom_qos.zoom.settings import ZoomSettings
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_STATUS = {500, 502, 503, 504}
+TRANSPORT_ERRORS = (
+    requests.ConnectionError,  # includes SSLError and ProxyError
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
+#: Where the shared pacing's Redis is named when the ``rate_limit_redis_url`` extra is empty.
+RATE_LIMIT_REDIS_URL_ENV = "ZOOM_QOS_RATE_LIMIT_REDIS_URL"
+
+#: A decoded JSON object, as Zoom's bodies are.
+JsonDict = dict[str, Any]
+#: One query parameter's value; None means "do not send it" (the first page has no token).
+QueryValue = str | int | float | None
+
+
+@dataclass
+class RequestStats:
+    """What talking to Zoom cost; copied into the run record."""
+
+    requests: int = 0
+    retries: int = 0
+    rate_limit_waits: int = 0
+    rate_limit_wait_seconds: float = 0.0
+    jwt_renewals_on_401: int = 0
+    token_restarts: int = 0
+
+    def as_dict(self) -> dict[str, float | int]:
+        return dataclasses.asdict(self)
+
+
+def rate_limit_redis_url(settings: ZoomSettings) -> str:
+    """The Redis URL of the shared pacing and daily count: the extra, else the environment's."""
+    return settings.rate_limit_redis_url or os.environ.get(RATE_LIMIT_REDIS_URL_ENV, "")
+
+
+class ZoomClient:
+    """Reads Zoom's Video SDK REST API (``/videosdk/...``) for one account."""
+
+    def __init__(
+        self,
+        settings: ZoomSettings,
+        *,
+        api_key: str,
+        api_secret: str,
+        base_url: str,
+        backfill: bool = False,
+        conn_id: str = "",
+        headers: Mapping[str, str] | None = None,
+        adapter_factory: Callable[[], HTTPAdapter] | None = None,
+        on_secret: Callable[[str], None] | None = None,
+        stats: RequestStats | None = None,
+    ) -> None:
+        """``base_url`` includes ``/v2``. ``backfill``: spend only the daily budget's share left
+        after the scheduled-run reserve. ``conn_id`` names where the credentials came from, in
+        errors about the account. ``adapter_factory`` makes the transport adapter mounted for
+        ``http://`` and ``https://`` on each thread's Session (called once per Session, so no two
+        threads share a connection pool); None keeps requests' default. ``on_secret`` is told the
+        API secret and every JWT (e.g. a log masker's ``mask_secret``). ``stats`` lets the
+        caller hold the counters before the client exists.
+
+        Raises ``ValueError`` for missing credentials or an unusable daily budget, before any
+        request.
+        """
+        self.settings = settings
+        self.base_url = base_url.rstrip("/")
+        self.conn_id = conn_id
+        self.stats = stats if stats is not None else RequestStats()
+        self._api_key_hint = _key_hint(api_key)
+        self._headers = {"Accept": "application/json", **(headers or {})}
+        self._adapter_factory = adapter_factory
+        self.auth = ZoomJwtAuth(api_key, api_secret, settings.jwt_ttl_seconds, on_secret=on_secret)
+        redis_url = rate_limit_redis_url(settings)
+        # Limits and the daily cap are per Zoom account: shared counters are keyed by the API key, hashed.
+        account = account_key(api_key)
+        self._limiter: RateLimiter | RedisRateLimiter
+        if redis_url:
+            self._limiter = RedisRateLimiter(redis_url, account, settings.heavy_requests_per_second,
+                                             settings.resource_intensive_requests_per_minute)
+        else:
+            self._limiter = RateLimiter(settings.heavy_requests_per_second,
+                                        settings.resource_intensive_requests_per_minute)
+        self._budget: DailyBudget | UnlimitedBudget = budget_for(
+            daily_limit=settings.daily_request_limit,
+            reserve=settings.backfill_reserve_requests,
+            backfill=backfill,
+            account=account,
+            redis_url=redis_url,
+        )
+        self._stats_lock = threading.Lock()
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._sessions_lock = threading.Lock()
+
+    # --- sessions ---------------------------------------------------------------------------
+    def session(self) -> requests.Session:
+        """The calling thread's Session (made on its first request): kept-alive connections are
+        reused by the thread that opened them, and no pool is shared between threads."""
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = self._new_session()
+            self._local.session = session
+            with self._sessions_lock:
+                self._sessions.append(session)
+        return session
+
+    def _new_session(self) -> requests.Session:
+        session = requests.Session()
+        session.auth = self.auth
+        session.headers.update(self._headers)
+        # For callers that use the Session directly; the client itself passes ``verify`` with each
+        # request, since requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a Session's.
+        session.verify = self.settings.verify
+        if self._adapter_factory is not None:
+            for prefix in ("https://", "http://"):
+                session.mount(prefix, self._adapter_factory())
+        return session
+
+    def session_count(self) -> int:
+        """Sessions open now: one per thread that sent a request since the last ``close()``."""
+        with self._sessions_lock:
+            return len(self._sessions)
+
+    def close(self) -> None:
+        """Close every thread's Session and its connections. The client stays usable: a thread's
+        next request opens a new Session."""
+        with self._sessions_lock:
+            sessions, self._sessions = self._sessions, []
+            self._local = threading.local()
+        for session in sessions:
+            session.close()
+
+    # --- one request ------------------------------------------------------------------------
+    def _count(self, **deltas: float) -> None:
+        with self._stats_lock:
+            for name, delta in deltas.items():
+                setattr(self.stats, name, getattr(self.stats, name) + delta)
+
+    def get_json(
+        self,
+        endpoint: str,
+        params: Mapping[str, QueryValue],
+        category: str,
+        *,
+        deadline: float | None = None,
+        session_id: str | None = None,
+        decode: Callable[[bytes], JsonDict] = json_object,
+    ) -> JsonDict:
+        """GET one endpoint and return its JSON object, paced, budgeted, retried and classified.
+
+        Every attempt first waits for the rate limiter and counts against the daily budget
+        (which raises, sending nothing, when spent). Retries 5xx, transport errors (TLS errors
+        included), truncated bodies and per-second 429s with bounded backoff; renews the JWT
+        once on 401/124; raises ``ZoomDailyLimitError`` on a daily 429 and ``ZoomApiError`` on
+        other client errors. ``deadline`` (monotonic seconds) is the page token's lifetime: no
+        wait may carry the request past it. ``decode`` turns the body into the returned object
+        and raises ``BodyError`` for a body to retry. Parameters that are None are not sent.
+        """
+        session = self.session()
+        settings = self.settings
+        backoff = Backoff(
+            base_seconds=settings.backoff_base_seconds,
+            max_attempts=settings.max_retries,
+            max_total_seconds=settings.retry_max_total_seconds,
+        )
+        url = f"{self.base_url}/{endpoint.lstrip('/')}"
+        path = endpoint.split("?")[0]
+        clean = {k: v for k, v in params.items() if v is not None}
+        timeout = (min(10.0, settings.timeout_seconds), settings.timeout_seconds)
+        attempt = 0
+        waited = 0.0
+        renewed = False
+        while True:
+            waited_here = self._limiter.acquire(category)
+            if waited_here:
+                waited += waited_here
+            if deadline is not None and time.monotonic() >= deadline:
+                raise PageTokenDeadlineError("the page token would be sent after its lifetime")
+            self._budget.spend(endpoint=path)  # raises, sending nothing, when spent
+            self._count(requests=1)
+            reason: str
+            delay: float | None = None
+            try:
+                # ``verify`` per request: a Session's would lose to REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE.
+                response = session.get(url, params=clean, timeout=timeout, verify=settings.verify)
+            except TRANSPORT_ERRORS as exc:
+                reason = f"{type(exc).__name__}"
+            else:
+                status = response.status_code
+                if status == 200:
+                    try:
+                        return decode(response.content)
+                    except BodyError as error:
+                        reason = str(error)
+                elif status == 429:
+                    delay = self._rate_limited(response, endpoint)
+                    reason = "HTTP 429 (rate limited)"
+                elif status in RETRYABLE_STATUS:
+                    reason = f"HTTP {status}"
+                else:
+                    code, message = _zoom_error(response)
+                    if status == 401 and code in (124, None) and not renewed:
+                        renewed = True
+                        self.auth.invalidate()
+                        self._count(jwt_renewals_on_401=1)
+                        continue
+                    raise self._api_error(status, code, message, path, session_id)
+            attempt += 1
+            if delay is None:
+                delay = backoff.delay(attempt)
+            if not backoff.allows(attempt, waited, delay):
+                raise RetriesExhaustedError(
+                    f"GET {endpoint} failed {attempt} times (last: {reason}); gave up after "
+                    f"{waited:.0f}s of waiting. Zoom or the network is unhealthy: retry the task later."
+                )
+            if deadline is not None and time.monotonic() + delay >= deadline:
+                raise PageTokenDeadlineError("waiting to retry would outlive the page token")
+            log.warning("GET %s: %s; retry %d in %.1fs", endpoint, reason, attempt, delay)
+            self._count(retries=1)
+            time.sleep(delay)
+            waited += delay
+
+    def _api_error(self, status: int, code: int | None, message: str, endpoint: str,
+                   session_id: str | None) -> ZoomApiError:
+        """The typed error for a client error Zoom answered, so callers decide by kind."""
+        if status == 401:
+            return ZoomAuthError(status, code, message, endpoint, session_id)
+        if status == 403:
+            return ZoomForbiddenError(status, code, message, endpoint, session_id)
+        if status == 404 and code == ErrorCode.ENDPOINT_NOT_RECOGNIZED:
+            return ZoomEndpointError(status, code, message, endpoint, session_id)
+        if status == 400 and code == ErrorCode.NOT_VIDEO_SDK_ACCOUNT:
+            return ZoomAccountError(status, code, message, endpoint, session_id, conn_id=self.conn_id,
+                                    api_key_hint=self._api_key_hint)
+        return ZoomApiError(status, code, message, endpoint, session_id)
+
+    def _rate_limited(self, response: requests.Response, endpoint: str) -> float | None:
+        """Classify a 429: raise for the daily cap, else return the wait the server asked for
+        (None when it named none, for the caller's backoff to decide)."""
+        now = datetime.now(UTC)
+        retry_at = parse_retry_after(response.headers.get("Retry-After"), now)
+        code, message = _zoom_error(response)
+        limit_type = response.headers.get("X-RateLimit-Type", "")
+        if limit_type.lower().startswith("daily") or "daily" in message.lower():
+            raise ZoomDailyLimitError(429, code, message, endpoint, retry_at)
+        delay = None if retry_at is None else max(0.0, (retry_at - now).total_seconds())
+        self._count(rate_limit_waits=1, rate_limit_wait_seconds=delay or 0.0)
+        return delay
+
+    # --- endpoints --------------------------------------------------------------------------
+    def _paginator(self) -> RestartingPaginator:
+        s = self.settings
+        return RestartingPaginator(
+            token_ttl=s.page_token_ttl_seconds,
+            safety=s.page_token_safety_seconds,
+            max_restarts=s.max_page_restarts,
+        )
+
+    def iter_past_sessions(self, from_date: date, to_date: date) -> Iterator[JsonDict]:
+        """Past sessions that started in [from_date, to_date]; the range must fit Zoom's month rule.
+
+        After a page-token restart sessions repeat: callers key them by ``id``.
+        """
+        params: dict[str, QueryValue] = {"type": "past", "from": from_date.isoformat(),
+                                         "to": to_date.isoformat(), "page_size": self.settings.list_page_size}
+        paginator = self._paginator()
+
+        def fetch(token: str | None, deadline: float | None) -> JsonDict:
+            return self.get_json(SESSIONS.path, {**params, "next_page_token": token},
+                                 RESOURCE_INTENSIVE, deadline=deadline)
+
+        try:
+            for page in paginator.pages(fetch, what=f"sessions {from_date}..{to_date}"):
+                yield from _list_field(page, "sessions", SESSIONS.path)
+        finally:
+            self._count(token_restarts=paginator.restarts)
+
+    def iter_session_qos_pages(self, session_id: str) -> Iterator[tuple[int, list[bytes]]]:
+        """A past session's users, page by page, each user as the raw JSON Zoom sent
+        (``zoom.bodies.decode_user`` decodes one).
+
+        Yields ``(restarts, users)``: when ``restarts`` grows, a page token expired or was
+        rejected and the list starts again from its first page, so what the caller kept of
+        the earlier pass is superseded. ``type=past`` is required: Zoom's default is ``live``.
+        """
+        endpoint = f"videosdk/sessions/{encode_session_id(session_id)}/users/qos"
+        params: dict[str, QueryValue] = {"type": "past", "page_size": self.settings.qos_page_size}
+        paginator = self._paginator()
+
+        def fetch(token: str | None, deadline: float | None) -> JsonDict:
+            return self.get_json(endpoint, {**params, "next_page_token": token}, HEAVY,
+                                 deadline=deadline, session_id=session_id, decode=raw_qos_page)
+
+        try:
+            for page in paginator.pages(fetch, what=f"QoS of session {session_id!r}"):
+                users: list[bytes] = _list_field(page, "users", "videosdk/sessions/{id}/users/qos",
+                                                 is_raw_object)
+                yield paginator.restarts, users
+        finally:
+            self._count(token_restarts=paginator.restarts)
+
+    def iter_session_users_pages(self, session_id: str) -> Iterator[tuple[int, list[JsonDict]]]:
+        """A past session's joins with their quality grades (``GET /videosdk/sessions/{id}/users``),
+        page by page, as ``(restarts, users)`` like :meth:`iter_session_qos_pages`."""
+        endpoint = f"videosdk/sessions/{encode_session_id(session_id)}/users"
+        params: dict[str, QueryValue] = {"type": "past", "page_size": self.settings.users_page_size}
+        paginator = self._paginator()
+
+        def fetch(token: str | None, deadline: float | None) -> JsonDict:
+            return self.get_json(endpoint, {**params, "next_page_token": token}, HEAVY,
+                                 deadline=deadline, session_id=session_id)
+
+        try:
+            for page in paginator.pages(fetch, what=f"users of session {session_id!r}"):
+                yield paginator.restarts, _list_field(page, "users", "videosdk/sessions/{id}/users")
+        finally:
+            self._count(token_restarts=paginator.restarts)
+
+    def daily_usage(self, year: int, month: int) -> list[JsonDict]:
+        """Zoom's own count of each day of a month (``GET /videosdk/report/daily``): one request."""
+        page = self.get_json(DAILY_USAGE.path, {"year": year, "month": month}, DAILY_USAGE.category)
+        return _list_field(page, DAILY_USAGE.list_field, DAILY_USAGE.path)
+
+    def test_connection(self) -> tuple[bool, str]:
+        """One cheap authenticated request (today's sessions, one per page), for a UI's Test
+        button: returns ``(ok, message)`` and never raises."""
+        today = datetime.now(UTC).date()
+        try:
+            self.get_json(SESSIONS.path, {"type": "past", "from": today.isoformat(),
+                                          "to": today.isoformat(), "page_size": 1},
+                          RESOURCE_INTENSIVE)
+        except ZoomAuthError:
+            return False, AUTH_REFUSED_MESSAGE
+        except Exception as exc:  # the UI shows the message, never a traceback
+            return False, f"Could not reach Zoom: {exc}"
+        return True, "Connected: Zoom accepted the Video SDK API key and secret."
+
+
+AUTH_REFUSED_MESSAGE = ("Zoom refused the credentials (401, code 124): login must be the "
+                        "Video SDK API key (not the SDK key) and password its API secret.")
+
+
+def _key_hint(api_key: str) -> str:
+    """Enough of the API key to tell accounts apart in a message, never the whole key."""
+    return f"{api_key[:4]}…" if len(api_key) > 4 else "(set)" if api_key else "(empty)"
+
+
+def _zoom_error(response: requests.Response) -> tuple[int | None, str]:
+    """Zoom's ``{"code", "message"}`` body, tolerating bodies that are not."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None, (response.text or response.reason or "")[:200]
+    if not isinstance(body, dict):
+        return None, str(body)[:200]
+    code = body.get("code")
+    return (code if isinstance(code, int) else None), str(body.get("message", ""))[:500]
+
+
+def _is_object(item: object) -> bool:
+    return isinstance(item, dict)
+
+
+def _list_field(
+    page: Mapping[str, object], field: str, endpoint: str, is_object: Callable[[Any], bool] = _is_object
+) -> list[Any]:
+    """The page's objects; a missing list is an empty page, anything else is malformed."""
+    items = page.get(field)
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise ZoomApiError(200, None, f"'{field}' is a {type(items).__name__}, not a list", endpoint)
+    return [item for item in items if is_object(item)]

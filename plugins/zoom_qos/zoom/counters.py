@@ -1,0 +1,242 @@
+"""Where an account's daily request count lives, so every process that talks to Zoom for it sees it.
+
+The budget (``zoom_qos.zoom.budget``, whose docstring explains the shares and the reserve) decides
+what a caller may spend; a counter only keeps the count and checks a request against a limit *in
+the same atomic step*, because concurrent callers that checked and counted apart could together
+pass the limit. Two stores, by deployment: ``RedisDailyCounter`` for a cluster (every worker sees
+the rate limiter's Redis), ``FileDailyCounter`` for the one machine a LocalExecutor uses.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, timedelta
+from pathlib import Path
+from typing import NamedTuple, Protocol
+
+log = logging.getLogger(__name__)
+
+# How long a day's count outlives its day: long enough for clocks that disagree around midnight
+# and for someone to look at yesterday's figure, short enough that nothing accumulates.
+KEEP_DAYS = 2
+_ACCOUNT = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def check_count(n: int, what: str = "n") -> None:
+    """Refuse anything but a whole number of requests, at least 1 (``True`` is not a count)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"{what} must be a whole number of requests, at least 1; got {n!r}")
+
+
+class Spent(NamedTuple):
+    """One UTC day's requests of an account, by kind of caller.
+
+    Counted apart because a backfill's share depends on what the scheduled runs spent (the
+    reserve arithmetic: see ``zoom_qos.zoom.budget``); one sum could not tell.
+    """
+
+    scheduled: int = 0
+    backfill: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.scheduled + self.backfill
+
+    def left(self, limit: int, reserve: int = 0, *, backfill: bool = False) -> int:
+        """Requests a caller may still send under ``limit`` (negative when past it).
+
+        The one implementation of the budget's shares (``zoom_qos.zoom.budget`` explains them);
+        the Redis script mirrors it.
+        """
+        held = max(reserve, self.scheduled) if backfill else self.scheduled
+        return limit - held - self.backfill
+
+    def plus(self, n: int, *, backfill: bool) -> Spent:
+        if backfill:
+            return self._replace(backfill=self.backfill + n)
+        return self._replace(scheduled=self.scheduled + n)
+
+
+class DailyCounter(Protocol):
+    """Requests counted per UTC day and kind of caller, shared by whoever uses the same counter."""
+
+    def add(self, day: date, n: int, *, backfill: bool = False, limit: int | None = None,
+            reserve: int = 0) -> tuple[bool, Spent]:
+        """Count ``n`` requests of a scheduled run or a backfill on ``day``.
+
+        With ``limit``, atomically: if ``n`` is more than ``Spent.left(limit, reserve,
+        backfill=...)`` nothing is counted. Returns whether they were counted and the day's
+        counts after the call (so a refusal reports the counts it was refused on).
+        """
+        ...
+
+    def get(self, day: date) -> Spent:
+        """Requests counted on ``day`` (zeros if none)."""
+        ...
+
+
+def _check_add(n: int, limit: int | None, reserve: int) -> None:
+    check_count(n)
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+        raise ValueError(f"limit must be a whole number of requests or None, got {limit!r}")
+    if isinstance(reserve, bool) or not isinstance(reserve, int) or reserve < 0:
+        raise ValueError(f"reserve must be a whole number of requests, 0 or more; got {reserve!r}")
+
+
+def _within(spent: Spent, n: int, backfill: bool, limit: int | None, reserve: int) -> bool:
+    return limit is None or n <= spent.left(limit, reserve, backfill=backfill)
+
+
+# Check and count in one step, so concurrent callers can neither overshoot the limit nor be
+# refused because of another caller's request that is being taken back (INCRBY/DECRBY would).
+# Both keys are read in the same step: a scheduled run's requests change a backfill's share.
+# KEYS[1], KEYS[2]: the day's scheduled and backfill keys. ARGV[1]: n. ARGV[2]: 1 to count a
+# backfill's requests, 0 a scheduled run's. ARGV[3]: the limit, -1 for none. ARGV[4]: the
+# backfill's reserve. ARGV[5]: expiry (s). Returns {accepted 1/0, scheduled, backfill} after the
+# call (a refusal counts nothing). Mirrors Spent.left().
+_ADD_WITHIN = """
+local n = tonumber(ARGV[1])
+local is_backfill = ARGV[2] == '1'
+local limit = tonumber(ARGV[3])
+local reserve = tonumber(ARGV[4])
+local scheduled = tonumber(redis.call('GET', KEYS[1]) or '0')
+local backfill = tonumber(redis.call('GET', KEYS[2]) or '0')
+local held = scheduled
+if is_backfill and reserve > held then
+  held = reserve
+end
+if limit >= 0 and held + backfill + n > limit then
+  return {0, scheduled, backfill}
+end
+if is_backfill then
+  backfill = redis.call('INCRBY', KEYS[2], n)
+else
+  scheduled = redis.call('INCRBY', KEYS[1], n)
+end
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[5]))
+redis.call('EXPIRE', KEYS[2], tonumber(ARGV[5]))
+return {1, scheduled, backfill}
+"""
+
+
+class RedisDailyCounter:
+    """The account's counts shared by every task, process and worker of a cluster, in Redis.
+
+    Two keys per account and UTC day, ``zoom_qos:daily:{account}:{YYYY-MM-DD}:scheduled`` and
+    ``...:backfill``, both expiring ``KEEP_DAYS`` after the day's last write, so old days vanish
+    by themselves. One Lua script reads both and counts, so the check sees both kinds at once.
+    """
+
+    def __init__(self, url: str, account: str, *, prefix: str = "zoom_qos:daily") -> None:
+        import redis  # only deployments that share a counter need the client
+
+        if not account:
+            raise ValueError("The daily counter needs an account key (see account_key())")
+        self._redis = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
+        self._script = self._redis.register_script(_ADD_WITHIN)
+        self._prefix = f"{prefix}:{account}"
+        self.expiry_seconds = KEEP_DAYS * 86_400
+
+    def keys(self, day: date) -> tuple[str, str]:
+        """The day's (scheduled, backfill) keys."""
+        base = f"{self._prefix}:{day.isoformat()}"
+        return f"{base}:scheduled", f"{base}:backfill"
+
+    def add(self, day: date, n: int, *, backfill: bool = False, limit: int | None = None,
+            reserve: int = 0) -> tuple[bool, Spent]:
+        _check_add(n, limit, reserve)
+        args = [n, int(backfill), -1 if limit is None else limit, reserve, self.expiry_seconds]
+        accepted, scheduled, backfilled = self._script(keys=list(self.keys(day)), args=args)
+        return bool(int(accepted)), Spent(int(scheduled), int(backfilled))
+
+    def get(self, day: date) -> Spent:
+        scheduled, backfill = self._redis.mget(self.keys(day))
+        return Spent(int(scheduled or 0), int(backfill or 0))
+
+
+class FileDailyCounter:
+    """The account's counts shared by the processes of one machine, in a small JSON file.
+
+    For a LocalExecutor (every task a process on one host). ``{directory}/{account}.json`` maps
+    UTC days to ``{"scheduled": n, "backfill": n}``; every update holds an exclusive ``flock``
+    on ``{account}.lock`` and replaces the JSON file atomically, so concurrent processes and
+    threads never lose a count and a killed writer never leaves half a file. ``flock`` locks
+    belong to the open file, so threads of one process exclude each other too (each call opens
+    the lock file anew). Processes on *other* machines do not see this file: a cluster needs the
+    Redis counter.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], account: str) -> None:
+        if not _ACCOUNT.match(account or ""):
+            raise ValueError("The daily counter's account key must be 1-64 letters, digits, '_', '.' or '-'")
+        self.directory = Path(directory)
+        self.path = self.directory / f"{account}.json"
+        self._lock_path = self.directory / f"{account}.lock"
+
+    @contextmanager
+    def _locked(self, mode: int) -> Iterator[None]:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, mode)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def _read(self) -> dict[str, Spent]:
+        try:
+            raw = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as error:
+            # Files are replaced atomically, so this is outside interference; Zoom's own 429
+            # remains the backstop, and blocking every extraction over it would be worse.
+            log.warning("Daily request counter %s is unreadable (%s); counting from 0", self.path, error)
+            return {}
+        if not isinstance(raw, dict):
+            return {}
+        counts = {}
+        for day, value in raw.items():
+            if isinstance(value, dict):
+                counts[str(day)] = Spent(*(v if _is_count(v := value.get(kind, 0)) else 0
+                                           for kind in Spent._fields))
+        return counts
+
+    def _write(self, counts: dict[str, Spent]) -> None:
+        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{self.path.stem}-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as handle:
+                json.dump({day: spent._asdict() for day, spent in counts.items()}, handle, sort_keys=True)
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def add(self, day: date, n: int, *, backfill: bool = False, limit: int | None = None,
+            reserve: int = 0) -> tuple[bool, Spent]:
+        _check_add(n, limit, reserve)
+        with self._locked(fcntl.LOCK_EX):
+            counts = self._read()
+            spent = counts.get(day.isoformat(), Spent())
+            if not _within(spent, n, backfill, limit, reserve):
+                return False, spent
+            oldest = (day - timedelta(days=KEEP_DAYS)).isoformat()
+            counts = {d: c for d, c in counts.items() if d >= oldest}  # ISO dates sort as dates
+            counts[day.isoformat()] = spent = spent.plus(n, backfill=backfill)
+            self._write(counts)
+            return True, spent
+
+    def get(self, day: date) -> Spent:
+        with self._locked(fcntl.LOCK_SH):
+            return self._read().get(day.isoformat(), Spent())
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0

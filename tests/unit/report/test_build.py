@@ -1,0 +1,101 @@
+"""Writing the report (zoom_qos.report.build), the package's face, the CLI and the asset wiring of
+the two DAGs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from tests.unit.report.reportworld import LAST_DAY, load
+from zoom_qos.report import build_report
+from zoom_qos.warehouse import Warehouse
+
+
+def test_the_package_face() -> None:
+    """What the DAG and the CLI use: ``from zoom_qos import report``."""
+    from zoom_qos import report
+
+    assert report.DEFAULT_DAYS == 30 and report.REPORT_DIR_ENV == "ZOOM_QOS_REPORT_DIR"
+    assert callable(report.render_configured_report) and callable(report.build_report)
+    assert set(report.__all__) <= set(dir(report))
+
+
+def test_a_re_render_replaces_the_report_of_the_period(warehouse: Warehouse, tmp_path: Path) -> None:
+    folder = tmp_path / "reports"
+    first = build_report(warehouse, folder, days=30)
+    first.write_text("stale", encoding="utf-8")
+    second = build_report(warehouse, folder, days=30)
+    assert second == first and second.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert [p.name for p in folder.iterdir()] == [first.name]  # no temporary file left behind
+    assert oct(first.stat().st_mode & 0o777) == "0o644"
+
+
+def test_a_warehouse_without_views_is_a_clear_error(tmp_path: Path) -> None:
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'blank.db'}")
+    with pytest.raises(RuntimeError, match="run a load first"):
+        build_report(engine, tmp_path)
+    engine.dispose()
+    assert not list(tmp_path.glob("*.html"))
+
+
+# --------------------------------------------------------------------------- CLI
+def test_the_cli_renders_from_the_configured_warehouse(tmp_path: Path, monkeypatch, capsys) -> None:
+    from include.scripts import qos_report
+
+    db = tmp_path / "wh.db"
+    wh = Warehouse(f"sqlite:///{db}")
+    wh.ensure_schema()
+    load(wh, "s-bad")
+    wh.dispose()
+    monkeypatch.setenv("AIRFLOW_CONN_ZOOM_QOS_WAREHOUSE",
+                       json.dumps({"conn_type": "sqlite", "host": str(db)}))
+    monkeypatch.setenv("ZOOM_QOS_REPORT_DIR", str(tmp_path / "by-env"))
+    assert qos_report.main([]) == 0
+    printed = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    assert printed.parent == (tmp_path / "by-env").resolve() and printed.is_file()
+    assert qos_report.main(["--out", str(tmp_path / "by-flag"), "--days", "7"]) == 0
+    printed = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    assert printed.parent == (tmp_path / "by-flag").resolve()
+    assert printed.name == f"zoom_qos_report_{LAST_DAY}_{LAST_DAY}.html"  # one day of data only
+
+
+def test_the_cli_says_why_there_is_no_report(tmp_path: Path, monkeypatch, capsys) -> None:
+    from include.scripts import qos_report
+
+    sa.create_engine(f"sqlite:///{tmp_path / 'blank.db'}").dispose()
+    monkeypatch.setenv("AIRFLOW_CONN_ZOOM_QOS_WAREHOUSE",
+                       json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "blank.db")}))
+    assert qos_report.main(["--out", str(tmp_path / "out")]) == 1
+    assert "No report: The warehouse has no view" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- DAGs
+@pytest.fixture(scope="module")
+def dagbag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(Path(__file__).resolve().parents[3] / "dags"))
+    assert bag.import_errors == {}
+    return bag
+
+
+def test_every_load_emits_the_asset_and_the_report_dag_is_scheduled_on_it(dagbag) -> None:
+    from airflow.sdk import Asset
+    from airflow.sdk.definitions.asset import AssetAll
+
+    from zoom_qos.assets import ZOOM_QOS_ASSET
+
+    assert isinstance(ZOOM_QOS_ASSET, Asset)
+    assert dagbag.dags["zoom_videosdk_qos"].get_task("load_warehouse").outlets == [ZOOM_QOS_ASSET]
+    consumer = dagbag.dags["zoom_videosdk_qos_report"]
+    condition = consumer.timetable.asset_condition
+    assert isinstance(condition, AssetAll) and list(condition.objects) == [ZOOM_QOS_ASSET]
+    assert consumer.task_ids == ["render_report"]
+    assert consumer.params["days"] == 30
+    # nothing else produces it: only a load triggers the report
+    producers = [(d.dag_id, t.task_id) for d in dagbag.dags.values() for t in d.tasks
+                 if ZOOM_QOS_ASSET in (t.outlets or [])]
+    assert producers == [("zoom_videosdk_qos", "load_warehouse")]

@@ -1,0 +1,373 @@
+"""The Airflow-free client: no Airflow import, one Session per thread, ``verify`` on every request,
+secrets handed to the caller's masker."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+import logging
+import os
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import requests
+
+from zoom_qos.errors import RetriesExhaustedError
+from zoom_qos.zoom.client import ZoomClient
+from zoom_qos.zoom.flags import parse_bool
+from zoom_qos.zoom.ratelimit import HEAVY
+from zoom_qos.zoom.settings import ZoomSettings
+
+ROOT = Path(__file__).resolve().parents[3]
+POOL_FULL = "Connection pool is full"
+
+
+# --- a tiny local Zoom: counts connections, answers an empty session list ---------------------
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, so a reused connection shows as one connection
+    delay = 0.0
+
+    def setup(self) -> None:
+        super().setup()
+        server = self.server
+        assert isinstance(server, _Server)
+        with server.lock:
+            server.connections += 1
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        time.sleep(self.delay)
+        body = json.dumps({"sessions": [], "next_page_token": ""}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the base's name)
+        pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.lock = threading.Lock()
+        self.connections = 0
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # refused TLS handshakes are what some tests expect
+
+    @property
+    def port(self) -> int:
+        return self.server_address[1]
+
+
+def _serve(server: _Server) -> Iterator[_Server]:
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def http_server() -> Iterator[_Server]:
+    yield from _serve(_Server())
+
+
+@pytest.fixture(autouse=True)
+def _no_shared_pacing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ZOOM_QOS_RATE_LIMIT_REDIS_URL", raising=False)
+
+
+def make_client(base_url: str, **settings: object) -> ZoomClient:
+    fast = {"daily_request_limit": 0, "heavy_requests_per_second": 10_000.0,
+            "backoff_base_seconds": 0.01, **settings}
+    return ZoomClient(ZoomSettings.from_extra(fast), api_key="test-key", api_secret="test-secret",
+                      base_url=base_url)
+
+
+# --- no Airflow -------------------------------------------------------------------------------
+_WITHOUT_AIRFLOW = """
+import importlib, pkgutil, sys
+
+class NoAirflow:
+    def find_spec(self, name, path=None, target=None):
+        if name == "airflow" or name.startswith("airflow."):
+            raise ImportError(f"{name} is blocked in this test")
+        return None
+
+sys.meta_path.insert(0, NoAirflow())
+try:
+    import airflow  # noqa
+except ImportError:
+    pass
+else:
+    raise SystemExit("the blocker did not block airflow")
+
+import zoom_qos.zoom
+names = [info.name for info in pkgutil.walk_packages(zoom_qos.zoom.__path__, "zoom_qos.zoom.")]
+for name in names:
+    importlib.import_module(name)
+
+from zoom_qos.zoom.client import ZoomClient
+from zoom_qos.zoom.settings import ZoomSettings
+
+client = ZoomClient(ZoomSettings(daily_request_limit=0), api_key="k", api_secret="s",
+                    base_url="http://127.0.0.1:9/v2", on_secret=lambda value: None)
+client.session()
+client.close()
+loaded = sorted(m for m in sys.modules if m == "airflow" or m.startswith("airflow."))
+assert not loaded, loaded
+try:
+    import zoom_qos.hooks  # noqa: the Airflow side must need Airflow, or this test proves nothing
+except ImportError:
+    pass
+else:
+    raise SystemExit("zoom_qos.hooks imported without Airflow: the blocker is not working")
+print("ok", len(names))
+"""
+
+
+def test_the_client_imports_and_runs_without_airflow():
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins")])}
+    done = subprocess.run([sys.executable, "-c", _WITHOUT_AIRFLOW], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr + done.stdout
+    ok, count = done.stdout.split()
+    assert ok == "ok" and int(count) >= 10  # every module under zoom/ was imported
+
+
+# --- one Session per thread -------------------------------------------------------------------
+THREADS = 24  # more than urllib3's 10 connections per pool, as 16 extraction threads are
+
+
+def _in_threads(work: Callable[[], object], threads: int = THREADS) -> None:
+    barrier = threading.Barrier(threads)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            barrier.wait()
+            work()
+        except BaseException as error:  # noqa: BLE001 (reported by the test)
+            errors.append(error)
+
+    pool = [threading.Thread(target=run) for _ in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    assert not errors, errors
+
+
+def test_one_shared_session_discards_connections(http_server, caplog, monkeypatch):
+    """The problem the client avoids: many threads on one Session overflow its pool."""
+    monkeypatch.setattr(_Handler, "delay", 0.05)
+    caplog.set_level(logging.WARNING, logger="urllib3.connectionpool")
+    shared = requests.Session()
+    url = f"http://127.0.0.1:{http_server.port}/v2/videosdk/sessions"
+    _in_threads(lambda: [shared.get(url, timeout=10).content for _ in range(3)])
+    shared.close()
+    assert POOL_FULL in caplog.text
+
+
+def test_each_thread_uses_its_own_session_and_keeps_its_connection(http_server, caplog, monkeypatch):
+    monkeypatch.setattr(_Handler, "delay", 0.05)
+    caplog.set_level(logging.WARNING, logger="urllib3.connectionpool")
+    client = make_client(f"http://127.0.0.1:{http_server.port}/v2")
+    sessions: dict[int, int] = {}
+    lock = threading.Lock()
+
+    def work() -> None:
+        for _ in range(5):
+            assert client.get_json("videosdk/sessions", {"type": "past"}, HEAVY) == {
+                "sessions": [], "next_page_token": ""}
+        with lock:
+            sessions[threading.get_ident()] = id(client.session())
+
+    _in_threads(work)
+    assert POOL_FULL not in caplog.text
+    assert len(set(sessions.values())) == THREADS == client.session_count()
+    assert client.stats.requests == 5 * THREADS
+    assert http_server.connections == THREADS  # every thread reused its one kept-alive connection
+    client.close()
+    assert client.session_count() == 0
+
+
+def test_close_closes_every_threads_session(http_server, monkeypatch):
+    client = make_client(f"http://127.0.0.1:{http_server.port}/v2")
+    closed: list[requests.Session] = []
+    real_close = requests.Session.close
+
+    def recording_close(self: requests.Session) -> None:
+        closed.append(self)
+        real_close(self)
+
+    monkeypatch.setattr(requests.Session, "close", recording_close)
+    made: list[requests.Session] = []
+    lock = threading.Lock()
+
+    def work() -> None:
+        client.get_json("videosdk/sessions", {}, HEAVY)
+        with lock:
+            made.append(client.session())
+
+    _in_threads(work, threads=4)
+    client.close()
+    assert {id(s) for s in closed} == {id(s) for s in made} and len(made) == 4
+    client.get_json("videosdk/sessions", {}, HEAVY)  # still usable: a new Session for this thread
+    assert client.session_count() == 1 and client.session() not in made
+
+
+def test_each_session_carries_auth_headers_and_its_own_adapter(http_server):
+    from requests.adapters import HTTPAdapter
+
+    made: list[HTTPAdapter] = []
+
+    def factory() -> HTTPAdapter:
+        made.append(HTTPAdapter())
+        return made[-1]
+
+    client = ZoomClient(ZoomSettings(daily_request_limit=0), api_key="k", api_secret="s",
+                        base_url=f"http://127.0.0.1:{http_server.port}/v2",
+                        headers={"X-Test": "1"}, adapter_factory=factory)
+    sessions: list[requests.Session] = []
+    _in_threads(lambda: sessions.append(client.session()), threads=3)
+    for session in sessions:
+        assert session.auth is client.auth and session.headers["X-Test"] == "1"
+        assert session.headers["Accept"] == "application/json"
+        assert session.get_adapter("https://api.zoom.us/v2") in made
+    assert len(made) == 6  # http:// and https:// of three Sessions, none shared
+
+
+# --- verify on every request ------------------------------------------------------------------
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                       critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+@pytest.fixture
+def https_server(tmp_path: Path) -> Iterator[tuple[_Server, Path]]:
+    cert, key = _self_signed(tmp_path)
+    server = _Server()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    for running in _serve(server):
+        yield running, cert
+
+
+@pytest.fixture
+def ca_bundle_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What this machine (and many CI images) set: a system bundle that lacks our test CA."""
+    import certifi
+
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.setenv(name, certifi.where())
+
+
+def test_the_environment_overrides_a_sessions_verify(https_server, ca_bundle_env):
+    """Why the client passes ``verify`` per request: requests prefers the variables to a Session's."""
+    server, cert = https_server
+    session = requests.Session()
+    session.verify = str(cert)
+    with pytest.raises(requests.exceptions.SSLError):
+        session.get(f"https://127.0.0.1:{server.port}/v2/videosdk/sessions", timeout=10)
+    session.close()
+
+
+def test_the_configured_ca_bundle_is_used_despite_the_environment(https_server, ca_bundle_env):
+    server, cert = https_server
+    client = make_client(f"https://127.0.0.1:{server.port}/v2", verify=str(cert))
+    assert client.get_json("videosdk/sessions", {"type": "past"}, HEAVY)["sessions"] == []
+    client.close()
+
+
+def test_default_verification_refuses_an_unknown_certificate(https_server, ca_bundle_env):
+    server, _ = https_server
+    client = make_client(f"https://127.0.0.1:{server.port}/v2", max_retries=0)
+    with pytest.raises(RetriesExhaustedError, match="SSLError"):
+        client.get_json("videosdk/sessions", {}, HEAVY)
+    client.close()
+
+
+def test_verify_false_skips_verification(https_server, ca_bundle_env):
+    server, _ = https_server
+    client = make_client(f"https://127.0.0.1:{server.port}/v2", verify="false")
+    assert client.settings.verify is False
+    with pytest.warns(Warning):  # urllib3's InsecureRequestWarning: said once, loudly
+        assert client.get_json("videosdk/sessions", {}, HEAVY)["sessions"] == []
+    client.close()
+
+
+# --- secrets and settings ---------------------------------------------------------------------
+def test_the_secret_and_every_token_go_to_on_secret(http_server):
+    told: list[str] = []
+    client = ZoomClient(ZoomSettings(daily_request_limit=0), api_key="k", api_secret="the-secret",
+                        base_url=f"http://127.0.0.1:{http_server.port}/v2", on_secret=told.append)
+    assert told == ["the-secret"]
+    client.get_json("videosdk/sessions", {}, HEAVY)
+    assert told == ["the-secret", client.auth.token()]
+    client.auth.invalidate()
+    client.get_json("videosdk/sessions", {}, HEAVY)
+    assert len(told) == 3 and told[2] == client.auth.token()
+
+
+@pytest.mark.parametrize("extra,match", [
+    ({"read_user_grades": "sure"}, "'read_user_grades' must be a bool"),
+    ({"verify": ""}, "'verify' must be a bool or a CA bundle path"),
+    ({"verify": 7}, "'verify' must be a bool or a CA bundle path"),
+    ({"max_retries": None}, "'max_retries' must be a int"),
+])
+def test_settings_refuse_values_they_cannot_read(extra, match):
+    with pytest.raises(ValueError, match=match):
+        ZoomSettings.from_extra(extra)
+
+
+@pytest.mark.parametrize("raw,expected", [
+    ("true", True), (" YES ", True), ("1", True), (1, True), (True, True), ("t", True),
+    ("on", True), ("false", False), ("no", False), (0, False), ("F", False), ("off", False),
+    ("maybe", None), (2, None), (None, None), ("x" * 200, None),
+])
+def test_one_flag_parser(raw, expected):
+    assert parse_bool(raw) is expected
+
+
+def test_verify_reads_flags_and_paths():
+    assert ZoomSettings.from_extra({"verify": "off"}).verify is False
+    assert ZoomSettings.from_extra({"verify": "No"}).verify is False
+    assert ZoomSettings.from_extra({"verify": "/etc/ca.pem"}).verify == "/etc/ca.pem"
+    assert ZoomSettings.from_extra({"verify": True}).verify is True
