@@ -7,6 +7,8 @@ export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export PYTHONPATH := $(CURDIR):$(CURDIR)/plugins
+# The demo's warehouse, staging and reports in ./data (an install's default is $AIRFLOW_HOME/zoom_qos).
+export AIRFLOW__ZOOM_QOS__DATA_DIR := $(CURDIR)/data
 
 .PHONY: demo test lint install install-dev clean bench
 

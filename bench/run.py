@@ -588,7 +588,7 @@ def _dags_test(base_url: str, day: str, args: argparse.Namespace) -> dict:
                 "extra": {"warehouse_schema": schema},
             }
         ),
-        "ZOOM_QOS_STAGING_URL": (home / "staging").as_uri(),
+        "AIRFLOW__ZOOM_QOS__STAGING_URL": (home / "staging").as_uri(),
     }
     t0 = time.monotonic()
     done = subprocess.run(

@@ -36,10 +36,13 @@ DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
     max_active_runs=3,
     default_args={"retries": 2, "retry_delay": timedelta(minutes=1), "retry_exponential_backoff": True},
     params={
-        "from_date": Param(None, type=["null", "string"], pattern=DATE_PATTERN,
-                           description="Manual reload: first day (UTC, inclusive)."),
-        "to_date": Param(None, type=["null", "string"], pattern=DATE_PATTERN,
-                         description="Manual reload: last day (UTC, inclusive)."),
+        # ``format: date`` (checked by Airflow's JSON-schema validation) refuses impossible days
+        # such as 2026-13-45 at trigger time; the listing checks the order of the two.
+        "from_date": Param(None, type=["null", "string"], pattern=DATE_PATTERN, format="date",
+                           description="Manual reload: first day (UTC, inclusive), YYYY-MM-DD."),
+        "to_date": Param(None, type=["null", "string"], pattern=DATE_PATTERN, format="date",
+                         description="Manual reload: last day (UTC, inclusive), YYYY-MM-DD, not "
+                                     "before from_date."),
         "lookback_days": Param(DEFAULTS["lookback_days"], type="integer", minimum=0, maximum=31,
                                description="Days before the interval listed again, for sessions "
                                            "that were still live at the previous run."),
@@ -61,16 +64,21 @@ DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 def zoom_videosdk_qos():
     @task
     def list_sessions(**context) -> list[dict]:
+        progress: dict = {}  # the window and requests so far: the run record of a failed listing
         try:
             with fail_fast():
                 batches, stats = tasks.list_sessions(
                     dag_id=context["dag"].dag_id, run_id=context["run_id"],
                     interval_start=context.get("data_interval_start"),
                     interval_end=context.get("data_interval_end"), params=context["params"],
+                    progress=progress,
                 )
         except NothingToLoad as why:
             context["ti"].xcom_push(key="stats", value={"skipped": str(why)})
             raise AirflowSkipException(str(why)) from why
+        except Exception:
+            context["ti"].xcom_push(key="stats", value=progress)
+            raise
         context["ti"].xcom_push(key="stats", value=stats)
         return batches
 
@@ -96,6 +104,7 @@ def zoom_videosdk_qos():
             listing=ti.xcom_pull(task_ids="list_sessions", key="stats"),
             extracts=ti.xcom_pull(task_ids=["extract_qos"]) or [],  # a list even for one batch
             loaded=ti.xcom_pull(task_ids="load_warehouse"),
+            batches=ti.xcom_pull(task_ids="list_sessions"),  # the cost of extractions that failed
         )
         if outcome == "failed":
             raise AirflowFailException("The run failed (a task failed, or hard data-quality violations); "

@@ -3,7 +3,8 @@
 Scheduled on the asset ``zoom_qos_warehouse`` (``zoom-qos://warehouse/qos``) that
 ``zoom_videosdk_qos``'s ``load_warehouse`` task emits: each fresh load renders one static,
 self-contained HTML file from the BI views, over the last 30 days of data present, into
-``data/reports/`` (or ``ZOOM_QOS_REPORT_DIR``). The logic lives in ``zoom_qos.report``.
+the ``[zoom_qos] report_dir`` setting (default ``reports/`` in the data folder). The logic lives in
+``zoom_qos.report``.
 """
 
 from __future__ import annotations

@@ -93,7 +93,7 @@ def test_airflow_service_mounts_project_and_staging(compose, services, name):
     assert service_mounts.get(STAGING_TARGET) == "staging", f"{name} lacks the staging volume"
     assert "staging" in (compose.get("volumes") or {}), "named volume 'staging' is not declared"
     env = environment(services[name])
-    assert env.get("ZOOM_QOS_STAGING_URL") == f"file://{STAGING_TARGET}"
+    assert env.get("AIRFLOW__ZOOM_QOS__STAGING_URL") == f"file://{STAGING_TARGET}"
     assert env.get("PYTHONPATH") == "/opt/airflow", "include/ must be importable"
 
 

@@ -467,8 +467,8 @@ def run(args: argparse.Namespace, cluster: Cluster, timings: dict[str, float]) -
         "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "120",
         "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "15",
         # The pipeline
-        "ZOOM_QOS_STAGING_URL": staging.as_uri(),
-        "ZOOM_QOS_DATA_DIR": str(data),
+        "AIRFLOW__ZOOM_QOS__STAGING_URL": staging.as_uri(),
+        "AIRFLOW__ZOOM_QOS__DATA_DIR": str(data),
         "ZOOM_QOS_RATE_LIMIT_REDIS_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/{limiter_db}",
         "AIRFLOW_CONN_ZOOM_VIDEOSDK": json.dumps({
             "conn_type": "http", "host": base_url, "login": API_KEY, "password": API_SECRET,

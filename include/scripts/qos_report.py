@@ -2,8 +2,9 @@
 
     python -m include.scripts.qos_report [--out DIR] [--days N]
 
-The warehouse is the ``zoom_qos_warehouse`` Airflow connection, else ``data/warehouse.db``;
-the report goes to ``--out``, else ``ZOOM_QOS_REPORT_DIR``, else ``data/reports/``.
+The warehouse is the ``zoom_qos_warehouse`` Airflow connection, else ``<data_dir>/warehouse.db``;
+the report goes to ``--out``, else the ``[zoom_qos] report_dir`` setting, else ``reports/`` in the
+package's data folder.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from zoom_qos.report import DEFAULT_DAYS, REPORT_DIR_ENV, render_configured_report
+from zoom_qos.report import DEFAULT_DAYS, render_configured_report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m include.scripts.qos_report", description=(__doc__ or "").split("\n")[0]
     )
     parser.add_argument("--out", type=Path, default=None,
-                        help=f"folder for the report (default: ${REPORT_DIR_ENV}, else data/reports)")
+                        help="folder (default: the [zoom_qos] report_dir setting, else <data_dir>/reports)")
     parser.add_argument("--days", type=int, default=DEFAULT_DAYS,
                         help=f"UTC days of data, ending on the newest sample's day (default {DEFAULT_DAYS})")
     args = parser.parse_args(argv)

@@ -1,14 +1,35 @@
-"""Names and defaults shared by the DAG, the hook and the loader.
+"""Names, defaults and the package's settings, shared by the DAGs, the hook and the loader.
 
-Everything a deployment may want to change is either an Airflow connection (credentials,
-URLs, tuning extras) or an environment variable listed here, so that a DAG file never has to
-be edited to run somewhere else.
+Credentials, URLs and tuning of Zoom and the warehouse are Airflow connections. What a deployment
+sets for the package itself is Airflow configuration, section ``[zoom_qos]``: in ``airflow.cfg``,
+as ``AIRFLOW__ZOOM_QOS__<KEY>`` environment variables, or from a secrets backend, like any other
+Airflow setting. The older ``ZOOM_QOS_*`` variables still work and log a deprecation warning.
+
+=============  ==============================  ===============================================
+key            default                         what
+=============  ==============================  ===============================================
+data_dir       ``$AIRFLOW_HOME/zoom_qos``      the embedded SQLite warehouse, local staging, reports
+staging_url    ``<data_dir>/staging``          where extraction stages (``s3://…`` on a cluster)
+report_dir     ``<data_dir>/reports``          where the QoS report is written
+=============  ==============================  ===============================================
+
+Nothing defaults to the package's own folder: installed from a wheel, that is site-packages.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+#: The package's section of the Airflow configuration.
+CONFIG_SECTION = "zoom_qos"
+#: Each setting and the environment variable that set it before the section existed.
+LEGACY_ENV = {"data_dir": "ZOOM_QOS_DATA_DIR", "staging_url": "ZOOM_QOS_STAGING_URL",
+              "report_dir": "ZOOM_QOS_REPORT_DIR"}
+_warned: set[str] = set()
 
 ZOOM_CONN_ID = "zoom_videosdk"
 WAREHOUSE_CONN_ID = "zoom_qos_warehouse"
@@ -24,13 +45,37 @@ LISTING_PARAM_DEFAULTS: dict[str, int] = {
     "batch_size": 100,
 }
 
-# plugins/zoom_qos/config.py -> project root two levels up.
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+def setting(key: str) -> str | None:
+    """The package's setting ``key`` (``[zoom_qos]``), else its deprecated ``ZOOM_QOS_*`` variable."""
+    value: str | None = None
+    try:
+        from airflow.configuration import conf
+    except ImportError:  # outside Airflow (scripts, the client's own tests)
+        pass
+    else:
+        value = conf.get(CONFIG_SECTION, key, fallback=None) or None
+    if value:
+        return value
+    legacy = LEGACY_ENV.get(key)
+    if legacy is None:
+        return None
+    value = os.environ.get(legacy)
+    if value and legacy not in _warned:
+        _warned.add(legacy)
+        log.warning("%s is deprecated: set [%s] %s in the Airflow configuration (or AIRFLOW__%s__%s) "
+                    "instead.", legacy, CONFIG_SECTION, key, CONFIG_SECTION.upper(), key.upper())
+    return value or None
+
+
+def airflow_home() -> Path:
+    """``$AIRFLOW_HOME``, or Airflow's own default ``~/airflow``."""
+    return Path(os.environ.get("AIRFLOW_HOME") or "~/airflow").expanduser()
 
 
 def data_dir() -> Path:
-    """Folder for the embedded warehouse and local staging (``ZOOM_QOS_DATA_DIR`` overrides)."""
-    return Path(os.environ.get("ZOOM_QOS_DATA_DIR") or PROJECT_ROOT / "data")
+    """Folder for the embedded warehouse, local staging and reports (setting ``data_dir``)."""
+    configured = setting("data_dir")
+    return Path(configured).expanduser() if configured else airflow_home() / "zoom_qos"
 
 
 def default_warehouse_path() -> Path:
@@ -41,7 +86,13 @@ def default_warehouse_path() -> Path:
 def staging_url() -> str:
     """Where extraction writes what it read: a local folder by default, ``s3://…`` on a cluster.
 
-    Every worker must see the same storage, so a multi-machine deployment points
-    ``ZOOM_QOS_STAGING_URL`` at a bucket or a shared volume.
+    Every worker must see the same storage, so a multi-machine deployment sets ``staging_url``
+    to a bucket or a shared volume.
     """
-    return os.environ.get("ZOOM_QOS_STAGING_URL") or (data_dir() / "staging").as_uri()
+    return setting("staging_url") or (data_dir() / "staging").as_uri()
+
+
+def report_dir() -> Path:
+    """Where the QoS report is written (setting ``report_dir``)."""
+    configured = setting("report_dir")
+    return Path(configured).expanduser() if configured else data_dir() / "reports"

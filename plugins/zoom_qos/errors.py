@@ -123,14 +123,43 @@ class ZoomEndpointError(ZoomApiError):
         )
 
 
-#: Errors no retry can cure: the account, the app's scopes or plan, or the request itself must be
-#: fixed first, so the task fails at once instead of retrying (see ``operators.fail_fast``).
-PERMANENT_ERRORS: tuple[type[Exception], ...] = (
-    ZoomConfigError, ZoomAccountError, ZoomForbiddenError, ZoomEndpointError)
+#: What to do when Zoom refuses the credentials, in the task's error and the UI's Test button alike.
+AUTH_REFUSED_MESSAGE = (
+    "Zoom refused the credentials (401, code 124): the connection's login must be the Video SDK API "
+    "key (not the SDK key) and its password the API secret")
 
 
 class ZoomAuthError(ZoomApiError):
-    """The JWT was refused even after renewing it: key or secret are wrong."""
+    """The JWT was refused even after renewing it: key or secret are wrong.
+
+    The client has already signed a fresh token and been refused again, so no retry can help: the
+    message says which connection fields to fix (``AUTH_REFUSED_MESSAGE``), then Zoom's own answer.
+    """
+
+    def explain(self) -> str:
+        where = f" for session {self.session_id!r}" if self.session_id else ""
+        return (f"{AUTH_REFUSED_MESSAGE}. Zoom answered GET {self.endpoint}{where} with HTTP "
+                f"{self.status}, code {self.code}: {self.zoom_message!r}.")
+
+
+class InvalidWindowError(ZoomQosError, ValueError):
+    """The run's ``from_date``/``to_date`` cannot make a window (not a date, or the end before the
+    start): found before any request, and no retry changes the params, so it is permanent.
+    A ``ValueError`` too, for callers that caught the plain one before."""
+
+
+class WarehouseUnreachableError(ZoomQosError):
+    """The warehouse could not be connected to or its schema made ready, checked before any Zoom
+    request so a run does not spend the daily budget on data it cannot load. Permanent for the
+    task: the listing is cheap to clear once the warehouse is back."""
+
+
+#: Errors no retry can cure: the account, the app's scopes or plan, the credentials, the run's
+#: params or the request itself must be fixed first, so the task fails at once instead of retrying
+#: (see ``operators.fail_fast``). Not ``RetriesExhaustedError``: a network can come back.
+PERMANENT_ERRORS: tuple[type[Exception], ...] = (
+    ZoomConfigError, ZoomAccountError, ZoomForbiddenError, ZoomEndpointError, ZoomAuthError,
+    InvalidWindowError, WarehouseUnreachableError)
 
 
 class ZoomDailyLimitError(ZoomApiError, DailyLimitReached):

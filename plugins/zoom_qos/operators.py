@@ -110,6 +110,13 @@ class ZoomSessionQosOperator(BaseOperator):
         except DailyLimitReached as limit:
             self._save_stats(hook, qos_folder, segment, started)
             self._park(limit, timedelta(seconds=hook.settings.daily_limit_resume_delay_seconds))
+        except BaseException:
+            # A failed attempt's requests count too: the run record reads them from this file.
+            try:
+                self._save_stats(hook, qos_folder, segment, started)
+            except Exception:  # the extraction's own error is what the task must report
+                self.log.warning("Could not save this attempt's request counts", exc_info=True)
+            raise
         finally:
             hook.close()
         self._save_stats(hook, qos_folder, segment, started)

@@ -21,6 +21,8 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "hook-class-name": "zoom_qos.hooks.ZoomVideoSdkHook",
                 "connection-type": "zoom_videosdk",
+                # The label of the type in the UI's connection-type list (else the raw type id).
+                "hook-name": "Zoom Video SDK",
                 "ui-field-behaviour": {
                     "hidden-fields": ["schema", "port"],
                     "relabeling": {

@@ -14,8 +14,10 @@ from datetime import UTC, date, datetime, timedelta
 from itertools import islice
 from typing import Any
 
+from sqlalchemy import exc as sa_exc
+
 from zoom_qos.config import LISTING_PARAM_DEFAULTS, WAREHOUSE_CONN_ID, ZOOM_CONN_ID, staging_url
-from zoom_qos.errors import NothingToLoad, ZoomApiError
+from zoom_qos.errors import NothingToLoad, WarehouseUnreachableError, ZoomApiError
 from zoom_qos.extract.availability import LOADED, PENDING, UNAVAILABLE
 from zoom_qos.extract.staging import (
     read_jsonl,
@@ -23,9 +25,10 @@ from zoom_qos.extract.staging import (
     read_staged_session,
     run_folder,
     staged_index,
+    staged_stats,
     write_jsonl,
 )
-from zoom_qos.extract.windows import available_part, batch_sizes, month_ranges, requested_window
+from zoom_qos.extract.windows import Window, available_part, batch_sizes, month_ranges, requested_window
 from zoom_qos.hooks import ZoomVideoSdkHook
 from zoom_qos.transform.parsing import ParseIssues, parse_timestamp
 from zoom_qos.transform.rows import daily_usage_rows
@@ -38,6 +41,30 @@ log = logging.getLogger(__name__)
 # Airflow refuses to map more than core.max_map_length (1024) tasks; stay well under it.
 MAX_BATCHES = 500
 PROGRESS_EVERY_SECONDS = 30.0
+
+
+@contextmanager
+def _reachable(warehouse: Warehouse | None) -> Iterator[Warehouse]:
+    """Like ``_opened``, but a warehouse that cannot be connected to or made ready is a
+    ``WarehouseUnreachableError`` (permanent) naming it (its repr masks the password) and the
+    cause: the listing checks this before its first Zoom request, so a run whose data could not
+    be loaded does not spend Zoom's daily budget on it."""
+    target = warehouse if warehouse is not None else Warehouse.from_airflow(WAREHOUSE_CONN_ID)
+    try:
+        try:
+            with target.engine.connect():
+                pass
+            target.ensure_schema()
+        except (sa_exc.OperationalError, sa_exc.InterfaceError) as error:
+            cause = str(error.orig if error.orig is not None else error).strip().splitlines()[0]
+            raise WarehouseUnreachableError(
+                f"The warehouse {target!r} (connection {WAREHOUSE_CONN_ID!r}) is unreachable: {cause}. "
+                "Nothing was requested from Zoom. Check that the database is up and the connection's "
+                "host, port, database and credentials, then clear the task.") from error
+        yield target
+    finally:
+        if warehouse is None:
+            target.dispose()
 
 
 @contextmanager
@@ -66,6 +93,7 @@ def list_sessions(
     zoom_conn_id: str = ZOOM_CONN_ID,
     staging: str | None = None,
     warehouse: Warehouse | None = None,
+    progress: dict[str, Any] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """List the run's past sessions and stage them in batches for mapped extraction.
 
@@ -75,19 +103,37 @@ def list_sessions(
     lookback days whose QoS is already loaded are left out (see ``Warehouse.settled_sessions``); ``pending``
     sessions that Zoom did not list this time are added, so they are asked for again until they
     are loaded or turn unavailable (WAREHOUSE.md v2).
+
+    Before any Zoom request the window is checked (``InvalidWindowError``) and the warehouse
+    connected to (``WarehouseUnreachableError``), both permanent. ``progress``, when given, is
+    filled as the listing goes (the window, then the requests so far, even when it fails), so the
+    run record of a failed listing still says what it asked for and what it cost.
     """
     params = {**LISTING_PARAM_DEFAULTS, **{k: v for k, v in params.items() if v is not None}}
+    progress = progress if progress is not None else {}
     today = today or datetime.now(UTC).date()
     window = requested_window(
         interval_start, interval_end, params.get("from_date"), params.get("to_date"),
         int(params["lookback_days"]), today,
     )
+    progress.update(window_start=window.start.isoformat(), window_end=window.end.isoformat())
     part = available_part(window, today)
     if part is None:
         raise NothingToLoad(
             f"Nothing to load for {window.start}..{window.end}: Zoom serves past sessions of the "
             "last six months only, up to today."
         )
+    progress.update(window_start=part.start.isoformat(), window_end=part.end.isoformat())
+    with _reachable(warehouse) as opened:
+        return _list_and_stage(params=params, window=window, part=part, dag_id=dag_id, run_id=run_id,
+                               zoom_conn_id=zoom_conn_id, staging=staging, opened=opened,
+                               progress=progress)
+
+
+def _list_and_stage(*, params: Mapping[str, Any], window: Window, part: Window, dag_id: str, run_id: str,
+                    zoom_conn_id: str, staging: str | None, opened: Warehouse,
+                    progress: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """``list_sessions`` once the window is known and the warehouse ready."""
     hook = ZoomVideoSdkHook(zoom_conn_id)
     sessions: dict[str, dict[str, Any]] = {}
     usage: list[dict[str, Any]] = []
@@ -101,20 +147,20 @@ def list_sessions(
             usage.extend(_daily_usage(hook, chunk.start))
     finally:
         hook.close()
+        progress.update(hook.stats.as_dict())
 
     listed = len(sessions)
     lookback = int(params["lookback_days"])
-    with _opened(warehouse) as opened:
-        if lookback and not (params.get("from_date") or params.get("to_date")):
-            first_day = window.start + timedelta(days=lookback)  # the interval's own first day
-            settle = timedelta(minutes=int(params["lookback_settle_minutes"]))
-            earlier = [i for i, v in sessions.items() if (day := _start_day(v)) is None or day < first_day]
-            for session_id in opened.settled_sessions(earlier, settle):
-                del sessions[session_id]
-            if earlier:
-                log.info("Lookback: %d of %d sessions before %s have their QoS loaded; not read again",
-                         listed - len(sessions), len(earlier), first_day)
-        revisits = opened.pending_sessions(exclude=set(sessions))
+    if lookback and not (params.get("from_date") or params.get("to_date")):
+        first_day = window.start + timedelta(days=lookback)  # the interval's own first day
+        settle = timedelta(minutes=int(params["lookback_settle_minutes"]))
+        earlier = [i for i, v in sessions.items() if (day := _start_day(v)) is None or day < first_day]
+        for session_id in opened.settled_sessions(earlier, settle):
+            del sessions[session_id]
+        if earlier:
+            log.info("Lookback: %d of %d sessions before %s have their QoS loaded; not read again",
+                     listed - len(sessions), len(earlier), first_day)
+    revisits = opened.pending_sessions(exclude=set(sessions))
     for session_id, session in revisits.items():
         sessions[session_id] = session
     if revisits:
@@ -255,13 +301,20 @@ def record_run(
     extracts: Iterable[Mapping[str, Any] | None],
     loaded: Mapping[str, Any] | None,
     warehouse: Warehouse | None = None,
+    batches: Iterable[Mapping[str, Any]] | None = None,
 ) -> str:
     """Save the run's ``pipeline_runs`` row and return its outcome.
 
     Runs after every other task, whatever their state: a load result means success, a listing
     that found nothing Zoom still serves means skipped, anything else means a task failed.
+    ``listing`` may be what a failed listing knew (its window, its requests so far). ``batches``
+    (the listing's return) lets a failed run count the requests of extractions that did not
+    return: each attempt leaves its cost in its batch folder (``staging.write_stats``).
     """
     listing = listing or {}
+    done: list[Mapping[str, Any]] = [e for e in extracts if e]
+    returned = {e.get("qos_uri") for e in done}
+    done += [_staged_cost(b["qos_uri"]) for b in batches or () if b.get("qos_uri") not in returned]
     if loaded and loaded.get("dq_hard_violations"):
         outcome, error = "failed", "Hard data-quality violations: " + ", ".join(
             f"{f['check']} ({f['count']})" for f in loaded.get("dq_findings", []) if f.get("hard"))
@@ -272,11 +325,21 @@ def record_run(
     else:
         outcome, error = "failed", "A task failed before the load finished; see the task logs."
     row = run_row(run_id=run_id, dag_id=dag_id, started_at=started_at, listing=listing,
-                  extracts=extracts, loaded=loaded or {}, outcome=outcome, error=error)
+                  extracts=done, loaded=loaded or {}, outcome=outcome, error=error)
     with _opened(warehouse) as warehouse:
         warehouse.record_run(row)
     log.info("Run record: %s", row)
     return outcome
+
+
+def _staged_cost(qos_folder: str) -> dict[str, Any]:
+    """What every extraction attempt of one batch cost, from its stats files: the record of an
+    extraction that failed before returning its summary."""
+    totals: dict[str, Any] = {"qos_uri": qos_folder}
+    for stats in staged_stats(qos_folder):
+        for key, value in stats.items():
+            totals[key] = totals.get(key, 0) + value
+    return totals
 
 
 def run_row(

@@ -72,3 +72,14 @@ def test_plugin_scan_skips_the_library_package():
 
     scanned = [Path(p) for p in find_path_from_directory(str(ROOT / "plugins"), ".airflowignore")]
     assert not [p for p in scanned if "zoom_qos" in p.parts]
+
+
+@pytest.mark.parametrize("value", ["2026-13-45", "2026-02-30"])
+def test_an_impossible_date_is_refused_when_the_run_is_triggered(dagbag, value):
+    from airflow.sdk.exceptions import ParamValidationError
+
+    params = dagbag.dags["zoom_videosdk_qos"].params
+    for name in ("from_date", "to_date"):
+        with pytest.raises(ParamValidationError, match="not a 'date'"):
+            params.get_param(name).resolve(value)
+        assert params.get_param(name).resolve("2026-02-28") == "2026-02-28"

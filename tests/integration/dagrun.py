@@ -39,7 +39,7 @@ def airflow_env(home: Path, sim: Simulator, warehouse: Path, staging: Path) -> d
         "PYTHONPATH": str(ROOT),
         "AIRFLOW_CONN_ZOOM_VIDEOSDK": zoom_connection_json(sim.base_url),
         "AIRFLOW_CONN_ZOOM_QOS_WAREHOUSE": json.dumps({"conn_type": "sqlite", "host": str(warehouse)}),
-        "ZOOM_QOS_STAGING_URL": staging.as_uri(),
+        "AIRFLOW__ZOOM_QOS__STAGING_URL": staging.as_uri(),
     }
 
 

@@ -88,7 +88,7 @@ def test_no_secret_reaches_logs_xcom_staging_or_the_warehouse(world, tmp_path, p
                             "schema": postgres_warehouse.database})
     staging = tmp_path / "staging"
     output = dags_test(env, "-c", window(sim, 2, 2), AIRFLOW_CONN_ZOOM_QOS_WAREHOUSE=warehouse,
-                       ZOOM_QOS_STAGING_URL=staging.as_uri(),
+                       AIRFLOW__ZOOM_QOS__STAGING_URL=staging.as_uri(),
                        AIRFLOW_CONN_ZOOM_VIDEOSDK=zoom_connection_json(
                            sim.base_url, pseudonymization_key=pseudo_key))
     secrets = [API_SECRET, db_password, pseudo_key]
@@ -121,3 +121,36 @@ def test_no_secret_reaches_logs_xcom_staging_or_the_warehouse(world, tmp_path, p
     assert dump and leaks(dump) == []
     # pseudonymization was on: no real user name reached the warehouse
     assert names and all(n is None or n.startswith("pseudo:") for n in names)
+
+
+def test_a_wrong_secret_fails_the_run_after_one_attempt_and_records_what_it_knew(world, tmp_path):
+    """A user's mistake costs one attempt, says which fields to fix, and the run record still has
+    the window asked for and the requests spent (one, and one with a renewed JWT)."""
+    import subprocess
+
+    from tests.integration.dagrun import AIRFLOW
+    from zoom_qos.errors import AUTH_REFUSED_MESSAGE
+
+    sim, env, _ = world
+    db = tmp_path / "wrong-secret.db"
+    day = (sim.dataset.now.date() - timedelta(days=2)).isoformat()
+    done = subprocess.run(
+        [AIRFLOW, "dags", "test", "zoom_videosdk_qos", "-c", json.dumps({"from_date": day, "to_date": day})],
+        env={**env, "AIRFLOW_CONN_ZOOM_QOS_WAREHOUSE": sqlite_conn(db),
+             "AIRFLOW_CONN_ZOOM_VIDEOSDK": zoom_connection_json(sim.base_url, secret="wrong-secret-xyz")},
+        capture_output=True, text=True, timeout=600)
+    output = done.stdout + done.stderr
+    assert "state=failed" in output and AUTH_REFUSED_MESSAGE in output, output[-4000:]
+    assert "wrong-secret-xyz" not in output
+    meta = sqlite3.connect(Path(env["AIRFLOW_HOME"]) / "airflow.db")
+    tries = meta.execute(
+        "SELECT try_number, state FROM task_instance WHERE task_id = 'list_sessions' AND run_id IN "
+        "(SELECT run_id FROM dag_run WHERE state = 'failed')").fetchall()
+    meta.close()
+    assert tries == [(1, "failed")]  # no retry
+    engine = sa.create_engine(f"sqlite:///{db}")
+    with engine.connect() as conn:
+        row = conn.execute(sa.text("SELECT * FROM pipeline_runs")).mappings().one()
+    engine.dispose()
+    assert row["outcome"] == "failed" and str(row["window_start"]).startswith(day)
+    assert str(row["window_end"]).startswith(day) and row["api_requests"] == 2

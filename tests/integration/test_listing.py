@@ -108,3 +108,72 @@ def test_zoom_s_daily_counts_are_read_once_per_month_touched(simulator, zoom_con
     assert simulator.stats()["by_endpoint"]["daily_report"] == len(months)
     counted = {entry["date"]: entry["sessions"] for entry in stats["daily_usage"]}
     assert counted[day.isoformat()] == len(ended(simulator, day))
+
+
+# --------------------------------------------------------------------------- a user's mistakes fail fast
+def list_failing(tmp_path, warehouse, progress=None, **params):
+    """The listing as the DAG task runs it: permanent errors fail at once (AirflowFailException)."""
+    from zoom_qos.operators import fail_fast
+
+    with fail_fast():
+        tasks.list_sessions(dag_id="d", run_id="bad", interval_start=None, interval_end=None,
+                            params=params, staging=(tmp_path / "staging").as_uri(), warehouse=warehouse,
+                            progress=progress)
+
+
+def test_a_wrong_secret_fails_at_once_saying_which_fields_to_fix(simulator, monkeypatch, tmp_path,
+                                                                 warehouse):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from tests.conftest import zoom_connection_json
+    from zoom_qos.errors import AUTH_REFUSED_MESSAGE, ZoomAuthError
+
+    monkeypatch.setenv("AIRFLOW_CONN_ZOOM_VIDEOSDK",
+                       zoom_connection_json(simulator.base_url, secret="wrong-secret-xyz"))
+    day = (simulator.dataset.now.date() - timedelta(days=2)).isoformat()
+    simulator.reset_stats()
+    progress: dict = {}
+    with pytest.raises(AirflowFailException) as caught:
+        list_failing(tmp_path, warehouse, progress, from_date=day, to_date=day)
+    assert isinstance(caught.value.__cause__, ZoomAuthError)
+    assert AUTH_REFUSED_MESSAGE in str(caught.value) and "wrong-secret-xyz" not in str(caught.value)
+    # one request and the one retry with a renewed JWT; nothing else
+    assert simulator.stats()["by_endpoint"]["list_sessions"] == 2
+    # what the run record of this failed listing gets: the window and the requests spent
+    assert (progress["window_start"], progress["window_end"], progress["requests"]) == (day, day, 2)
+
+
+@pytest.mark.parametrize("params,message", [
+    ({"from_date": "2026-13-45"}, "param from_date must be a real calendar day as YYYY-MM-DD"),
+    ({"from_date": "2026-03-02", "to_date": "2026-03-01"},
+     r"from_date \(2026-03-02\) is after to_date \(2026-03-01\)"),
+])
+def test_impossible_dates_fail_at_once_before_any_request(simulator, zoom_conn, tmp_path, warehouse,
+                                                          params, message):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from zoom_qos.errors import InvalidWindowError
+
+    simulator.reset_stats()
+    with pytest.raises(AirflowFailException, match=message) as caught:
+        list_failing(tmp_path, warehouse, **params)
+    assert isinstance(caught.value.__cause__, InvalidWindowError)
+    assert sum(simulator.stats()["by_endpoint"].values()) == 0
+
+
+def test_an_unreachable_warehouse_fails_before_any_zoom_request(simulator, zoom_conn, tmp_path):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from zoom_qos.errors import WarehouseUnreachableError
+
+    missing = Warehouse(f"sqlite:///{tmp_path / 'no-such-dir' / 'w.db'}")
+    day = (simulator.dataset.now.date() - timedelta(days=2)).isoformat()
+    simulator.reset_stats()
+    try:
+        with pytest.raises(AirflowFailException) as caught:
+            list_failing(tmp_path, missing, from_date=day, to_date=day)
+    finally:
+        missing.dispose()
+    assert isinstance(caught.value.__cause__, WarehouseUnreachableError)
+    assert "no-such-dir" in str(caught.value) and "unable to open database file" in str(caught.value)
+    assert sum(simulator.stats()["by_endpoint"].values()) == 0

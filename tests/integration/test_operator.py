@@ -259,3 +259,24 @@ def test_each_session_is_staged_in_its_own_file_one_user_per_line(simulator, zoo
         assert len(lines) == 1 + len(simulator.dataset.users_for_session(session["id"]))
     leftovers = [p.name for p in ObjectStoragePath(batch["qos_uri"]).iterdir() if ".partial" in p.name]
     assert leftovers == []
+
+
+def test_a_wrong_secret_fails_the_extraction_at_once_and_keeps_its_cost(simulator, monkeypatch,
+                                                                      staged_batch):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from tests.conftest import zoom_connection_json
+    from zoom_qos.errors import AUTH_REFUSED_MESSAGE, ZoomAuthError
+    from zoom_qos.extract.staging import staged_stats
+
+    batch, sessions = staged_batch
+    monkeypatch.setenv("AIRFLOW_CONN_ZOOM_VIDEOSDK",
+                       zoom_connection_json(simulator.base_url, secret="wrong-secret-xyz"))
+    with pytest.raises(AirflowFailException) as caught:  # no retry: a key does not fix itself
+        run(batch)
+    assert isinstance(caught.value.__cause__, ZoomAuthError)
+    assert AUTH_REFUSED_MESSAGE in str(caught.value) and "wrong-secret-xyz" not in str(caught.value)
+    sent = simulator.stats()["by_endpoint"]["user_qos"]
+    assert 2 <= sent <= 2 * len(sessions)  # a renewal each, for the sessions in flight at most
+    # the failed attempt's requests are kept for the run record
+    assert sum(s["requests"] for s in staged_stats(batch["qos_uri"])) == sent

@@ -109,11 +109,11 @@ def loaded(world):
 
 @pytest.fixture(scope="module")
 def report_path(loaded, tmp_path_factory) -> Path:
-    """The report, rendered by the report DAG (``airflow dags test``) into ZOOM_QOS_REPORT_DIR."""
+    """The report, rendered by the report DAG (``airflow dags test``) into ``[zoom_qos] report_dir``."""
     _, env, _ = loaded
     out = tmp_path_factory.mktemp("reports")
     done = subprocess.run([AIRFLOW, "dags", "test", "zoom_videosdk_qos_report"],
-                          env={**env, "ZOOM_QOS_REPORT_DIR": str(out)},
+                          env={**env, "AIRFLOW__ZOOM_QOS__REPORT_DIR": str(out)},
                           capture_output=True, text=True, timeout=600)
     output = done.stdout + done.stderr
     assert done.returncode == 0 and "state=success" in output, output[-4000:]

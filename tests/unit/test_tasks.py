@@ -9,6 +9,7 @@ from zoom_qos.warehouse import Warehouse
 
 
 def recorded(tmp_path, **returned):
+    tmp_path.mkdir(parents=True, exist_ok=True)
     warehouse = Warehouse(f"sqlite:///{tmp_path / 'w.db'}")
     try:
         outcome = record_run(run_id="r1", dag_id="zoom_videosdk_qos", started_at=None,
@@ -48,3 +49,25 @@ def test_nothing_to_load_is_skipped_and_a_missing_load_is_failed(tmp_path):
     assert recorded(tmp_path, listing={"skipped": "too old"}, extracts=[], loaded=None)[0] == "skipped"
     outcome, row = recorded(tmp_path, listing=LISTING, extracts=[], loaded=None)
     assert outcome == "failed" and row["error"]
+
+
+def test_a_failed_run_records_the_window_and_the_requests_made_so_far(tmp_path):
+    """A listing that failed pushes what it knew (its window, its requests); an extraction that
+    failed before returning left its cost in its batch folder, which the record reads."""
+    from zoom_qos.extract.staging import write_stats
+
+    failed_listing = {"window_start": "2026-11-20", "window_end": "2026-11-20", "requests": 2,
+                      "retries": 0}
+    outcome, row = recorded(tmp_path, listing=failed_listing, extracts=[], loaded=None)
+    assert outcome == "failed"
+    assert str(row["window_start"]).startswith("2026-11-20") and row["api_requests"] == 2
+
+    qos = [(tmp_path / f"qos-{i}").as_uri() for i in range(2)]
+    write_stats(qos[1], "a1", {"requests": 4, "retries": 1, "token_restarts": 0})
+    write_stats(qos[1], "a2", {"requests": 3, "retries": 0, "token_restarts": 1})
+    batches = [{"index": 0, "qos_uri": qos[0]}, {"index": 1, "qos_uri": qos[1]}]
+    outcome, row = recorded(tmp_path / "second", listing=LISTING, loaded=None, batches=batches,
+                            extracts=[{**EXTRACT, "qos_uri": qos[0]}, None])
+    # listing 2 + batch 0's summary 5 + batch 1's two failed attempts 4 + 3
+    assert outcome == "failed" and row["api_requests"] == 14 and row["retries"] == 2
+    assert row["token_restarts"] == 2

@@ -14,6 +14,8 @@ from datetime import date, datetime, timedelta
 
 import pendulum
 
+from zoom_qos.errors import InvalidWindowError
+
 log = logging.getLogger(__name__)
 
 RETENTION_MONTHS = 6
@@ -36,10 +38,14 @@ class Window:
 
 
 def parse_day(value: str, name: str) -> date:
+    """The day a param names; ``InvalidWindowError`` (permanent: no retry changes a param) naming
+    the param and the expected form otherwise."""
     try:
         return date.fromisoformat(value.strip())
     except (AttributeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a date as YYYY-MM-DD, got {value!r}") from exc
+        raise InvalidWindowError(
+            f"The param {name} must be a real calendar day as YYYY-MM-DD (e.g. 2026-01-31), got "
+            f"{value!r}: trigger the run again with a valid date.") from exc
 
 
 def requested_window(
@@ -57,12 +63,15 @@ def requested_window(
     before its start; a run without an interval covers yesterday.
     """
     if lookback_days < 0:
-        raise ValueError(f"lookback_days must be 0 or more, got {lookback_days}")
+        raise InvalidWindowError(f"lookback_days must be 0 or more, got {lookback_days}")
     if from_date or to_date:
         start = parse_day(from_date or to_date or "", "from_date")
         end = parse_day(to_date or from_date or "", "to_date")
         if start > end:
-            raise ValueError(f"from_date {start} is after to_date {end}")
+            raise InvalidWindowError(
+                f"The param from_date ({start}) is after to_date ({end}): to_date must be the same "
+                "day as from_date or later (both inclusive, YYYY-MM-DD); trigger the run again with "
+                "the dates in order.")
         return Window(start, end)
     if interval_start is None or interval_end is None:
         first = last = today - timedelta(days=1)

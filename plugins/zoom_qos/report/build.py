@@ -14,7 +14,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from zoom_qos.config import WAREHOUSE_CONN_ID, data_dir
+from zoom_qos.config import LEGACY_ENV, WAREHOUSE_CONN_ID, report_dir
 from zoom_qos.report.data import DEFAULT_DAYS, load_report_data
 from zoom_qos.report.page import render_html
 
@@ -22,12 +22,13 @@ __all__ = ["REPORT_DIR_ENV", "build_report", "default_report_dir", "render_confi
 
 log = logging.getLogger(__name__)
 
-REPORT_DIR_ENV = "ZOOM_QOS_REPORT_DIR"
+#: The deprecated variable for the report folder (``[zoom_qos] report_dir`` now).
+REPORT_DIR_ENV = LEGACY_ENV["report_dir"]
 
 
 def default_report_dir() -> Path:
-    """``ZOOM_QOS_REPORT_DIR``, else ``reports/`` in the data folder (``data/reports``)."""
-    return Path(os.environ.get(REPORT_DIR_ENV) or data_dir() / "reports")
+    """The ``[zoom_qos] report_dir`` setting, else ``reports/`` in the package's data folder."""
+    return report_dir()
 
 
 def render_configured_report(output_dir: str | Path | None = None, days: int = DEFAULT_DAYS) -> Path:

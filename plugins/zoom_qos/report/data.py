@@ -382,7 +382,8 @@ def _completeness(
 def _latest_run(conn: sa.Connection, r: _Reader) -> dict[str, Any] | None:
     rows = r.rows(
         conn,
-        """SELECT run_id, outcome, health, started_at, finished_at, sessions_loaded FROM {p}run_health
+        """SELECT run_id, outcome, health, health_reason, started_at, finished_at, sessions_loaded
+        FROM {p}run_health
         ORDER BY CASE WHEN started_at IS NULL THEN 1 ELSE 0 END, started_at DESC, run_id DESC LIMIT 1""",
     )
     return rows[0] if rows else None

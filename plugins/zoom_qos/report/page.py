@@ -100,8 +100,11 @@ def _run_text(data: ReportData) -> str:
     run = data.latest_run
     if not run:
         return "No pipeline run recorded yet."
+    health = run["health"] or run["outcome"]
+    if run.get("health_reason"):  # a degraded run says why
+        health = f"{health} ({run['health_reason']})"
     return (
-        f"Latest pipeline run: {run['run_id']} — {run['health'] or run['outcome']}, "
+        f"Latest pipeline run: {run['run_id']} — {health}, "
         f"{int(run['sessions_loaded'] or 0):,} sessions loaded, "
         f"finished {text_time(run['finished_at']) or MISSING} UTC."
     )

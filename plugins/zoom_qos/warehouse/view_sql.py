@@ -208,6 +208,24 @@ def daily_breakdown_sql(dialect: str, prefix: str) -> str:
 
 
 # --------------------------------------------------------------------------- run_health
+#: What makes a run degraded: a count above 0, and how ``health_reason`` says it (one, many).
+_DEGRADED_BY = (
+    ("unparsed_values", "value could not be parsed", "values could not be parsed"),
+    ("dq_hard_violations", "row violates a hard data-quality check",
+     "rows violate hard data-quality checks"),
+    ("token_restarts", "list restarted after a page token expired",
+     "lists restarted after a page token expired"),
+    ("sessions_skipped", "session was skipped", "sessions were skipped"),
+)
+
+
+def _thousands(dialect: str, col: str) -> str:
+    """An integer as text with thousands separators (1,074), the same on both back ends."""
+    if dialect == "postgresql":
+        return f"trim(to_char({col}, 'FM999,999,999,999,990'))"
+    return f"printf('%,d', {col})"
+
+
 def run_health_sql(dialect: str, prefix: str) -> str:
     check_dialect(dialect)
     millis = _millis(dialect, "started_at", "finished_at")
@@ -215,9 +233,14 @@ def run_health_sql(dialect: str, prefix: str) -> str:
     def pos(col: str) -> str:
         return f"COALESCE({col}, 0) > 0"
 
-    degraded = " OR ".join(
-        pos(c) for c in ("unparsed_values", "dq_hard_violations", "token_restarts", "sessions_skipped")
+    degraded = " OR ".join(pos(c) for c, _, _ in _DEGRADED_BY)
+    # Each count above 0 says itself in words ("1,074 values could not be parsed"), joined by "; ".
+    pieces = " || ".join(
+        f"CASE WHEN {pos(c)} THEN {_thousands(dialect, c)} || "
+        f"CASE WHEN {c} = 1 THEN ' {one}; ' ELSE ' {many}; ' END ELSE '' END"
+        for c, one, many in _DEGRADED_BY
     )
+    reason = f"NULLIF(rtrim({pieces}, '; '), '')"
     return f"""SELECT run_id, dag_id, window_start, window_end, outcome, started_at, finished_at,
     {_dbl(millis)} / 1000.0 AS duration_seconds,
     sessions_listed, sessions_loaded, sessions_skipped, users_loaded, qos_rows, system_rows,
@@ -228,6 +251,7 @@ def run_health_sql(dialect: str, prefix: str) -> str:
          WHEN {degraded} THEN 'degraded'
          WHEN outcome = 'skipped' THEN 'skipped'
          ELSE 'healthy' END AS health,
+    {reason} AS health_reason,
     error
 FROM {prefix}pipeline_runs"""
 

@@ -181,6 +181,11 @@ _RUN_HEALTH_COLUMNS: dict[str, str] = {
         "dq_hard_violations, token_restarts or sessions_skipped is above 0; else skipped "
         "(outcome skipped) or healthy."
     ),
+    "health_reason": (
+        "Why the run is degraded, in words, e.g. \"1,074 values could not be parsed; 2 lists restarted "
+        "after a page token expired\": each of unparsed_values, dq_hard_violations, token_restarts "
+        "and sessions_skipped above 0, joined by \"; \". NULL when none is."
+    ),
     "error": "Error summary when the run failed.",
 }
 

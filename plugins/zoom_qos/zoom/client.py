@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -24,6 +25,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from zoom_qos.errors import (
+    AUTH_REFUSED_MESSAGE,
     PageTokenDeadlineError,
     RetriesExhaustedError,
     ZoomAccountError,
@@ -231,7 +233,7 @@ class ZoomClient:
                 # ``verify`` per request: a Session's would lose to REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE.
                 response = session.get(url, params=clean, timeout=timeout, verify=settings.verify)
             except TRANSPORT_ERRORS as exc:
-                reason = f"{type(exc).__name__}"
+                reason = f"{type(exc).__name__}: {transport_cause(exc)}"
             else:
                 status = response.status_code
                 if status == 200:
@@ -256,9 +258,11 @@ class ZoomClient:
             if delay is None:
                 delay = backoff.delay(attempt)
             if not backoff.allows(attempt, waited, delay):
+                # The URL without its query: a page token never reaches a message.
                 raise RetriesExhaustedError(
-                    f"GET {endpoint} failed {attempt} times (last: {reason}); gave up after "
-                    f"{waited:.0f}s of waiting. Zoom or the network is unhealthy: retry the task later."
+                    f"GET {self.base_url}/{path.lstrip('/')} failed {attempt} times (last: {reason}); "
+                    f"gave up after {waited:.0f}s of waiting. Zoom or the network is unhealthy: check "
+                    "the connection's host and the network (DNS, proxy, TLS), or retry the task later."
                 )
             if deadline is not None and time.monotonic() + delay >= deadline:
                 raise PageTokenDeadlineError("waiting to retry would outlive the page token")
@@ -377,14 +381,42 @@ class ZoomClient:
                                           "to": today.isoformat(), "page_size": 1},
                           RESOURCE_INTENSIVE)
         except ZoomAuthError:
-            return False, AUTH_REFUSED_MESSAGE
+            return False, f"{AUTH_REFUSED_MESSAGE}."
         except Exception as exc:  # the UI shows the message, never a traceback
             return False, f"Could not reach Zoom: {exc}"
         return True, "Connected: Zoom accepted the Video SDK API key and secret."
 
 
-AUTH_REFUSED_MESSAGE = ("Zoom refused the credentials (401, code 124): login must be the "
-                        "Video SDK API key (not the SDK key) and password its API secret.")
+def transport_cause(error: BaseException) -> str:
+    """The root cause of a transport error, as a person reads it ("connection refused", "name or
+    service not known", "certificate verify failed: …"), from the chain requests and urllib3
+    wrap it in (``ConnectionError(MaxRetryError(reason=NewConnectionError(...)))``, with the
+    socket's own error as a ``__cause__``/``__context__``). Falls back to the outermost text."""
+    chain: list[BaseException] = []
+    todo: list[object] = [error]
+    while todo:
+        item = todo.pop(0)
+        if not isinstance(item, BaseException) or any(item is seen for seen in chain):
+            continue
+        chain.append(item)
+        todo.extend([getattr(item, "reason", None), item.__cause__, item.__context__,
+                     *(a for a in item.args if isinstance(a, BaseException))])
+    for item in chain:
+        if isinstance(item, ssl.SSLCertVerificationError):
+            return f"certificate verify failed: {item.verify_message or item.reason}"
+    for item in reversed(chain):  # the innermost first
+        if isinstance(item, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(item, ssl.SSLError):
+            return str(item)
+        if isinstance(item, OSError) and item.strerror:
+            return item.strerror.lower()  # "name or service not known", "connection reset by peer"
+    if isinstance(error, requests.ConnectTimeout):
+        return "connect timed out"
+    if isinstance(error, requests.Timeout):
+        return "read timed out"
+    # Not str(): urllib3's MaxRetryError text holds the URL with its query (a page token).
+    return type(chain[-1]).__name__
 
 
 def _key_hint(api_key: str) -> str:

@@ -132,6 +132,15 @@ def test_the_latest_run_is_said_in_words() -> None:
             "finished 2025-01-01 03:04 UTC.") in text
 
 
+def test_a_degraded_latest_run_says_why() -> None:
+    data = ReportData(start=date(2025, 1, 1), end=date(2025, 1, 1), has_data=False, latest_run={
+        "run_id": "r1", "outcome": "success", "health": "degraded",
+        "health_reason": "1,074 values could not be parsed", "sessions_loaded": 3,
+        "finished_at": datetime(2025, 1, 1, 3, 4, 5, tzinfo=UTC)})
+    assert ("Latest pipeline run: r1 — degraded (1,074 values could not be parsed), 3 sessions "
+            "loaded") in render_html(data)
+
+
 # --------------------------------------------------------------------------- completeness
 def test_completeness_says_per_day_what_zoom_counted_and_what_the_warehouse_holds(
     warehouse: Warehouse, tmp_path: Path

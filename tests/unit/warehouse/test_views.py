@@ -595,3 +595,16 @@ def test_daily_completeness_of_the_known_data_set(db: Db) -> None:
     rows = db.rows("daily_completeness", "usage_date")
     assert [(norm(r["usage_date"]), r["zoom_sessions"], r["warehouse_sessions"], r["sessions_loaded"])
             for r in rows] == [("2025-03-01", None, 2, 2), ("2025-03-02", None, 1, 1)]
+
+
+def test_run_health_says_why_a_run_is_degraded(db: Db) -> None:
+    load_runs(db)
+    db.sql("UPDATE {p}pipeline_runs SET unparsed_values = 1074, token_restarts = 1 "
+           "WHERE run_id = 'r_unparsed'")
+    rows = by_key(db.rows("run_health", "run_id"), "run_id")
+    reasons = {key[0]: row["health_reason"] for key, row in rows.items()}
+    assert reasons["r_unparsed"] == ("1,074 values could not be parsed; "
+                                     "1 list restarted after a page token expired")
+    assert reasons["r_dq"] == "2 rows violate hard data-quality checks"
+    assert reasons["r_skipsess"] == "2 sessions were skipped"
+    assert reasons["r_ok"] is None and reasons["r_nulls"] is None and reasons["r_skipped"] is None

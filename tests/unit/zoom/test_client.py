@@ -319,9 +319,46 @@ def test_the_configured_ca_bundle_is_used_despite_the_environment(https_server, 
 def test_default_verification_refuses_an_unknown_certificate(https_server, ca_bundle_env):
     server, _ = https_server
     client = make_client(f"https://127.0.0.1:{server.port}/v2", max_retries=0)
-    with pytest.raises(RetriesExhaustedError, match="SSLError"):
+    with pytest.raises(RetriesExhaustedError) as caught:
         client.get_json("videosdk/sessions", {}, HEAVY)
     client.close()
+    # the URL and the cause, not just the exception's class
+    assert f"GET https://127.0.0.1:{server.port}/v2/videosdk/sessions failed 1 times" in str(caught.value)
+    assert "SSLError: certificate verify failed: " in str(caught.value)
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_an_unreachable_host_names_the_url_and_the_cause_never_the_token():
+    port = _closed_port()
+    client = make_client(f"http://127.0.0.1:{port}/v2", max_retries=0)
+    with pytest.raises(RetriesExhaustedError) as caught:
+        client.get_json("videosdk/sessions", {"next_page_token": "tok-secret-1"}, HEAVY)
+    client.close()
+    message = str(caught.value)
+    assert f"GET http://127.0.0.1:{port}/v2/videosdk/sessions failed 1 times" in message
+    assert "(last: ConnectionError: connection refused)" in message
+    assert "tok-secret-1" not in message
+
+
+def test_a_name_that_does_not_resolve_says_so():
+    import socket
+
+    host = "no-such-host.invalid"
+    with pytest.raises(socket.gaierror) as resolving:  # what this machine's resolver says
+        socket.getaddrinfo(host, 80)
+    client = make_client(f"http://{host}/v2", max_retries=0)
+    with pytest.raises(RetriesExhaustedError) as caught:
+        client.get_json("videosdk/sessions", {}, HEAVY)
+    client.close()
+    assert f"GET http://{host}/v2/videosdk/sessions" in str(caught.value)
+    assert f"ConnectionError: {str(resolving.value.strerror).lower()})" in str(caught.value)
 
 
 def test_verify_false_skips_verification(https_server, ca_bundle_env):
