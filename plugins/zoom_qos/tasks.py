@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from itertools import islice
@@ -43,43 +43,34 @@ MAX_BATCHES = 500
 PROGRESS_EVERY_SECONDS = 30.0
 
 
-@contextmanager
-def _reachable(warehouse: Warehouse | None) -> Iterator[Warehouse]:
-    """Like ``_opened``, but a warehouse that cannot be connected to or made ready is a
+def _ensure_reachable(target: Warehouse) -> None:
+    """``ensure_schema``, with a warehouse that cannot be connected to or made ready turned into a
     ``WarehouseUnreachableError`` (permanent) naming it (its repr masks the password) and the
-    cause: the listing checks this before its first Zoom request, so a run whose data could not
-    be loaded does not spend Zoom's daily budget on it."""
+    cause: the listing checks this before its first Zoom request, so a run whose data could not be
+    loaded does not spend Zoom's daily budget on it."""
+    try:
+        target.ensure_schema()
+    except (sa_exc.OperationalError, sa_exc.InterfaceError) as error:
+        cause = str(error.orig if error.orig is not None else error).strip().splitlines()[0]
+        raise WarehouseUnreachableError(
+            f"The warehouse {target!r} (connection {WAREHOUSE_CONN_ID!r}) is unreachable: {cause}. "
+            "Nothing was requested from Zoom. Check that the database is up and the connection's "
+            "host, port, database and credentials, then clear the task.") from error
+
+
+@contextmanager
+def _opened(
+    warehouse: Warehouse | None, prepare: Callable[[Warehouse], object] = Warehouse.ensure_schema
+) -> Iterator[Warehouse]:
+    """The given warehouse, or the configured one (disposed afterwards), made ready by ``prepare``
+    (its schema migrated) before the caller uses it."""
     target = warehouse if warehouse is not None else Warehouse.from_airflow(WAREHOUSE_CONN_ID)
     try:
-        try:
-            with target.engine.connect():
-                pass
-            target.ensure_schema()
-        except (sa_exc.OperationalError, sa_exc.InterfaceError) as error:
-            cause = str(error.orig if error.orig is not None else error).strip().splitlines()[0]
-            raise WarehouseUnreachableError(
-                f"The warehouse {target!r} (connection {WAREHOUSE_CONN_ID!r}) is unreachable: {cause}. "
-                "Nothing was requested from Zoom. Check that the database is up and the connection's "
-                "host, port, database and credentials, then clear the task.") from error
+        prepare(target)
         yield target
     finally:
         if warehouse is None:
             target.dispose()
-
-
-@contextmanager
-def _opened(warehouse: Warehouse | None) -> Iterator[Warehouse]:
-    """The given warehouse, or the configured one (disposed afterwards), with its schema ready."""
-    if warehouse is not None:
-        warehouse.ensure_schema()
-        yield warehouse
-        return
-    configured = Warehouse.from_airflow(WAREHOUSE_CONN_ID)
-    try:
-        configured.ensure_schema()
-        yield configured
-    finally:
-        configured.dispose()
 
 
 def list_sessions(
@@ -124,7 +115,7 @@ def list_sessions(
             "last six months only, up to today."
         )
     progress.update(window_start=part.start.isoformat(), window_end=part.end.isoformat())
-    with _reachable(warehouse) as opened:
+    with _opened(warehouse, _ensure_reachable) as opened:
         return _list_and_stage(params=params, window=window, part=part, dag_id=dag_id, run_id=run_id,
                                zoom_conn_id=zoom_conn_id, staging=staging, opened=opened,
                                progress=progress)
