@@ -18,7 +18,6 @@ LOADED = "loaded"
 PENDING = "pending"
 UNAVAILABLE = "unavailable"
 LIVE = "live"
-STATUSES = (LOADED, PENDING, UNAVAILABLE, LIVE)
 
 #: How long after a session's end a 3001 still means "not ready yet" (the DAG param's default).
 DEFAULT_QOS_PENDING_MAX_HOURS = 72

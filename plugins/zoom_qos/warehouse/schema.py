@@ -21,6 +21,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
+from zoom_qos.extract.availability import LIVE, LOADED, PENDING, UNAVAILABLE
+
 __all__ = [
     "METADATA",
     "QOS_STATUSES",
@@ -127,7 +129,7 @@ def _bool(name: str, comment: str) -> sa.Column[bool]:
 #: ``qos_pending_max_hours`` after the session ended (asked again); ``unavailable`` Zoom will not
 #: return it (3001 later than that, 400/300 invalid id, 400/12702 too old); ``live`` provisional
 #: rows of a session in progress.
-QOS_STATUSES: tuple[str, ...] = ("loaded", "pending", "unavailable", "live")
+QOS_STATUSES: tuple[str, ...] = (LOADED, PENDING, UNAVAILABLE, LIVE)
 
 
 sessions = sa.Table(
