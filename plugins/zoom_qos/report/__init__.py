@@ -4,7 +4,7 @@
 the HTML page from ``templates/``, ``build`` writes the file.
 """
 
-from zoom_qos.report.build import REPORT_DIR_ENV, build_report, default_report_dir, render_configured_report
+from zoom_qos.report.build import REPORT_DIR_ENV, build_report, render_configured_report
 from zoom_qos.report.data import DEFAULT_DAYS, ReportData, load_report_data
 from zoom_qos.report.page import render_html
 
@@ -13,7 +13,6 @@ __all__ = [
     "REPORT_DIR_ENV",
     "ReportData",
     "build_report",
-    "default_report_dir",
     "load_report_data",
     "render_configured_report",
     "render_html",

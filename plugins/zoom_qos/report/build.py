@@ -18,17 +18,12 @@ from zoom_qos.config import LEGACY_ENV, WAREHOUSE_CONN_ID, report_dir
 from zoom_qos.report.data import DEFAULT_DAYS, load_report_data
 from zoom_qos.report.page import render_html
 
-__all__ = ["REPORT_DIR_ENV", "build_report", "default_report_dir", "render_configured_report"]
+__all__ = ["REPORT_DIR_ENV", "build_report", "render_configured_report"]
 
 log = logging.getLogger(__name__)
 
 #: The deprecated variable for the report folder (``[zoom_qos] report_dir`` now).
 REPORT_DIR_ENV = LEGACY_ENV["report_dir"]
-
-
-def default_report_dir() -> Path:
-    """The ``[zoom_qos] report_dir`` setting, else ``reports/`` in the package's data folder."""
-    return report_dir()
 
 
 def render_configured_report(output_dir: str | Path | None = None, days: int = DEFAULT_DAYS) -> Path:
@@ -37,7 +32,7 @@ def render_configured_report(output_dir: str | Path | None = None, days: int = D
 
     warehouse = Warehouse.from_airflow(WAREHOUSE_CONN_ID)
     try:
-        path = build_report(warehouse, output_dir or default_report_dir(), days=days)
+        path = build_report(warehouse, output_dir or report_dir(), days=days)
     finally:
         warehouse.dispose()
     log.info("QoS report written to %s", path)
