@@ -32,8 +32,8 @@ from zoom_qos.extract.staging import (
     read_jsonl,
     stage_grades,
     stage_unread_session,
+    staged_cost,
     staged_index,
-    staged_stats,
     write_index_part,
     write_stats,
 )
@@ -241,10 +241,6 @@ class ZoomSessionQosOperator(BaseOperator):
                                    f"staged (first: {missing[0]!r}); retry the task.")
         users = [index[str(s["id"])] for s in sessions]
         ok = [count for count in users if count is not None]
-        totals: dict[str, Any] = {}
-        for stats in staged_stats(qos_folder):
-            for key, value in stats.items():
-                totals[key] = round(totals.get(key, 0) + value, 3)
         result = {
             "index": self.batch.get("index"),
             "sessions_uri": self.batch["sessions_uri"],
@@ -252,7 +248,7 @@ class ZoomSessionQosOperator(BaseOperator):
             "sessions": len(ok),
             "sessions_unread": len(sessions) - len(ok),
             "users": sum(ok),
-            **totals,
+            **staged_cost(qos_folder),
         }
         self.log.info("Batch %s done: %s", self.batch.get("index"), result)
         return result

@@ -24,8 +24,8 @@ from zoom_qos.extract.staging import (
     read_staged_grades,
     read_staged_session,
     run_folder,
+    staged_cost,
     staged_index,
-    staged_stats,
     write_jsonl,
 )
 from zoom_qos.extract.windows import Window, available_part, batch_sizes, month_ranges, requested_window
@@ -305,7 +305,8 @@ def record_run(
     listing = listing or {}
     done: list[Mapping[str, Any]] = [e for e in extracts if e]
     returned = {e.get("qos_uri") for e in done}
-    done += [_staged_cost(b["qos_uri"]) for b in batches or () if b.get("qos_uri") not in returned]
+    done += [{"qos_uri": b["qos_uri"], **staged_cost(b["qos_uri"])}
+             for b in batches or () if b.get("qos_uri") not in returned]
     if loaded and loaded.get("dq_hard_violations"):
         outcome, error = "failed", "Hard data-quality violations: " + ", ".join(
             f"{f['check']} ({f['count']})" for f in loaded.get("dq_findings", []) if f.get("hard"))
@@ -321,16 +322,6 @@ def record_run(
         warehouse.record_run(row)
     log.info("Run record: %s", row)
     return outcome
-
-
-def _staged_cost(qos_folder: str) -> dict[str, Any]:
-    """What every extraction attempt of one batch cost, from its stats files: the record of an
-    extraction that failed before returning its summary."""
-    totals: dict[str, Any] = {"qos_uri": qos_folder}
-    for stats in staged_stats(qos_folder):
-        for key, value in stats.items():
-            totals[key] = totals.get(key, 0) + value
-    return totals
 
 
 def run_row(

@@ -267,7 +267,7 @@ def test_a_wrong_secret_fails_the_extraction_at_once_and_keeps_its_cost(simulato
 
     from tests.conftest import zoom_connection_json
     from zoom_qos.errors import AUTH_REFUSED_MESSAGE, ZoomAuthError
-    from zoom_qos.extract.staging import staged_stats
+    from zoom_qos.extract.staging import staged_cost
 
     batch, sessions = staged_batch
     monkeypatch.setenv("AIRFLOW_CONN_ZOOM_VIDEOSDK",
@@ -279,4 +279,4 @@ def test_a_wrong_secret_fails_the_extraction_at_once_and_keeps_its_cost(simulato
     sent = simulator.stats()["by_endpoint"]["user_qos"]
     assert 2 <= sent <= 2 * len(sessions)  # a renewal each, for the sessions in flight at most
     # the failed attempt's requests are kept for the run record
-    assert sum(s["requests"] for s in staged_stats(batch["qos_uri"])) == sent
+    assert staged_cost(batch["qos_uri"])["requests"] == sent

@@ -230,11 +230,16 @@ def write_stats(qos_folder: str, segment: str, stats: Mapping[str, float]) -> No
     path.write_text(json.dumps(dict(stats)))
 
 
-def staged_stats(qos_folder: str) -> list[dict[str, float]]:
+def staged_cost(qos_folder: str) -> dict[str, float]:
+    """What every extraction attempt of a batch cost together: its stats files, summed."""
     folder = ObjectStoragePath(qos_folder)
+    totals: dict[str, float] = {}
     if not folder.exists():
-        return []
-    return [json.loads(p.read_text()) for p in sorted(folder.iterdir()) if p.name.startswith("stats-")]
+        return totals
+    for path in sorted(p for p in folder.iterdir() if p.name.startswith("stats-")):
+        for key, value in json.loads(path.read_text()).items():
+            totals[key] = round(totals.get(key, 0) + value, 3)
+    return totals
 
 
 def staged_records(qos_folder: str) -> dict[str, dict[str, Any]]:
