@@ -54,3 +54,10 @@ clean:
 .PHONY: cluster-test
 cluster-test: $(VENV)/.dev
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m include.scripts.cluster_test $(CLUSTER_TEST_ARGS)
+
+## Install the package as a user does: build the wheel, install it (not editable) with apache-airflow and
+## its declared dependencies into a fresh venv, copy its DAG into an empty Airflow home, run it against
+## the simulator, check the warehouse and the provider. Needs no .venv (INSTALL_TEST_ARGS=--cold-cache).
+.PHONY: install-test
+install-test:
+	$(PYTHON) -m include.scripts.install_test $(INSTALL_TEST_ARGS)

@@ -32,7 +32,7 @@ def airflow_env(home: Path | None = None) -> Path:
     os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
     os.environ.pop("AIRFLOW_CONN_ZOOM_QOS_WAREHOUSE", None)
     # The simulated account's daily request count, apart from any real one and from earlier runs.
-    os.environ["ZOOM_QOS_BUDGET_DIR"] = tempfile.mkdtemp(prefix="zoomqos-bench-budget-")
+    os.environ["AIRFLOW__ZOOM_QOS__BUDGET_DIR"] = tempfile.mkdtemp(prefix="zoomqos-bench-budget-")
     for path in (str(ROOT / "plugins"), str(ROOT)):
         if path not in sys.path:
             sys.path.insert(0, path)

@@ -47,6 +47,11 @@ from zoom_qos.zoom.published import SESSION_QOS, SESSIONS  # noqa: E402
 os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
 
 PROFILES = BENCH / "profiles"
+
+
+def _relative(text: str) -> str:
+    """A committed profile names files relative to the repository, not where it was cloned."""
+    return text.replace(f"{ROOT}/", "")
 LIST_PAGE_MAX = SESSIONS.max_page_size  # Zoom's published maximum, which the simulator enforces
 
 
@@ -325,7 +330,7 @@ def bench_load(batches: list, args: argparse.Namespace) -> dict:
         profiler.stop()
         profile_text = profiler.output_text(unicode=False, color=False, show_all=False)
         PROFILES.mkdir(exist_ok=True)
-        (PROFILES / "load_reload.pyinstrument.txt").write_text(profile_text)
+        (PROFILES / "load_reload.pyinstrument.txt").write_text(_relative(profile_text))
     with psycopg.connect(PG_LIBPQ) as conn:
         counts = {
             t: conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(ours, t))).fetchone()[0]
@@ -599,7 +604,7 @@ def _dags_test(base_url: str, day: str, args: argparse.Namespace) -> dict:
         timeout=900,
     )
     wall = time.monotonic() - t0
-    (PROFILES / "dags_test.log").write_text((done.stdout + done.stderr)[-200_000:])
+    (PROFILES / "dags_test.log").write_text(_relative((done.stdout + done.stderr)[-200_000:]))
     if done.returncode != 0 or "state=success" not in done.stdout + done.stderr:
         return {
             "error": "airflow dags test failed; see bench/profiles/dags_test.log",

@@ -2,7 +2,8 @@
 
 Each run covers one UTC day (plus ``lookback_days`` before it, to catch sessions that were
 still live at the previous run): list the day's past sessions → read every session's user
-QoS in mapped batches → upsert into the warehouse → record what the run did.
+QoS in mapped batches → upsert into the warehouse → alert on the days' quality → record what the
+run did. A failed run is sent to the ``[zoom_qos] notifier``, when one is configured.
 
 Manual reload of chosen days: trigger with ``{"from_date": "YYYY-MM-DD", "to_date": "YYYY-MM-DD"}``.
 Connections: ``zoom_videosdk`` (Zoom) and ``zoom_qos_warehouse`` (optional; SQLite otherwise).
@@ -16,12 +17,12 @@ import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from zoom_qos import tasks
-from zoom_qos.assets import ZOOM_QOS_ASSET
+from zoom_qos import alerts, config, tasks
+from zoom_qos.assets import ZOOM_QOS_ASSET, ZOOM_QOS_TABLES
 from zoom_qos.config import LISTING_PARAM_DEFAULTS as DEFAULTS
 from zoom_qos.errors import NothingToLoad
 from zoom_qos.extract.availability import DEFAULT_QOS_PENDING_MAX_HOURS
-from zoom_qos.operators import ZoomSessionQosOperator, fail_fast
+from zoom_qos.operators import WarehouseLoadOperator, ZoomSessionQosOperator, fail_fast
 from zoom_qos.warehouse.quality import DEFAULT_HARD_CHECKS
 
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
@@ -58,11 +59,13 @@ DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
         "dq_hard_checks": Param(sorted(DEFAULT_HARD_CHECKS), type="array", items={"type": "string"},
                                 description="Data-quality checks whose violations fail the run."),
     },
+    # The [zoom_qos] notifier, resolved when a run fails; nothing when none is configured.
+    on_failure_callback=alerts.on_dag_failure,
     tags=["zoom", "qos", "videosdk"],
     doc_md=__doc__,
 )
 def zoom_videosdk_qos():
-    @task
+    @task(execution_timeout=tasks.LISTING_TIMEOUT)
     def list_sessions(**context) -> list[dict]:
         progress: dict = {}  # the window and requests so far: the run record of a failed listing
         try:
@@ -85,17 +88,22 @@ def zoom_videosdk_qos():
     batches = list_sessions()
     extracted = ZoomSessionQosOperator.partial(
         task_id="extract_qos", qos_pending_max_hours="{{ params.qos_pending_max_hours }}",
+        map_index_template="batch {{ task.batch['index'] }}: sessions {{ task.batch['first'] }}-"
+                           "{{ task.batch['last'] }} of {{ task.batch['of'] }}",
+        # Without Redis each process paces alone, so only one extraction may talk to Zoom at a
+        # time; with it, every extraction shares one pacing and the account's rate is the bound.
+        max_active_tis_per_dag=None if config.rate_limit_redis_url() else 1,
     ).expand(batch=batches)
 
-    @task(trigger_rule="none_failed_min_one_success", outlets=[ZOOM_QOS_ASSET])
-    def load_warehouse(batches: list[dict], **context) -> dict:
-        return tasks.load_batches(batches, hard_checks=context["params"]["dq_hard_checks"],
-                                  listing=context["ti"].xcom_pull(task_ids="list_sessions", key="stats"))
-
-    loaded = load_warehouse(batches)
+    # The load is an operator so that OpenLineage learns what it read and wrote (see lineage.py);
+    # the alias resolves to the warehouse's real tables at run time.
+    loaded = WarehouseLoadOperator(
+        task_id="load_warehouse", batches=batches, trigger_rule="none_failed_min_one_success",
+        outlets=[ZOOM_QOS_ASSET, ZOOM_QOS_TABLES], execution_timeout=tasks.LOAD_TIMEOUT,
+    )
     extracted >> loaded
 
-    @task(trigger_rule="all_done", retries=0)
+    @task(trigger_rule="all_done", retries=0, execution_timeout=tasks.RECORD_TIMEOUT)
     def record_run(**context) -> str:
         ti = context["ti"]
         outcome = tasks.record_run(
@@ -111,7 +119,15 @@ def zoom_videosdk_qos():
                                        "see its pipeline_runs row and the task logs.")
         return outcome
 
-    loaded >> record_run()
+    # Only after a successful load: each day's poor share and gap to Zoom's count, alerted once.
+    @task(retries=0, execution_timeout=tasks.RECORD_TIMEOUT)
+    def check_alerts(**context) -> list[dict]:
+        ti = context["ti"]
+        return tasks.alert_quality(ti.xcom_pull(task_ids="load_warehouse"),
+                                   ti.xcom_pull(task_ids="list_sessions", key="stats"),
+                                   run_id=context["run_id"], context=context)
+
+    loaded >> check_alerts() >> record_run()
 
 
 zoom_videosdk_qos()

@@ -48,7 +48,7 @@ def redis_url():
 @pytest.fixture(autouse=True)
 def _own_request_budget(monkeypatch, tmp_path_factory):
     """Each test counts its Zoom requests apart: the suite as a whole sends more than a day's cap."""
-    monkeypatch.setenv("ZOOM_QOS_BUDGET_DIR", str(tmp_path_factory.mktemp("budget")))
+    monkeypatch.setenv("AIRFLOW__ZOOM_QOS__BUDGET_DIR", str(tmp_path_factory.mktemp("budget")))
 
 
 @pytest.fixture

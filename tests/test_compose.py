@@ -7,6 +7,8 @@ tests run ``docker-compose config -q``; without the binary they skip, except on 
 
 from __future__ import annotations
 
+import configparser
+import json
 import os
 import re
 import shutil
@@ -19,6 +21,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yaml"
 ENV_EXAMPLE = ROOT / ".env.example"
+CONFIG_FILE = ROOT / "config" / "airflow.cfg"
 
 AIRFLOW_SERVICES = [
     "airflow-apiserver",
@@ -27,16 +30,22 @@ AIRFLOW_SERVICES = [
     "airflow-triggerer",
     "airflow-worker",
     "airflow-init",
+    "airflow-cli",
 ]
-LONG_RUNNING_AIRFLOW_SERVICES = [s for s in AIRFLOW_SERVICES if s != "airflow-init"]
+LONG_RUNNING_AIRFLOW_SERVICES = [s for s in AIRFLOW_SERVICES if s not in ("airflow-init", "airflow-cli")]
 BACKING_SERVICES = ["postgres", "warehouse-db", "redis"]
 PROJECT_MOUNTS = {"./dags": "/opt/airflow/dags", "./plugins": "/opt/airflow/plugins",
-                  "./include": "/opt/airflow/include"}
+                  "./include": "/opt/airflow/include", "./config": "/opt/airflow/config"}
 STAGING_TARGET = "/opt/airflow/staging"
 CONNECTIONS = ["AIRFLOW_CONN_ZOOM_VIDEOSDK", "AIRFLOW_CONN_ZOOM_QOS_WAREHOUSE"]
 
+ZOOM_CONN_TYPE = "zoom_videosdk"
+
 # ${NAME}, ${NAME:-default}, ${NAME-default}; "$$" is an escaped dollar.
 _VARIABLE = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}")
+# The package's settings before the [zoom_qos] section (ZOOM_QOS_DATA_DIR, ...), not
+# AIRFLOW__ZOOM_QOS__* or AIRFLOW_CONN_ZOOM_QOS_WAREHOUSE.
+_LEGACY_VARIABLE = re.compile(r"(?<![A-Za-z0-9_])ZOOM_QOS_[A-Z0-9_]+")
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +68,15 @@ def environment(service: dict) -> dict[str, str]:
     if isinstance(env, list):
         env = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
     return {str(k): "" if v is None else str(v) for k, v in env.items()}
+
+
+def connection(conn_id: str, value: str):
+    """The Airflow connection an ``AIRFLOW_CONN_*`` value makes: JSON or a URI, as Airflow reads them."""
+    from airflow.models.connection import Connection
+
+    if value.lstrip().startswith("{"):
+        return Connection.from_json(value, conn_id=conn_id)
+    return Connection(conn_id=conn_id, uri=value)
 
 
 def mounts(service: dict) -> dict[str, str]:
@@ -151,11 +169,10 @@ def test_simulator_is_optional_and_matches_default_connection(services):
     options = dict(zip(command[3::2], command[4::2], strict=True))
     assert options["--host"] == "0.0.0.0"
 
-    from airflow.models.connection import Connection
-
     env = environment(services["airflow-worker"])
-    zoom = Connection(conn_id="zoom_videosdk", uri=with_defaults(env["AIRFLOW_CONN_ZOOM_VIDEOSDK"]))
-    assert zoom.conn_type == "http"
+    zoom = connection("zoom_videosdk", with_defaults(env["AIRFLOW_CONN_ZOOM_VIDEOSDK"]))
+    assert zoom.conn_type == ZOOM_CONN_TYPE
+    # the hook takes host as the base URL as it is (scheme and /v2 included)
     assert zoom.host == f"http://zoom-simulator:{options['--port']}/v2"
     assert (zoom.login, zoom.password) == (options["--api-key"], options["--api-secret"])
 
@@ -183,6 +200,81 @@ def test_env_example_lists_every_variable():
     assert not used - listed, f".env.example lacks: {sorted(used - listed)}"
 
 
+@pytest.mark.parametrize("name", AIRFLOW_SERVICES)
+def test_zoom_connection_has_the_zoom_videosdk_type(services, name):
+    value = with_defaults(environment(services[name])["AIRFLOW_CONN_ZOOM_VIDEOSDK"])
+    zoom = connection("zoom_videosdk", value)
+    assert zoom.conn_type == ZOOM_CONN_TYPE, f"{name}: {zoom.conn_type!r}"
+    assert zoom.host and "://" in zoom.host, "host must be the API base URL, scheme included"
+
+
+def test_env_example_zoom_connections_have_the_zoom_videosdk_type():
+    """The commented ZOOM_VIDEOSDK_CONN examples (URI and JSON) give zoom_videosdk connections."""
+    examples = re.findall(r"^#\s*ZOOM_VIDEOSDK_CONN=(.+)$", ENV_EXAMPLE.read_text(encoding="utf-8"),
+                          flags=re.MULTILINE)
+    assert len(examples) >= 2, "expected a URI and a JSON example of ZOOM_VIDEOSDK_CONN"
+    kinds = set()
+    for example in examples:
+        value = example.strip()
+        if value[:1] == value[-1:] == "'":
+            value = value[1:-1]
+        if value.startswith("{"):
+            json.loads(value)
+            kinds.add("json")
+        else:
+            kinds.add("uri")
+        zoom = connection("zoom_videosdk", value)
+        assert zoom.conn_type == ZOOM_CONN_TYPE, example
+        assert zoom.host == "https://api.zoom.us/v2", example
+    assert kinds == {"json", "uri"}
+
+
+def test_airflow_cli_service_is_on_demand(services):
+    cli = services["airflow-cli"]
+    assert cli.get("profiles") == ["debug"], "airflow-cli must only start with --profile debug"
+    assert [str(part) for part in cli["command"]] == ["bash", "-c", "airflow"]
+    assert environment(cli).get("CONNECTION_CHECK_MAX_COUNT") == "0"
+    assert not cli.get("healthcheck"), "a one-off command has no healthcheck"
+    assert "airflow-init" not in (cli.get("depends_on") or {})
+
+
+def test_api_server_health_check_uses_the_monitor_endpoint(services):
+    test = services["airflow-apiserver"]["healthcheck"]["test"]
+    assert test[0] == "CMD" and "curl" in test and "--fail" in test
+    assert test[-1] == "http://localhost:8080/api/v2/monitor/health"
+
+
+@pytest.mark.parametrize("name", AIRFLOW_SERVICES)
+def test_airflow_service_reads_the_mounted_config(services, name):
+    assert mounts(services[name]).get("/opt/airflow/config") == "./config", name
+    assert environment(services[name]).get("AIRFLOW_CONFIG") == "/opt/airflow/config/airflow.cfg"
+
+
+def test_shipped_config_sets_nothing_and_names_only_known_settings():
+    """config/airflow.cfg is an example: a parseable file whose [zoom_qos] keys are all commented
+    out and are keys the package reads (the table in zoom_qos.config's docstring)."""
+    import zoom_qos.config
+
+    text = CONFIG_FILE.read_text(encoding="utf-8")
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_string(text)
+    assert parser.has_section("zoom_qos")
+    assert not any(parser.items(section) for section in parser.sections()), "only commented examples"
+    documented = set(re.findall(r"^([a-z_]+)\s{2,}", zoom_qos.config.__doc__ or "", flags=re.MULTILINE))
+    examples = set(re.findall(r"^#\s*([a-z_]+)\s*=", text, flags=re.MULTILINE))
+    assert examples, "no commented examples"
+    assert not examples - documented, f"unknown [zoom_qos] keys: {sorted(examples - documented)}"
+
+
+def test_no_legacy_zoom_qos_variables():
+    """The package's settings are AIRFLOW__ZOOM_QOS__* (section [zoom_qos]); ZOOM_QOS_* are deprecated."""
+    for path in (COMPOSE_FILE, ENV_EXAMPLE):
+        legacy = sorted(set(_LEGACY_VARIABLE.findall(path.read_text(encoding="utf-8"))))
+        assert not legacy, f"{path.name} still uses {legacy}"
+    env = environment(yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))["services"]["airflow-worker"])
+    assert env.get("AIRFLOW__ZOOM_QOS__RATE_LIMIT_REDIS_URL", "").startswith("redis://")
+
+
 # --- docker-compose itself ------------------------------------------------------------------
 def _docker_compose() -> str:
     binary = shutil.which("docker-compose")
@@ -195,8 +287,8 @@ def _docker_compose() -> str:
 
 @pytest.mark.parametrize(
     "extra_args",
-    [[], ["--profile", "simulator"], ["--env-file", ".env.example"]],
-    ids=["default", "simulator-profile", "env-example"],
+    [[], ["--profile", "simulator"], ["--profile", "debug"], ["--env-file", ".env.example"]],
+    ids=["default", "simulator-profile", "debug-profile", "env-example"],
 )
 def test_docker_compose_config_is_valid(extra_args):
     binary = _docker_compose()

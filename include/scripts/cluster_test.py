@@ -469,7 +469,7 @@ def run(args: argparse.Namespace, cluster: Cluster, timings: dict[str, float]) -
         # The pipeline
         "AIRFLOW__ZOOM_QOS__STAGING_URL": staging.as_uri(),
         "AIRFLOW__ZOOM_QOS__DATA_DIR": str(data),
-        "ZOOM_QOS_RATE_LIMIT_REDIS_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/{limiter_db}",
+        "AIRFLOW__ZOOM_QOS__RATE_LIMIT_REDIS_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/{limiter_db}",
         "AIRFLOW_CONN_ZOOM_VIDEOSDK": json.dumps({
             "conn_type": "http", "host": base_url, "login": API_KEY, "password": API_SECRET,
             "extra": {"qos_page_size": 2, "max_concurrent_sessions": args.max_concurrent_sessions}}),

@@ -7,14 +7,20 @@ run once per fresh load, whichever warehouse (SQLite or PostgreSQL) the connecti
 The URI is a logical one: ``zoom-qos`` is not a real storage scheme, it only names the warehouse
 tables and views of this pipeline (a scheme may not contain ``_`` in RFC 3986). It is fixed
 rather than derived from the connection, because DAG files are parsed without touching
-connections or the network.
+connections or the network. Each event carries, as ``extra``, the window loaded
+(``window_start``, ``window_end``) and the counts (see ``lineage.asset_event_extra``).
+
+The real tables are named at run time instead: ``load_warehouse`` also has the alias
+``zoom_qos_tables`` as outlet, which each load resolves to one asset per table written, with
+the table's real URI (``postgres://host:port/database/schema/table``, or
+``sqlite:///path/to/warehouse.db/table``; see ``lineage.table_asset_uri``).
 """
 
 from __future__ import annotations
 
-from airflow.sdk import Asset
+from airflow.sdk import Asset, AssetAlias
 
-__all__ = ["ZOOM_QOS_ASSET"]
+__all__ = ["ZOOM_QOS_ASSET", "ZOOM_QOS_TABLES"]
 
 ZOOM_QOS_ASSET = Asset(
     name="zoom_qos_warehouse",
@@ -22,3 +28,6 @@ ZOOM_QOS_ASSET = Asset(
     group="zoom_qos",
     extra={"tables": "sessions, session_users, user_qos, user_system_qos", "docs": "docs/warehouse.md"},
 )
+
+#: Resolved by each load to the warehouse tables it wrote (their URIs depend on the connection).
+ZOOM_QOS_TABLES = AssetAlias(name="zoom_qos_tables", group="zoom_qos")

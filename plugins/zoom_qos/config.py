@@ -5,13 +5,22 @@ sets for the package itself is Airflow configuration, section ``[zoom_qos]``: in
 as ``AIRFLOW__ZOOM_QOS__<KEY>`` environment variables, or from a secrets backend, like any other
 Airflow setting. The older ``ZOOM_QOS_*`` variables still work and log a deprecation warning.
 
-=============  ==============================  ===============================================
-key            default                         what
-=============  ==============================  ===============================================
-data_dir       ``$AIRFLOW_HOME/zoom_qos``      the embedded SQLite warehouse, local staging, reports
-staging_url    ``<data_dir>/staging``          where extraction stages (``s3://…`` on a cluster)
-report_dir     ``<data_dir>/reports``          where the QoS report is written
-=============  ==============================  ===============================================
+======================  ==========================  ==============================================
+key                     default                     what
+======================  ==========================  ==============================================
+data_dir                ``$AIRFLOW_HOME/zoom_qos``  the embedded SQLite warehouse, local staging, reports
+staging_url             ``<data_dir>/staging``      where extraction stages (``s3://…`` on a cluster)
+staging_retention_days  ``7``                       days a run's staging is kept after its load
+report_dir              ``<data_dir>/reports``      where the QoS report is written
+budget_dir              ``<data_dir>/budget``       the daily request count, when there is no Redis
+rate_limit_redis_url    empty                       Redis shared by every worker for pacing and the
+                                                    daily count; empty: one extraction at a time
+notifier                empty                       class path of an Airflow notifier for alerts
+notifier_kwargs         ``{}``                      its arguments, a JSON object
+alert_poor_share        ``0.2``                     a loaded day's poor share that raises an alert
+alert_count_gap         ``0.05``                    share of Zoom's count missing from the warehouse
+                                                    that raises an alert
+======================  ==========================  ==============================================
 
 Nothing defaults to the package's own folder: installed from a wheel, that is site-packages.
 """
@@ -28,7 +37,8 @@ log = logging.getLogger(__name__)
 CONFIG_SECTION = "zoom_qos"
 #: Each setting and the environment variable that set it before the section existed.
 LEGACY_ENV = {"data_dir": "ZOOM_QOS_DATA_DIR", "staging_url": "ZOOM_QOS_STAGING_URL",
-              "report_dir": "ZOOM_QOS_REPORT_DIR"}
+              "report_dir": "ZOOM_QOS_REPORT_DIR", "budget_dir": "ZOOM_QOS_BUDGET_DIR",
+              "rate_limit_redis_url": "ZOOM_QOS_RATE_LIMIT_REDIS_URL"}
 _warned: set[str] = set()
 
 ZOOM_CONN_ID = "zoom_videosdk"
@@ -44,6 +54,9 @@ LISTING_PARAM_DEFAULTS: dict[str, int] = {
     "lookback_settle_minutes": 60,
     "batch_size": 100,
 }
+
+DEFAULT_STAGING_RETENTION_DAYS = 7.0
+
 
 def setting(key: str) -> str | None:
     """The package's setting ``key`` (``[zoom_qos]``), else its deprecated ``ZOOM_QOS_*`` variable."""
@@ -96,3 +109,36 @@ def report_dir() -> Path:
     """Where the QoS report is written (setting ``report_dir``)."""
     configured = setting("report_dir")
     return Path(configured).expanduser() if configured else data_dir() / "reports"
+
+
+def budget_dir() -> Path:
+    """Where the daily request count is kept without Redis (setting ``budget_dir``): every task
+    of one machine must see the same folder."""
+    configured = setting("budget_dir")
+    return Path(configured).expanduser() if configured else data_dir() / "budget"
+
+
+def rate_limit_redis_url() -> str:
+    """The Redis shared by every worker for pacing and the daily count (setting
+    ``rate_limit_redis_url``; the Zoom connection's extra of that name, when set, wins for the
+    pacing). Empty: pacing and counting are per machine, and the DAG runs one extraction at a time."""
+    return setting("rate_limit_redis_url") or ""
+
+
+def staging_retention_days() -> float:
+    """Days a run's staging folder is kept after its successful load (setting
+    ``staging_retention_days``, default 7; 0 removes it at the next run's record)."""
+    return number_setting("staging_retention_days", DEFAULT_STAGING_RETENTION_DAYS)
+
+
+def number_setting(key: str, default: float) -> float:
+    raw = setting(key)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"[{CONFIG_SECTION}] {key} must be a number, got {raw!r}") from None
+    if value < 0:
+        raise ValueError(f"[{CONFIG_SECTION}] {key} must not be negative, got {raw!r}")
+    return value

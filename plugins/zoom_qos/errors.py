@@ -154,12 +154,17 @@ class WarehouseUnreachableError(ZoomQosError):
     task: the listing is cheap to clear once the warehouse is back."""
 
 
+class StagingRemovedError(ZoomQosError):
+    """A task of a run whose staged files are gone (removed by the staging retention): no retry
+    can bring them back, the run must list again."""
+
+
 #: Errors no retry can cure: the account, the app's scopes or plan, the credentials, the run's
 #: params or the request itself must be fixed first, so the task fails at once instead of retrying
 #: (see ``operators.fail_fast``). Not ``RetriesExhaustedError``: a network can come back.
 PERMANENT_ERRORS: tuple[type[Exception], ...] = (
     ZoomConfigError, ZoomAccountError, ZoomForbiddenError, ZoomEndpointError, ZoomAuthError,
-    InvalidWindowError, WarehouseUnreachableError)
+    InvalidWindowError, WarehouseUnreachableError, StagingRemovedError)
 
 
 class ZoomDailyLimitError(ZoomApiError, DailyLimitReached):

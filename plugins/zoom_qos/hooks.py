@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Iterator
 from datetime import date
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from airflow.providers.http.hooks.http import HttpHook
@@ -22,11 +23,25 @@ from airflow.sdk.log import mask_secret
 from requests.adapters import HTTPAdapter
 from requests_toolbelt.adapters.socket_options import TCPKeepAliveAdapter
 
+from zoom_qos import config
 from zoom_qos.config import DEFAULT_ZOOM_BASE_URL, ZOOM_CONN_ID
 from zoom_qos.zoom.client import JsonDict, RequestStats, ZoomClient
 from zoom_qos.zoom.settings import ZoomSettings
 
-__all__ = ["RequestStats", "ZoomSettings", "ZoomVideoSdkHook"]
+__all__ = ["RequestStats", "ZoomSettings", "ZoomVideoSdkHook", "zoom_base_url"]
+
+
+def zoom_base_url(host: str | None, schema: str | None = None, port: int | None = None) -> str:
+    """The API base URL of a Zoom connection: ``host`` (Zoom's when empty), ``schema`` as the
+    scheme when the host has none, and ``port`` when the host names none; what lineage names the
+    endpoints by, too."""
+    base = (host or DEFAULT_ZOOM_BASE_URL).strip()
+    if "://" not in base:
+        base = f"{schema or 'https'}://{base}"
+    parts = urlsplit(base)
+    if port and parts.port is None:
+        parts = parts._replace(netloc=f"{parts.netloc}:{port}")
+    return urlunsplit(parts).rstrip("/")
 
 
 class ZoomVideoSdkHook(HttpHook):
@@ -82,12 +97,7 @@ class ZoomVideoSdkHook(HttpHook):
     def _build_client(self) -> ZoomClient:
         conn = self.get_connection(self.zoom_conn_id)
         settings = ZoomSettings.from_extra(conn.extra_dejson)
-        host = (conn.host or self.default_host).strip()
-        if "://" not in host:
-            host = f"{conn.schema or 'https'}://{host}"
-        if conn.port:
-            host = f"{host.rstrip('/')}:{conn.port}"
-        self.base_url = host.rstrip("/")  # HttpHook's attribute, for callers that read it
+        self.base_url = zoom_base_url(conn.host, conn.schema, conn.port)  # HttpHook's attribute
         return ZoomClient(
             settings,
             api_key=conn.login or "",
@@ -99,6 +109,8 @@ class ZoomVideoSdkHook(HttpHook):
             adapter_factory=self._adapter_factory(),
             on_secret=mask_secret,
             stats=self.stats,
+            rate_limit_redis_url=config.rate_limit_redis_url(),
+            budget_dir=config.budget_dir(),
         )
 
     def _adapter_factory(self) -> Callable[[], HTTPAdapter] | None:

@@ -1,4 +1,5 @@
-"""The extraction operator: users' QoS of a batch of sessions, from Zoom to staging.
+"""The extraction operator (users' QoS of a batch of sessions, from Zoom to staging) and the
+load operator (staging to the warehouse).
 
 Thin on purpose: the hook talks to Zoom and handles tokens, pacing and retries; this operator
 walks a batch, several sessions at a time, and streams each session's pages into its own
@@ -6,6 +7,9 @@ staging file as they arrive (see ``staging.StagedSessionWriter``), so memory hol
 session in flight. A small index, written as sessions finish, makes the work resumable: a
 retried or resumed task skips the sessions already staged, and a daily-limit stop loses
 nothing. XCom gets only the folder reference and counts.
+
+Both report their lineage to OpenLineage when the provider is installed (``lineage.py``): the
+methods below are what the provider calls; without it they are never called.
 """
 
 from __future__ import annotations
@@ -18,18 +22,21 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from itertools import islice
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import Asset, AssetAlias, BaseHook, BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from zoom_qos.config import ZOOM_CONN_ID
+from zoom_qos import lineage, tasks
+from zoom_qos.config import WAREHOUSE_CONN_ID, ZOOM_CONN_ID, staging_url
 from zoom_qos.errors import PERMANENT_ERRORS, DailyLimitReached, ZoomApiError
 from zoom_qos.extract.availability import DEFAULT_QOS_PENDING_MAX_HOURS, status_after_error
 from zoom_qos.extract.privacy import Pseudonymizer
+from zoom_qos.extract.retention import require_staged
 from zoom_qos.extract.staging import (
     StagedSessionWriter,
     read_jsonl,
+    safe_name,
     stage_grades,
     stage_unread_session,
     staged_cost,
@@ -37,10 +44,16 @@ from zoom_qos.extract.staging import (
     write_index_part,
     write_stats,
 )
-from zoom_qos.hooks import ZoomVideoSdkHook
+from zoom_qos.hooks import ZoomVideoSdkHook, zoom_base_url
 from zoom_qos.transform.parsing import parse_timestamp
+from zoom_qos.warehouse import Warehouse
+from zoom_qos.warehouse.quality import DEFAULT_HARD_CHECKS
 from zoom_qos.zoom.bodies import decode_user
 from zoom_qos.zoom.budget import is_backfill
+from zoom_qos.zoom.settings import ZoomSettings
+
+if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
 
 PROGRESS_EVERY_SECONDS = 30.0
 INDEX_MAX_SESSIONS = 25
@@ -90,7 +103,23 @@ class ZoomSessionQosOperator(BaseOperator):
         with fail_fast():
             return self._extract(context)
 
+    # --- OpenLineage (called by the provider, if installed, around execute) -------------------
+    def get_openlineage_facets_on_start(self) -> OperatorLineage | None:
+        """Inputs and output before the run: the endpoints this connection will be asked."""
+        base_url, read_user_grades = zoom_connection_lineage(self.zoom_conn_id)
+        return lineage.extract_lineage(base_url=base_url, staging=staging_dataset(self.dag_id),
+                                       read_user_grades=read_user_grades)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage | None:
+        """The same, with the users staged by this batch (kept by ``_extract``) as row count."""
+        counts = getattr(self, "_lineage_counts", None)
+        if counts is None:  # the task ended without extracting (nothing kept)
+            return self.get_openlineage_facets_on_start()
+        return lineage.extract_lineage(base_url=counts["base_url"], staging=staging_dataset(self.dag_id),
+                                       read_user_grades=counts["read_user_grades"], users=counts["users"])
+
     def _extract(self, context: Any) -> dict[str, Any]:
+        require_staged(self.batch)
         qos_folder = self.batch["qos_uri"]
         sessions = list(read_jsonl(self.batch["sessions_uri"]))
         done = staged_index(qos_folder)
@@ -120,7 +149,11 @@ class ZoomSessionQosOperator(BaseOperator):
         finally:
             hook.close()
         self._save_stats(hook, qos_folder, segment, started)
-        return self._summary(sessions, qos_folder)
+        result = self._summary(sessions, qos_folder)
+        # What OpenLineage's completion event reports (get_openlineage_facets_on_complete).
+        self._lineage_counts = {"users": result["users"], "base_url": hook.base_url,
+                                "read_user_grades": hook.settings.read_user_grades}
+        return result
 
     def _fetch(self, hook: ZoomVideoSdkHook, todo: list[dict[str, Any]], qos_folder: str,
                segment: str) -> None:
@@ -252,3 +285,108 @@ class ZoomSessionQosOperator(BaseOperator):
         }
         self.log.info("Batch %s done: %s", self.batch.get("index"), result)
         return result
+
+
+def zoom_connection_lineage(conn_id: str) -> tuple[str, bool]:
+    """The base URL of a Zoom connection and whether it reads the users' grades, without building
+    a client (that would set up rate limiting and the daily budget just to name datasets)."""
+    conn = BaseHook.get_connection(conn_id)
+    base_url = zoom_base_url(conn.host, conn.schema, conn.port)
+    return base_url, ZoomSettings.from_extra(conn.extra_dejson).read_user_grades
+
+
+def staging_dataset(dag_id: str) -> lineage.DatasetId:
+    """The DAG's staging area as one dataset: each run writes its own sub-folder of it, but naming
+    the area rather than the run's folder keeps one node in the lineage graph across runs."""
+    return lineage.storage_id(f"{staging_url().rstrip('/')}/{safe_name(dag_id)}")
+
+
+class WarehouseLoadOperator(BaseOperator):
+    """Loads the staged batches into the warehouse (``tasks.load_batches``) and says what it wrote.
+
+    An operator rather than a TaskFlow task so that OpenLineage gets its inputs (staging and the
+    listing's Zoom endpoints) and outputs (the warehouse tables, with the rows written and the
+    data-quality results) from :meth:`get_openlineage_facets_on_complete`.
+
+    Its outlets get asset events: an :class:`~airflow.sdk.Asset` outlet carries the window loaded
+    and the counts as ``extra``; an :class:`~airflow.sdk.AssetAlias` outlet resolves to the real
+    tables (``lineage.table_asset_uri``), each with its rows written.
+
+    :param batches: the listing's batch references (templated: an ``XComArg``).
+    :param hard_checks: data-quality checks whose violations fail the run; default the run's
+        ``dq_hard_checks`` param, else ``DEFAULT_HARD_CHECKS``.
+    :param listing_task_id: the task whose ``stats`` XCom holds the listing's window and
+        ``daily_usage``.
+    """
+
+    template_fields = ("batches",)
+    ui_color = "#7fba00"
+
+    def __init__(self, *, batches: Any, hard_checks: list[str] | None = None,
+                 listing_task_id: str = "list_sessions", zoom_conn_id: str = ZOOM_CONN_ID,
+                 warehouse_conn_id: str = WAREHOUSE_CONN_ID, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.batches = batches
+        self.hard_checks = hard_checks
+        self.listing_task_id = listing_task_id
+        self.zoom_conn_id = zoom_conn_id
+        self.warehouse_conn_id = warehouse_conn_id
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        with fail_fast():
+            return self._load(context)
+
+    def _load(self, context: Any) -> dict[str, Any]:
+        params = context.get("params") or {}
+        hard_checks = list(self.hard_checks if self.hard_checks is not None
+                           else params.get("dq_hard_checks", sorted(DEFAULT_HARD_CHECKS)))
+        listing = context["ti"].xcom_pull(task_ids=self.listing_task_id, key="stats")
+        warehouse = Warehouse.from_airflow(self.warehouse_conn_id)
+        try:
+            result = tasks.load_batches(self.batches, warehouse=warehouse, hard_checks=hard_checks,
+                                        listing=listing)
+        finally:
+            warehouse.dispose()
+        self._lineage_load = {"url": warehouse.url, "schema": warehouse.schema, "result": result,
+                              "hard_checks": hard_checks}
+        self._record_asset_events(context, result, listing, warehouse)
+        return result
+
+    def _record_asset_events(self, context: Any, result: dict[str, Any], listing: dict[str, Any] | None,
+                             warehouse: Warehouse) -> None:
+        """The window and counts on each Asset outlet's event; the tables behind each AssetAlias."""
+        events = context["outlet_events"]
+        extra = lineage.asset_event_extra(result, listing)
+        rows = lineage.rows_written(result)
+        for outlet in self.outlets:
+            if isinstance(outlet, Asset):
+                events[outlet].extra = extra
+            elif isinstance(outlet, AssetAlias):
+                for table in lineage.LOAD_TABLES:
+                    uri = lineage.table_asset_uri(warehouse.url, warehouse.schema, table)
+                    events[outlet].add(Asset(uri=uri, group=outlet.group or "asset"),
+                                       extra={"rows": rows[table], "window_start": extra["window_start"],
+                                              "window_end": extra["window_end"]})
+
+    # --- OpenLineage (called by the provider, if installed, around execute) -------------------
+    def get_openlineage_facets_on_start(self) -> OperatorLineage | None:
+        """Inputs and outputs before the load: the configured warehouse's tables, no counts yet.
+
+        The Warehouse is only built to read its URL and schema (its engine connects lazily)."""
+        warehouse = Warehouse.from_airflow(self.warehouse_conn_id)
+        warehouse.dispose()
+        return self._lineage(warehouse.url, warehouse.schema)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage | None:
+        """The same, with each table's rows written and the data-quality assertions of the load."""
+        kept = getattr(self, "_lineage_load", None)
+        if kept is None:
+            return self.get_openlineage_facets_on_start()
+        return self._lineage(kept["url"], kept["schema"], kept["result"], kept["hard_checks"])
+
+    def _lineage(self, url: Any, schema: str | None, result: dict[str, Any] | None = None,
+                 hard_checks: list[str] | None = None) -> OperatorLineage | None:
+        base_url, _ = zoom_connection_lineage(self.zoom_conn_id)
+        return lineage.load_lineage(base_url=base_url, staging=staging_dataset(self.dag_id),
+                                    warehouse_url=url, schema=schema, result=result,
+                                    hard_checks=hard_checks or ())

@@ -1,22 +1,37 @@
 """Provider metadata, so Airflow lists the ``zoom_videosdk`` connection type with its labels.
 
 Airflow discovers providers through the ``apache_airflow_provider`` entry point of installed
-packages; ``pip install`` of this project (see README, "Installing into an existing Airflow")
+packages; ``pip install`` of this project (see README, "Install into your Airflow")
 registers this function, and the UI's connection form then shows "Video SDK API key" and
 "Video SDK API secret" instead of login and password.
 """
 
 from __future__ import annotations
 
+from importlib import metadata
 from typing import Any
+
+#: The distribution's name on PyPI (pyproject.toml's ``[project] name``).
+DISTRIBUTION = "zoom-videosdk-qos"
+#: The version reported when the package runs from a source tree that was never installed
+#: (``PYTHONPATH=plugins``): a valid version that sorts before every release, not a made-up one.
+UNKNOWN_VERSION = "0+unknown"
+
+
+def package_version() -> str:
+    """The installed distribution's version (its metadata, so it cannot drift from pyproject.toml)."""
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        return UNKNOWN_VERSION
 
 
 def get_provider_info() -> dict[str, Any]:
     return {
-        "package-name": "zoom-videosdk-qos",
+        "package-name": DISTRIBUTION,
         "name": "Zoom Video SDK QoS",
         "description": "Zoom Video SDK call-quality (QoS) data into a warehouse.",
-        "versions": ["0.1.0"],
+        "versions": [package_version()],
         "connection-types": [
             {
                 "hook-class-name": "zoom_qos.hooks.ZoomVideoSdkHook",

@@ -19,6 +19,7 @@ from sqlalchemy import exc as sa_exc
 from zoom_qos.config import LISTING_PARAM_DEFAULTS, WAREHOUSE_CONN_ID, ZOOM_CONN_ID, staging_url
 from zoom_qos.errors import NothingToLoad, WarehouseUnreachableError, ZoomApiError
 from zoom_qos.extract.availability import LOADED, PENDING, UNAVAILABLE
+from zoom_qos.extract.retention import require_staged, retain_after_load
 from zoom_qos.extract.staging import (
     read_jsonl,
     read_staged_grades,
@@ -41,6 +42,18 @@ log = logging.getLogger(__name__)
 # Airflow refuses to map more than core.max_map_length (1024) tasks; stay well under it.
 MAX_BATCHES = 500
 PROGRESS_EVERY_SECONDS = 30.0
+
+# Time limits of the tasks that never park (the extraction has none: it may wait for Zoom's daily
+# reset, and the DAG has no dagrun_timeout for the same reason). Sized from the request arithmetic
+# (docs/budget.md): listing is Resource-intensive, 20 requests a minute on Business+ (10 on Pro),
+# so 2 hours list 2,400 pages of 300 sessions, a daily run of 360,000 sessions a day (Pro: 180,000)
+# or a manual reload of a long range; retries of one request give up within 10 minutes. Loading
+# writes about 140,000 rows a second into PostgreSQL (docs/benchmarks.md), some 10,000 sessions of
+# ~800 QoS rows a minute, so an hour loads 600,000 sessions, more than any listing above. The run
+# record and the alerts are a few queries.
+LISTING_TIMEOUT = timedelta(hours=2)
+LOAD_TIMEOUT = timedelta(hours=1)
+RECORD_TIMEOUT = timedelta(minutes=10)
 
 
 def _ensure_reachable(target: Warehouse) -> None:
@@ -161,13 +174,17 @@ def _list_and_stage(*, params: Mapping[str, Any], window: Window, part: Window, 
     folder = run_folder(staging or staging_url(), dag_id, run_id) / f"listing-{uuid.uuid4().hex[:12]}"
     ordered = iter(sorted(sessions.values(), key=lambda s: str(s["id"])))
     batches = []
+    first = 1
     for index, size in enumerate(batch_sizes(len(sessions), int(params["batch_size"]),
                                              MAX_BATCHES)):
         name = f"batch-{index:05d}"
         sessions_uri = folder / "sessions" / f"{name}.jsonl"
         write_jsonl(sessions_uri, islice(ordered, size))
+        # first/last/of: the batch's place in the listing, the label of its mapped task in the UI
         batches.append({"index": index, "sessions_uri": str(sessions_uri),
-                        "qos_uri": str(folder / "qos" / name), "sessions": size})
+                        "qos_uri": str(folder / "qos" / name), "sessions": size,
+                        "first": first, "last": first + size - 1, "of": len(sessions)})
+        first += size
     stats = {
         "window_start": part.start.isoformat(),
         "window_end": part.end.isoformat(),
@@ -208,6 +225,7 @@ def staged_sessions(batches: Iterable[Mapping[str, Any]]) -> Iterator[SessionInp
     staging file; a session whose QoS could not be read comes with its status and no users."""
     last_report = time.monotonic()
     for number, batch in enumerate(batches, 1):
+        require_staged(batch)  # a load cleared after the staging retention removed the files
         index = staged_index(batch["qos_uri"])
         for session in read_jsonl(batch["sessions_uri"]):
             session_id = str(session["id"])
@@ -283,6 +301,31 @@ def _window_days(listing: Mapping[str, Any]) -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
+def alert_quality(
+    loaded: Mapping[str, Any] | None,
+    listing: Mapping[str, Any] | None,
+    *,
+    run_id: str | None = None,
+    warehouse: Warehouse | None = None,
+    context: Mapping[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """The quality alerts of the run's window, once a load returned ``loaded`` (see
+    ``zoom_qos.alerts.quality_alerts``): each day's poor share and gap to Zoom's count against the
+    ``[zoom_qos]`` thresholds, each (day, kind) sent once through the configured notifier. Returns
+    the alerts raised now. A notifier failure is a warning, never an error; a wrong notifier
+    setting fails (before anything is recorded)."""
+    from zoom_qos import alerts
+
+    days = _window_days(listing or {})
+    if not loaded or not days:
+        log.info("Quality alerts: no load, or no window; nothing to check")
+        return []
+    with _opened(warehouse) as opened:
+        raised = alerts.quality_alerts(opened, days, run_id=run_id, context=context)
+    log.info("Quality alerts raised: %d", len(raised))
+    return raised
+
+
 def record_run(
     *,
     run_id: str,
@@ -293,6 +336,7 @@ def record_run(
     loaded: Mapping[str, Any] | None,
     warehouse: Warehouse | None = None,
     batches: Iterable[Mapping[str, Any]] | None = None,
+    staging: str | None = None,
 ) -> str:
     """Save the run's ``pipeline_runs`` row and return its outcome.
 
@@ -301,6 +345,10 @@ def record_run(
     ``listing`` may be what a failed listing knew (its window, its requests so far). ``batches``
     (the listing's return) lets a failed run count the requests of extractions that did not
     return: each attempt leaves its cost in its batch folder (``staging.write_stats``).
+
+    A successful run marks its staging folder loaded and sweeps the staging of runs loaded longer
+    than ``staging_retention_days`` ago (``extract.retention``; ``staging`` defaults to the
+    configured ``staging_url``); that never changes the outcome.
     """
     listing = listing or {}
     done: list[Mapping[str, Any]] = [e for e in extracts if e]
@@ -321,6 +369,8 @@ def record_run(
     with _opened(warehouse) as warehouse:
         warehouse.record_run(row)
     log.info("Run record: %s", row)
+    if outcome == "success":  # staging retention: never fails the run (see extract.retention)
+        retain_after_load(staging or staging_url(), dag_id, run_id)
     return outcome
 
 

@@ -37,7 +37,8 @@ def test_no_import_errors(dagbag):
 def test_the_daily_dag_is_there_with_its_tasks(dagbag):
     dag = dagbag.dags.get("zoom_videosdk_qos")
     assert dag is not None
-    assert set(dag.task_ids) == {"list_sessions", "extract_qos", "load_warehouse", "record_run"}
+    assert set(dag.task_ids) == {"list_sessions", "extract_qos", "load_warehouse", "check_alerts",
+                                 "record_run"}
     assert dag.get_task("load_warehouse").upstream_task_ids == {"list_sessions", "extract_qos"}
     assert dag.get_task("record_run").trigger_rule == "all_done"
 
@@ -83,3 +84,35 @@ def test_an_impossible_date_is_refused_when_the_run_is_triggered(dagbag, value):
         with pytest.raises(ParamValidationError, match="not a 'date'"):
             params.get_param(name).resolve(value)
         assert params.get_param(name).resolve("2026-02-28") == "2026-02-28"
+
+
+def test_tasks_that_never_park_have_time_limits_and_the_extraction_none(dagbag):
+    dag = dagbag.dags["zoom_videosdk_qos"]
+    for task_id in ("list_sessions", "load_warehouse", "record_run"):
+        assert dag.get_task(task_id).execution_timeout is not None, task_id
+    # the extraction may park until Zoom's daily reset: nothing may kill it, nor the run around it
+    assert dag.get_task("extract_qos").execution_timeout is None
+    assert dag.dagrun_timeout is None
+
+
+def test_mapped_batches_are_labelled_with_their_sessions(dagbag):
+    from jinja2 import Template
+
+    template = dagbag.dags["zoom_videosdk_qos"].get_task("extract_qos").partial_kwargs["map_index_template"]
+    label = Template(template).render(task={"batch": {"index": 2, "first": 201, "last": 300, "of": 950}})
+    assert label == "batch 2: sessions 201-300 of 950"
+
+
+def _extraction_limit(monkeypatch, redis_url: str | None) -> int | None:
+    if redis_url is None:
+        monkeypatch.delenv("AIRFLOW__ZOOM_QOS__RATE_LIMIT_REDIS_URL", raising=False)
+    else:
+        monkeypatch.setenv("AIRFLOW__ZOOM_QOS__RATE_LIMIT_REDIS_URL", redis_url)
+    monkeypatch.delenv("ZOOM_QOS_RATE_LIMIT_REDIS_URL", raising=False)
+    bag = DagBag(dag_folder=str(ROOT / "dags" / "zoom_videosdk_qos.py"))
+    return bag.dags["zoom_videosdk_qos"].get_task("extract_qos").partial_kwargs.get("max_active_tis_per_dag")
+
+
+def test_without_shared_redis_one_extraction_runs_at_a_time(monkeypatch):
+    assert _extraction_limit(monkeypatch, None) == 1
+    assert _extraction_limit(monkeypatch, "redis://127.0.0.1:6379/1") is None

@@ -133,11 +133,14 @@ def test_a_wrong_secret_fails_the_run_after_one_attempt_and_records_what_it_knew
 
     sim, env, _ = world
     db = tmp_path / "wrong-secret.db"
+    sent = tmp_path / "notifications.jsonl"
     day = (sim.dataset.now.date() - timedelta(days=2)).isoformat()
     done = subprocess.run(
         [AIRFLOW, "dags", "test", "zoom_videosdk_qos", "-c", json.dumps({"from_date": day, "to_date": day})],
         env={**env, "AIRFLOW_CONN_ZOOM_QOS_WAREHOUSE": sqlite_conn(db),
-             "AIRFLOW_CONN_ZOOM_VIDEOSDK": zoom_connection_json(sim.base_url, secret="wrong-secret-xyz")},
+             "AIRFLOW_CONN_ZOOM_VIDEOSDK": zoom_connection_json(sim.base_url, secret="wrong-secret-xyz"),
+             "AIRFLOW__ZOOM_QOS__NOTIFIER": "tests.notifiers.FileNotifier",
+             "AIRFLOW__ZOOM_QOS__NOTIFIER_KWARGS": json.dumps({"path": str(sent)})},
         capture_output=True, text=True, timeout=600)
     output = done.stdout + done.stderr
     assert "state=failed" in output and AUTH_REFUSED_MESSAGE in output, output[-4000:]
@@ -154,3 +157,13 @@ def test_a_wrong_secret_fails_the_run_after_one_attempt_and_records_what_it_knew
     engine.dispose()
     assert row["outcome"] == "failed" and str(row["window_start"]).startswith(day)
     assert str(row["window_end"]).startswith(day) and row["api_requests"] == 2
+    # the configured notifier heard of the failed run once, with what failed and no secret
+    assert sent.exists(), output[-6000:]
+    (alert,) = [json.loads(line) for line in sent.read_text().splitlines()]
+    assert "zoom_videosdk_qos" in alert["subject"] and "failed" in alert["subject"]
+    meta = sqlite3.connect(Path(env["AIRFLOW_HOME"]) / "airflow.db")
+    (failed_run,) = meta.execute(
+        "SELECT run_id FROM dag_run WHERE state = 'failed' ORDER BY id DESC").fetchone()
+    meta.close()
+    assert failed_run in alert["text"] and "Failed tasks:" in alert["text"]
+    assert "wrong-secret-xyz" not in json.dumps(alert)

@@ -288,3 +288,12 @@ def test_the_hook_reads_its_connection_once_and_gives_each_thread_a_session(simu
     assert masked[0] == "test-api-secret-3f9c2d17a8" and hook.client.auth.token() in masked
     hook.close()
     assert hook.client.session_count() == 0 and reads == ["zoom_videosdk"]
+
+
+def test_the_daily_count_is_kept_where_the_config_section_says(simulator, zoom_conn, monkeypatch, tmp_path):
+    zoom_conn(daily_request_limit=50_000, backfill_reserve_requests=0)
+    monkeypatch.setenv("AIRFLOW__ZOOM_QOS__BUDGET_DIR", str(tmp_path / "counts"))
+    hook = ZoomVideoSdkHook()
+    list(hook.iter_past_sessions(past_day(simulator), past_day(simulator)))
+    counts = list((tmp_path / "counts").glob("*.json"))
+    assert len(counts) == 1 and hook.stats.requests >= 1

@@ -280,3 +280,17 @@ def test_a_wrong_secret_fails_the_extraction_at_once_and_keeps_its_cost(simulato
     assert 2 <= sent <= 2 * len(sessions)  # a renewal each, for the sessions in flight at most
     # the failed attempt's requests are kept for the run record
     assert staged_cost(batch["qos_uri"])["requests"] == sent
+
+
+def test_an_extraction_cleared_after_its_staging_was_removed_fails_at_once(simulator, zoom_conn,
+                                                                          staged_batch, tmp_path):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from zoom_qos.errors import StagingRemovedError
+
+    batch, _ = staged_batch
+    (tmp_path / "sessions" / "batch-00000.jsonl").unlink()  # what the retention removes
+    with pytest.raises(AirflowFailException, match="clear the whole run") as caught:
+        run(batch)
+    assert isinstance(caught.value.__cause__, StagingRemovedError)
+    assert simulator.stats()["requests"] == 0

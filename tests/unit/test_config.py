@@ -46,3 +46,23 @@ def test_the_old_variables_still_work_with_one_deprecation_warning(
         assert config.data_dir() == tmp_path / "old"
     warnings = [r.getMessage() for r in caplog.records if "deprecated" in r.getMessage()]
     assert len(warnings) == 1 and "AIRFLOW__ZOOM_QOS__DATA_DIR" in warnings[0]
+
+
+def test_the_budget_folder_and_shared_redis_are_settings_too(monkeypatch: pytest.MonkeyPatch,
+                                                            tmp_path: Path) -> None:
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
+    assert config.budget_dir() == tmp_path / "zoom_qos" / "budget"
+    assert config.rate_limit_redis_url() == ""
+    monkeypatch.setenv("ZOOM_QOS_RATE_LIMIT_REDIS_URL", "redis://127.0.0.1:6379/3")  # the old name
+    assert config.rate_limit_redis_url() == "redis://127.0.0.1:6379/3"
+    monkeypatch.setenv("AIRFLOW__ZOOM_QOS__BUDGET_DIR", str(tmp_path / "b"))
+    assert config.budget_dir() == tmp_path / "b"
+
+
+@pytest.mark.parametrize("raw, problem", [("soon", "must be a number"), ("-1", "must not be negative")])
+def test_a_retention_that_is_not_a_number_of_days_is_refused(monkeypatch: pytest.MonkeyPatch, raw: str,
+                                                             problem: str) -> None:
+    assert config.staging_retention_days() == config.DEFAULT_STAGING_RETENTION_DAYS
+    monkeypatch.setenv("AIRFLOW__ZOOM_QOS__STAGING_RETENTION_DAYS", raw)
+    with pytest.raises(ValueError, match=f"staging_retention_days {problem}"):
+        config.staging_retention_days()

@@ -26,3 +26,37 @@ def test_airflow_discovers_the_connection_type_with_friendly_labels():
     assert hook.hook_name == "Zoom Video SDK"
     assert behaviour["relabeling"]["password"] == "Video SDK API secret"
     assert "port" in behaviour["hidden_fields"]
+
+
+def test_the_version_is_the_installed_distributions():
+    from importlib import metadata
+
+    assert get_provider_info()["versions"] == [metadata.version("zoom-videosdk-qos")]
+    assert get_provider_info()["package-name"] == "zoom-videosdk-qos"
+
+
+def test_a_source_tree_that_was_never_installed_reports_an_unknown_version(monkeypatch):
+    from importlib import metadata
+
+    from zoom_qos import provider
+
+    def not_installed(name):
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(provider.metadata, "version", not_installed)
+    assert get_provider_info()["versions"] == ["0+unknown"]
+
+
+def test_the_wheel_lists_every_package_of_the_tree_and_ships_the_dags():
+    """pyproject.toml lists the packages by hand (dags/ maps to zoom_qos.example_dags): a new
+    subpackage left out of the list would be missing from the wheel, not from this checkout."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    setuptools = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert setuptools["package-dir"] == {"": "plugins", "zoom_qos.example_dags": "dags"}
+    tree = {".".join(init.parent.relative_to(root / "plugins").parts)
+            for init in (root / "plugins" / "zoom_qos").rglob("__init__.py")}
+    assert set(setuptools["packages"]) == tree | {"zoom_qos.example_dags"}
+    assert (root / "dags" / "__init__.py").is_file()

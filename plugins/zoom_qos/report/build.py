@@ -11,19 +11,41 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from zoom_qos.config import LEGACY_ENV, WAREHOUSE_CONN_ID, report_dir
-from zoom_qos.report.data import DEFAULT_DAYS, load_report_data
+from zoom_qos.report.data import DEFAULT_DAYS, load_report_data, report_period
 from zoom_qos.report.page import render_html
 
-__all__ = ["REPORT_DIR_ENV", "build_report", "render_configured_report"]
+if TYPE_CHECKING:
+    from zoom_qos.warehouse import Warehouse
+
+__all__ = ["REPORT_DIR_ENV", "build_report", "expected_report_path", "render_configured_report",
+           "report_file_name"]
 
 log = logging.getLogger(__name__)
 
 #: The deprecated variable for the report folder (``[zoom_qos] report_dir`` now).
 REPORT_DIR_ENV = LEGACY_ENV["report_dir"]
+
+
+def report_file_name(start: date, end: date) -> str:
+    """The report's file name: its period, so each period's report is kept apart."""
+    return f"zoom_qos_report_{start.isoformat()}_{end.isoformat()}.html"
+
+
+def expected_report_path(warehouse: Warehouse, folder: str | Path | None = None,
+                         days: int = DEFAULT_DAYS) -> Path:
+    """The report ``zoom_videosdk_qos_report`` renders from the warehouse as it is now (what an
+    alert points to, before the report DAG has run)."""
+    from zoom_qos.warehouse.sql import object_prefix  # the warehouse package pulls in Alembic
+
+    with warehouse.engine.connect() as conn:
+        start, end, _ = report_period(conn, object_prefix(warehouse.dialect, warehouse.schema), days)
+    base = Path(folder).expanduser() if folder is not None else report_dir()
+    return (base / report_file_name(start, end)).resolve()
 
 
 def render_configured_report(output_dir: str | Path | None = None, days: int = DEFAULT_DAYS) -> Path:
@@ -59,7 +81,7 @@ def build_report(
     document = render_html(data, generated_at=now)
     folder = Path(output_dir).expanduser()
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"zoom_qos_report_{data.start.isoformat()}_{data.end.isoformat()}.html"
+    path = folder / report_file_name(data.start, data.end)
     fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=folder)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

@@ -176,6 +176,20 @@ def _engine_and_schema(source: object, schema: str | None) -> tuple[sa.Engine, s
     return engine, schema
 
 
+def report_period(conn: sa.Connection, prefix: str, days: int = DEFAULT_DAYS,
+                  today: date | None = None) -> tuple[date, date, bool]:
+    """The report's first and last day and whether there is any sample: the last ``days`` days
+    up to the newest sample (``today``, default the current UTC day, when there is none), not
+    before the oldest one."""
+    oldest, newest = conn.execute(
+        sa.text(f"SELECT min(sampled_at), max(sampled_at) FROM {prefix}user_qos")).one()
+    end = _as_date(newest) if newest is not None else (today or datetime.now(UTC).date())
+    start = end - timedelta(days=days - 1)
+    if oldest is not None:
+        start = max(start, _as_date(oldest))
+    return start, end, newest is not None
+
+
 def load_report_data(
     source: object, days: int = DEFAULT_DAYS, *, schema: str | None = None, today: date | None = None
 ) -> ReportData:
@@ -196,14 +210,8 @@ def load_report_data(
             "(every load creates the schema and the BI views)."
         )
     with engine.connect() as conn:
-        oldest, newest = conn.execute(
-            sa.text(f"SELECT min(sampled_at), max(sampled_at) FROM {reader.prefix}user_qos")
-        ).one()
-        end = _as_date(newest) if newest is not None else (today or datetime.now(UTC).date())
-        start = end - timedelta(days=days - 1)
-        if oldest is not None:
-            start = max(start, _as_date(oldest))
-        data = ReportData(start=start, end=end, has_data=newest is not None, requested_days=days)
+        start, end, has_data = report_period(conn, reader.prefix, days, today)
+        data = ReportData(start=start, end=end, has_data=has_data, requested_days=days)
         window = {"start": reader.day(start), "end": reader.day(end)}
         data.latest_run = _latest_run(conn, reader)
         data.completeness = _completeness(conn, reader, window, data.days)

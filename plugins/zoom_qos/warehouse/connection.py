@@ -1,32 +1,46 @@
-"""From an Airflow connection to a configured engine: the URL, the PostgreSQL schema, and on
-SQLite the pragmas and explicit ``BEGIN`` that let concurrent loads queue instead of failing."""
+"""From an Airflow connection to a configured engine, through Airflow's own hooks.
+
+The connection is read with ``BaseHook.get_connection`` and turned into a target by
+:class:`~airflow.providers.sqlite.hooks.sqlite.SqliteHook` or
+:class:`~airflow.providers.postgres.hooks.postgres.PostgresHook`, so secrets backends, TLS options,
+IAM tokens and every libpq extra work as they do for any other Airflow user. The engine itself is
+ours (:func:`create_engine`): the PostgreSQL schema, parameters kept out of errors, our JSON, and
+on SQLite the pragmas and explicit ``BEGIN`` that let concurrent loads queue instead of failing.
+"""
 
 from __future__ import annotations
 
-import json
+import copy
 import logging
+import os
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from zoom_qos.config import DEFAULT_WAREHOUSE_SCHEMA, WAREHOUSE_CONN_ID, default_warehouse_path
 from zoom_qos.warehouse.sql import check_dialect
 from zoom_qos.warehouse.writers import json_serializer
 
+if TYPE_CHECKING:
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+    from airflow.sdk import Connection as AirflowConnection
+
 __all__ = [
     "DEFAULT_CONN_ID",
     "DEFAULT_SCHEMA",
     "SUPPORTED_CONN_TYPES",
+    "WAREHOUSE_SCHEMA_EXTRA",
+    "WarehouseConnectionError",
+    "WarehouseTarget",
     "airflow_target",
     "create_engine",
-    "url_from_connection",
-    "warehouse_schema_from_connection",
+    "sqlite_file_target",
     "write_transaction",
 ]
 
@@ -34,116 +48,183 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CONN_ID = WAREHOUSE_CONN_ID
 DEFAULT_SCHEMA = DEFAULT_WAREHOUSE_SCHEMA
-SUPPORTED_CONN_TYPES = ("sqlite", "postgres", "postgresql")
+SUPPORTED_CONN_TYPES = ("sqlite", "postgres")
+#: Accepted too: the name of the URI scheme, which some connections were defined with.
+_POSTGRES_ALIASES = ("postgres", "postgresql")
+#: The connection extra holding the warehouse's PostgreSQL schema (Airflow's ``schema`` field of a
+#: postgres connection is the *database*).
+WAREHOUSE_SCHEMA_EXTRA = "warehouse_schema"
+#: The loader's COPY path is psycopg 3's, whatever the connection's ``sqlalchemy_scheme`` says.
+_PG_SQLALCHEMY_SCHEME = "postgresql+psycopg"
+#: Where Airflow's environment-variables secrets backend looks for a connection.
+_CONN_ENV_PREFIX = "AIRFLOW_CONN_"
 SQLITE_BUSY_MS = 30_000
-# libpq options that may be passed through from a connection's extra.
-_PG_QUERY_OPTIONS = frozenset(
-    {"sslmode", "sslrootcert", "sslcert", "sslkey", "connect_timeout", "application_name", "options"}
-)
 
 
-def _extra(conn: Any) -> dict[str, Any]:
-    extra = getattr(conn, "extra_dejson", None)
-    if isinstance(extra, Mapping):
-        return dict(extra)
-    raw = getattr(conn, "extra", None)
-    if isinstance(raw, Mapping):
-        return dict(raw)
-    if isinstance(raw, str) and raw.strip():
-        try:
-            parsed = json.loads(raw)
-        except ValueError:
-            return {}
-        return parsed if isinstance(parsed, dict) else {}
-    return {}
+class WarehouseConnectionError(ValueError):
+    """The warehouse connection is defined but cannot be used (type, missing field, provider)."""
 
 
-def url_from_connection(conn: Any, conn_id: str = DEFAULT_CONN_ID) -> URL:
-    """SQLAlchemy URL for an Airflow connection (``sqlite`` or ``postgres``).
+class WarehouseTarget(NamedTuple):
+    """Where the warehouse is.
 
-    Built with ``URL.create`` so a password with special characters needs no quoting and
-    ``str``/``repr`` of the URL mask it. Airflow's postgres connection keeps the *database*
-    in ``schema``; the warehouse's PostgreSQL schema comes from the extra (see
-    :func:`warehouse_schema_from_connection`).
+    ``url`` gives the dialect, the logs' and lineage's names, and on SQLite the file. With a
+    ``creator`` (PostgreSQL through :class:`PostgresHook`) every connection is opened by the hook
+    instead, and ``url`` carries no password: it is never used to log in, so it cannot leak one.
     """
-    conn_type = (getattr(conn, "conn_type", None) or "").strip().lower()
-    if conn_type == "sqlite":
-        path = getattr(conn, "host", None) or getattr(conn, "schema", None)
-        if not path:
-            raise ValueError(f"Connection {conn_id!r} (sqlite) needs the database file path in 'host'.")
-        return URL.create("sqlite", database=str(path))
-    if conn_type in ("postgres", "postgresql"):
-        extra = _extra(conn)
-        query = {k: str(v) for k, v in extra.items() if k in _PG_QUERY_OPTIONS and v is not None}
-        port = getattr(conn, "port", None)
-        return URL.create(
-            "postgresql+psycopg",
-            username=getattr(conn, "login", None) or None,
-            password=getattr(conn, "password", None) or None,
-            host=getattr(conn, "host", None) or None,
-            port=int(port) if port else None,
-            database=getattr(conn, "schema", None) or None,
-            query=query,
-        )
-    raise ValueError(
-        f"Connection {conn_id!r} has unsupported conn_type {conn_type or '(empty)'!r}; "
-        f"supported: {', '.join(SUPPORTED_CONN_TYPES)}."
-    )
 
-
-def warehouse_schema_from_connection(conn: Any) -> str:
-    """PostgreSQL schema for the warehouse: extra ``warehouse_schema``, default ``zoom_qos``."""
-    value = _extra(conn).get("warehouse_schema")
-    return str(value).strip() if value and str(value).strip() else DEFAULT_SCHEMA
-
-
-def _is_connection_not_found(error: BaseException) -> bool:
-    """True for the ways Airflow 3 says "no such connection" (not for real failures)."""
-    if type(error).__name__ == "AirflowNotFoundException":
-        return True
-    if type(error).__name__ == "AirflowRuntimeError":
-        detail = getattr(error, "error", None)
-        kind = getattr(detail, "error", detail)
-        return "CONNECTION_NOT_FOUND" in str(getattr(kind, "value", kind)) or (
-            "CONNECTION_NOT_FOUND" in str(error)
-        )
-    return False
+    url: URL
+    schema: str = DEFAULT_SCHEMA
+    creator: Callable[[], Any] | None = None
 
 
 def airflow_target(
     conn_id: str = DEFAULT_CONN_ID, default_sqlite_path: str | Path | None = None
-) -> tuple[URL, str]:
-    """The URL and PostgreSQL schema of an Airflow connection, or the embedded SQLite file.
+) -> WarehouseTarget:
+    """The warehouse of Airflow connection ``conn_id``, or the embedded SQLite file.
 
     Only "connection not defined" (or no Airflow at all) falls back to SQLite; any other
     lookup error is raised, so a production run never silently writes to a local file.
     """
-    conn = None
+    conn = _get_airflow_connection(conn_id)
+    if conn is None:
+        return sqlite_file_target(default_sqlite_path)
+    return _target_from_connection(conn, conn_id)
+
+
+def _get_airflow_connection(conn_id: str) -> AirflowConnection | None:
+    """The connection from Airflow's secrets backends; None when Airflow is absent or says it
+    is not defined (``AirflowNotFoundException``, in a task, under ``airflow dags test`` and in
+    plain Python alike: the task SDK turns the API's CONNECTION_NOT_FOUND into it)."""
     try:
         from airflow.sdk import BaseHook
+        from airflow.sdk.exceptions import AirflowNotFoundException
     except ImportError:
-        log.info("Airflow is not installed; using the SQLite warehouse.")
-    else:
-        try:
-            conn = BaseHook.get_connection(conn_id)
-        except Exception as error:
-            if not _is_connection_not_found(error):
-                raise
-            log.info("Airflow connection %r is not defined; using the SQLite warehouse.", conn_id)
-    if conn is None:
-        path = Path(default_sqlite_path or default_warehouse_path()).expanduser().resolve()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return URL.create("sqlite", database=str(path)), DEFAULT_SCHEMA
-    return url_from_connection(conn, conn_id), warehouse_schema_from_connection(conn)
+        log.info("Airflow is not installed; using the embedded SQLite warehouse.")
+        return None
+    try:
+        return BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException as error:
+        _refuse_unreadable_env_connection(conn_id, error)
+        log.warning("Airflow connection %r is not defined; using the embedded SQLite warehouse.", conn_id)
+        return None
 
 
-def create_engine(url: URL, schema: str | None) -> Engine:
+def _refuse_unreadable_env_connection(conn_id: str, error: Exception) -> None:
+    """Raise if ``AIRFLOW_CONN_<ID>`` is set although Airflow found no connection ``conn_id``.
+
+    Airflow skips a secrets backend that fails to parse its value and then reports the connection
+    as not defined; for a variable that is plainly there, that means a typo in its JSON or URI,
+    and falling back to a local file would hide it. The value (it holds the password) is not shown.
+    """
+    name = _CONN_ENV_PREFIX + conn_id.upper()
+    if os.environ.get(name, "").strip():
+        raise WarehouseConnectionError(
+            f"{name} is set but Airflow could not read connection {conn_id!r} from it: fix its JSON "
+            "or URI, or unset it to use the embedded SQLite warehouse."
+        ) from error
+
+
+def sqlite_file_target(path: str | Path | None = None) -> WarehouseTarget:
+    """The embedded SQLite warehouse: ``path`` or ``config.default_warehouse_path()``, its folder
+    created so the first run can start from nothing."""
+    resolved = Path(path or default_warehouse_path()).expanduser().resolve()
+    resolved.parent.mkdir(parents=True, exist_ok=True)
+    return WarehouseTarget(URL.create("sqlite", database=str(resolved)))
+
+
+def _target_from_connection(conn: AirflowConnection, conn_id: str = DEFAULT_CONN_ID) -> WarehouseTarget:
+    """The warehouse of an Airflow connection, by its type: ``sqlite`` or ``postgres``."""
+    conn_type = (conn.conn_type or "").strip().lower()
+    if conn_type == "sqlite":
+        return _sqlite_target(conn, conn_id)
+    if conn_type in _POSTGRES_ALIASES:
+        return _postgres_target(conn, conn_id)
+    raise WarehouseConnectionError(
+        f"Airflow connection {conn_id!r} has conn_type {conn_type or '(empty)'!r}, which the warehouse "
+        f"cannot use; supported: {', '.join(SUPPORTED_CONN_TYPES)}."
+    )
+
+
+def _sqlite_target(conn: AirflowConnection, conn_id: str) -> WarehouseTarget:
+    """A sqlite connection's file, as :class:`SqliteHook` reads it: the path is in ``host``.
+
+    SqliteHook has no ``sqlalchemy_url``; its ``get_uri`` is what its own
+    ``get_sqlalchemy_engine`` uses (``sqlite:////abs/path.db``).
+    """
+    from airflow.providers.sqlite.hooks.sqlite import SqliteHook
+
+    if not (conn.host or "").strip():
+        # A URI "sqlite:////abs/path.db" puts the path in 'schema', where SqliteHook does not look.
+        raise WarehouseConnectionError(
+            f"Airflow connection {conn_id!r} (sqlite) has no database file in 'host', where SqliteHook "
+            'reads it: define it as {"conn_type": "sqlite", "host": "/abs/path/warehouse.db"} or, as '
+            "a URI, percent-encode the path: sqlite://%2Fabs%2Fpath%2Fwarehouse.db."
+        )
+    hook = SqliteHook(sqlite_conn_id=conn_id, connection=conn)
+    return WarehouseTarget(make_url(hook.get_uri()))
+
+
+def _postgres_target(conn: AirflowConnection, conn_id: str) -> WarehouseTarget:
+    """A postgres connection: connections opened by ``PostgresHook.get_conn``, the URL from
+    ``PostgresHook.sqlalchemy_url`` without its password.
+
+    Why not an engine on ``sqlalchemy_url`` (``get_sqlalchemy_engine``): in providers-postgres 7.1
+    that URL carries no libpq extra (``sslmode``, ``sslrootcert``, ``options``…, only the
+    ``sqlalchemy_query`` extra), and with ``iam`` it holds one token, which expires while the pool
+    still opens connections. ``get_conn`` passes every extra to libpq and asks for a fresh token per
+    connection, as for any other Airflow user of the connection.
+    """
+    schema = _warehouse_schema(conn, conn_id)
+    hook = _postgres_hook(conn, conn_id)
+    # A copy: with ``iam``, sqlalchemy_url writes the token into the connection it reads.
+    url = _postgres_hook(copy.deepcopy(conn), conn_id).sqlalchemy_url
+    return WarehouseTarget(url._replace(password=None), schema, hook.get_conn)
+
+
+def _postgres_hook(conn: AirflowConnection, conn_id: str) -> PostgresHook:
+    """A PostgresHook on ``conn`` that speaks psycopg 3 and keeps our own extra away from libpq.
+
+    Imported here so that the package works without the ``postgres`` extra when only SQLite is used.
+    """
+    try:
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+    except ImportError as error:
+        raise WarehouseConnectionError(
+            f"Airflow connection {conn_id!r} is a postgres connection but the postgres provider is not "
+            "installed: install zoom-videosdk-qos[postgres] (apache-airflow-providers-postgres, psycopg)."
+        ) from error
+    hook = PostgresHook(postgres_conn_id=conn_id, connection=conn, sqlalchemy_scheme=_PG_SQLALCHEMY_SCHEME)
+    # get_conn passes every extra it does not know to libpq, which rejects "warehouse_schema".
+    hook.ignored_extra_options = {*PostgresHook.ignored_extra_options, WAREHOUSE_SCHEMA_EXTRA}
+    return hook
+
+
+def _warehouse_schema(conn: AirflowConnection, conn_id: str) -> str:
+    """The PostgreSQL schema: extra ``warehouse_schema``, default ``zoom_qos``."""
+    value = conn.extra_dejson.get(WAREHOUSE_SCHEMA_EXTRA)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return DEFAULT_SCHEMA
+    if not isinstance(value, str):
+        raise WarehouseConnectionError(
+            f"Airflow connection {conn_id!r}: extra {WAREHOUSE_SCHEMA_EXTRA!r} must be a schema name "
+            f"(text), not {type(value).__name__}."
+        )
+    return value.strip()
+
+
+def create_engine(url: URL, schema: str | None, creator: Callable[[], Any] | None = None) -> Engine:
     """The warehouse's engine: unqualified tables in ``schema`` (PostgreSQL), parameters kept out of
     exception text and logs (they hold raw payloads), and on SQLite the hooks of
-    :func:`_install_sqlite_hooks`."""
+    :func:`_install_sqlite_hooks`.
+
+    ``creator`` (see :class:`WarehouseTarget`) opens each DB-API connection in place of ``url``.
+    """
     dialect = check_dialect(url.get_backend_name())
     options: dict[str, Any] = {}
     kwargs: dict[str, Any] = {"json_serializer": json_serializer, "hide_parameters": True}
+    if creator is not None:
+        kwargs["creator"] = creator
     if dialect == "postgresql":
         options["schema_translate_map"] = {None: schema}
         kwargs["pool_pre_ping"] = True
@@ -152,7 +233,25 @@ def create_engine(url: URL, schema: str | None) -> Engine:
     engine = sa.create_engine(url, execution_options=options, **kwargs)
     if dialect == "sqlite":
         _install_sqlite_hooks(engine)
+    elif creator is not None:
+        _install_psycopg_json(engine)
     return engine
+
+
+def _install_psycopg_json(engine: Engine) -> None:
+    """Our JSON serializer on connections the engine did not open itself.
+
+    SQLAlchemy's psycopg dialect hands ``json_serializer`` to psycopg through the adapters it passes
+    to ``connect``; a ``creator`` (the hook's ``get_conn``) never receives them, so without this the
+    raw layer would go through plain ``json.dumps`` (NUL escapes that jsonb refuses, odd types
+    failing).
+    """
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        from psycopg.types.json import set_json_dumps
+
+        set_json_dumps(json_serializer, dbapi_conn)
 
 
 def _install_sqlite_hooks(engine: Engine) -> None:

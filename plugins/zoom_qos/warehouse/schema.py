@@ -32,6 +32,7 @@ __all__ = [
     "daily_usage",
     "pipeline_runs",
     "qos_thresholds",
+    "quality_alerts",
     "raw_session_users",
     "raw_sessions",
     "schema_objects",
@@ -364,6 +365,51 @@ daily_usage = sa.Table(
     ),
 )
 
+quality_alerts = sa.Table(
+    "quality_alerts",
+    METADATA,
+    sa.Column("alert_day", sa.Date(), primary_key=True, comment="The UTC day the alert is about."),
+    sa.Column(
+        "kind",
+        sa.Text(),
+        primary_key=True,
+        comment="poor_share (daily_quality) or count_gap (daily_completeness).",
+    ),
+    sa.Column(
+        "threshold",
+        sa.Double(),
+        nullable=False,
+        comment="The [zoom_qos] threshold crossed (alert_poor_share or alert_count_gap), a share 0..1.",
+    ),
+    sa.Column(
+        "observed",
+        sa.Double(),
+        nullable=False,
+        comment="The figure that crossed it: the highest poor share of the day's media types, or "
+        "the share of Zoom's count missing from the warehouse.",
+    ),
+    sa.Column(
+        "figures",
+        _json(),
+        nullable=False,
+        comment="The day's figures the alert was raised on (JSON), as sent to the notifier.",
+    ),
+    _text("report_path", "The QoS report the alert points to."),
+    _text("run_id", "The pipeline run that raised the alert."),
+    sa.Column("raised_at", UtcDateTime(), nullable=False, comment="When the alert was raised (UTC)."),
+    sa.Column(
+        "notified_at",
+        UtcDateTime(),
+        nullable=True,
+        comment="When the configured notifier was told (UTC); NULL if none is configured or it failed.",
+    ),
+    _text("notify_error", "Why the notifier failed, or that none is configured; NULL once notified."),
+    comment=(
+        "Quality alerts raised: one per UTC day and kind, ever (a re-run does not alert again). "
+        "Added by revision 0004_quality_alerts."
+    ),
+)
+
 #: Zoom's published network guidance; a QoS sample is "poor" when any limit is exceeded.
 #: Seeded by revision 0002_quality (which keeps its own frozen copy of these numbers).
 QOS_THRESHOLD_DEFAULTS: dict[str, float] = {"latency_ms": 150.0, "jitter_ms": 40.0, "loss_pct": 2.0}
@@ -398,7 +444,7 @@ schema_objects = sa.Table(
 
 #: The data tables: the session tables in the order a session load writes them, Zoom's daily
 #: counts, then the run record. The reference/bookkeeping tables (``qos_thresholds``,
-#: ``schema_objects``) are in METADATA only.
+#: ``schema_objects``) and the alerts raised (``quality_alerts``) are in METADATA only.
 TABLES: tuple[sa.Table, ...] = (
     sessions,
     raw_sessions,

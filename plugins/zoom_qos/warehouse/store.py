@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable, Mapping, Sequence
-from datetime import timedelta
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, Engine, make_url
 
 from zoom_qos.extract.availability import LOADED, PENDING
@@ -38,12 +40,16 @@ _IDS_PER_QUERY = 500
 class Warehouse:
     """The warehouse behind one SQLAlchemy engine; all writes go through here."""
 
-    def __init__(self, url: str | URL, schema: str = DEFAULT_SCHEMA) -> None:
+    def __init__(
+        self, url: str | URL, schema: str = DEFAULT_SCHEMA, creator: Callable[[], Any] | None = None
+    ) -> None:
+        """``creator``, when given, opens the DB-API connections instead of ``url`` (an Airflow
+        hook's ``get_conn``: see :class:`zoom_qos.warehouse.connection.WarehouseTarget`)."""
         self.url: URL = make_url(url)
         self.dialect = check_dialect(self.url.get_backend_name())
         # The schema only exists on PostgreSQL; SQLite uses its main database.
         self.schema: str | None = schema if self.dialect == "postgresql" else None
-        self.engine: Engine = create_engine(self.url, self.schema)
+        self.engine: Engine = create_engine(self.url, self.schema, creator)
 
     def __repr__(self) -> str:
         return f"Warehouse({self.url!r}, schema={self.schema!r})"
@@ -54,10 +60,11 @@ class Warehouse:
         conn_id: str = DEFAULT_CONN_ID,
         default_sqlite_path: str | Path | None = None,
     ) -> Warehouse:
-        """Warehouse from an Airflow connection, or the embedded SQLite file if none is defined
-        (see :func:`zoom_qos.warehouse.connection.airflow_target`)."""
-        warehouse = cls(*airflow_target(conn_id, default_sqlite_path))
-        log.info("Warehouse: %r", warehouse)  # URL repr masks the password
+        """Warehouse from an Airflow connection (through its Airflow hook), or the embedded SQLite
+        file if none is defined (see :func:`zoom_qos.warehouse.connection.airflow_target`)."""
+        target = airflow_target(conn_id, default_sqlite_path)
+        warehouse = cls(target.url, target.schema, target.creator)
+        log.info("Warehouse: %r", warehouse)  # no password: the URL repr masks it, hooks' URLs lack it
         return warehouse
 
     def ensure_schema(self) -> bool:
@@ -110,6 +117,27 @@ class Warehouse:
         """
         with write_transaction(self.engine) as conn:
             runs.record_run(conn, record)
+
+    def claim_quality_alert(self, row: Mapping[str, Any]) -> bool:
+        """Insert a ``quality_alerts`` row unless its day and kind are already there; True when
+        this call inserted it (so the caller, and no concurrent run, notifies)."""
+        table = tables.quality_alerts
+        if self.dialect == "postgresql":
+            stmt: Any = pg_insert(table).on_conflict_do_nothing(index_elements=["alert_day", "kind"])
+        else:
+            stmt = sqlite_insert(table).on_conflict_do_nothing(index_elements=["alert_day", "kind"])
+        with write_transaction(self.engine) as conn:  # RETURNING: rowcount is -1 on psycopg here
+            return conn.execute(stmt.returning(table.c.kind), dict(row)).first() is not None
+
+    def note_quality_alert(self, alert_day: date, kind: str, **values: Any) -> None:
+        """Update a ``quality_alerts`` row (``notified_at``, ``notify_error``) after the notifier ran."""
+        table = tables.quality_alerts
+        with write_transaction(self.engine) as conn:
+            conn.execute(
+                table.update()
+                .where(table.c.alert_day == alert_day, table.c.kind == kind)
+                .values(**values)
+            )
 
     def settled_sessions(self, session_ids: Sequence[str], settle: timedelta) -> set[str]:
         """The sessions of ``session_ids`` whose QoS was loaded at least ``settle`` after they

@@ -33,7 +33,6 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, time, timedelta
-from pathlib import Path
 from typing import Any
 
 from zoom_qos.errors import DailyBudgetExhaustedError
@@ -48,7 +47,6 @@ from zoom_qos.zoom.counters import (
 
 # The counters are re-exported: this module stays the one to import the budget's names from.
 __all__ = [
-    "BUDGET_DIR_ENV",
     "KEEP_DAYS",
     "DailyBudget",
     "DailyCounter",
@@ -58,16 +56,12 @@ __all__ = [
     "UnlimitedBudget",
     "account_key",
     "budget_for",
-    "default_budget_dir",
     "is_backfill",
     "next_reset",
     "utc_now",
 ]
 
 log = logging.getLogger(__name__)
-
-BUDGET_DIR_ENV = "ZOOM_QOS_BUDGET_DIR"
-
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -150,7 +144,7 @@ class DailyBudget:
             if not self._counter_failed:
                 self._counter_failed = True
                 log.warning("The daily request count cannot be kept (%s): requests are not counted "
-                            "against daily_request_limit; set ZOOM_QOS_BUDGET_DIR to a writable "
+                            "against daily_request_limit; set [zoom_qos] budget_dir to a writable "
                             "folder or configure rate_limit_redis_url.", error)
             return self.daily_limit
         if not accepted:
@@ -215,15 +209,6 @@ def is_backfill(run_type: object, params: Mapping[str, Any] | None = None) -> bo
     return bool(params.get("from_date") or params.get("to_date"))
 
 
-def default_budget_dir() -> Path:
-    """Where file counters live: ``$ZOOM_QOS_BUDGET_DIR``, else ``$AIRFLOW_HOME/zoom_qos_budget``."""
-    explicit = os.environ.get(BUDGET_DIR_ENV, "").strip()
-    if explicit:
-        return Path(explicit).expanduser()
-    home = os.environ.get("AIRFLOW_HOME", "").strip() or "~/airflow"  # Airflow's own default
-    return Path(home).expanduser() / "zoom_qos_budget"
-
-
 def budget_for(
     *,
     daily_limit: int,
@@ -239,8 +224,8 @@ def budget_for(
     ``daily_limit`` and ``reserve`` are the connection extras ``daily_request_limit`` and
     ``backfill_reserve_requests``; ``backfill`` is ``is_backfill(...)`` of the run (the reserve
     applies only then); ``account`` is ``account_key(api_key)``; ``redis_url`` the client's
-    resolved rate-limiter URL (extra or ``ZOOM_QOS_RATE_LIMIT_REDIS_URL``); ``directory``
-    overrides ``default_budget_dir()``. ``daily_limit`` 0 turns tracking off. The settings
+    resolved rate-limiter URL; ``directory`` the folder of the file counter used without one
+    (the deployment's ``[zoom_qos] budget_dir``). ``daily_limit`` 0 turns tracking off. The settings
     are checked for every run, so a bad reserve shows up in the next scheduled run, not only
     in the next backfill.
 
@@ -264,5 +249,8 @@ def budget_for(
     if redis_url:
         counter = RedisDailyCounter(redis_url, account)
     else:
-        counter = FileDailyCounter(directory if directory is not None else default_budget_dir(), account)
+        if directory is None:
+            raise ValueError("The daily request count needs Redis or a folder: pass redis_url or "
+                             "directory ([zoom_qos] rate_limit_redis_url or budget_dir)")
+        counter = FileDailyCounter(directory, account)
     return DailyBudget(counter, daily_limit, reserve if backfill else 0, clock, backfill=backfill)

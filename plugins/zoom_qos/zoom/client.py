@@ -54,8 +54,6 @@ TRANSPORT_ERRORS = (
     requests.exceptions.ChunkedEncodingError,
     requests.exceptions.ContentDecodingError,
 )
-#: Where the shared pacing's Redis is named when the ``rate_limit_redis_url`` extra is empty.
-RATE_LIMIT_REDIS_URL_ENV = "ZOOM_QOS_RATE_LIMIT_REDIS_URL"
 
 #: A decoded JSON object, as Zoom's bodies are.
 JsonDict = dict[str, Any]
@@ -78,11 +76,6 @@ class RequestStats:
         return dataclasses.asdict(self)
 
 
-def rate_limit_redis_url(settings: ZoomSettings) -> str:
-    """The Redis URL of the shared pacing and daily count: the extra, else the environment's."""
-    return settings.rate_limit_redis_url or os.environ.get(RATE_LIMIT_REDIS_URL_ENV, "")
-
-
 class ZoomClient:
     """Reads Zoom's Video SDK REST API (``/videosdk/...``) for one account."""
 
@@ -99,6 +92,8 @@ class ZoomClient:
         adapter_factory: Callable[[], HTTPAdapter] | None = None,
         on_secret: Callable[[str], None] | None = None,
         stats: RequestStats | None = None,
+        rate_limit_redis_url: str = "",
+        budget_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         """``base_url`` includes ``/v2``. ``backfill``: spend only the daily budget's share left
         after the scheduled-run reserve. ``conn_id`` names where the credentials came from, in
@@ -106,7 +101,9 @@ class ZoomClient:
         ``http://`` and ``https://`` on each thread's Session (called once per Session, so no two
         threads share a connection pool); None keeps requests' default. ``on_secret`` is told the
         API secret and every JWT (e.g. a log masker's ``mask_secret``). ``stats`` lets the
-        caller hold the counters before the client exists.
+        caller hold the counters before the client exists. ``rate_limit_redis_url`` shares the pacing
+        and the daily count through Redis (the connection's extra of that name wins); without it
+        they are per process and per ``budget_dir`` (the file counter's folder).
 
         Raises ``ValueError`` for missing credentials or an unusable daily budget, before any
         request.
@@ -119,7 +116,7 @@ class ZoomClient:
         self._headers = {"Accept": "application/json", **(headers or {})}
         self._adapter_factory = adapter_factory
         self.auth = ZoomJwtAuth(api_key, api_secret, settings.jwt_ttl_seconds, on_secret=on_secret)
-        redis_url = rate_limit_redis_url(settings)
+        redis_url = settings.rate_limit_redis_url or rate_limit_redis_url
         # Limits and the daily cap are per Zoom account: shared counters are keyed by the API key, hashed.
         account = account_key(api_key)
         self._limiter: RateLimiter | RedisRateLimiter
@@ -135,6 +132,7 @@ class ZoomClient:
             backfill=backfill,
             account=account,
             redis_url=redis_url,
+            directory=budget_dir,
         )
         self._stats_lock = threading.Lock()
         self._local = threading.local()

@@ -38,7 +38,7 @@ class ZoomSettings:
     qos_page_size: int = SESSION_QOS.max_page_size
     users_page_size: int = SESSION_USERS.max_page_size
     # Also read GET /videosdk/sessions/{id}/users for the per-join quality grades (one more Heavy
-    # request per session and 300 joins; see the README's request arithmetic).
+    # request per session and 300 joins; see docs/budget.md, "What a day costs").
     read_user_grades: bool = False
     heavy_requests_per_second: float = 40.0
     resource_intensive_requests_per_minute: float = 20.0
@@ -54,14 +54,14 @@ class ZoomSettings:
     jwt_ttl_seconds: int = DEFAULT_TTL_SECONDS
     # True, False, or the path of a CA bundle; passed with every request (see client.py).
     verify: bool | str = True
-    # Shared pacing across tasks and workers (see README, "Rate limits"); empty = per process.
+    # Shared pacing across tasks and workers (see docs/budget.md, "Rate limits"); empty = per process.
     rate_limit_redis_url: str = ""
     # Set to pseudonymize user names, IP addresses and user keys (see privacy.py); off when empty.
     pseudonymization_key: str = ""
     # After Zoom's daily cap resets, wait this long before resuming (not on the dot with everyone).
     daily_limit_resume_delay_seconds: float = 30.0
     # Zoom's daily cap shared by all endpoints (Business+ 60,000; Pro accounts set 30,000; 0 turns
-    # tracking off), see budget.py and the README.
+    # tracking off), see budget.py and docs/budget.md.
     daily_request_limit: int = 60_000
     # What backfills and range reloads leave of the cap to scheduled runs. A run reads its own
     # day's sessions (the lookback day's are loaded already) and lists two days: about sessions

@@ -86,10 +86,12 @@ def test_every_load_emits_the_asset_and_the_report_dag_is_scheduled_on_it(dagbag
     from airflow.sdk import Asset
     from airflow.sdk.definitions.asset import AssetAll
 
-    from zoom_qos.assets import ZOOM_QOS_ASSET
+    from zoom_qos.assets import ZOOM_QOS_ASSET, ZOOM_QOS_TABLES
 
     assert isinstance(ZOOM_QOS_ASSET, Asset)
-    assert dagbag.dags["zoom_videosdk_qos"].get_task("load_warehouse").outlets == [ZOOM_QOS_ASSET]
+    # the alias resolves at run time to the warehouse's real tables (see lineage.table_asset_uri)
+    assert dagbag.dags["zoom_videosdk_qos"].get_task("load_warehouse").outlets == [ZOOM_QOS_ASSET,
+                                                                                   ZOOM_QOS_TABLES]
     consumer = dagbag.dags["zoom_videosdk_qos_report"]
     condition = consumer.timetable.asset_condition
     assert isinstance(condition, AssetAll) and list(condition.objects) == [ZOOM_QOS_ASSET]

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import sys
 import threading
 import tracemalloc
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -18,7 +15,6 @@ from sqlalchemy.engine import URL
 
 from zoom_qos.transform.parsing import ParseIssues
 from zoom_qos.warehouse import LoadSummary, SessionInput, Warehouse, loader, plan, schema
-from zoom_qos.warehouse.connection import url_from_connection, warehouse_schema_from_connection
 from zoom_qos.warehouse.loader import SessionLoader, advisory_lock_key
 from zoom_qos.warehouse.sql import UnsupportedDatabaseError
 
@@ -588,11 +584,13 @@ def test_big_session_loads_in_bounded_memory(warehouse: Warehouse, monkeypatch: 
     tracemalloc.start()
     try:
         small = _peak_bytes_loading(warehouse, 100)  # 600 rows: ~0.5 MB
-        big = _peak_bytes_loading(warehouse, 2000)  # 12,000 rows: ~0.6 MB (all in memory: ~18 MB)
+        # 12,000 rows: ~0.6 MB (all in memory: ~18 MB); the least of three, since tracemalloc also
+        # counts what other threads of the test process allocate meanwhile
+        big = min(_peak_bytes_loading(warehouse, 2000) for _ in range(3))
     finally:
         tracemalloc.stop()
     assert big < 2 * small, f"peak {big:,} B for 2,000 users vs {small:,} B for 100"
-    assert warehouse.count_rows()["user_qos"] == 3 * 2000
+    assert warehouse.count_rows()["user_qos"] == 3 * 2000  # each reload replaces the session's rows
 
 
 def test_users_must_be_an_iterable_of_users(warehouse: Warehouse) -> None:
@@ -771,141 +769,16 @@ def test_record_run_upsert(warehouse: Warehouse) -> None:
         warehouse.record_run({"outcome": "success"})
 
 
-# --------------------------------------------------------------------------- connections
-def fake_conn(**kwargs: Any) -> SimpleNamespace:
-    base = {"conn_type": None, "host": None, "port": None, "login": None, "password": None, "schema": None}
-    base.update(kwargs)
-    return SimpleNamespace(**base)
-
-
-def test_url_from_sqlite_connection() -> None:
-    url = url_from_connection(fake_conn(conn_type="sqlite", host="/abs/path/warehouse.db"))
-    assert url.render_as_string() == "sqlite:////abs/path/warehouse.db"
-
-
-def test_url_from_postgres_connection_masks_password() -> None:
-    secret = "s3cr:t/p@ss%word"
-    for conn_type in ("postgres", "postgresql", "Postgres"):
-        conn = fake_conn(
-            conn_type=conn_type,
-            host="db.example.com",
-            port=6543,
-            login="etl",
-            password=secret,
-            schema="analytics",
-            extra=json.dumps({"warehouse_schema": "qos_prod", "sslmode": "require", "unrelated": 1}),
-        )
-        url = url_from_connection(conn)
-        assert url.drivername == "postgresql+psycopg"
-        assert (url.host, url.port, url.username, url.database) == (
-            "db.example.com",
-            6543,
-            "etl",
-            "analytics",
-        )
-        assert url.password == secret
-        assert dict(url.query) == {"sslmode": "require"}
-        assert secret not in str(url) and secret not in repr(url)
-        assert warehouse_schema_from_connection(conn) == "qos_prod"
-        wh = Warehouse(url)
-        assert secret not in repr(wh)
-        wh.dispose()
-    no_extra = fake_conn(conn_type="postgres", host="h", login="u", extra_dejson={})
-    assert warehouse_schema_from_connection(no_extra) == "zoom_qos"
-    assert url_from_connection(no_extra).database is None
-
-
+# --------------------------------------------------------------------------- URLs
 def test_unsupported_database() -> None:
     with pytest.raises(UnsupportedDatabaseError, match="'mysql'; use sqlite or postgresql"):
         Warehouse("mysql://user@host/db")
-
-
-@pytest.mark.parametrize("conn_type", ["mysql", "", None, "http"])
-def test_unsupported_conn_type(conn_type: str | None) -> None:
-    with pytest.raises(ValueError, match=r"zoom_qos_warehouse.*supported: sqlite, postgres, postgresql"):
-        url_from_connection(fake_conn(conn_type=conn_type, password="hunter2"))
-
-
-def test_sqlite_connection_without_path() -> None:
-    with pytest.raises(ValueError, match="my_conn"):
-        url_from_connection(fake_conn(conn_type="sqlite"), "my_conn")
 
 
 def test_advisory_lock_key_stable_and_signed_64() -> None:
     key = advisory_lock_key(SID)
     assert key == advisory_lock_key(SID) and -(2**63) <= key < 2**63
     assert key != advisory_lock_key(SID2)
-
-
-class _FakeHook:
-    result: Any = None
-
-    @classmethod
-    def get_connection(cls, conn_id: str) -> Any:
-        if isinstance(cls.result, BaseException):
-            raise cls.result
-        return cls.result
-
-
-@pytest.fixture()
-def fake_airflow(monkeypatch: pytest.MonkeyPatch) -> type[_FakeHook]:
-    module = SimpleNamespace(BaseHook=_FakeHook)
-    monkeypatch.setitem(sys.modules, "airflow.sdk", module)
-    return _FakeHook
-
-
-def _not_found_errors() -> list[BaseException]:
-    class AirflowNotFoundException(Exception):
-        pass
-
-    class AirflowRuntimeError(Exception):
-        def __init__(self) -> None:
-            self.error = SimpleNamespace(error=SimpleNamespace(value="CONNECTION_NOT_FOUND"), detail={})
-            super().__init__("CONNECTION_NOT_FOUND: {}")
-
-    return [AirflowNotFoundException("The conn_id `zoom_qos_warehouse` isn't defined"), AirflowRuntimeError()]
-
-
-@pytest.mark.parametrize("error", _not_found_errors(), ids=["not_found", "runtime_error"])
-def test_from_airflow_falls_back_to_sqlite(fake_airflow, error: BaseException, tmp_path: Path) -> None:
-    fake_airflow.result = error
-    path = tmp_path / "nested" / "dir" / "warehouse.db"
-    wh = Warehouse.from_airflow(default_sqlite_path=path)
-    assert wh.url.render_as_string() == f"sqlite:///{path}"
-    assert path.parent.is_dir()
-    wh.ensure_schema()
-    assert path.exists()
-    wh.dispose()
-
-
-def test_from_airflow_other_errors_raise(fake_airflow, tmp_path: Path) -> None:
-    fake_airflow.result = ConnectionError("api server down")
-    with pytest.raises(ConnectionError):
-        Warehouse.from_airflow(default_sqlite_path=tmp_path / "w.db")
-
-
-def test_from_airflow_without_airflow(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setitem(sys.modules, "airflow.sdk", None)  # import raises ImportError
-    wh = Warehouse.from_airflow(default_sqlite_path=tmp_path / "w.db")
-    assert wh.dialect == "sqlite"
-    wh.dispose()
-
-
-def test_from_airflow_uses_connection(fake_airflow, tmp_path: Path) -> None:
-    fake_airflow.result = fake_conn(conn_type="sqlite", host=str(tmp_path / "conn.db"))
-    wh = Warehouse.from_airflow()
-    assert wh.url.database == str(tmp_path / "conn.db")
-    wh.dispose()
-    fake_airflow.result = fake_conn(
-        conn_type="postgres",
-        host="127.0.0.1",
-        login="postgres",
-        password="pw",
-        extra='{"warehouse_schema": "w"}',
-    )
-    wh = Warehouse.from_airflow()
-    assert (wh.dialect, wh.schema, wh.url.password) == ("postgresql", "w", "pw")
-    wh.dispose()
 
 
 def test_statistics_are_refreshed_only_where_they_know_fewer_rows_than_were_loaded(warehouse: Warehouse):

@@ -18,7 +18,6 @@ from zoom_qos.zoom.budget import (
     UnlimitedBudget,
     account_key,
     budget_for,
-    default_budget_dir,
     is_backfill,
     next_reset,
 )
@@ -350,15 +349,12 @@ def test_the_factory_picks_redis_when_given_a_url_else_a_file(tmp_path):
     assert isinstance(local.counter, FileDailyCounter) and local.counter.path == tmp_path / "acct.json"
 
 
-def test_the_file_counter_directory_defaults(monkeypatch, tmp_path):
-    monkeypatch.setenv("ZOOM_QOS_BUDGET_DIR", str(tmp_path / "budget"))
-    assert default_budget_dir() == tmp_path / "budget"
-    monkeypatch.delenv("ZOOM_QOS_BUDGET_DIR")
-    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "home"))
-    assert default_budget_dir() == tmp_path / "home" / "zoom_qos_budget"
-    budget = budget_for(daily_limit=10, reserve=0, backfill=False, account="acct")
+def test_a_file_counter_needs_a_folder(tmp_path):
+    with pytest.raises(ValueError, match="budget_dir"):
+        budget_for(daily_limit=10, reserve=0, backfill=False, account="acct")
+    budget = budget_for(daily_limit=10, reserve=0, backfill=False, account="acct", directory=tmp_path)
     budget.spend()
-    assert (tmp_path / "home" / "zoom_qos_budget" / "acct.json").exists()
+    assert (tmp_path / "acct.json").exists()
 
 
 def test_account_key_is_the_hooks_hash_of_the_api_key():
@@ -418,7 +414,7 @@ def test_a_counter_that_cannot_be_written_does_not_stop_requests(tmp_path, caplo
     budget = DailyBudget(FileDailyCounter(blocked, "acct"), 10)
     for _ in range(12):  # past the limit: nothing is counted, so nothing is refused
         budget.spend()
-    assert caplog.text.count("cannot be kept") == 1 and "ZOOM_QOS_BUDGET_DIR" in caplog.text
+    assert caplog.text.count("cannot be kept") == 1 and "budget_dir" in caplog.text
 
 
 def test_the_budget_module_still_offers_the_counters():

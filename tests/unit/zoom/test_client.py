@@ -86,11 +86,6 @@ def http_server() -> Iterator[_Server]:
     yield from _serve(_Server())
 
 
-@pytest.fixture(autouse=True)
-def _no_shared_pacing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("ZOOM_QOS_RATE_LIMIT_REDIS_URL", raising=False)
-
-
 def make_client(base_url: str, **settings: object) -> ZoomClient:
     fast = {"daily_request_limit": 0, "heavy_requests_per_second": 10_000.0,
             "backoff_base_seconds": 0.01, **settings}
