@@ -138,11 +138,12 @@ _STATUS_MEANINGS: dict[str, str] = {
     "`user_system_qos`) are the ones in the tables.",
     "pending": "Zoom answered 404/3001 (\"not available … or the session has not ended yet\") less than "
     f"`qos_pending_max_hours` (default {DEFAULT_QOS_PENDING_MAX_HOURS}) after the session ended: Zoom "
-    "may still be processing it. No joins or samples yet.",
+    "may still be processing it. No joins or samples, or those a live poll saw, until it is loaded.",
     "unavailable": "Zoom will not serve its QoS: 3001 later than `qos_pending_max_hours` after the end, "
-    "400/300 (invalid session id) or 400/12702 (too old). No joins or samples.",
-    "live": "Provisional rows of a session still in progress (live monitoring, a later release); "
-    "replaced by the final rows, and set `loaded`, once a daily run reads it as past.",
+    "400/300 (invalid session id) or 400/12702 (too old). No joins or samples, or those a live poll "
+    "saw.",
+    "live": "Provisional rows of a session still in progress (DAG `zoom_videosdk_qos_live`), replaced "
+    "whole at each poll; replaced by the final rows, and set `loaded`, once a daily run reads it as past.",
 }
 
 

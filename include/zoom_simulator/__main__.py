@@ -8,9 +8,8 @@ import os
 import signal
 import sys
 import threading
-from datetime import datetime
 
-from .config import Faults, SimulatorConfig
+from .config import Faults, SimulatorConfig, parse_utc
 from .server import Simulator
 from .tls import make_self_signed_cert
 
@@ -24,6 +23,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--now", help="anchor time, ISO-8601 (default: real time at start)")
     p.add_argument("--sessions-per-day", type=int, default=12)
+    p.add_argument("--clock-speed", type=float, default=0.0,
+                   help="simulated seconds per real second: 0 = frozen at --now (default); 1 = real time; "
+                        "60 = live sessions gain a sample a second")
+    p.add_argument("--live-scenarios", type=int, default=3,
+                   help="scripted live sessions around the anchor (churn, degrading, ending...; default 3)")
+    p.add_argument("--live-anchor", help="where the live sessions sit, ISO-8601 (default: --now)")
     p.add_argument("--token-ttl", type=float, default=900.0, help="page token lifetime in seconds")
     p.add_argument("--daily-limit", type=int, default=60000)
     p.add_argument("--no-rate-limits", action="store_true", help="do not enforce rate limits")
@@ -47,7 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     """Serve until SIGTERM/SIGINT, then shut down cleanly (exit status 0)."""
     args = _parse_args(argv)
     try:
-        now = datetime.fromisoformat(args.now.replace("Z", "+00:00")) if args.now else None
+        if not 0 <= args.clock_speed < float("inf") or args.live_scenarios < 0:
+            raise ValueError("--clock-speed (finite) and --live-scenarios must be >= 0")
+        now = parse_utc(args.now) if args.now else None
+        anchor = parse_utc(args.live_anchor) if args.live_anchor else None
         faults = Faults.from_dict(json.loads(args.faults)) if args.faults else Faults()
     except (ValueError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -61,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         sessions_per_day=args.sessions_per_day, page_token_ttl_seconds=args.token_ttl,
         daily_limit=args.daily_limit,
         enforce_rate_limits=not args.no_rate_limits, tls_cert=cert, tls_key=key,
+        clock_speed=args.clock_speed, live_scenarios=args.live_scenarios, live_anchor=anchor,
     )
     try:
         sim = Simulator(config, host=args.host, port=args.port, verbose=args.verbose)
@@ -73,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     sim.start()
     print(f"Zoom API simulator listening on {sim.base_url}", flush=True)
+    if config.clock_speed:
+        print(f"Simulated clock from {sim.now.isoformat()} at x{config.clock_speed:g}", flush=True)
     if cert:
         print(f"TLS certificate (clients trust this file): {cert}", flush=True)
     if args.ready_file:

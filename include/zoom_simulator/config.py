@@ -49,13 +49,36 @@ class SimulatorConfig:
     # Zoom is HTTPS only: with TLS a new connection costs a handshake, which is what reuse saves.
     tls_cert: str | None = None
     tls_key: str | None = None
+    # Simulated seconds per wall-clock second: 0 = frozen at `now`; s > 0 = the dataset's time is
+    # now + elapsed × s, so live sessions grow (60 = a minute of samples per second). Tests move the
+    # clock explicitly instead (Simulator.advance / set_now, POST /_sim/clock).
+    clock_speed: float = 0.0
+    # Scripted live sessions around `live_anchor` (see Dataset.live_scenarios): churn, degrading,
+    # then sessions that end a few minutes after the anchor. 0 = none.
+    live_scenarios: int = 3
+    # Where the live sessions are placed; None = `now`. A frozen simulator at a later `now` with the
+    # same anchor serves exactly what a running one serves once its clock gets there.
+    live_anchor: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.clock_speed < float("inf"):
+            raise ValueError("clock_speed must be a finite number >= 0")
+        if self.live_scenarios < 0:
+            raise ValueError("live_scenarios must be >= 0")
 
     def resolved_now(self) -> datetime:
-        """Return the anchor time as an aware UTC datetime truncated to the second."""
-        now = self.now if self.now is not None else datetime.now(UTC)
-        if now.tzinfo is None:
-            now = now.replace(tzinfo=UTC)
-        return now.astimezone(UTC).replace(microsecond=0)
+        """Return the start time as an aware UTC datetime truncated to the second."""
+        return _utc_second(self.now if self.now is not None else datetime.now(UTC))
+
+    def resolved_anchor(self, now: datetime) -> datetime:
+        """Where the live sessions sit: ``live_anchor``, else ``now`` (the resolved start time)."""
+        return _utc_second(self.live_anchor) if self.live_anchor is not None else now
+
+
+def _utc_second(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).replace(microsecond=0)
 
 
 def parse_utc(text: str) -> datetime:

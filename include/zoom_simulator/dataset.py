@@ -17,6 +17,7 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from time import monotonic
 from typing import Any
 
 _MISSING: Any = object()  # sentinel: leave the key out of the rendered object
@@ -128,6 +129,13 @@ def iso(dt: datetime) -> str:
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _utc_second(dt: datetime) -> datetime:
+    """An aware UTC datetime truncated to the second (naive means UTC)."""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC).replace(microsecond=0)
+
+
 def _text(value: Any) -> Any:
     """What a correct loader stores for a rendered text value (null-ish strings -> None)."""
     return None if value is _MISSING or value in _NULL_TEXT else value
@@ -216,6 +224,17 @@ def _put(obj: dict[str, Any], key: str, rendered: Any) -> None:
         obj[key] = rendered
 
 
+@dataclass(frozen=True)
+class _Scenario:
+    """The script of one live scenario session: who is in it when, and what goes wrong."""
+
+    kind: str  # one of SCENARIO_KINDS
+    description: str
+    # (role, spans): one entry per distinct user, in the order their identities are drawn.
+    users: tuple[tuple[str, tuple[tuple[datetime, datetime], ...]], ...]
+    degrades_at: datetime | None = None  # "degrading": the "victim" user's samples turn bad after this
+
+
 @dataclass
 class _Session:
     """Internal truth for one session: times as datetimes, the rendered object, and flags."""
@@ -223,23 +242,32 @@ class _Session:
     id: str
     day: date
     start: datetime
-    end: datetime  # true end; may be after `now` (then the session is live)
-    obj: dict[str, Any]
+    end: datetime  # true end: the session is live while start <= t < end, past once t >= end
+    obj: dict[str, Any]  # as listed once it has ended (``Dataset.session_object`` renders it live)
     has_video: bool
     has_screen_share: bool
     n_users: int
     trouble: float = 0.0  # added to every join's trouble (a session-wide incident)
     duration_mismatch: bool = False  # `duration` disagrees with end - start by more than 60 s
+    # (empty, long form) of the `duration` string, to render the running duration of a live session.
+    duration_format: tuple[bool, bool] = (False, True)
+    scenario: _Scenario | None = None
 
 
 @dataclass
 class _Detail:
-    """Rendered users of one session (QoS list and users list) plus the rows a loader must produce."""
+    """Rendered users of one session (QoS list and users list) plus the rows a loader must produce.
+
+    Always the whole session, as served once it has ended; ``Dataset._view`` cuts a live view out
+    of it, so nothing cached depends on the clock.
+    """
 
     users: list[dict[str, Any]]
     members: list[dict[str, Any]] = field(default_factory=list)
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     unparseable: int = 0
+    joins: list[_Join] = field(default_factory=list)
+    user_ids: list[str] = field(default_factory=list)  # distinct users in the order drawn
 
 
 @dataclass
@@ -251,44 +279,121 @@ class _Join:
     row: dict[str, Any]
     qos_rows: list[dict[str, Any]]
     sys_rows: list[dict[str, Any]]
+    join: datetime
+    leave: datetime
+    # media -> (poor samples, samples) after the first k samples, k = 0..len(samples)
+    cumulative: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+
+
+#: What the live scenario sessions do (``Dataset.live_scenarios``); beyond the third, all "ending".
+SCENARIO_KINDS = ("churn", "degrading", "ending")
+_MINUTE = timedelta(minutes=1)
 
 
 class Dataset:
-    """The simulated account's sessions over the last `history_days` days up to `now`."""
+    """The simulated account's sessions over the last `history_days` days up to `now`.
+
+    ``now`` is the dataset's clock: frozen at the construction time unless ``clock_speed`` > 0,
+    then ``start + wall-clock elapsed × clock_speed`` (plus what ``advance``/``set_now`` added).
+    Sessions are placed by the seed and the ``anchor`` (the live scenarios and the two long-running
+    live sessions sit just before it; default: the construction ``now``), never by the clock: the
+    clock only decides what is visible. So every session, user and sample is the same whenever it
+    is asked for, and a session that has ended is served exactly as by a frozen dataset whose
+    ``now`` is later (with the same anchor).
+    """
 
     def __init__(self, seed: int, now: datetime, sessions_per_day: int = 12,
-                 history_days: int = 183, detail_cache_size: int = 256) -> None:
-        if now.tzinfo is None:
-            now = now.replace(tzinfo=UTC)
+                 history_days: int = 183, detail_cache_size: int = 256, *, clock_speed: float = 0.0,
+                 anchor: datetime | None = None, live_scenarios: int = 3) -> None:
+        if clock_speed < 0 or not math.isfinite(clock_speed):
+            raise ValueError("clock_speed must be a finite number >= 0")
+        if live_scenarios < 0:
+            raise ValueError("live_scenarios must be >= 0")
         self.seed = seed
-        self.now = now.astimezone(UTC).replace(microsecond=0)
+        self._start = _utc_second(now)
+        self.anchor = _utc_second(anchor) if anchor is not None else self._start
+        self.clock_speed = float(clock_speed)
         self.sessions_per_day = sessions_per_day
-        self.first_day = (self.now - timedelta(days=history_days)).date()
-        self.last_day = self.now.date()
+        self.history_days = history_days
+        self.n_live_scenarios = live_scenarios
+        self._clock_lock = threading.Lock()
+        self._wall_start = monotonic()
+        self._offset = 0.0  # simulated seconds added by advance() / set_now()
         self._lock = threading.RLock()
         self._days: dict[date, list[_Session]] = {}
         self._index: dict[str, _Session] = {}
-        self._all_generated = False
+        self._scenarios: list[_Session] | None = None
         self._details: OrderedDict[str, _Detail] = OrderedDict()
         self._detail_cache_size = detail_cache_size
 
-    # ----------------------------------------------------------------- sessions
-    def days(self) -> list[date]:
-        """Every UTC day the dataset covers, oldest first."""
-        n = (self.last_day - self.first_day).days
-        return [self.first_day + timedelta(days=i) for i in range(n + 1)]
+    # -------------------------------------------------------------------- clock
+    @property
+    def now(self) -> datetime:
+        """The dataset's current time (aware UTC, whole seconds)."""
+        with self._clock_lock:
+            seconds = self._offset + (monotonic() - self._wall_start) * self.clock_speed
+        return self._start + timedelta(seconds=math.floor(seconds))
 
-    def _sessions(self, day: date) -> list[_Session]:
+    def advance(self, seconds: float) -> datetime:
+        """Move the clock forward by ``seconds`` simulated seconds (on top of any clock speed);
+        returns the new ``now``. Lets a test play minutes of a live session without sleeping."""
+        if seconds < 0 or not math.isfinite(seconds):
+            raise ValueError("advance() takes a finite number of seconds >= 0")
+        with self._clock_lock:
+            self._offset += seconds
+        return self.now
+
+    def set_now(self, when: datetime) -> datetime:
+        """Set the clock to ``when`` (it keeps running from there at ``clock_speed``); returns it.
+
+        Going back is allowed (nothing cached depends on the clock), but a client then sees
+        sessions become live again: tests that share a dataset should only move forward.
+        """
+        target = _utc_second(when)
+        with self._clock_lock:
+            elapsed = (monotonic() - self._wall_start) * self.clock_speed
+            self._offset = (target - self._start).total_seconds() - elapsed
+        return target
+
+    def _at(self, at: datetime | None) -> datetime:
+        return self.now if at is None else _utc_second(at)
+
+    @property
+    def first_day(self) -> date:
+        """The oldest UTC day covered at ``now`` (``history_days`` before it)."""
+        return (self.now - timedelta(days=self.history_days)).date()
+
+    @property
+    def last_day(self) -> date:
+        """Today (UTC) at ``now``."""
+        return self.now.date()
+
+    def _day_range(self, t: datetime) -> tuple[date, date]:
+        return (t - timedelta(days=self.history_days)).date(), t.date()
+
+    # ----------------------------------------------------------------- sessions
+    def days(self, at: datetime | None = None) -> list[date]:
+        """Every UTC day the dataset covers, oldest first."""
+        first, last = self._day_range(self._at(at))
+        return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+    def _day(self, day: date) -> list[_Session]:
+        """Every session that starts on ``day``, whatever the clock says (generated once, cached)."""
         with self._lock:
             if day not in self._days:
-                if not self.first_day <= day <= self.last_day:
-                    self._days[day] = []
-                else:
-                    sessions = self._generate_day(day)
-                    self._days[day] = sessions
-                    for s in sessions:
-                        self._index[s.id] = s
+                sessions = self._generate_day(day)
+                self._days[day] = sessions
+                for s in sessions:
+                    self._index[s.id] = s
             return self._days[day]
+
+    def _sessions(self, day: date, at: datetime | None = None) -> list[_Session]:
+        """The sessions of ``day`` that have started by ``at`` (none outside the covered days)."""
+        t = self._at(at)
+        first, last = self._day_range(t)
+        if not first <= day <= last:
+            return []
+        return [s for s in self._day(day) if s.start <= t]
 
     def _generate_day(self, day: date) -> list[_Session]:
         rng = random.Random(f"zoom-sim:{self.seed}:day:{day.isoformat()}")
@@ -316,19 +421,17 @@ class Dataset:
         special_slash = rng.random() < 0.3
         special_double = rng.random() < 0.3
         special_plus = rng.random() < 0.3
-        # Sessions live at `now` that the random plan may not produce.
-        if day == self.last_day or day == (self.now - timedelta(minutes=95)).date():
-            live_rng = random.Random(f"zoom-sim:{self.seed}:live:{self.now.isoformat()}")
-            for minutes_ago, total in ((7, 3600), (95, 7200)):
-                start = self.now - timedelta(minutes=minutes_ago)
-                dur = total + live_rng.randrange(600)
-                if start.date() == day:
-                    plans.append((start, dur))
+        # Two long sessions live at the anchor that the random plan may not produce.
+        live_rng = random.Random(f"zoom-sim:{self.seed}:live:{self.anchor.isoformat()}")
+        for minutes_ago, total in ((7, 3600), (95, 7200)):
+            start = self.anchor - timedelta(minutes=minutes_ago)
+            dur = total + live_rng.randrange(600)
+            if start.date() == day:
+                plans.append((start, dur))
+        # Every plan is generated, also those starting after the clock: the clock only decides
+        # what is visible, so the RNG stream (and every session of the day) never depends on it.
         sessions: list[_Session] = []
         for i, (start, dur) in enumerate(plans):
-            if start > self.now:
-                rng.random()  # keep the stream aligned regardless of `now`
-                continue
             sid = base64.b64encode(rng.randbytes(rng.randint(16, 24))).decode("ascii")
             if i == 1 and special_slash:
                 sid = "/" + sid[1:]
@@ -337,12 +440,12 @@ class Dataset:
             if i == 3 and special_plus:
                 sid = "+" + sid[1:]
             sessions.append(self._make_session(rng, sid, day, start, dur))
+        sessions += [s for s in self._scenario_sessions() if s.day == day]
         sessions.sort(key=lambda s: (s.start, s.id))
         return sessions
 
     def _make_session(self, rng: random.Random, sid: str, day: date, start: datetime, dur: int) -> _Session:
         end = start + timedelta(seconds=dur)
-        live = end > self.now
         has_video = rng.random() < 0.8
         has_share = rng.random() < 0.35
         n_users = rng.randint(25, 40) if rng.random() < 0.03 else rng.randint(1, 12)
@@ -352,9 +455,7 @@ class Dataset:
         long_form = rng.random() < 0.6
         mismatch = not empty_duration and rng.random() < DURATION_MISMATCH_RATE
         tripled, extra_minutes = rng.random() < 0.5, rng.randint(2, 45)
-        if live:
-            shown, mismatch = int((self.now - start).total_seconds()), False
-        elif mismatch:  # like Zoom's own example: "30:00" for a ten-minute session
+        if mismatch:  # like Zoom's own example: "30:00" for a ten-minute session
             shown = dur * 3 if tripled else dur + 60 * extra_minutes
         else:
             shown = dur
@@ -365,7 +466,7 @@ class Dataset:
             "id": sid,
             "session_name": f"{rng.choice(_WORDS)} {rng.randint(1, 999)}",
             "start_time": iso(start),
-            "end_time": None if live else iso(end),
+            "end_time": iso(end),
             "duration": dur_text,
             "user_count": n_users,
             "has_voip": rng.random() < 0.85,
@@ -380,44 +481,176 @@ class Dataset:
             "screen_share_quality": rng.choices(*grades)[0] if has_share else "",
         }
         return _Session(sid, day, start, end, obj, has_video, has_share, n_users,
-                        trouble=_INCIDENT_TROUBLE if incident else 0.0, duration_mismatch=mismatch)
+                        trouble=_INCIDENT_TROUBLE if incident else 0.0, duration_mismatch=mismatch,
+                        duration_format=(empty_duration, long_form))
 
-    def sessions_for_day(self, day: date) -> list[dict[str, Any]]:
-        """Sessions that started on `day` (UTC) as the list endpoint serves them, past and live."""
-        return [dict(s.obj) for s in self._sessions(day)]
+    # ---------------------------------------------------------- live scenarios
+    def _scenario_sessions(self) -> list[_Session]:
+        with self._lock:
+            if self._scenarios is None:
+                self._scenarios = [self._make_scenario(i) for i in range(self.n_live_scenarios)]
+            return self._scenarios
 
-    def find_session(self, session_id: str) -> _Session | None:
-        """Look a session up by id, generating every day once if it is not cached yet."""
+    def _make_scenario(self, i: int) -> _Session:
+        """Scenario ``i``, placed around the anchor A (from its own RNG: the days' data is untouched).
+
+        churn: started ~6 min before A, ~45-50 min long; one user leaves at A+4 min, one joins at
+        A+3 min (and leaves at A+25 min), one leaves at A+2 min and rejoins at A+6 min, one joins
+        at A+8 min. degrading: started ~10 min before A, ~50-55 min long; from A+5 min one user's
+        audio and video samples are bad until the end. ending (k = 0, 1, ...): started ~25 min
+        before A, ends between A+3+4k and A+4+4k minutes.
+        """
+        a = self.anchor
+        rng = random.Random(f"zoom-sim:{self.seed}:scenario:{a.isoformat()}:{i}")
+        kind = SCENARIO_KINDS[min(i, len(SCENARIO_KINDS) - 1)]
+        jitter = timedelta(seconds=rng.randrange(60))
+        sec = lambda n: timedelta(seconds=n)  # noqa: E731
+        degrades_at: datetime | None = None
+        if kind == "churn":
+            start = a - 6 * _MINUTE - jitter
+            end = start + 45 * _MINUTE + sec(rng.randrange(300))
+            users: tuple[tuple[str, tuple[tuple[datetime, datetime], ...]], ...] = (
+                ("host", ((start + sec(5), end),)),
+                ("attendee", ((start + sec(40), end - sec(30)),)),
+                ("early_leaver", ((start + sec(60), a + 4 * _MINUTE),)),
+                ("late_joiner", ((a + 3 * _MINUTE, a + 25 * _MINUTE),)),
+                ("rejoiner", ((start + sec(90), a + 2 * _MINUTE), (a + 6 * _MINUTE, end))),
+                ("late_stayer", ((a + 8 * _MINUTE, end),)),
+            )
+            description = ("users join and leave mid-session: early_leaver leaves at A+4min, late_joiner "
+                           "joins at A+3min and leaves at A+25min, rejoiner leaves at A+2min and rejoins "
+                           "at A+6min, late_stayer joins at A+8min (A = anchor)")
+        elif kind == "degrading":
+            start = a - 10 * _MINUTE - jitter
+            end = start + 50 * _MINUTE + sec(rng.randrange(300))
+            degrades_at = a + 5 * _MINUTE
+            users = (
+                ("host", ((start + sec(5), end),)),
+                ("attendee", ((start + sec(30), end),)),
+                ("victim", ((start + sec(45), end),)),
+                ("attendee", ((start + 2 * _MINUTE, end - sec(60)),)),
+            )
+            description = ("quality degrades: from A+5min the victim's audio and video samples are poor "
+                           "(latency/jitter/loss above POOR_LIMITS) until the session ends")
+        else:
+            k = i - (len(SCENARIO_KINDS) - 1)
+            start = a - (25 + 3 * k) * _MINUTE - jitter
+            end = a + (3 + 4 * k) * _MINUTE + sec(rng.randrange(60))
+            users = (
+                ("host", ((start + sec(5), end),)),
+                ("attendee", ((start + _MINUTE, end - sec(20)),)),
+                ("attendee", ((start + 2 * _MINUTE, start + 10 * _MINUTE),)),
+            )
+            description = f"ends at A+{3 + 4 * k}min (+<60 s), between two polls a few minutes apart"
+        sid = base64.b64encode(rng.randbytes(18)).decode("ascii")
+        dur = int((end - start).total_seconds())
+        quality = "poor" if kind == "degrading" else "good"
+        obj: dict[str, Any] = {
+            "id": sid,
+            "session_name": f"{rng.choice(_WORDS)} {rng.randint(1, 999)}",
+            "start_time": iso(start),
+            "end_time": iso(end),
+            "duration": _render_duration(dur, True),
+            "user_count": len(users),
+            "has_voip": True,
+            "has_video": True,
+            "has_screen_share": False,
+            "has_recording": False,
+            "has_pstn": False,
+            "has_session_summary": False,
+            "session_key": f"key-{rng.randrange(16**8):08x}",
+            "audio_quality": quality,
+            "video_quality": quality,
+            "screen_share_quality": "",
+        }
+        scenario = _Scenario(kind, description, users, degrades_at)
+        return _Session(sid, start.date(), start, end, obj, True, False, len(users), scenario=scenario)
+
+    def live_scenarios(self) -> list[dict[str, Any]]:
+        """The scripted live sessions around the anchor, for tests and demos.
+
+        One dict per scenario: ``id``, ``kind`` ("churn", "degrading", "ending"), ``description``,
+        ``start``, ``end`` (aware datetimes), ``degrades_at`` (None unless "degrading") and
+        ``users``: ``[{"user_id", "role", "spans": [(join, leave), ...]}]`` in the order drawn.
+        Independent of the clock (a scenario that has ended is still listed here).
+        """
+        out: list[dict[str, Any]] = []
+        for s in self._scenario_sessions():
+            assert s.scenario is not None
+            self._day(s.day)  # index it with its day
+            ids = self._detail(s).user_ids
+            out.append({
+                "id": s.id, "kind": s.scenario.kind, "description": s.scenario.description,
+                "start": s.start, "end": s.end, "degrades_at": s.scenario.degrades_at,
+                "users": [{"user_id": uid, "role": role, "spans": list(spans)}
+                          for uid, (role, spans) in zip(ids, s.scenario.users, strict=True)],
+            })
+        return out
+
+    # ------------------------------------------------------------ what is seen
+    def session_object(self, session: _Session, at: datetime | None = None) -> dict[str, Any]:
+        """The session as the list endpoint serves it at ``at`` (default ``now``): once ended, its
+        fixed object; while live, ``end_time`` null and ``duration`` the time it has run."""
+        t = self._at(at)
+        obj = dict(session.obj)
+        if session.end > t:
+            empty, long_form = session.duration_format
+            shown = max(0, int((t - session.start).total_seconds()))
+            obj["end_time"] = None
+            obj["duration"] = "" if empty else _render_duration(shown, long_form or shown < 60)
+        return obj
+
+    def sessions_for_day(self, day: date, at: datetime | None = None) -> list[dict[str, Any]]:
+        """Sessions that started on `day` (UTC) by ``at`` as the list endpoint serves them, past and live."""
+        t = self._at(at)
+        return [self.session_object(s, t) for s in self._sessions(day, t)]
+
+    def find_session(self, session_id: str, at: datetime | None = None) -> _Session | None:
+        """Look a session up by id (None unless it has started by ``at`` on a covered day),
+        generating every covered day once if it is not cached yet."""
+        t = self._at(at)
+        first, last = self._day_range(t)
         with self._lock:
             found = self._index.get(session_id)
-            if found is None and not self._all_generated:
-                for d in self.days():
-                    self._sessions(d)
-                self._all_generated = True
+            if found is None:
+                d = first
+                while d <= last:
+                    self._day(d)
+                    d += timedelta(days=1)
                 found = self._index.get(session_id)
-            return found
+        if found is None or not first <= found.day <= last or found.start > t:
+            return None
+        return found
 
-    def is_live(self, session: _Session) -> bool:
-        """Running at `now`: started and not yet ended."""
-        return session.start <= self.now < session.end
+    def is_live(self, session: _Session, at: datetime | None = None) -> bool:
+        """Running at ``at`` (default ``now``): started and not yet ended."""
+        t = self._at(at)
+        return session.start <= t < session.end
 
-    def past_sessions(self, from_day: date, to_day: date) -> list[_Session]:
-        """Sessions that started in [from_day, to_day] and ended by `now`."""
+    def past_sessions(self, from_day: date, to_day: date, at: datetime | None = None) -> list[_Session]:
+        """Sessions that started in [from_day, to_day] and ended by ``at`` (default ``now``)."""
+        t = self._at(at)
         out: list[_Session] = []
         d = from_day
         while d <= to_day:
-            out.extend(s for s in self._sessions(d) if s.end <= self.now)
+            out.extend(s for s in self._sessions(d, t) if s.end <= t)
             d += timedelta(days=1)
         return out
 
-    def live_sessions(self) -> list[_Session]:
-        """Sessions running at `now` (they started at most a few hours ago)."""
+    def live_sessions(self, from_day: date | None = None, to_day: date | None = None,
+                      at: datetime | None = None) -> list[_Session]:
+        """Sessions running at ``at`` (default ``now``; they started at most a few hours ago),
+        only those that started in [from_day, to_day] when given."""
+        t = self._at(at)
         out: list[_Session] = []
         for back in range(2, -1, -1):
-            out.extend(s for s in self._sessions(self.last_day - timedelta(days=back)) if self.is_live(s))
+            day = t.date() - timedelta(days=back)
+            if (from_day is None or day >= from_day) and (to_day is None or day <= to_day):
+                out.extend(s for s in self._sessions(day, t) if self.is_live(s, t))
         return out
 
-    def daily_counts(self, from_date: date, to_date: date) -> dict[date, dict[str, int]]:
+    def daily_counts(self, from_date: date, to_date: date, at: datetime | None = None
+                     ) -> dict[date, dict[str, int]]:
         """What Zoom's daily usage report says for each covered day in [from_date, to_date].
 
         ``sessions``: past sessions that started that UTC day; ``users``: the sum of their
@@ -425,10 +658,12 @@ class Dataset:
         the sum of their ``end - start``, each floored to whole minutes. Days outside the
         dataset's history (or after today) are left out. Cheap: no users are generated.
         """
+        t = self._at(at)
+        first, last = self._day_range(t)
         out: dict[date, dict[str, int]] = {}
-        d, last = max(from_date, self.first_day), min(to_date, self.last_day)
+        d, last = max(from_date, first), min(to_date, last)
         while d <= last:
-            past = [s for s in self._sessions(d) if s.end <= self.now]
+            past = [s for s in self._sessions(d, t) if s.end <= t]
             out[d] = {
                 "sessions": len(past),
                 "users": sum(s.n_users for s in past),
@@ -444,26 +679,106 @@ class Dataset:
             if cached is not None:
                 self._details.move_to_end(session.id)
                 return cached
-            detail = self._generate_users(session)
+            detail = (self._generate_scenario_users(session) if session.scenario is not None
+                      else self._generate_users(session))
             self._details[session.id] = detail
             while len(self._details) > self._detail_cache_size:
                 self._details.popitem(last=False)
             return detail
 
-    def users_for_session(self, session_id: str) -> list[dict[str, Any]]:
-        """The user entries (one per join) as the QoS endpoint serves them; [] if unknown."""
-        session = self.find_session(session_id)
-        if session is None:
-            return []
-        return self._detail(session).users
+    def _view(self, session: _Session, t: datetime) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(QoS list entries, users list entries) at ``t``: the whole session once it has ended;
+        while live, the joins made by ``t``, their samples taken by ``t``, ``leave_time`` only
+        for those who have left (null in the QoS list, absent from the users list) and grades
+        from the samples seen so far. Built fresh for a live session: the cache is never cut."""
+        detail = self._detail(session)
+        if t >= session.end:
+            return detail.users, detail.members
+        users: list[dict[str, Any]] = []
+        members: list[dict[str, Any]] = []
+        for j in detail.joins:
+            if j.join > t:
+                continue
+            samples = j.qos_user["user_qos"]
+            n = min(len(samples), int((t - j.join).total_seconds()) // 60)
+            user = dict(j.qos_user)
+            user["user_qos"] = samples[:n]
+            member = dict(j.member)
+            if j.leave > t:
+                user["leave_time"] = None
+                del member["leave_time"]  # the definition: only once the user has left
+            for media, column in _MEDIA_GRADE.items():
+                member[column] = grade(*j.cumulative[media][n])
+            users.append(user)
+            members.append(member)
+        return users, members
 
-    def participants_for_session(self, session_id: str) -> list[dict[str, Any]]:
+    def users_for_session(self, session_id: str, at: datetime | None = None) -> list[dict[str, Any]]:
+        """The user entries (one per join) as the QoS endpoint serves them at ``at``; [] if unknown."""
+        t = self._at(at)
+        session = self.find_session(session_id, t)
+        return [] if session is None else self._view(session, t)[0]
+
+    def participants_for_session(self, session_id: str, at: datetime | None = None) -> list[dict[str, Any]]:
         """The entries of ``GET /videosdk/sessions/{id}/users``: the same joins in the same order as
         the QoS list, identity fields plus ``participant_uuid``, grades and ``audio_call``."""
-        session = self.find_session(session_id)
-        if session is None:
-            return []
-        return self._detail(session).members
+        t = self._at(at)
+        session = self.find_session(session_id, t)
+        return [] if session is None else self._view(session, t)[1]
+
+    def _draw_user(self, rng: random.Random, s: _Session, u: int
+                   ) -> tuple[dict[str, Any], dict[str, Any], int, dict[str, bool]]:
+        """One user's identity, extras, condition and profile (the draws, in their fixed order)."""
+        uid = base64.urlsafe_b64encode(rng.randbytes(16)).decode("ascii").rstrip("=")
+        device = rng.choices(_DEVICES, _DEVICE_WEIGHTS)[0]
+        client = rng.choice(_CLIENTS[device])
+        os_name, versions = _OS[device]
+        browser = rng.choice(_BROWSERS) if client == "Web SDK" else ("", "")
+        network = rng.choice(_NETWORKS[device])
+        location, home_dc = rng.choices(_LOCATIONS, _LOCATION_WEIGHTS)[0]
+        data_center = home_dc if rng.random() < 0.85 else rng.choice(_DATA_CENTERS)
+        ident: dict[str, Any] = {
+            "id": uid,
+            "name": f"{rng.choice(_FIRST)} {rng.choice(_LAST)}",
+            "user_key": "" if rng.random() < 0.2 else f"uk-{rng.randrange(10**6):06d}",
+            "is_original_host": u == 0,
+            "device": device,
+            "client": client,
+            "os": os_name,
+            "os_version": rng.choice(versions),
+            "browser_name": browser[0],
+            "browser_version": browser[1],
+            "network_type": network,
+            "ip_address": f"{rng.choice((10, 172, 192, 203))}.{rng.randrange(256)}."
+                          f"{rng.randrange(256)}.{rng.randrange(1, 255)}",
+            "location": location,
+            "microphone": rng.choice(_MICS),
+            "speaker": rng.choice(_SPEAKERS),
+            "camera": "" if device in ("Phone", "H.323/SIP") else rng.choice(_CAMERAS),
+            "data_center": data_center,
+            "connection_type": rng.choice(("UDP", "TCP", "SSL", "P2P")),
+        }
+        if rng.random() < 0.05:
+            ident["future_field"] = f"opaque-{rng.randrange(10**4)}"
+        extra: dict[str, Any] = {
+            "participant_uuid": str(uuid.UUID(bytes=rng.randbytes(16))).upper(),
+            "audio_call": [{"call_number": str(rng.randrange(1000, 10**6)),
+                            "call_type": rng.choices(("call-in", "call-out"), (85, 15))[0],
+                            "zoom_number": rng.choice(_ZOOM_NUMBERS)}] if device == "Phone" else [],
+        }
+        trouble = (s.trouble + _NETWORK_TROUBLE.get(network, 0.0) + _DC_TROUBLE.get(data_center, 0.0)
+                   + _DEVICE_TROUBLE.get(device, 0.0))
+        roll = rng.random()
+        condition = 2 if roll < trouble * _BAD_SHARE else 1 if roll < trouble else 0
+        profile = {
+            "video": s.has_video and device != "Phone" and rng.random() < 0.75,
+            "share": s.has_screen_share and rng.random() < 0.5,
+            "cpu": device not in ("Phone", "H.323/SIP", "") and rng.random() < 0.95,
+            "wifi": network == "Wifi",
+            "pressure": rng.random() < 0.3,
+            "empty": rng.random() < 0.05,
+        }
+        return ident, extra, condition, profile
 
     def _generate_users(self, s: _Session) -> _Detail:
         rng = random.Random(f"zoom-sim:{self.seed}:users:{s.id}")
@@ -471,55 +786,7 @@ class Dataset:
         span = max(1, int((s.end - s.start).total_seconds()))
         joins: list[_Join] = []
         for u in range(s.n_users):
-            uid = base64.urlsafe_b64encode(rng.randbytes(16)).decode("ascii").rstrip("=")
-            device = rng.choices(_DEVICES, _DEVICE_WEIGHTS)[0]
-            client = rng.choice(_CLIENTS[device])
-            os_name, versions = _OS[device]
-            browser = rng.choice(_BROWSERS) if client == "Web SDK" else ("", "")
-            network = rng.choice(_NETWORKS[device])
-            location, home_dc = rng.choices(_LOCATIONS, _LOCATION_WEIGHTS)[0]
-            data_center = home_dc if rng.random() < 0.85 else rng.choice(_DATA_CENTERS)
-            ident: dict[str, Any] = {
-                "id": uid,
-                "name": f"{rng.choice(_FIRST)} {rng.choice(_LAST)}",
-                "user_key": "" if rng.random() < 0.2 else f"uk-{rng.randrange(10**6):06d}",
-                "is_original_host": u == 0,
-                "device": device,
-                "client": client,
-                "os": os_name,
-                "os_version": rng.choice(versions),
-                "browser_name": browser[0],
-                "browser_version": browser[1],
-                "network_type": network,
-                "ip_address": f"{rng.choice((10, 172, 192, 203))}.{rng.randrange(256)}."
-                              f"{rng.randrange(256)}.{rng.randrange(1, 255)}",
-                "location": location,
-                "microphone": rng.choice(_MICS),
-                "speaker": rng.choice(_SPEAKERS),
-                "camera": "" if device in ("Phone", "H.323/SIP") else rng.choice(_CAMERAS),
-                "data_center": data_center,
-                "connection_type": rng.choice(("UDP", "TCP", "SSL", "P2P")),
-            }
-            if rng.random() < 0.05:
-                ident["future_field"] = f"opaque-{rng.randrange(10**4)}"
-            extra: dict[str, Any] = {
-                "participant_uuid": str(uuid.UUID(bytes=rng.randbytes(16))).upper(),
-                "audio_call": [{"call_number": str(rng.randrange(1000, 10**6)),
-                                "call_type": rng.choices(("call-in", "call-out"), (85, 15))[0],
-                                "zoom_number": rng.choice(_ZOOM_NUMBERS)}] if device == "Phone" else [],
-            }
-            trouble = (s.trouble + _NETWORK_TROUBLE.get(network, 0.0) + _DC_TROUBLE.get(data_center, 0.0)
-                       + _DEVICE_TROUBLE.get(device, 0.0))
-            roll = rng.random()
-            condition = 2 if roll < trouble * _BAD_SHARE else 1 if roll < trouble else 0
-            profile = {
-                "video": s.has_video and device != "Phone" and rng.random() < 0.75,
-                "share": s.has_screen_share and rng.random() < 0.5,
-                "cpu": device not in ("Phone", "H.323/SIP", "") and rng.random() < 0.95,
-                "wifi": network == "Wifi",
-                "pressure": rng.random() < 0.3,
-                "empty": rng.random() < 0.05,
-            }
+            ident, extra, condition, profile = self._draw_user(rng, s, u)
             join = s.start + timedelta(seconds=rng.randrange(max(1, span * 3 // 10)))
             remaining = max(1, int((s.end - join).total_seconds()))
             leave = join + timedelta(seconds=max(1, int(remaining * rng.uniform(0.3, 1.0))))
@@ -531,9 +798,36 @@ class Dataset:
             for j_start, j_end in spans:
                 joins.append(self._render_join(rng, s, ident, extra, profile, condition, j_start, j_end,
                                                counter))
+        return self._assemble(joins, counter)
+
+    def _generate_scenario_users(self, s: _Session) -> _Detail:
+        """The scripted users of a scenario session: good connections on video-capable clients,
+        samples every minute of every join (no cap), the "victim" bad after ``degrades_at``."""
+        assert s.scenario is not None
+        rng = random.Random(f"zoom-sim:{self.seed}:users:{s.id}")
+        counter = _Counter()
+        joins: list[_Join] = []
+        user_ids: list[str] = []
+        for u, (role, spans) in enumerate(s.scenario.users):
+            while True:  # redraw until the client can send video (deterministic per seed)
+                ident, extra, _, profile = self._draw_user(rng, s, u)
+                if ident["device"] not in ("Phone", "H.323/SIP", ""):
+                    break
+            user_ids.append(ident["id"])
+            profile.update(video=True, share=False, empty=False)
+            degrades_at = s.scenario.degrades_at if role == "victim" else None
+            for j_start, j_end in spans:
+                joins.append(self._render_join(rng, s, ident, extra, profile, 0, j_start, j_end, counter,
+                                               cap=None, degrades_at=degrades_at))
+        detail = self._assemble(joins, counter)
+        detail.user_ids = user_ids
+        return detail
+
+    @staticmethod
+    def _assemble(joins: list[_Join], counter: _Counter) -> _Detail:
         joins.sort(key=lambda j: (j.qos_user["join_time"], j.qos_user["id"]))
         detail = _Detail(users=[j.qos_user for j in joins], members=[j.member for j in joins],
-                         unparseable=counter.unparseable)
+                         unparseable=counter.unparseable, joins=joins)
         detail.rows = {
             "session_users": [j.row for j in joins],
             "user_qos": [r for j in joins for r in j.qos_rows],
@@ -543,14 +837,14 @@ class Dataset:
 
     def _render_join(self, rng: random.Random, s: _Session, ident: dict[str, Any], extra: dict[str, Any],
                      profile: dict[str, bool], condition: int, join: datetime, leave: datetime,
-                     counter: _Counter) -> _Join:
-        live_leave = leave > self.now
+                     counter: _Counter, cap: int | None = 30, degrades_at: datetime | None = None) -> _Join:
+        """The whole join, as served once the session has ended (``_view`` cuts live views from it)."""
         user = dict(ident)
         user["join_time"] = iso(join)
-        user["leave_time"] = None if live_leave else iso(leave)
+        user["leave_time"] = iso(leave)
         key = {"session_id": s.id, "user_id": ident["id"], "join_time": join}
         row: dict[str, Any] = dict(key)
-        row["leave_time"] = None if live_leave else leave
+        row["leave_time"] = leave
         row["user_name"] = _text(ident["name"])
         for col in _IDENTITY_COLUMNS:
             row[col] = _text(ident[col])
@@ -559,14 +853,18 @@ class Dataset:
         qos_rows: list[dict[str, Any]] = []
         sys_rows: list[dict[str, Any]] = []
         poor = {media: [0, 0] for media in _MEDIA_GRADE}  # media -> [poor samples, samples]
-        until = min(leave, self.now)
-        n_samples = 0 if profile["empty"] else min(30, int((until - join).total_seconds()) // 60)
+        cumulative: dict[str, list[tuple[int, int]]] = {media: [(0, 0)] for media in _MEDIA_GRADE}
+        n_samples = 0 if profile["empty"] else int((leave - join).total_seconds()) // 60
+        if cap is not None:
+            n_samples = min(cap, n_samples)
         resolution = rng.choice(_RESOLUTIONS)
         for k in range(n_samples):
             at = join + timedelta(minutes=k + 1)
             sample: dict[str, Any] = {"date_time": iso(at)}
             base = {**key, "sampled_at": at}
             level = min(2, condition + 1) if rng.random() < _SPIKE_RATE else condition
+            if degrades_at is not None and at > degrades_at:
+                level = 2
             blocks: list[tuple[str, str]] = [(b, "audio") for b in AUDIO_BLOCKS]
             if profile["video"]:
                 blocks += [(b, "video") for b in VIDEO_BLOCKS]
@@ -624,10 +922,10 @@ class Dataset:
             if has_sys:
                 sys_rows.append({**base, **sys_row})
             samples.append(sample)
+            for media, counts in poor.items():
+                cumulative[media].append((counts[0], counts[1]))
         user["user_qos"] = samples
         member = {k: v for k, v in user.items() if k != "user_qos"}
-        if live_leave:
-            del member["leave_time"]  # the definition: only once the user has left
         member["participant_uuid"] = extra["participant_uuid"]
         for media, column in _MEDIA_GRADE.items():
             member[column] = grade(*poor[media])
@@ -635,7 +933,7 @@ class Dataset:
         row["participant_uuid"] = extra["participant_uuid"]
         for column in _MEDIA_GRADE.values():
             row[column] = _text(member[column])
-        return _Join(user, member, row, qos_rows, sys_rows)
+        return _Join(user, member, row, qos_rows, sys_rows, join, leave, cumulative)
 
     def _render_block(self, rng: random.Random, media: str, resolution: tuple[int, int], level: int,
                       counter: _Counter) -> tuple[dict[str, Any], dict[str, Any], bool]:
@@ -679,9 +977,10 @@ class Dataset:
         return block, qrow, is_poor(latency, jitter, avg_loss)
 
     # -------------------------------------------------------------------- truth
-    def expected_rows(self, from_date: date, to_date: date, with_grades: bool = False
-                      ) -> dict[str, list[dict[str, Any]]]:
-        """Rows a correct loader stores for past sessions that started in [from_date, to_date].
+    def expected_rows(self, from_date: date, to_date: date, with_grades: bool = False,
+                      at: datetime | None = None) -> dict[str, list[dict[str, Any]]]:
+        """Rows a correct loader stores for past sessions that started in [from_date, to_date]
+        (ended by ``at``, default ``now``; a live session's rows are those it will have once ended).
 
         Keys are the warehouse table names; row keys are exactly the contract's columns
         (without loaded_at). ``duration_seconds`` is always ``end - start`` (the ``duration``
@@ -690,7 +989,7 @@ class Dataset:
         also reads ``GET .../users``). Floats should be compared with pytest.approx.
         """
         out: dict[str, list[dict[str, Any]]] = {t: [] for t in TABLE_COLUMNS}
-        for s in self.past_sessions(from_date, to_date):
+        for s in self.past_sessions(from_date, to_date, at):
             o = s.obj
             out["sessions"].append({
                 "session_id": s.id,
@@ -714,8 +1013,8 @@ class Dataset:
                 out["session_users"].append(row)
         return out
 
-    def unparseable_count(self, from_date: date, to_date: date) -> int:
+    def unparseable_count(self, from_date: date, to_date: date, at: datetime | None = None) -> int:
         """How many values in the window a loader cannot take as given: metric values in an unknown
         unit, plus session ``duration`` strings that disagree with ``end - start`` by over 60 s."""
         return sum(self._detail(s).unparseable + s.duration_mismatch
-                   for s in self.past_sessions(from_date, to_date))
+                   for s in self.past_sessions(from_date, to_date, at))

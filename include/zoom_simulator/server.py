@@ -260,9 +260,11 @@ class Simulator:
         self._ssl_context = (server_context(self.config.tls_cert, self.config.tls_key)
                              if self.config.tls_cert is not None and self.config.tls_key is not None
                              else None)
-        self.now = self.config.resolved_now()
-        self.dataset = Dataset(self.config.seed, self.now, self.config.sessions_per_day,
-                               history_days=self.config.history_days)
+        start = self.config.resolved_now()
+        self.dataset = Dataset(self.config.seed, start, self.config.sessions_per_day,
+                               history_days=self.config.history_days, clock_speed=self.config.clock_speed,
+                               anchor=self.config.resolved_anchor(start),
+                               live_scenarios=self.config.live_scenarios)
         self.verbose = verbose
         self._host, self._port = host, port
         self._lock = threading.Lock()
@@ -323,6 +325,25 @@ class Simulator:
     def base_url(self) -> str:
         """API root the pipeline should use, e.g. http://127.0.0.1:PORT/v2 (https:// with TLS)."""
         return f"{'https' if self.tls else 'http'}://{self._host}:{self.port}/v2"
+
+    # ---------------------------------------------------------------- clock
+    @property
+    def now(self) -> datetime:
+        """The simulated current time every endpoint answers against (``Dataset.now``)."""
+        return self.dataset.now
+
+    def advance(self, seconds: float) -> datetime:
+        """Move the simulated clock forward by ``seconds``; returns the new ``now``."""
+        return self.dataset.advance(seconds)
+
+    def set_now(self, when: datetime) -> datetime:
+        """Set the simulated clock (it keeps running at ``clock_speed`` from there)."""
+        return self.dataset.set_now(when)
+
+    def clock(self) -> dict[str, Any]:
+        """The clock as ``GET /_sim/clock`` shows it."""
+        return {"now": self.dataset.now.isoformat(), "clock_speed": self.dataset.clock_speed,
+                "anchor": self.dataset.anchor.isoformat()}
 
     # ------------------------------------------------------- faults & stats
     @property
@@ -401,6 +422,10 @@ class Simulator:
         path = raw_path.rstrip("/")
         if path == "/_sim/health" and method == "GET":
             return _json(200, {"status": "ok", "base_url": self.base_url, "now": self.now.isoformat()})
+        if path == "/_sim/clock" and method == "GET":
+            return _json(200, self.clock())
+        if path == "/_sim/clock" and method == "POST":
+            return self._set_clock(body)
         if path == "/_sim/stats" and method == "GET":
             return _json(200, self.stats())
         if path == "/_sim/faults" and method == "GET":
@@ -417,6 +442,23 @@ class Simulator:
             self.reset()
             return _json(200, {"status": "reset"})
         return _error(404, 404, f"Unknown control endpoint: {method} {raw_path}")
+
+    def _set_clock(self, body: bytes) -> _Response:
+        """``{"advance_seconds": n}`` or ``{"now": ISO time}`` (one of them) moves the clock."""
+        try:
+            data = json.loads(body.decode("utf-8") or "{}")
+            if not isinstance(data, dict) or len(data) != 1 or not {"advance_seconds", "now"} >= set(data):
+                raise ValueError('give exactly one of "advance_seconds" and "now"')
+            if "now" in data:
+                self.set_now(parse_utc(str(data["now"])))
+            else:
+                value = data["advance_seconds"]
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    raise ValueError("advance_seconds must be a number")
+                self.advance(float(value))
+        except (ValueError, TypeError, UnicodeError) as exc:
+            return _error(400, 400, f"Invalid clock: {exc}")
+        return _json(200, self.clock())
 
     # ------------------------------------------------------------------- API
     @staticmethod
@@ -505,14 +547,15 @@ class Simulator:
             path = f"GET /{ENDPOINTS[endpoint].path}"
             return _error(403, FORBIDDEN_CODE, FORBIDDEN_MESSAGE.format(name=path))
         params = {k: v[0] for k, v in parse_qs(query, keep_blank_values=True).items()}
+        at = self.dataset.now  # one instant per request, however long it takes
         if endpoint == ENDPOINT_LIST:
-            return self._list_sessions(params, faults)
+            return self._list_sessions(params, faults, at)
         if endpoint == ENDPOINT_DAILY:
-            return self._daily_report(params, faults)
+            return self._daily_report(params, faults, at)
         assert match is not None  # session routes always capture the id
         if endpoint == ENDPOINT_QOS:
-            return self._user_qos(match.group(1), params, faults)
-        return self._session_users(match.group(1), params, faults)
+            return self._user_qos(match.group(1), params, faults, at)
+        return self._session_users(match.group(1), params, faults, at)
 
     @staticmethod
     def _category(endpoint: str) -> str:
@@ -684,7 +727,7 @@ class Simulator:
     def _type(params: dict[str, str]) -> str:
         return params.get("type") or "live"  # the published default; the value is checked already
 
-    def _list_sessions(self, params: dict[str, str], faults: Faults) -> _Response:
+    def _list_sessions(self, params: dict[str, str], faults: Faults, at: datetime) -> _Response:
         endpoint = published.SESSIONS
         self._checked_params(endpoint, params)
         kind = self._type(params)
@@ -695,18 +738,18 @@ class Simulator:
         if (day_to - day_from).days > self.config.max_range_days:
             raise _ApiError(400, 300, f"Invalid date range: the range between 'from' and 'to' must not "
                                       f"exceed one month ({self.config.max_range_days} days).")
-        oldest = self.now.date() - timedelta(days=self.config.history_days)
+        oldest = at.date() - timedelta(days=self.config.history_days)
         if day_from < oldest:
             raise _ApiError(400, 300, f"Invalid date range: 'from' must be within the last six months "
                                       f"(on or after {oldest.isoformat()}).")
         size = self._page_size(endpoint, params)
         if kind == "past":
-            found = self.dataset.past_sessions(day_from, day_to)
-        else:
-            found = self.dataset.live_sessions()
+            found = self.dataset.past_sessions(day_from, day_to, at)
+        else:  # our reading: the sessions in progress that started in [from, to]
+            found = self.dataset.live_sessions(day_from, day_to, at)
         key_filter = params.get("session_key")
         name_filter = (params.get("session_name") or "").lower()
-        items = [s.obj for s in found
+        items = [self.dataset.session_object(s, at) for s in found
                  if (not key_filter or s.obj["session_key"] == key_filter)
                  and (not name_filter or name_filter in s.obj["session_name"].lower())]
         key = ("list", kind, day_from, day_to, key_filter or "", name_filter)
@@ -726,7 +769,8 @@ class Simulator:
         until = faults.not_ready_until.get(session_id)
         return until is not None and datetime.now(UTC) < parse_utc(until)
 
-    def _session_for(self, segment: str, params: dict[str, str], faults: Faults, not_found: str) -> str:
+    def _session_for(self, segment: str, params: dict[str, str], faults: Faults, not_found: str,
+                     at: datetime) -> str:
         """The session id a session-scoped request names, after every check Zoom makes on it."""
         session_id = decode_session_segment(segment)
         if session_id is None:
@@ -737,30 +781,31 @@ class Simulator:
             raise _ApiError(400, ErrorCode.SESSION_TOO_OLD, TOO_OLD_MESSAGE)
         if session_id in faults.gone_sessions or self._not_ready(session_id, faults):
             raise _ApiError(404, ErrorCode.SESSION_NOT_AVAILABLE, not_found)
-        session = self.dataset.find_session(session_id)
-        if session is None or (self._type(params) == "live") != self.dataset.is_live(session):
+        session = self.dataset.find_session(session_id, at)
+        if session is None or (self._type(params) == "live") != self.dataset.is_live(session, at):
             raise _ApiError(404, ErrorCode.SESSION_NOT_AVAILABLE, not_found)
         return session_id
 
-    def _user_qos(self, segment: str, params: dict[str, str], faults: Faults) -> _Response:
+    def _user_qos(self, segment: str, params: dict[str, str], faults: Faults, at: datetime) -> _Response:
         return self._joins(published.SESSION_QOS, QOS_NOT_AVAILABLE, self.dataset.users_for_session,
-                           segment, params, faults)
+                           segment, params, faults, at)
 
-    def _session_users(self, segment: str, params: dict[str, str], faults: Faults) -> _Response:
+    def _session_users(self, segment: str, params: dict[str, str], faults: Faults, at: datetime) -> _Response:
         return self._joins(published.SESSION_USERS, USERS_NOT_AVAILABLE,
-                           self.dataset.participants_for_session, segment, params, faults)
+                           self.dataset.participants_for_session, segment, params, faults, at)
 
-    def _joins(self, endpoint: Endpoint, not_found: str, joins_of: Callable[[str], list[dict[str, Any]]],
-               segment: str, params: dict[str, str], faults: Faults) -> _Response:
+    def _joins(self, endpoint: Endpoint, not_found: str,
+               joins_of: Callable[[str, datetime], list[dict[str, Any]]],
+               segment: str, params: dict[str, str], faults: Faults, at: datetime) -> _Response:
         """One page of a session's joins (``/users/qos`` or ``/users``: same rules, other fields)."""
         self._checked_params(endpoint, params)
-        session_id = self._session_for(segment, params, faults, not_found)
+        session_id = self._session_for(segment, params, faults, not_found, at)
         size = self._page_size(endpoint, params)
         key = (endpoint.name, session_id, self._type(params))
-        page, nxt = self._page(joins_of(session_id), params, key, size, faults)
+        page, nxt = self._page(joins_of(session_id, at), params, key, size, faults)
         return _json(200, {"page_size": size, "next_page_token": nxt, "users": page})
 
-    def _daily_report(self, params: dict[str, str], faults: Faults) -> _Response:
+    def _daily_report(self, params: dict[str, str], faults: Faults, at: datetime) -> _Response:
         """Zoom's daily usage report for one month: every day from the first day of the month (or
         of the six-month history) to its last day (or today), with the dataset's counts."""
         endpoint = published.DAILY_USAGE
@@ -774,10 +819,11 @@ class Simulator:
             last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
         except (ValueError, OverflowError):  # a year no calendar has: surely not the last six months
             raise _ApiError(400, ErrorCode.INVALID_FIELD, DAILY_RANGE_MESSAGE) from None
-        if last < self.dataset.first_day or first > self.dataset.last_day:
+        covered = self.dataset.days(at)
+        if last < covered[0] or first > covered[-1]:
             raise _ApiError(400, ErrorCode.INVALID_FIELD, DAILY_RANGE_MESSAGE)
         dates = []
-        for day, counts in self.dataset.daily_counts(first, last).items():
+        for day, counts in self.dataset.daily_counts(first, last, at).items():
             sessions = max(0, counts["sessions"] + faults.daily_report_offsets.get(day.isoformat(), 0))
             dates.append({"date": day.isoformat(), **counts, "sessions": sessions})
         return _json(200, {"year": year, "month": month, "dates": dates})

@@ -20,6 +20,10 @@ notifier_kwargs         ``{}``                      its arguments, a JSON object
 alert_poor_share        ``0.2``                     a loaded day's poor share that raises an alert
 alert_count_gap         ``0.05``                    share of Zoom's count missing from the warehouse
                                                     that raises an alert
+live_interval_minutes   ``5``                       how often the live DAG polls sessions in progress
+live_window_minutes     ``10``                      the recent samples a live join is judged on
+live_alert_poor_share   ``0.5``                     a live join's poor share that raises an alert
+live_alert_min_samples  ``5``                       rated samples a live alert needs at least
 ======================  ==========================  ==============================================
 
 Nothing defaults to the package's own folder: installed from a wheel, that is site-packages.
@@ -41,6 +45,9 @@ LEGACY_ENV = {"data_dir": "ZOOM_QOS_DATA_DIR", "staging_url": "ZOOM_QOS_STAGING_
               "rate_limit_redis_url": "ZOOM_QOS_RATE_LIMIT_REDIS_URL"}
 _warned: set[str] = set()
 
+#: The DAGs' ids: the daily run's and the live polls' (their run records are told apart by them).
+DAILY_DAG_ID = "zoom_videosdk_qos"
+LIVE_DAG_ID = "zoom_videosdk_qos_live"
 ZOOM_CONN_ID = "zoom_videosdk"
 WAREHOUSE_CONN_ID = "zoom_qos_warehouse"
 DEFAULT_ZOOM_BASE_URL = "https://api.zoom.us/v2"
@@ -56,6 +63,11 @@ LISTING_PARAM_DEFAULTS: dict[str, int] = {
 }
 
 DEFAULT_STAGING_RETENTION_DAYS = 7.0
+#: Live monitoring (DAG ``zoom_videosdk_qos_live``): its schedule, window and alert rule.
+DEFAULT_LIVE_INTERVAL_MINUTES = 5.0
+DEFAULT_LIVE_WINDOW_MINUTES = 10.0
+DEFAULT_LIVE_ALERT_POOR_SHARE = 0.5
+DEFAULT_LIVE_ALERT_MIN_SAMPLES = 5.0
 
 
 def setting(key: str) -> str | None:
@@ -142,3 +154,33 @@ def number_setting(key: str, default: float) -> float:
     if value < 0:
         raise ValueError(f"[{CONFIG_SECTION}] {key} must not be negative, got {raw!r}")
     return value
+
+
+def live_interval_minutes() -> float:
+    """How often the live DAG polls (setting ``live_interval_minutes``; read when the DAG file is
+    parsed, since it is the schedule)."""
+    value = number_setting("live_interval_minutes", DEFAULT_LIVE_INTERVAL_MINUTES)
+    if value <= 0:
+        raise ValueError(f"[{CONFIG_SECTION}] live_interval_minutes must be more than 0, got {value}")
+    return value
+
+
+def live_window_minutes() -> float:
+    """The minutes of a live join's latest samples its quality is judged on."""
+    value = number_setting("live_window_minutes", DEFAULT_LIVE_WINDOW_MINUTES)
+    if value <= 0:
+        raise ValueError(f"[{CONFIG_SECTION}] live_window_minutes must be more than 0, got {value}")
+    return value
+
+
+def live_alert_poor_share() -> float:
+    """A live join's poor share of one media type at or above which an alert is raised."""
+    value = number_setting("live_alert_poor_share", DEFAULT_LIVE_ALERT_POOR_SHARE)
+    if value > 1:
+        raise ValueError(f"[{CONFIG_SECTION}] live_alert_poor_share is a share, 0 to 1; got {value}")
+    return value
+
+
+def live_alert_min_samples() -> int:
+    """Rated samples in the window a live alert needs at least."""
+    return int(number_setting("live_alert_min_samples", DEFAULT_LIVE_ALERT_MIN_SAMPLES))

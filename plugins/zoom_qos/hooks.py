@@ -25,7 +25,7 @@ from requests_toolbelt.adapters.socket_options import TCPKeepAliveAdapter
 
 from zoom_qos import config
 from zoom_qos.config import DEFAULT_ZOOM_BASE_URL, ZOOM_CONN_ID
-from zoom_qos.zoom.client import JsonDict, RequestStats, ZoomClient
+from zoom_qos.zoom.client import JsonDict, RequestStats, SessionType, ZoomClient
 from zoom_qos.zoom.settings import ZoomSettings
 
 __all__ = ["RequestStats", "ZoomSettings", "ZoomVideoSdkHook", "zoom_base_url"]
@@ -58,6 +58,7 @@ class ZoomVideoSdkHook(HttpHook):
         zoom_conn_id: str = ZOOM_CONN_ID,
         *,
         backfill: bool = False,
+        live: bool = False,
         tcp_keep_alive: bool = True,
         tcp_keep_alive_idle: int = 120,
         tcp_keep_alive_count: int = 20,
@@ -65,6 +66,8 @@ class ZoomVideoSdkHook(HttpHook):
         adapter: HTTPAdapter | None = None,
     ) -> None:
         """``backfill``: spend only the daily budget's share left after the scheduled-run reserve.
+        ``live``: poll live sessions, spending only live polling's share of the daily budget
+        (``live_daily_request_budget``); not with ``backfill`` (``ValueError`` when the client is built).
 
         The keep-alive arguments are ``HttpHook``'s; each thread's Session gets its own adapter
         made from them. An ``adapter`` given instead is mounted on every thread's Session as it
@@ -76,6 +79,7 @@ class ZoomVideoSdkHook(HttpHook):
                          tcp_keep_alive_interval=tcp_keep_alive_interval, adapter=adapter)
         self.zoom_conn_id = zoom_conn_id
         self.backfill = backfill
+        self.live = live
         self._keep_alive = (tcp_keep_alive_idle, tcp_keep_alive_count, tcp_keep_alive_interval)
         self._client: ZoomClient | None = None
         self._client_lock = threading.Lock()
@@ -104,6 +108,7 @@ class ZoomVideoSdkHook(HttpHook):
             api_secret=conn.password or "",
             base_url=self.base_url,
             backfill=self.backfill,
+            live=self.live,
             conn_id=self.zoom_conn_id,
             headers=self.default_headers,
             adapter_factory=self._adapter_factory(),
@@ -152,13 +157,19 @@ class ZoomVideoSdkHook(HttpHook):
         """See :meth:`ZoomClient.iter_past_sessions`."""
         return self.client.iter_past_sessions(from_date, to_date)
 
-    def iter_session_qos_pages(self, session_id: str) -> Iterator[tuple[int, list[bytes]]]:
-        """See :meth:`ZoomClient.iter_session_qos_pages`."""
-        return self.client.iter_session_qos_pages(session_id)
+    def iter_live_sessions(self, from_date: date, to_date: date) -> Iterator[JsonDict]:
+        """See :meth:`ZoomClient.iter_live_sessions`."""
+        return self.client.iter_live_sessions(from_date, to_date)
 
-    def iter_session_users_pages(self, session_id: str) -> Iterator[tuple[int, list[JsonDict]]]:
+    def iter_session_qos_pages(self, session_id: str, *, session_type: SessionType = "past"
+                               ) -> Iterator[tuple[int, list[bytes]]]:
+        """See :meth:`ZoomClient.iter_session_qos_pages`."""
+        return self.client.iter_session_qos_pages(session_id, session_type=session_type)
+
+    def iter_session_users_pages(self, session_id: str, *, session_type: SessionType = "past"
+                                 ) -> Iterator[tuple[int, list[JsonDict]]]:
         """See :meth:`ZoomClient.iter_session_users_pages`."""
-        return self.client.iter_session_users_pages(session_id)
+        return self.client.iter_session_users_pages(session_id, session_type=session_type)
 
     def daily_usage(self, year: int, month: int) -> list[JsonDict]:
         """See :meth:`ZoomClient.daily_usage`."""

@@ -168,7 +168,7 @@ def _list_and_stage(*, params: Mapping[str, Any], window: Window, part: Window, 
     for session_id, session in revisits.items():
         sessions[session_id] = session
     if revisits:
-        log.info("Asking again for %d pending sessions Zoom did not list this time", len(revisits))
+        log.info("Asking again for %d pending or live sessions Zoom did not list this time", len(revisits))
 
     # A fresh folder per listing: a retried extraction resumes inside it, a re-listing starts anew.
     folder = run_folder(staging or staging_url(), dag_id, run_id) / f"listing-{uuid.uuid4().hex[:12]}"

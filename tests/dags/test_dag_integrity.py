@@ -116,3 +116,16 @@ def _extraction_limit(monkeypatch, redis_url: str | None) -> int | None:
 def test_without_shared_redis_one_extraction_runs_at_a_time(monkeypatch):
     assert _extraction_limit(monkeypatch, None) == 1
     assert _extraction_limit(monkeypatch, "redis://127.0.0.1:6379/1") is None
+
+
+def test_the_live_dag_polls_one_run_at_a_time_at_the_configured_interval(dagbag, monkeypatch):
+    from datetime import timedelta
+
+    dag = dagbag.dags["zoom_videosdk_qos_live"]
+    assert dag.task_ids == ["poll_live"]
+    assert dag.max_active_runs == 1 and dag.catchup is False and dag.dagrun_timeout is None
+    assert dag.get_task("poll_live").execution_timeout is not None
+    assert dag.timetable.delta == timedelta(minutes=5)
+    monkeypatch.setenv("AIRFLOW__ZOOM_QOS__LIVE_INTERVAL_MINUTES", "2")
+    bag = DagBag(dag_folder=str(ROOT / "dags" / "zoom_videosdk_qos_live.py"))
+    assert bag.dags["zoom_videosdk_qos_live"].timetable.delta == timedelta(minutes=2)

@@ -297,3 +297,87 @@ def test_the_daily_count_is_kept_where_the_config_section_says(simulator, zoom_c
     list(hook.iter_past_sessions(past_day(simulator), past_day(simulator)))
     counts = list((tmp_path / "counts").glob("*.json"))
     assert len(counts) == 1 and hook.stats.requests >= 1
+
+
+# --- live sessions ----------------------------------------------------------------------------
+def live_range(simulator):
+    """Today's UTC date and yesterday's, for sessions running over midnight."""
+    today = simulator.dataset.now.date()
+    return today - timedelta(days=1), today
+
+
+def test_lists_the_live_sessions_and_reads_their_qos_so_far(simulator, zoom_conn, tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setenv("AIRFLOW__ZOOM_QOS__BUDGET_DIR", str(tmp_path / "counts"))
+    hook = ZoomVideoSdkHook(live=True)
+    listed = [s["id"] for s in hook.iter_live_sessions(*live_range(simulator))]
+    expected = {s.id for s in simulator.dataset.live_sessions()}
+    assert expected and set(listed) == expected and len(listed) == len(set(listed))
+    for session_id in listed:
+        users = [decode_user(u) for _, page in hook.iter_session_qos_pages(session_id, session_type="live")
+                 for u in page]
+        assert users == simulator.dataset.users_for_session(session_id)
+        joins = [u for _, page in hook.iter_session_users_pages(session_id, session_type="live")
+                 for u in page]
+        assert len(joins) == len(simulator.dataset.participants_for_session(session_id))
+    # counted as live polling's requests, apart from the scheduled runs'
+    [counts] = list((tmp_path / "counts").glob("*.json"))
+    [day] = json.loads(counts.read_text()).values()
+    assert day == {"scheduled": 0, "backfill": 0, "live": hook.stats.requests}
+
+
+def test_a_session_asked_as_the_other_type_is_not_available(simulator, zoom_conn):
+    hook = ZoomVideoSdkHook(live=True)
+    past = busiest_session(simulator, past_day(simulator))
+    [live, *_] = [s.id for s in simulator.dataset.live_sessions()]
+    for session_id, session_type in ((past, "live"), (live, "past")):
+        with pytest.raises(ZoomApiError) as caught:
+            list(hook.iter_session_qos_pages(session_id, session_type=session_type))  # type: ignore[arg-type]
+        assert (caught.value.status, caught.value.code) == (404, 3001)
+        assert caught.value.session_id == session_id
+
+
+def test_live_polling_stops_at_its_share_without_sending(simulator, zoom_conn):
+    from zoom_qos.errors import DailyLimitReached
+    from zoom_qos.zoom.budget import LiveBudgetExhaustedError
+
+    zoom_conn(daily_request_limit=1_000, backfill_reserve_requests=100, live_daily_request_budget=1)
+    hook = ZoomVideoSdkHook(live=True)
+    [session_id, *_] = [s["id"] for s in hook.iter_live_sessions(*live_range(simulator))]
+    sent = simulator.stats()["requests"]
+    with pytest.raises(DailyLimitReached) as caught:  # what live polling pauses on
+        list(hook.iter_session_qos_pages(session_id, session_type="live"))
+    assert isinstance(caught.value, LiveBudgetExhaustedError) and caught.value.kind == "live"
+    assert "live_daily_request_budget = 1" in str(caught.value)
+    assert simulator.stats()["requests"] == sent  # nothing was sent
+    # the scheduled runs' share is untouched
+    assert list(ZoomVideoSdkHook().iter_past_sessions(past_day(simulator), past_day(simulator)))
+
+
+def test_every_live_request_the_hook_sends_is_one_zoom_s_definition_accepts(simulator, zoom_conn,
+                                                                            monkeypatch):
+    import requests
+
+    from zoom_qos.zoom.published import SESSION_QOS, SESSION_USERS, SESSIONS, request_problems
+
+    sent: list[tuple[str, dict]] = []
+    real_get = requests.Session.get
+
+    def recording_get(self, url, params=None, **kwargs):
+        sent.append((url, {k: v for k, v in (params or {}).items() if v is not None}))
+        return real_get(self, url, params=params, **kwargs)
+
+    monkeypatch.setattr(requests.Session, "get", recording_get)
+    zoom_conn(qos_page_size=2, users_page_size=2, list_page_size=1)  # several pages of each
+    hook = ZoomVideoSdkHook(live=True)
+    [session_id, *_] = [s["id"] for s in hook.iter_live_sessions(*live_range(simulator))]
+    list(hook.iter_session_qos_pages(session_id, session_type="live"))
+    list(hook.iter_session_users_pages(session_id, session_type="live"))
+    assert len(sent) >= 3
+    for url, params in sent:
+        endpoint = (SESSION_QOS if url.endswith("/users/qos") else SESSION_USERS if url.endswith("/users")
+                    else SESSIONS)
+        assert request_problems(endpoint, params) == [], (url, params)
+        assert params["type"] == "live"
+    assert simulator.stats()["status_counts"].get("400", 0) == 0

@@ -229,7 +229,8 @@ def test_a_backfill_stops_at_its_share_of_the_daily_budget_and_defers_to_midnigh
     from airflow.sdk.exceptions import TaskDeferred
 
     batch, sessions = staged_batch
-    zoom_conn(backoff_base_seconds=0.05, daily_request_limit=8, backfill_reserve_requests=5)
+    zoom_conn(backoff_base_seconds=0.05, daily_request_limit=8, backfill_reserve_requests=5,
+              live_daily_request_budget=0)
     backfill = {"dag_run": SimpleNamespace(run_type="backfill"), "params": {}}
     operator = ZoomSessionQosOperator(task_id="extract_qos", batch=batch)
     with pytest.raises(TaskDeferred) as deferred:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from include.zoom_simulator import Simulator, SimulatorConfig
 from tests.conftest import API_KEY, API_SECRET, zoom_connection_json
@@ -71,3 +71,38 @@ def test_concurrent_tasks_stay_under_the_account_limit_without_429s(redis_url, m
         stats = sim.stats()
         assert stats["status_counts"].get("429", 0) == 0, stats
         assert sum(h.stats.requests for h in hooks) >= 3 * len(ids) > 10
+
+
+def test_live_polling_counts_apart_in_the_shared_daily_count(redis_url, monkeypatch):
+    """Live polling and the scheduled runs of one account count into the same Redis keys, by kind."""
+    import redis
+
+    from zoom_qos.zoom.budget import LiveBudgetExhaustedError, account_key
+    from zoom_qos.zoom.counters import RedisDailyCounter, Spent
+
+    config = SimulatorConfig(api_key=API_KEY, api_secret=API_SECRET, seed=3, sessions_per_day=12)
+    with Simulator(config, host="127.0.0.1", port=0) as sim:
+        monkeypatch.setenv("AIRFLOW_CONN_ZOOM_VIDEOSDK", zoom_connection_json(
+            sim.base_url, rate_limit_redis_url=redis_url, daily_request_limit=1_000,
+            backfill_reserve_requests=100, live_daily_request_budget=2))
+        counter = RedisDailyCounter(redis_url, account_key(API_KEY))
+        today = sim.dataset.now.date()
+        utc_today = datetime.now(UTC).date()
+        try:
+            for key in counter.keys(utc_today):
+                redis.Redis.from_url(redis_url).delete(key)
+            live = ZoomVideoSdkHook(live=True)
+            ids = [s["id"] for s in live.iter_live_sessions(today - timedelta(days=1), today)]
+            list(live.iter_session_qos_pages(ids[0], session_type="live"))
+            try:
+                list(live.iter_session_qos_pages(ids[1], session_type="live"))
+            except LiveBudgetExhaustedError:
+                pass
+            else:
+                raise AssertionError("live polling passed its share")
+            scheduled = ZoomVideoSdkHook()
+            list(scheduled.iter_past_sessions(today - timedelta(days=2), today - timedelta(days=2)))
+            assert counter.get(utc_today) == Spent(scheduled=scheduled.stats.requests, backfill=0, live=2)
+        finally:
+            for key in counter.keys(utc_today):
+                redis.Redis.from_url(redis_url).delete(key)

@@ -21,7 +21,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from zoom_qos.config import DEFAULT_WAREHOUSE_SCHEMA
+from zoom_qos.config import DEFAULT_WAREHOUSE_SCHEMA, LIVE_DAG_ID
+from zoom_qos.extract.availability import LIVE
 from zoom_qos.warehouse.sql import Dialect, check_dialect, object_prefix
 from zoom_qos.warehouse.views import MEDIA_TYPES
 
@@ -69,6 +70,7 @@ REQUIRED_VIEWS = (
     "daily_quality_breakdown",
     "run_health",
     "daily_completeness",
+    "live_session_quality",
 )
 
 
@@ -110,6 +112,9 @@ class ReportData:
     latest_run: dict[str, Any] | None = None
     #: every day of the period, oldest first (empty when nothing was counted or held in it)
     completeness: list[DayCompleteness] = field(default_factory=list)
+    #: joins of sessions in progress (``live_session_quality``), worst first; and their open alerts
+    live: list[dict[str, Any]] = field(default_factory=list)
+    live_alerts: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def days(self) -> list[date]:
@@ -181,8 +186,9 @@ def report_period(conn: sa.Connection, prefix: str, days: int = DEFAULT_DAYS,
     """The report's first and last day and whether there is any sample: the last ``days`` days
     up to the newest sample (``today``, default the current UTC day, when there is none), not
     before the oldest one."""
+    # qos_samples, not user_qos: the samples of sessions in progress are not the days' figures
     oldest, newest = conn.execute(
-        sa.text(f"SELECT min(sampled_at), max(sampled_at) FROM {prefix}user_qos")).one()
+        sa.text(f"SELECT min(sampled_at), max(sampled_at) FROM {prefix}qos_samples")).one()
     end = _as_date(newest) if newest is not None else (today or datetime.now(UTC).date())
     start = end - timedelta(days=days - 1)
     if oldest is not None:
@@ -215,6 +221,7 @@ def load_report_data(
         window = {"start": reader.day(start), "end": reader.day(end)}
         data.latest_run = _latest_run(conn, reader)
         data.completeness = _completeness(conn, reader, window, data.days)
+        data.live, data.live_alerts = _live(conn, reader)
         if not data.has_data:
             return data
         data.totals = _totals(conn, reader, window)
@@ -387,11 +394,31 @@ def _completeness(
     return [by_day.get(day) or DayCompleteness(day=day, zoom_sessions=None) for day in days]
 
 
+def _live(conn: sa.Connection, r: _Reader) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Sessions in progress: each join's current poor share, and the alerts still open on them."""
+    joins = r.rows(
+        conn,
+        """SELECT session_id, session_name, user_id, user_name, join_time, media_type, rated_samples,
+        poor_share, last_sampled_at FROM {p}live_session_quality
+        ORDER BY CASE WHEN poor_share IS NULL THEN 1 ELSE 0 END, poor_share DESC, session_id, user_id""",
+    )
+    alerts = r.rows(
+        conn,
+        """SELECT a.session_id, a.user_id, a.media_type, a.first_seen_at, a.poor_share, a.notified_at
+        FROM {p}qos_alerts a JOIN {p}sessions s ON s.session_id = a.session_id
+        WHERE a.cleared_at IS NULL AND s.qos_status = :live
+        ORDER BY a.first_seen_at, a.session_id, a.user_id, a.media_type""",
+        live=LIVE,
+    )
+    return joins, alerts
+
+
 def _latest_run(conn: sa.Connection, r: _Reader) -> dict[str, Any] | None:
     rows = r.rows(
         conn,
         """SELECT run_id, outcome, health, health_reason, started_at, finished_at, sessions_loaded
-        FROM {p}run_health
+        FROM {p}run_health WHERE dag_id <> :live
         ORDER BY CASE WHEN started_at IS NULL THEN 1 ELSE 0 END, started_at DESC, run_id DESC LIMIT 1""",
+        live=LIVE_DAG_ID,
     )
     return rows[0] if rows else None

@@ -25,6 +25,7 @@ from markupsafe import Markup
 from zoom_qos.report.charts import MEDIA_LABELS, bar_chart, histogram, line_chart
 from zoom_qos.report.data import DIMENSIONS, HISTOGRAMS, DayCompleteness, ReportData
 from zoom_qos.report.format import MISSING, bin_label, num, pct, text_time, with_unit
+from zoom_qos.warehouse.live import LIVE_WINDOW_MINUTES
 
 __all__ = ["MAX_BARS", "TEMPLATE", "Chart", "Table", "render_html"]
 
@@ -93,7 +94,38 @@ def render_html(data: ReportData, generated_at: datetime | None = None) -> str:
         breakdowns=_breakdown_charts(data),
         completeness=[(d, _day_sentence(d), _day_check(d)) for d in data.completeness],
         completeness_summary=_completeness_summary(data),
+        live=_live_table(data),
+        live_summary=_live_summary(data),
     )
+
+
+def _live_table(data: ReportData) -> Table:
+    """The joins of sessions in progress, worst first, with an open alert marked."""
+    alerted = {(a["session_id"], a["user_id"], a["media_type"]) for a in data.live_alerts}
+    headers = ["session", "user", "joined (UTC)", "media", "rated samples", "poor share", "latest sample",
+               "alert"]
+    rows = [
+        (
+            j["session_name"] or j["session_id"],
+            j["user_name"] or j["user_id"],
+            text_time(j["join_time"]),
+            str(j["media_type"]).replace("_", " "),
+            f"{j['rated_samples']:,}",
+            pct(j["poor_share"]) if j["poor_share"] is not None else MISSING,
+            text_time(j["last_sampled_at"]),
+            "open" if (j["session_id"], j["user_id"], j["media_type"]) in alerted else "",
+        )
+        for j in data.live
+    ]
+    return Table(headers, rows, frozenset({4, 5}))
+
+
+def _live_summary(data: ReportData) -> str:
+    sessions = {j["session_id"] for j in data.live}
+    return (f"{len(sessions):,} session(s) in progress at the last live poll, {len(data.live):,} join and "
+            f"media row(s); {len(data.live_alerts):,} alert(s) open. Poor share over each join's last "
+            f"{LIVE_WINDOW_MINUTES} minutes of samples (the view live_session_quality); these samples "
+            "are not in the daily figures.")
 
 
 def _run_text(data: ReportData) -> str:

@@ -16,6 +16,12 @@ with ``COPY`` straight into the tables on PostgreSQL (nobody else can write thes
 meanwhile, and the new rows are distinct, so no conflict is possible), ``executemany`` on SQLite.
 A big session is written while the rest of its users are read, :data:`STREAM_BATCH_ROWS` rows at
 a time.
+
+Live sessions (``qos_status = 'live'``, :meth:`zoom_qos.warehouse.store.Warehouse.load_live_sessions`)
+go the same way: their rows so far replace their rows whole at each poll. Under the same locks the
+loader reads which sessions are ``loaded`` already; a live session that is, is not written at all,
+so a live poll and the daily load of the same session end ``loaded`` with the final rows whatever
+their order.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from zoom_qos.extract.availability import LOADED, PENDING, UNAVAILABLE
+from zoom_qos.extract.availability import LIVE, LOADED, PENDING, UNAVAILABLE
 from zoom_qos.transform.parsing import ParseIssues
 from zoom_qos.warehouse import plan, schema
 from zoom_qos.warehouse.connection import write_transaction
@@ -51,6 +57,7 @@ __all__ = [
     "SessionLoader",
     "advisory_lock_key",
     "copy_rows",
+    "lock_sessions",
 ]
 
 log = logging.getLogger(__name__)
@@ -66,13 +73,18 @@ class LoadSummary:
     loads happened); ``session_ids`` lists the distinct ids loaded, in first-load order;
     ``transactions`` counts committed transactions (a big, streamed session is one of its own).
     ``sessions_pending``/``sessions_unavailable`` count the sessions written without QoS, by the
-    status they were left with.
+    status they were left with. ``sessions_live`` counts the live sessions written (also counted
+    in ``sessions_loaded``: their rows were written); ``sessions_already_loaded`` the live ones
+    not written because the warehouse already held their final (``loaded``) rows (not in
+    ``sessions_skipped``, which counts the unkeyable).
     """
 
     sessions_loaded: int = 0
     sessions_skipped: int = 0
     sessions_pending: int = 0
     sessions_unavailable: int = 0
+    sessions_live: int = 0
+    sessions_already_loaded: int = 0
     users: int = 0
     qos_rows: int = 0
     system_rows: int = 0
@@ -84,6 +96,7 @@ class LoadSummary:
         status = prepared.rows[schema.sessions.name][0]["qos_status"]
         self.sessions_pending += status == PENDING
         self.sessions_unavailable += status == UNAVAILABLE
+        self.sessions_live += status == LIVE
         self.sessions_loaded += not prepared.unread
         self.users += prepared.users
         self.qos_rows += prepared.qos_rows
@@ -131,6 +144,9 @@ class SessionLoader:
             self._write_group(group)
             summary.transactions += 1
             for prepared in group:  # committed: count it
+                if prepared.kept_final:
+                    summary.sessions_already_loaded += 1
+                    continue
                 issues.merge(prepared.issues)
                 summary.add(prepared)
                 if prepared.session_id not in seen:
@@ -145,22 +161,22 @@ class SessionLoader:
         are read and written inside the same transaction, a batch at a time, so any error (the
         users iterator's own included) rolls the whole session back.
         """
-        session_ids = [p.session_id for p in group]
         loaded_at = schema.utcnow()
         with write_transaction(self.engine) as conn:
-            writer = self._begin(conn, session_ids, [p.session_id for p in group if not p.unread], loaded_at)
-            _keep_loaded_status(conn, [p for p in group if p.unread])
+            if conn.dialect.name == "postgresql":
+                lock_sessions(conn, [p.session_id for p in group])
+            written = _settle_statuses(conn, group)
+            writer = self._writer(conn, [p.session_id for p in written if not p.unread], loaded_at)
             for table in LOAD_TABLES:
-                self._write_rows(writer, table, [row for p in group for row in p.rows[table.name]])
-            for prepared in group:
+                self._write_rows(writer, table, [row for p in written for row in p.rows[table.name]])
+            for prepared in written:
                 if prepared.rest is not None:
                     self._stream_rest(writer, prepared)
 
-    def _begin(self, conn: Connection, session_ids: Sequence[str], replaced_ids: Sequence[str],
-               loaded_at: datetime | None) -> Writer:
-        """Lock the group's sessions (PostgreSQL) and delete the child rows of those it replaces."""
+    def _writer(self, conn: Connection, replaced_ids: Sequence[str], loaded_at: datetime | None) -> Writer:
+        """The writer of a transaction whose sessions are locked; it deletes the child rows of those
+        it replaces."""
         if conn.dialect.name == "postgresql":
-            _lock_sessions(conn, session_ids)
             return PgWriter(conn, self.schema_name or "public", replaced_ids, loaded_at)
         return Writer(conn, replaced_ids, loaded_at)
 
@@ -191,7 +207,7 @@ class SessionLoader:
         writer.write(table, rows)
 
 
-def _lock_sessions(conn: Connection, session_ids: Sequence[str]) -> None:
+def lock_sessions(conn: Connection, session_ids: Sequence[str]) -> None:
     """Transaction-scoped advisory locks on the sessions, taken in sorted key order.
 
     Two loads of overlapping sessions then wait for each other at their first common
@@ -208,21 +224,35 @@ def _lock_sessions(conn: Connection, session_ids: Sequence[str]) -> None:
     )
 
 
-def _keep_loaded_status(conn: Connection, unread: Sequence[PreparedSession]) -> None:
-    """A session whose QoS was loaded before keeps its rows and its ``loaded`` status when Zoom
-    answers 3001 on a later read (it may still be processing it, or have dropped it): what we
-    read is a fact we keep. Runs under the group's locks, so the status read is the current one."""
-    if not unread:
-        return
+def _settle_statuses(conn: Connection, group: Sequence[PreparedSession]) -> list[PreparedSession]:
+    """The sessions of ``group`` to write, given what the warehouse holds now (under the group's
+    locks, so the status read is the current one and stays so until the commit).
+
+    A session whose QoS was loaded before keeps its rows and its ``loaded`` status when Zoom answers
+    3001 on a later read (it may still be processing it, or have dropped it): what we read is a fact
+    we keep. A ``live`` session already ``loaded`` is not written at all (a late poll must not
+    overwrite final rows); it is marked ``kept_final``. A ``live`` session answering 3001 to the
+    daily run simply takes the status given (``pending``): its live rows stay, as unread sessions'
+    rows always do, until final rows replace them.
+    """
+    checked = [p for p in group if p.unread or p.live]
+    if not checked:
+        return list(group)
     sessions = schema.sessions
-    ids = [p.session_id for p in unread]
     query = sa.select(sessions.c.session_id).where(
-        sessions.c.session_id.in_(ids), sessions.c.qos_status == LOADED
+        sessions.c.session_id.in_(sorted({p.session_id for p in checked})), sessions.c.qos_status == LOADED
     )
-    kept = set(conn.execute(query).scalars())
-    for prepared in unread:
-        if prepared.session_id in kept:
-            row = prepared.rows[sessions.name][0]
+    loaded = set(conn.execute(query).scalars())
+    written: list[PreparedSession] = []
+    for prepared in group:
+        if prepared.session_id in loaded and prepared.live:
+            log.info("Session %r is already loaded with its final rows; the live rows are not written",
+                     prepared.session_id)
+            prepared.kept_final = True
+            continue
+        if prepared.session_id in loaded and prepared.unread:
             log.warning("Session %r was loaded before, but Zoom now answers that its QoS is not "
                         "available; its rows and its 'loaded' status are kept", prepared.session_id)
-            row["qos_status"] = LOADED
+            prepared.rows[sessions.name][0]["qos_status"] = LOADED
+        written.append(prepared)
+    return written

@@ -22,7 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from zoom_qos.extract.availability import LOADED
+from zoom_qos.extract.availability import LIVE, LOADED
 from zoom_qos.transform.parsing import ParseIssues
 from zoom_qos.transform.rows import GradeIndex, UserRows, grade_index, session_row, unique_users, user_rows
 from zoom_qos.warehouse import schema
@@ -72,10 +72,13 @@ class SessionInput:
     """One listed session to load, with what became of its QoS.
 
     ``qos_status`` ``loaded``: ``users`` (any iterable, read once) are its joins and samples, which
-    replace the ones in the warehouse. ``pending``/``unavailable``: Zoom did not serve its QoS, so
-    only its ``sessions``/``raw_sessions`` rows are written and its joins and samples, if an earlier
-    run loaded them, are kept (a ``loaded`` session stays ``loaded``). ``checked_at``: when its QoS
-    was asked for. ``grades``: the ``GET …/users`` entries of the session (None: not read).
+    replace the ones in the warehouse. ``live``: a session in progress; its users *so far* replace
+    its rows the same way, unless the warehouse already holds it ``loaded`` (then nothing of it is
+    written: a late poll never overwrites final rows). ``pending``/``unavailable``: Zoom did not
+    serve its QoS, so only its ``sessions``/``raw_sessions`` rows are written and its joins and
+    samples, if an earlier run loaded them, are kept (a ``loaded`` session stays ``loaded``; a
+    ``live`` one takes the status given). ``checked_at``: when its QoS was asked for. ``grades``:
+    the ``GET …/users`` entries of the session (None: not read).
     """
 
     session: Mapping[str, Any]
@@ -99,6 +102,11 @@ class PreparedSession:
     rest: Iterator[UserRows] | None = None
     #: Written without QoS (pending/unavailable): its child rows are left as they are.
     unread: bool = False
+    #: A live session (provisional rows of a session in progress).
+    live: bool = False
+    #: Set by the loader inside the transaction: a live session not written because the
+    #: warehouse holds its final (``loaded``) rows.
+    kept_final: bool = False
     users: int = 0
     qos_rows: int = 0
     system_rows: int = 0
@@ -176,7 +184,8 @@ def prepare(item: SessionInput, issues: ParseIssues, limit: int | None = None) -
         schema.raw_sessions.name: [{"session_id": session_id, "payload": dict(session)}],
         **{table.name: [] for table in CHILD_TABLES},
     }
-    prepared = PreparedSession(session_id, rows, issues, unread=item.qos_status != LOADED)
+    prepared = PreparedSession(session_id, rows, issues, unread=item.qos_status not in (LOADED, LIVE),
+                               live=item.qos_status == LIVE)
     if prepared.unread:
         return prepared
     grades = None if item.grades is None else grade_index(item.grades, issues)

@@ -31,6 +31,7 @@ __all__ = [
     "UtcDateTime",
     "daily_usage",
     "pipeline_runs",
+    "qos_alerts",
     "qos_thresholds",
     "quality_alerts",
     "raw_session_users",
@@ -307,7 +308,9 @@ pipeline_runs = sa.Table(
     sa.Column("window_end", sa.Date(), nullable=True, comment="Last day of the session window (Zoom `to`)."),
     sa.Column("started_at", UtcDateTime(), nullable=True, comment="Run start (UTC)."),
     sa.Column("finished_at", UtcDateTime(), nullable=True, comment="Run end (UTC); NULL while running."),
-    _text("outcome", "success, failed, skipped or running."),
+    _text(
+        "outcome", "success, failed, skipped, paused (a live poll whose request budget was spent) or running."
+    ),
     _int("sessions_listed", "Sessions returned by the session list."),
     _int("sessions_loaded", "Sessions written to the warehouse."),
     _int("sessions_skipped", "Sessions not written (unkeyable, still live, or errors)."),
@@ -410,6 +413,56 @@ quality_alerts = sa.Table(
     ),
 )
 
+qos_alerts = sa.Table(
+    "qos_alerts",
+    METADATA,
+    sa.Column(
+        "session_id", sa.Text(), primary_key=True, comment="Zoom session id of the join (session_users)."
+    ),
+    sa.Column("user_id", sa.Text(), primary_key=True, comment="Zoom user `id` of the join (session_users)."),
+    sa.Column("join_time", UtcDateTime(), primary_key=True, comment="The join's `join_time` (UTC)."),
+    sa.Column(
+        "media_type", sa.Text(), primary_key=True, comment="audio, video or screen_share (as in qos_samples)."
+    ),
+    sa.Column(
+        "first_seen_at",
+        UtcDateTime(),
+        primary_key=True,
+        comment="Sample time (UTC) at which the poor share first crossed the limit: the join's latest "
+        "sample when the alert was raised.",
+    ),
+    sa.Column(
+        "poor_share",
+        sa.Double(),
+        nullable=False,
+        comment="Poor share (0..1) of the join's rated samples of that media type in the window.",
+    ),
+    sa.Column("rated_samples", sa.Integer(), nullable=False, comment="Samples rated in that window."),
+    sa.Column(
+        "window_minutes",
+        sa.Integer(),
+        nullable=False,
+        comment="The window used: the join's samples of the last window_minutes up to first_seen_at.",
+    ),
+    sa.Column(
+        "notified_at",
+        UtcDateTime(),
+        nullable=True,
+        comment="When the notifier was called (UTC); NULL if none is configured, or it failed.",
+    ),
+    sa.Column(
+        "cleared_at",
+        UtcDateTime(),
+        nullable=True,
+        comment="Sample time (UTC) at which the share fell back under the limit; NULL while open.",
+    ),
+    comment=(
+        "One row per alert raised while a session was live: a join whose poor share of one media "
+        "type crossed live_alert_poor_share. An open alert (cleared_at NULL) is not raised again; "
+        "one that cleared and returns is a new row. Added by revision 0005_live."
+    ),
+)
+
 #: Zoom's published network guidance; a QoS sample is "poor" when any limit is exceeded.
 #: Seeded by revision 0002_quality (which keeps its own frozen copy of these numbers).
 QOS_THRESHOLD_DEFAULTS: dict[str, float] = {"latency_ms": 150.0, "jitter_ms": 40.0, "loss_pct": 2.0}
@@ -444,7 +497,7 @@ schema_objects = sa.Table(
 
 #: The data tables: the session tables in the order a session load writes them, Zoom's daily
 #: counts, then the run record. The reference/bookkeeping tables (``qos_thresholds``,
-#: ``schema_objects``) and the alerts raised (``quality_alerts``) are in METADATA only.
+#: ``schema_objects``) and the alerts raised (``quality_alerts``, ``qos_alerts``) are in METADATA only.
 TABLES: tuple[sa.Table, ...] = (
     sessions,
     raw_sessions,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, Engine, make_url
 
-from zoom_qos.extract.availability import LOADED, PENDING
+from zoom_qos.extract.availability import LIVE, LOADED, PENDING
 from zoom_qos.transform.parsing import ParseIssues
 from zoom_qos.warehouse import migrations, runs
 from zoom_qos.warehouse import schema as tables
@@ -94,8 +95,37 @@ class Warehouse:
         once their transaction has committed, so a retried load does not count them twice. On an
         error, the transactions committed so far stay loaded, the failing one (however much of
         a streamed session it had written) is rolled back, and the exception propagates.
+        Items of status ``live`` are loaded as :meth:`load_live_sessions` does.
         """
         return SessionLoader(self.engine, self.schema).load(items, issues, max_rows_per_transaction)
+
+    def load_live_sessions(
+        self,
+        items: Iterable[SessionInput | tuple[Mapping[str, Any], Iterable[Mapping[str, Any]]]],
+        issues: ParseIssues,
+        max_rows_per_transaction: int = DEFAULT_MAX_ROWS_PER_TRANSACTION,
+    ) -> LoadSummary:
+        """Write sessions in progress (a live poll): each session's rows so far replace its rows
+        whole, with ``qos_status = 'live'``; joins whose user is still in have ``leave_time`` NULL.
+
+        ``items`` as for :meth:`load_sessions` (``SessionInput`` of status ``live``, its
+        ``checked_at`` the poll's time, or ``(session, users)`` pairs); every item is written as
+        ``live``. Per session it is one transaction, with the locks of every load, as in
+        :meth:`load_sessions`. A session the warehouse already holds ``loaded`` (the daily run read
+        it as past) is not touched: a late poll never overwrites final rows; it is counted in
+        ``LoadSummary.sessions_already_loaded``. ``sessions_live`` counts the sessions written.
+        The daily load later replaces a live session's rows with the final ones (``loaded``), or,
+        when Zoom answers 3001, sets it ``pending`` and keeps the live rows until then.
+        """
+
+        def as_live() -> Iterator[SessionInput]:
+            for item in items:
+                item = item if isinstance(item, SessionInput) else SessionInput(*item)
+                if item.qos_status != LIVE:
+                    item = dataclasses.replace(item, qos_status=LIVE)
+                yield item
+
+        return SessionLoader(self.engine, self.schema).load(as_live(), issues, max_rows_per_transaction)
 
     def upsert_daily_usage(self, rows: Sequence[Mapping[str, Any]]) -> int:
         """Write Zoom's daily counts (``daily_usage`` rows without ``fetched_at``), replacing the
@@ -164,17 +194,18 @@ class Warehouse:
         return settled
 
     def pending_sessions(self, exclude: Collection[str] = ()) -> dict[str, dict[str, Any]]:
-        """The ``pending`` sessions not in ``exclude``, by id, as Zoom listed them last (their raw
-        payload).
+        """The ``pending`` and ``live`` sessions not in ``exclude``, by id, as Zoom listed them last
+        (their raw payload).
 
-        Each is asked for again (one request) and then loaded, or left pending, or turned
-        unavailable once it ended more than ``qos_pending_max_hours`` ago; so the set stays small.
+        Each is asked for again as past (one request) and then loaded, or left (or made) pending,
+        or turned unavailable once it ended more than ``qos_pending_max_hours`` ago; so the set
+        stays small, and no session the live polls saw stays ``live`` once a daily run is past it.
         """
         sessions, raw = tables.sessions, tables.raw_sessions
         query = (
             sa.select(sessions.c.session_id, raw.c.payload)
             .join(raw, raw.c.session_id == sessions.c.session_id)
-            .where(sessions.c.qos_status == PENDING)
+            .where(sessions.c.qos_status.in_((PENDING, LIVE)))
         )
         with self.engine.connect() as conn:
             return {

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from zoom_qos.extract.availability import LIVE
 from zoom_qos.warehouse.sql import check_dialect
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "daily_breakdown_sql",
     "daily_completeness_sql",
     "daily_quality_sql",
+    "live_quality_sql",
     "qos_samples_sql",
     "run_health_sql",
     "session_quality_sql",
@@ -120,18 +122,35 @@ def _media_type(col: str) -> str:
     )
 
 
+def _is_poor(sample: str, threshold: str) -> str:
+    """The poor flag of a ``user_qos`` row ``sample`` against its ``qos_thresholds`` row ``threshold``:
+    1 poor, 0 not, NULL not rated. The one definition of "rated" and "poor" (qos_samples, live)."""
+    no_metric = " AND ".join(f"{sample}.{col} IS NULL" for col, _, _ in METRICS)
+    over = " OR ".join(f"{sample}.{col} > {threshold}.{tcol}" for col, tcol, _ in METRICS)
+    return (
+        f"CASE WHEN {threshold}.media_type IS NULL OR ({no_metric}) THEN NULL\n"
+        f"         WHEN {over} THEN 1 ELSE 0 END"
+    )
+
+
+def _not_live(prefix: str, session_id: str) -> str:
+    """The rows of sessions that are not ``live`` (rows without a ``sessions`` row included)."""
+    return (
+        f"NOT EXISTS (SELECT 1 FROM {prefix}sessions ls "
+        f"WHERE ls.session_id = {session_id} AND ls.qos_status = '{LIVE}')"
+    )
+
+
 def qos_samples_sql(dialect: str, prefix: str) -> str:
     check_dialect(dialect)
-    no_metric = " AND ".join(f"b.{col} IS NULL" for col, _, _ in METRICS)
-    over = " OR ".join(f"b.{col} > t.{tcol}" for col, tcol, _ in METRICS)
     return f"""SELECT b.session_id, b.user_id, b.join_time, b.sampled_at, b.stream, b.media_type,
     {_utc_day(dialect, "b.sampled_at")} AS day,
     b.bitrate_kbps, b.latency_ms, b.jitter_ms, b.avg_loss_pct, b.max_loss_pct,
     b.resolution_width, b.resolution_height, b.frame_rate_fps,
-    CASE WHEN t.media_type IS NULL OR ({no_metric}) THEN NULL
-         WHEN {over} THEN 1 ELSE 0 END AS is_poor,
+    {_is_poor("b", "t")} AS is_poor,
     su.device, su.network_type, su.data_center
-FROM (SELECT q.*, {_media_type("q.stream")} AS media_type FROM {prefix}user_qos q) b
+FROM (SELECT q.*, {_media_type("q.stream")} AS media_type FROM {prefix}user_qos q
+      WHERE {_not_live(prefix, "q.session_id")}) b
 LEFT JOIN {prefix}qos_thresholds t ON t.media_type = b.media_type
 LEFT JOIN {prefix}session_users su
     ON su.session_id = b.session_id AND su.user_id = b.user_id AND su.join_time = b.join_time"""
@@ -174,7 +193,8 @@ LEFT JOIN (
 LEFT JOIN (
     SELECT session_id, {", ".join(pivot)}
     FROM ({stats}) g GROUP BY session_id
-) m ON m.session_id = s.session_id"""
+) m ON m.session_id = s.session_id
+WHERE s.qos_status <> '{LIVE}'"""
 
 
 # --------------------------------------------------------------------------- daily views
@@ -250,6 +270,7 @@ def run_health_sql(dialect: str, prefix: str) -> str:
          WHEN outcome = 'running' THEN 'running'
          WHEN {degraded} THEN 'degraded'
          WHEN outcome = 'skipped' THEN 'skipped'
+         WHEN outcome = 'paused' THEN 'paused'
          ELSE 'healthy' END AS health,
     {reason} AS health_reason,
     error
@@ -280,3 +301,60 @@ LEFT JOIN (
     SELECT {day} AS usage_date, count(*) AS sessions, {status_counts}
     FROM {prefix}sessions WHERE qos_status <> 'live' GROUP BY {day}
 ) w ON w.usage_date = d.usage_date"""
+
+
+# --------------------------------------------------------------------------- live_session_quality
+#: The window of the view ``live_session_quality`` (minutes), baked into it when it is created;
+#: :func:`zoom_qos.warehouse.live.live_quality` takes any other. The ``live_window_minutes`` default.
+LIVE_WINDOW_MINUTES = 10
+
+
+def live_quality_sql(
+    dialect: str, prefix: str, window_minutes: int | None = LIVE_WINDOW_MINUTES, *, details: bool = False,
+    until: bool = False, sessions: bool = False,
+) -> str:
+    """Per join of a ``live`` session and rated media type, its samples of the last
+    ``window_minutes`` before the join's latest sample: rated samples and poor share.
+
+    The window is ``latest - window < sampled_at <= latest``, ``latest`` being the join's latest
+    ``user_qos`` sample of any stream (``last_sampled_at``), computed in whole milliseconds on both
+    back ends. ``window_minutes`` None takes it from the bind parameter ``:window_ms``; ``until``
+    adds ``sampled_at <= :until`` (the state as of then), ``sessions`` ``session_id IN
+    :session_ids`` (an expanding parameter); ``details`` adds ``poor_samples``,
+    ``device``, ``network_type`` and ``data_center`` (the alerts' figures).
+    """
+    check_dialect(dialect)
+    window = ":window_ms" if window_minutes is None else str(int(window_minutes) * 60_000)
+    conditions = ["q.sampled_at <= :until"] * until + ["q.session_id IN :session_ids"] * sessions
+    bound = "".join(f"\n    {'AND' if i else 'WHERE'} {c}" for i, c in enumerate(conditions))
+    live = f"JOIN {prefix}sessions s ON s.session_id = q.session_id AND s.qos_status = '{LIVE}'"
+    age = _millis(dialect, "r.sampled_at", "w.last_sampled_at")
+    extra = (
+        ",\n    sum(r.is_poor) AS poor_samples, su.device, su.network_type, su.data_center" if details else ""
+    )
+    extra_keys = ", su.device, su.network_type, su.data_center" if details else ""
+    rated = ", ".join(f"'{m}'" for m in MEDIA_TYPES)
+    metric_cols = ", ".join(f"q.{col}" for col, _, _ in METRICS)
+    return f"""SELECT w.session_id, w.session_name, w.user_id, su.user_name, w.join_time, r.media_type,
+    count(r.is_poor) AS rated_samples, avg({_dbl("r.is_poor")}) AS poor_share,
+    w.last_sampled_at{extra}
+FROM (
+    SELECT q.session_id, s.session_name, q.user_id, q.join_time, max(q.sampled_at) AS last_sampled_at
+    FROM {prefix}user_qos q {live}{bound}
+    GROUP BY q.session_id, s.session_name, q.user_id, q.join_time
+) w
+JOIN (
+    SELECT c.session_id, c.user_id, c.join_time, c.sampled_at, c.media_type, {_is_poor("c", "t")} AS is_poor
+    FROM (
+        SELECT q.session_id, q.user_id, q.join_time, q.sampled_at, {metric_cols},
+            {_media_type("q.stream")} AS media_type
+        FROM {prefix}user_qos q {live}{bound}
+    ) c
+    LEFT JOIN {prefix}qos_thresholds t ON t.media_type = c.media_type
+    WHERE c.media_type IN ({rated})
+) r ON r.session_id = w.session_id AND r.user_id = w.user_id AND r.join_time = w.join_time
+    AND {age} >= 0 AND {age} < {window}
+LEFT JOIN {prefix}session_users su
+    ON su.session_id = w.session_id AND su.user_id = w.user_id AND su.join_time = w.join_time
+GROUP BY w.session_id, w.session_name, w.user_id, su.user_name, w.join_time, r.media_type,
+    w.last_sampled_at{extra_keys}"""

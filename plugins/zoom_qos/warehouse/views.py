@@ -23,6 +23,15 @@ Shared definitions (documented in ``docs/warehouse.md``):
 * **Completeness** (``daily_completeness``): a session counts on the UTC day of its
   ``start_time``; ``live`` sessions (provisional rows of a session in progress) are not counted.
   The same definition is the ``zoom_daily_count`` data-quality check (``zoom_qos.warehouse.quality``).
+* **Live sessions** (``sessions.qos_status = 'live'``: provisional rows of a session in progress,
+  replaced at every live poll) are left out of ``qos_samples`` and so of every view built on it
+  (``daily_quality``, ``daily_quality_breakdown``), and of ``session_quality`` and
+  ``daily_completeness``. Only ``live_session_quality`` shows them.
+* **Live window** (``live_session_quality``): per join, the samples of the last
+  ``LIVE_WINDOW_MINUTES`` (10) minutes before the join's latest sample of any stream
+  (``latest - window < sampled_at <= latest``, in whole milliseconds); rated and poor as in
+  ``qos_samples``. The view's window is fixed when it is created;
+  ``zoom_qos.warehouse.live.live_quality(conn, window_minutes)`` returns the same rows for any other.
 """
 
 from __future__ import annotations
@@ -31,18 +40,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from zoom_qos.warehouse.view_sql import (
+    LIVE_WINDOW_MINUTES,
     MEASURES,
     MEDIA_TYPES,
     METRICS,
     daily_breakdown_sql,
     daily_completeness_sql,
     daily_quality_sql,
+    live_quality_sql,
     qos_samples_sql,
     run_health_sql,
     session_quality_sql,
 )
 
 __all__ = [
+    "LIVE_WINDOW_MINUTES",
     "MEDIA_TYPES",
     "METRICS",
     "VIEWS",
@@ -159,7 +171,8 @@ _RUN_HEALTH_COLUMNS: dict[str, str] = {
     "dag_id": "Airflow DAG id that ran.",
     "window_start": "First day of the session window loaded.",
     "window_end": "Last day of the session window loaded.",
-    "outcome": "success, failed, skipped or running, as recorded by the run.",
+    "outcome": "success, failed, skipped, paused (a live poll whose request budget was spent) or running, "
+    "as recorded by the run.",
     "started_at": "Run start (UTC).",
     "finished_at": "Run end (UTC); NULL while running.",
     "duration_seconds": "finished_at - started_at in seconds (millisecond precision); NULL while running.",
@@ -179,7 +192,7 @@ _RUN_HEALTH_COLUMNS: dict[str, str] = {
     "health": (
         "failed if outcome is failed; running while running; degraded if unparsed_values, "
         "dq_hard_violations, token_restarts or sessions_skipped is above 0; else skipped "
-        "(outcome skipped) or healthy."
+        "(outcome skipped), paused (outcome paused) or healthy."
     ),
     "health_reason": (
         "Why the run is degraded, in words, e.g. \"1,074 values could not be parsed; 2 lists restarted "
@@ -206,12 +219,29 @@ _DAILY_COMPLETENESS_COLUMNS: dict[str, str] = {
 }
 
 
+_LIVE_COLUMNS: dict[str, str] = {
+    "session_id": "Zoom session id of a session in progress (sessions.qos_status live).",
+    "session_name": "Zoom session_name.",
+    "user_id": "Zoom user id of the join.",
+    "user_name": "session_users.user_name of the join.",
+    "join_time": "The join's join_time (UTC).",
+    "media_type": "audio, video or screen_share: one row per media type with samples in the window.",
+    "rated_samples": "Samples of the media type rated in the window (as qos_samples.is_poor).",
+    "poor_share": "Poor samples / rated samples in the window (0..1); NULL if none rated.",
+    "last_sampled_at": (
+        f"The join's latest sample of any stream (UTC): the window is the {LIVE_WINDOW_MINUTES} "
+        "minutes before it."
+    ),
+}
+
+
 VIEWS: list[View] = [
     View(
         name="qos_samples",
         comment=(
             "user_qos samples with their media type, UTC day, poor flag (against qos_thresholds) "
-            "and the join's device, network type and data center. Helper for the other views."
+            "and the join's device, network type and data center; sessions in progress (qos_status "
+            "live) are left out. Helper for the other views."
         ),
         sql=qos_samples_sql,
         columns=_QOS_SAMPLES_COLUMNS,
@@ -220,7 +250,8 @@ VIEWS: list[View] = [
         name="session_quality",
         comment=(
             "One row per session: joins, users, minutes, samples and, per media type, average and "
-            "p95 latency/jitter/loss and poor share. Sessions without samples have NULL metrics."
+            "p95 latency/jitter/loss and poor share. Sessions without samples have NULL metrics; "
+            "sessions in progress (qos_status live) are left out."
         ),
         sql=session_quality_sql,
         columns=_session_quality_columns(),
@@ -255,6 +286,16 @@ VIEWS: list[View] = [
         ),
         sql=daily_completeness_sql,
         columns=_DAILY_COMPLETENESS_COLUMNS,
+    ),
+    View(
+        name="live_session_quality",
+        comment=(
+            "Sessions in progress only (qos_status live): one row per join and media type, rated "
+            f"samples and poor share over the join's last {LIVE_WINDOW_MINUTES} minutes of samples "
+            "(live_quality() in zoom_qos.warehouse.live takes another window)."
+        ),
+        sql=live_quality_sql,
+        columns=_LIVE_COLUMNS,
     ),
 ]
 

@@ -1,4 +1,5 @@
-"""A daily request budget, so backfills spend Zoom's daily cap without starving the daily run.
+"""A daily request budget, so backfills and live polling spend Zoom's daily cap without starving
+the daily run.
 
 Zoom caps every account at a number of requests per UTC day, shared by all endpoints
 (Business+ 60,000, Pro 30,000) and reset at 00:00 UTC. A six-month backfill of a busy account
@@ -6,19 +7,28 @@ needs more than one day's cap. Learning that from Zoom's daily 429 would let a b
 whole cap and leave the scheduled run of the day nothing; so we count our own requests per UTC
 day and refuse, *before sending*, any request past the caller's share.
 
-The shares and the reserve (the one explanation; other docstrings point here):
+The shares and the reserve (the one explanation; other docstrings point here). Scheduled,
+backfill and live requests are counted apart (``Spent``):
 
-- scheduled runs may use the whole ``daily_limit``;
-- backfills and manual range reloads leave ``reserve`` requests of it to the scheduled runs,
-  *until those spend them*. Scheduled and backfill requests are therefore counted apart, and a
-  backfill may send while ``max(reserve, scheduled) + backfill + n <= daily_limit``: its day
-  holds ``daily_limit - max(reserve, scheduled)``, not ``daily_limit - reserve - scheduled``,
+- live polling's share, ``live_budget`` (the ``live_daily_request_budget`` extra), is carved out
+  of the cap first: a live request may be sent while ``live + n <= live_budget`` (and the day's
+  total stays within ``daily_limit``). It is kept whether or not live polling uses it, so
+  neither the scheduled runs nor a backfill can take it, and live polling can take nothing of
+  theirs;
+- scheduled runs may use the rest, ``daily_limit - live_budget``: they send while
+  ``scheduled + backfill + n <= daily_limit - live_budget``;
+- backfills and manual range reloads leave ``reserve`` requests of that rest to the scheduled
+  runs, *until those spend them*: a backfill may send while
+  ``max(reserve, scheduled) + backfill + n <= daily_limit - live_budget``. Its day holds
+  ``daily_limit - live_budget - max(reserve, scheduled)``, not ``... - reserve - scheduled``,
   because the scheduled runs' requests come out of the reserve and must not be charged to the
   backfill twice (as spend and as reserve).
 
-A refusal raises ``DailyBudgetExhaustedError``, a ``DailyLimitReached`` (like Zoom's own daily
-429) whose ``reset_at`` is the next 00:00 UTC: the extraction operator parks on it and resumes
-after the reset. Zoom's 429 stays the backstop for what we cannot count (other apps on
+``reserve + live_budget`` must be less than ``daily_limit``. A refusal raises
+``DailyBudgetExhaustedError``, a ``DailyLimitReached`` (like Zoom's own daily 429) whose
+``reset_at`` is the next 00:00 UTC: the extraction operator parks on it and resumes after the
+reset; live polling's refusal is the subclass ``LiveBudgetExhaustedError`` (``kind == "live"``),
+on which live polling pauses until then. Zoom's 429 stays the backstop for what we cannot count (other apps on
 the same account, requests made before the counter existed).
 
 The count lives where every process that talks to Zoom for the account sees it
@@ -33,14 +43,16 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from zoom_qos.errors import DailyBudgetExhaustedError
 from zoom_qos.zoom.counters import (
     KEEP_DAYS,
+    REQUEST_KINDS,
     DailyCounter,
     FileDailyCounter,
     RedisDailyCounter,
+    RequestKind,
     Spent,
     check_count,
 )
@@ -49,9 +61,12 @@ from zoom_qos.zoom.counters import (
 __all__ = [
     "KEEP_DAYS",
     "DailyBudget",
+    "REQUEST_KINDS",
     "DailyCounter",
     "FileDailyCounter",
+    "LiveBudgetExhaustedError",
     "RedisDailyCounter",
+    "RequestKind",
     "Spent",
     "UnlimitedBudget",
     "account_key",
@@ -84,14 +99,46 @@ def _utc(now: datetime) -> datetime:
     return now.astimezone(UTC)
 
 
+# --- the refusal of live polling ---------------------------------------------------------------
+class LiveBudgetExhaustedError(DailyBudgetExhaustedError):
+    """Live polling's share of today's requests (``live_daily_request_budget``) is spent.
+
+    A ``DailyBudgetExhaustedError`` like the others (raised before sending, ``reset_at`` the next
+    00:00 UTC), told apart by ``kind == "live"``: live polling pauses until the reset, it does
+    not fail. ``live_spent`` is today's live requests, ``live_budget`` the share; ``spent``,
+    ``scheduled_spent`` and ``daily_limit`` are the whole day's, as in the parent.
+    """
+
+    kind: Literal["live"] = "live"
+
+    def __init__(self, *, day: str, spent: int, scheduled_spent: int, live_spent: int,
+                 live_budget: int, daily_limit: int, requested: int, reset_at: datetime,
+                 endpoint: str = "") -> None:
+        super().__init__(day=day, spent=spent, scheduled_spent=scheduled_spent, daily_limit=daily_limit,
+                         reserve=0, requested=requested, reset_at=reset_at, endpoint=endpoint)
+        self.live_spent = live_spent
+        self.live_budget = live_budget
+        more = "1 more request" if requested == 1 else f"{requested:,} more requests"
+        if live_spent + requested > live_budget:
+            why = (f"The live polling's share (live_daily_request_budget = {live_budget:,}) of today's "
+                   f"requests is spent: {live_spent:,} live requests are counted for {day} (UTC)")
+        else:  # the share is not spent, the whole cap is (other callers counted past their shares)
+            why = (f"Today's Zoom request budget is spent: {spent:,} of {daily_limit:,} requests "
+                   f"(daily_request_limit) are counted for {day} (UTC), {live_spent:,} of them by "
+                   f"live polling (its share, live_daily_request_budget, is {live_budget:,})")
+        self.args = (f"{why}; {more} would exceed it, so nothing was sent; live polling resumes "
+                     f"after 00:00 UTC ({reset_at.isoformat()}).",)
+
+
 # --- budgets ----------------------------------------------------------------------------------
 class DailyBudget:
     """One caller's share of the account's requests for the current UTC day.
 
-    Scheduled runs (``backfill=False``, ``reserve=0``) may use all of ``daily_limit``; backfills
-    (``backfill=True``) leave ``reserve`` to them (see the module docstring). Every caller counts
-    into the same counter, by kind. Holds no count of its own (the counter is thread- and
-    process-safe), so threads may share one.
+    ``live_budget`` is carved out of ``daily_limit`` for live polling (``live=True``), which may
+    use only it; scheduled runs (neither flag, ``reserve=0``) may use the rest; backfills
+    (``backfill=True``) leave ``reserve`` of the rest to them (see the module docstring). Every
+    caller counts into the same counter, by kind. Holds no count of its own (the counter is
+    thread- and process-safe), so threads may share one.
     """
 
     def __init__(
@@ -102,8 +149,10 @@ class DailyBudget:
         clock: Callable[[], datetime] = utc_now,
         *,
         backfill: bool = False,
+        live: bool = False,
+        live_budget: int = 0,
     ) -> None:
-        for name, value in (("daily_limit", daily_limit), ("reserve", reserve)):
+        for name, value in (("daily_limit", daily_limit), ("reserve", reserve), ("live_budget", live_budget)):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ValueError(f"{name} must be a whole number of requests, got {value!r}")
         if daily_limit < 1:
@@ -112,20 +161,28 @@ class DailyBudget:
         if not 0 <= reserve < daily_limit:
             raise ValueError(f"reserve must be at least 0 and less than daily_limit ({daily_limit:,}), "
                              f"got {reserve:,}")
+        if live_budget < 0 or reserve + live_budget >= daily_limit:
+            raise ValueError(f"live_budget must be at least 0 and, with the reserve ({reserve:,}), less "
+                             f"than daily_limit ({daily_limit:,}); got {live_budget:,}")
+        if backfill and live:
+            raise ValueError("A budget is a backfill's or live polling's, not both")
         if reserve and not backfill:
             raise ValueError("Only a backfill leaves a reserve: scheduled runs are what it is kept for")
         self.counter = counter
         self.daily_limit = daily_limit
         self.reserve = reserve
+        self.live_budget = live_budget
         self._counter_failed = False
         self.backfill = backfill
+        self.live = live
+        self.kind: RequestKind = "live" if live else "backfill" if backfill else "scheduled"
         self._clock = clock
 
     def _now(self) -> datetime:
         return _utc(self._clock())
 
     def _left(self, spent: Spent) -> int:
-        return spent.left(self.daily_limit, self.reserve, backfill=self.backfill)
+        return spent.left(self.daily_limit, self.reserve, kind=self.kind, live_budget=self.live_budget)
 
     def spend(self, n: int = 1, *, endpoint: str = "") -> int:
         """Count ``n`` requests about to be sent; returns how many remain for this caller today.
@@ -136,8 +193,8 @@ class DailyBudget:
         check_count(n)
         now = self._now()
         try:
-            accepted, spent = self.counter.add(now.date(), n, backfill=self.backfill,
-                                               limit=self.daily_limit, reserve=self.reserve)
+            accepted, spent = self.counter.add(now.date(), n, kind=self.kind, limit=self.daily_limit,
+                                               reserve=self.reserve, live_budget=self.live_budget)
         except OSError as error:
             # The count is bookkeeping: an unwritable folder or a full disk must not stop the
             # extraction. Zoom's own daily 429 remains the backstop.
@@ -148,19 +205,38 @@ class DailyBudget:
                             "folder or configure rate_limit_redis_url.", error)
             return self.daily_limit
         if not accepted:
-            raise DailyBudgetExhaustedError(
-                day=now.date().isoformat(), spent=spent.total, scheduled_spent=spent.scheduled,
-                daily_limit=self.daily_limit, reserve=self.reserve,
-                requested=n, reset_at=next_reset(now), endpoint=endpoint,
-            )
+            raise self._refusal(now, spent, n, endpoint)
         return max(0, self._left(spent))
+
+    def _refusal(self, now: datetime, spent: Spent, n: int, endpoint: str) -> DailyBudgetExhaustedError:
+        day, reset_at = now.date().isoformat(), next_reset(now)
+        if self.live:
+            return LiveBudgetExhaustedError(
+                day=day, spent=spent.total, scheduled_spent=spent.scheduled, live_spent=spent.live,
+                live_budget=self.live_budget, daily_limit=self.daily_limit, requested=n,
+                reset_at=reset_at, endpoint=endpoint)
+        if not self.live_budget:
+            return DailyBudgetExhaustedError(
+                day=day, spent=spent.total, scheduled_spent=spent.scheduled, daily_limit=self.daily_limit,
+                reserve=self.reserve, requested=n, reset_at=reset_at, endpoint=endpoint)
+        # Scheduled runs and backfills share the cap less live polling's share: the error's figures
+        # are that part's (so a backfill's share in the message is right), and it says so.
+        shared = self.daily_limit - self.live_budget
+        error = DailyBudgetExhaustedError(
+            day=day, spent=spent.scheduled + spent.backfill, scheduled_spent=spent.scheduled,
+            daily_limit=shared, reserve=self.reserve, requested=n, reset_at=reset_at, endpoint=endpoint)
+        error.args = (f"{error} (Scheduled runs and backfills share {shared:,} requests a day: "
+                      f"daily_request_limit, {self.daily_limit:,}, less live polling's share, "
+                      f"live_daily_request_budget, {self.live_budget:,}; live polling has spent "
+                      f"{spent.live:,} of it, not counted above.)",)
+        return error
 
     def spent(self) -> int:
         """Requests counted today by every caller of the account."""
         return self.spent_by_kind().total
 
     def spent_by_kind(self) -> Spent:
-        """Today's requests of the account's scheduled runs and of its backfills."""
+        """Today's requests of the account's scheduled runs, backfills and live polling."""
         return self.counter.get(self._now().date())
 
     def remaining(self) -> int:
@@ -215,32 +291,45 @@ def budget_for(
     reserve: int,
     backfill: bool,
     account: str,
+    live: bool = False,
+    live_budget: int = 0,
     redis_url: str = "",
     directory: str | os.PathLike[str] | None = None,
     clock: Callable[[], datetime] = utc_now,
 ) -> DailyBudget | UnlimitedBudget:
     """The budget of one run: shared through Redis when ``redis_url`` is set, else a file.
 
-    ``daily_limit`` and ``reserve`` are the connection extras ``daily_request_limit`` and
-    ``backfill_reserve_requests``; ``backfill`` is ``is_backfill(...)`` of the run (the reserve
-    applies only then); ``account`` is ``account_key(api_key)``; ``redis_url`` the client's
-    resolved rate-limiter URL; ``directory`` the folder of the file counter used without one
-    (the deployment's ``[zoom_qos] budget_dir``). ``daily_limit`` 0 turns tracking off. The settings
-    are checked for every run, so a bad reserve shows up in the next scheduled run, not only
-    in the next backfill.
+    ``daily_limit``, ``reserve`` and ``live_budget`` are the connection extras
+    ``daily_request_limit``, ``backfill_reserve_requests`` and ``live_daily_request_budget``;
+    ``backfill`` is ``is_backfill(...)`` of the run (the reserve applies only then); ``live``
+    marks live polling (its requests count against ``live_budget`` only); ``account`` is
+    ``account_key(api_key)``; ``redis_url`` the client's resolved rate-limiter URL; ``directory``
+    the folder of the file counter used without one (the deployment's ``[zoom_qos] budget_dir``).
+    ``daily_limit`` 0 turns tracking off (live polling's included). The settings are checked for
+    every run, so a bad reserve or live budget shows up in the next scheduled run, not only in
+    the next backfill or live poll.
 
     Listing sessions cannot defer, so it should take ``backfill=False`` even in a backfill: a
     run that starts after the backfill's share is spent then lists (2 × ⌈sessions/300⌉
     requests, counted as a scheduled run's, so from the reserve) and parks in extraction
     instead of failing.
     """
-    for name, value in (("daily_request_limit", daily_limit), ("backfill_reserve_requests", reserve)):
+    for name, value in (("daily_request_limit", daily_limit), ("backfill_reserve_requests", reserve),
+                        ("live_daily_request_budget", live_budget)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"Connection extra {name!r} must be a whole number of requests, 0 or more; "
                              f"got {value!r}")
+    if backfill and live:
+        raise ValueError("A run is a backfill or live polling, not both")
     if daily_limit == 0:
         return UnlimitedBudget(clock)
-    if reserve >= daily_limit:
+    if reserve + live_budget >= daily_limit:
+        if live_budget:
+            raise ValueError(
+                f"Connection extras 'backfill_reserve_requests' ({reserve:,}) and "
+                f"'live_daily_request_budget' ({live_budget:,}) together must be less than "
+                f"'daily_request_limit' ({daily_limit:,}), or backfills could never send a request"
+            )
         raise ValueError(
             f"Connection extra 'backfill_reserve_requests' ({reserve:,}) must be less than "
             f"'daily_request_limit' ({daily_limit:,}), or backfills could never send a request"
@@ -253,4 +342,5 @@ def budget_for(
             raise ValueError("The daily request count needs Redis or a folder: pass redis_url or "
                              "directory ([zoom_qos] rate_limit_redis_url or budget_dir)")
         counter = FileDailyCounter(directory, account)
-    return DailyBudget(counter, daily_limit, reserve if backfill else 0, clock, backfill=backfill)
+    return DailyBudget(counter, daily_limit, reserve if backfill else 0, clock, backfill=backfill,
+                       live=live, live_budget=live_budget)

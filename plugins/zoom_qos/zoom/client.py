@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -59,6 +59,9 @@ TRANSPORT_ERRORS = (
 JsonDict = dict[str, Any]
 #: One query parameter's value; None means "do not send it" (the first page has no token).
 QueryValue = str | int | float | None
+#: Zoom's ``type`` parameter of the session endpoints: ended sessions, or sessions running now.
+SessionType = Literal["past", "live"]
+SESSION_TYPES: tuple[SessionType, ...] = get_args(SessionType)
 
 
 @dataclass
@@ -87,6 +90,7 @@ class ZoomClient:
         api_secret: str,
         base_url: str,
         backfill: bool = False,
+        live: bool = False,
         conn_id: str = "",
         headers: Mapping[str, str] | None = None,
         adapter_factory: Callable[[], HTTPAdapter] | None = None,
@@ -96,7 +100,9 @@ class ZoomClient:
         budget_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         """``base_url`` includes ``/v2``. ``backfill``: spend only the daily budget's share left
-        after the scheduled-run reserve. ``conn_id`` names where the credentials came from, in
+        after the scheduled-run reserve. ``live``: this client polls live sessions and spends only
+        live polling's share (``live_daily_request_budget``; see ``zoom.budget``); one client per
+        task, never both ``backfill`` and ``live``. ``conn_id`` names where the credentials came from, in
         errors about the account. ``adapter_factory`` makes the transport adapter mounted for
         ``http://`` and ``https://`` on each thread's Session (called once per Session, so no two
         threads share a connection pool); None keeps requests' default. ``on_secret`` is told the
@@ -105,8 +111,8 @@ class ZoomClient:
         and the daily count through Redis (the connection's extra of that name wins); without it
         they are per process and per ``budget_dir`` (the file counter's folder).
 
-        Raises ``ValueError`` for missing credentials or an unusable daily budget, before any
-        request.
+        Raises ``ValueError`` for missing credentials, an unusable daily budget or both
+        ``backfill`` and ``live``, before any request.
         """
         self.settings = settings
         self.base_url = base_url.rstrip("/")
@@ -129,11 +135,15 @@ class ZoomClient:
         self._budget: DailyBudget | UnlimitedBudget = budget_for(
             daily_limit=settings.daily_request_limit,
             reserve=settings.backfill_reserve_requests,
+            live_budget=settings.live_daily_request_budget,
             backfill=backfill,
+            live=live,
             account=account,
             redis_url=redis_url,
             directory=budget_dir,
         )
+        self.backfill = backfill
+        self.live = live
         self._stats_lock = threading.Lock()
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
@@ -310,7 +320,18 @@ class ZoomClient:
 
         After a page-token restart sessions repeat: callers key them by ``id``.
         """
-        params: dict[str, QueryValue] = {"type": "past", "from": from_date.isoformat(),
+        return self._iter_sessions("past", from_date, to_date)
+
+    def iter_live_sessions(self, from_date: date, to_date: date) -> Iterator[JsonDict]:
+        """Sessions running now (``type=live``) that started in [from_date, to_date], as
+        :meth:`iter_past_sessions` pages them (same range rules, same restarts: key them by ``id``).
+
+        A session running over midnight started the day before: ask from yesterday to today.
+        """
+        return self._iter_sessions("live", from_date, to_date)
+
+    def _iter_sessions(self, session_type: SessionType, from_date: date, to_date: date) -> Iterator[JsonDict]:
+        params: dict[str, QueryValue] = {"type": _session_type(session_type), "from": from_date.isoformat(),
                                          "to": to_date.isoformat(), "page_size": self.settings.list_page_size}
         paginator = self._paginator()
 
@@ -319,49 +340,53 @@ class ZoomClient:
                                  RESOURCE_INTENSIVE, deadline=deadline)
 
         try:
-            for page in paginator.pages(fetch, what=f"sessions {from_date}..{to_date}"):
+            for page in paginator.pages(fetch, what=f"{session_type} sessions {from_date}..{to_date}"):
                 yield from _list_field(page, "sessions", SESSIONS.path)
         finally:
             self._count(token_restarts=paginator.restarts)
 
-    def iter_session_qos_pages(self, session_id: str) -> Iterator[tuple[int, list[bytes]]]:
-        """A past session's users, page by page, each user as the raw JSON Zoom sent
+    def iter_session_qos_pages(self, session_id: str, *, session_type: SessionType = "past"
+                               ) -> Iterator[tuple[int, list[bytes]]]:
+        """A session's users, page by page, each user as the raw JSON Zoom sent
         (``zoom.bodies.decode_user`` decodes one).
 
         Yields ``(restarts, users)``: when ``restarts`` grows, a page token expired or was
         rejected and the list starts again from its first page, so what the caller kept of
-        the earlier pass is superseded. ``type=past`` is required: Zoom's default is ``live``.
+        the earlier pass is superseded. ``session_type`` is sent as ``type``: ``"past"`` (the
+        default) for an ended session, ``"live"`` for one running now; it is always sent,
+        since Zoom's default is ``live``. Zoom answers 404/3001 for a session of the other type.
         """
         endpoint = f"videosdk/sessions/{encode_session_id(session_id)}/users/qos"
-        params: dict[str, QueryValue] = {"type": "past", "page_size": self.settings.qos_page_size}
-        paginator = self._paginator()
+        params: dict[str, QueryValue] = {"type": _session_type(session_type),
+                                         "page_size": self.settings.qos_page_size}
+        return self._session_pages(endpoint, "videosdk/sessions/{id}/users/qos", params, session_id,
+                                   f"QoS of {session_type} session", raw_qos_page, is_raw_object)
 
-        def fetch(token: str | None, deadline: float | None) -> JsonDict:
-            return self.get_json(endpoint, {**params, "next_page_token": token}, HEAVY,
-                                 deadline=deadline, session_id=session_id, decode=raw_qos_page)
-
-        try:
-            for page in paginator.pages(fetch, what=f"QoS of session {session_id!r}"):
-                users: list[bytes] = _list_field(page, "users", "videosdk/sessions/{id}/users/qos",
-                                                 is_raw_object)
-                yield paginator.restarts, users
-        finally:
-            self._count(token_restarts=paginator.restarts)
-
-    def iter_session_users_pages(self, session_id: str) -> Iterator[tuple[int, list[JsonDict]]]:
-        """A past session's joins with their quality grades (``GET /videosdk/sessions/{id}/users``),
-        page by page, as ``(restarts, users)`` like :meth:`iter_session_qos_pages`."""
+    def iter_session_users_pages(self, session_id: str, *, session_type: SessionType = "past"
+                                 ) -> Iterator[tuple[int, list[JsonDict]]]:
+        """A session's joins with their quality grades (``GET /videosdk/sessions/{id}/users``),
+        page by page, as ``(restarts, users)`` like :meth:`iter_session_qos_pages` (and with the
+        same ``session_type``)."""
         endpoint = f"videosdk/sessions/{encode_session_id(session_id)}/users"
-        params: dict[str, QueryValue] = {"type": "past", "page_size": self.settings.users_page_size}
+        params: dict[str, QueryValue] = {"type": _session_type(session_type),
+                                         "page_size": self.settings.users_page_size}
+        return self._session_pages(endpoint, "videosdk/sessions/{id}/users", params, session_id,
+                                   f"users of {session_type} session", json_object, _is_object)
+
+    def _session_pages(self, endpoint: str, template: str, params: Mapping[str, QueryValue], session_id: str,
+                       what: str, decode: Callable[[bytes], JsonDict], is_item: Callable[[Any], bool]
+                       ) -> Iterator[tuple[int, list[Any]]]:
+        """The pages of one session's joins (``template``: the path in errors), restarting when a
+        page token expires."""
         paginator = self._paginator()
 
         def fetch(token: str | None, deadline: float | None) -> JsonDict:
             return self.get_json(endpoint, {**params, "next_page_token": token}, HEAVY,
-                                 deadline=deadline, session_id=session_id)
+                                 deadline=deadline, session_id=session_id, decode=decode)
 
         try:
-            for page in paginator.pages(fetch, what=f"users of session {session_id!r}"):
-                yield paginator.restarts, _list_field(page, "users", "videosdk/sessions/{id}/users")
+            for page in paginator.pages(fetch, what=f"{what} {session_id!r}"):
+                yield paginator.restarts, _list_field(page, "users", template, is_item)
         finally:
             self._count(token_restarts=paginator.restarts)
 
@@ -415,6 +440,15 @@ def transport_cause(error: BaseException) -> str:
         return "read timed out"
     # Not str(): urllib3's MaxRetryError text holds the URL with its query (a page token).
     return type(chain[-1]).__name__
+
+
+def _session_type(value: object) -> SessionType:
+    """``value`` if it is a ``type`` Zoom accepts (``past``, ``live``); else ``ValueError``, before
+    any request."""
+    for session_type in SESSION_TYPES:
+        if value == session_type:
+            return session_type
+    raise ValueError(f"session_type must be one of {', '.join(SESSION_TYPES)}, got {value!r}")
 
 
 def _key_hint(api_key: str) -> str:

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
-from typing import NamedTuple, Protocol
+from typing import Literal, NamedTuple, Protocol, get_args
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,11 @@ log = logging.getLogger(__name__)
 # and for someone to look at yesterday's figure, short enough that nothing accumulates.
 KEEP_DAYS = 2
 _ACCOUNT = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+#: Who sends a request, for the budget's shares: a scheduled run (or a manual trigger without
+#: dates), a backfill or range reload, or live polling.
+RequestKind = Literal["scheduled", "backfill", "live"]
+REQUEST_KINDS: tuple[RequestKind, ...] = get_args(RequestKind)
 
 
 def check_count(n: int, what: str = "n") -> None:
@@ -38,41 +43,48 @@ def check_count(n: int, what: str = "n") -> None:
 class Spent(NamedTuple):
     """One UTC day's requests of an account, by kind of caller.
 
-    Counted apart because a backfill's share depends on what the scheduled runs spent (the
-    reserve arithmetic: see ``zoom_qos.zoom.budget``); one sum could not tell.
+    Counted apart because each kind has its own share (``zoom_qos.zoom.budget`` explains them):
+    live polling's is carved out of the cap, and a backfill's depends on what the scheduled runs
+    spent (the reserve arithmetic); one sum could not tell.
     """
 
     scheduled: int = 0
     backfill: int = 0
+    live: int = 0
 
     @property
     def total(self) -> int:
-        return self.scheduled + self.backfill
+        return self.scheduled + self.backfill + self.live
 
-    def left(self, limit: int, reserve: int = 0, *, backfill: bool = False) -> int:
-        """Requests a caller may still send under ``limit`` (negative when past it).
+    def left(self, limit: int, reserve: int = 0, *, kind: RequestKind = "scheduled",
+             live_budget: int = 0) -> int:
+        """Requests a caller of ``kind`` may still send under ``limit`` (negative when past it).
 
         The one implementation of the budget's shares (``zoom_qos.zoom.budget`` explains them);
-        the Redis script mirrors it.
+        the Redis script mirrors it. ``live_budget`` is live polling's share, carved out of
+        ``limit`` first; scheduled runs and backfills share the rest. Nobody passes ``limit``.
         """
-        held = max(reserve, self.scheduled) if backfill else self.scheduled
-        return limit - held - self.backfill
+        _check_kind(kind)
+        overall = limit - self.total
+        if kind == "live":
+            return min(live_budget - self.live, overall)
+        held = max(reserve, self.scheduled) if kind == "backfill" else self.scheduled
+        return min(limit - live_budget - held - self.backfill, overall)
 
-    def plus(self, n: int, *, backfill: bool) -> Spent:
-        if backfill:
-            return self._replace(backfill=self.backfill + n)
-        return self._replace(scheduled=self.scheduled + n)
+    def plus(self, n: int, *, kind: RequestKind) -> Spent:
+        _check_kind(kind)
+        return self._replace(**{kind: getattr(self, kind) + n})
 
 
 class DailyCounter(Protocol):
     """Requests counted per UTC day and kind of caller, shared by whoever uses the same counter."""
 
-    def add(self, day: date, n: int, *, backfill: bool = False, limit: int | None = None,
-            reserve: int = 0) -> tuple[bool, Spent]:
-        """Count ``n`` requests of a scheduled run or a backfill on ``day``.
+    def add(self, day: date, n: int, *, kind: RequestKind = "scheduled", limit: int | None = None,
+            reserve: int = 0, live_budget: int = 0) -> tuple[bool, Spent]:
+        """Count ``n`` requests of a scheduled run, a backfill or live polling on ``day``.
 
-        With ``limit``, atomically: if ``n`` is more than ``Spent.left(limit, reserve,
-        backfill=...)`` nothing is counted. Returns whether they were counted and the day's
+        With ``limit``, atomically: if ``n`` is more than ``Spent.left(limit, reserve, kind=...,
+        live_budget=...)`` nothing is counted. Returns whether they were counted and the day's
         counts after the call (so a refusal reports the counts it was refused on).
         """
         ...
@@ -82,56 +94,80 @@ class DailyCounter(Protocol):
         ...
 
 
-def _check_add(n: int, limit: int | None, reserve: int) -> None:
+def _check_kind(kind: object) -> None:
+    if kind not in REQUEST_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(REQUEST_KINDS)}; got {kind!r}")
+
+
+def _check_add(n: int, kind: RequestKind, limit: int | None, reserve: int, live_budget: int) -> None:
     check_count(n)
+    _check_kind(kind)
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
         raise ValueError(f"limit must be a whole number of requests or None, got {limit!r}")
-    if isinstance(reserve, bool) or not isinstance(reserve, int) or reserve < 0:
-        raise ValueError(f"reserve must be a whole number of requests, 0 or more; got {reserve!r}")
+    for name, value in (("reserve", reserve), ("live_budget", live_budget)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} must be a whole number of requests, 0 or more; got {value!r}")
 
 
-def _within(spent: Spent, n: int, backfill: bool, limit: int | None, reserve: int) -> bool:
-    return limit is None or n <= spent.left(limit, reserve, backfill=backfill)
+def _within(spent: Spent, n: int, kind: RequestKind, limit: int | None, reserve: int,
+            live_budget: int) -> bool:
+    return limit is None or n <= spent.left(limit, reserve, kind=kind, live_budget=live_budget)
 
 
 # Check and count in one step, so concurrent callers can neither overshoot the limit nor be
 # refused because of another caller's request that is being taken back (INCRBY/DECRBY would).
-# Both keys are read in the same step: a scheduled run's requests change a backfill's share.
-# KEYS[1], KEYS[2]: the day's scheduled and backfill keys. ARGV[1]: n. ARGV[2]: 1 to count a
-# backfill's requests, 0 a scheduled run's. ARGV[3]: the limit, -1 for none. ARGV[4]: the
-# backfill's reserve. ARGV[5]: expiry (s). Returns {accepted 1/0, scheduled, backfill} after the
-# call (a refusal counts nothing). Mirrors Spent.left().
+# All keys are read in the same step: every kind's requests change the others' room.
+# KEYS[1..3]: the day's scheduled, backfill and live keys (a missing key counts 0, so days counted
+# before live polling existed read as they were). ARGV[1]: n. ARGV[2]: the kind, 1 = scheduled,
+# 2 = backfill, 3 = live (the index of its key). ARGV[3]: the limit, -1 for none. ARGV[4]: the
+# backfill's reserve. ARGV[5]: expiry (s). ARGV[6]: live polling's share of the limit. Returns
+# {accepted 1/0, scheduled, backfill, live} after the call (a refusal counts nothing). Mirrors
+# Spent.left().
 _ADD_WITHIN = """
 local n = tonumber(ARGV[1])
-local is_backfill = ARGV[2] == '1'
+local kind = tonumber(ARGV[2])
 local limit = tonumber(ARGV[3])
 local reserve = tonumber(ARGV[4])
-local scheduled = tonumber(redis.call('GET', KEYS[1]) or '0')
-local backfill = tonumber(redis.call('GET', KEYS[2]) or '0')
-local held = scheduled
-if is_backfill and reserve > held then
-  held = reserve
+local live_budget = tonumber(ARGV[6])
+local counts = {}
+for i = 1, 3 do
+  counts[i] = tonumber(redis.call('GET', KEYS[i]) or '0')
 end
-if limit >= 0 and held + backfill + n > limit then
-  return {0, scheduled, backfill}
+if limit >= 0 then
+  local left
+  if kind == 3 then
+    left = live_budget - counts[3]
+  else
+    local held = counts[1]
+    if kind == 2 and reserve > held then
+      held = reserve
+    end
+    left = limit - live_budget - held - counts[2]
+  end
+  local overall = limit - counts[1] - counts[2] - counts[3]
+  if overall < left then
+    left = overall
+  end
+  if n > left then
+    return {0, counts[1], counts[2], counts[3]}
+  end
 end
-if is_backfill then
-  backfill = redis.call('INCRBY', KEYS[2], n)
-else
-  scheduled = redis.call('INCRBY', KEYS[1], n)
+counts[kind] = redis.call('INCRBY', KEYS[kind], n)
+for i = 1, 3 do
+  redis.call('EXPIRE', KEYS[i], tonumber(ARGV[5]))
 end
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[5]))
-redis.call('EXPIRE', KEYS[2], tonumber(ARGV[5]))
-return {1, scheduled, backfill}
+return {1, counts[1], counts[2], counts[3]}
 """
 
 
 class RedisDailyCounter:
     """The account's counts shared by every task, process and worker of a cluster, in Redis.
 
-    Two keys per account and UTC day, ``zoom_qos:daily:{account}:{YYYY-MM-DD}:scheduled`` and
-    ``...:backfill``, both expiring ``KEEP_DAYS`` after the day's last write, so old days vanish
-    by themselves. One Lua script reads both and counts, so the check sees both kinds at once.
+    Three keys per account and UTC day, ``zoom_qos:daily:{account}:{YYYY-MM-DD}:scheduled``,
+    ``...:backfill`` and ``...:live``, expiring ``KEEP_DAYS`` after the day's last write, so old
+    days vanish by themselves. One Lua script reads them all and counts, so the check sees every
+    kind at once. A missing key counts 0: the keys of a day counted before live polling existed
+    (no ``:live``) read as they were.
     """
 
     def __init__(self, url: str, account: str, *, prefix: str = "zoom_qos:daily") -> None:
@@ -144,28 +180,29 @@ class RedisDailyCounter:
         self._prefix = f"{prefix}:{account}"
         self.expiry_seconds = KEEP_DAYS * 86_400
 
-    def keys(self, day: date) -> tuple[str, str]:
-        """The day's (scheduled, backfill) keys."""
+    def keys(self, day: date) -> tuple[str, str, str]:
+        """The day's (scheduled, backfill, live) keys, in ``Spent``'s order."""
         base = f"{self._prefix}:{day.isoformat()}"
-        return f"{base}:scheduled", f"{base}:backfill"
+        return f"{base}:scheduled", f"{base}:backfill", f"{base}:live"
 
-    def add(self, day: date, n: int, *, backfill: bool = False, limit: int | None = None,
-            reserve: int = 0) -> tuple[bool, Spent]:
-        _check_add(n, limit, reserve)
-        args = [n, int(backfill), -1 if limit is None else limit, reserve, self.expiry_seconds]
-        accepted, scheduled, backfilled = self._script(keys=list(self.keys(day)), args=args)
-        return bool(int(accepted)), Spent(int(scheduled), int(backfilled))
+    def add(self, day: date, n: int, *, kind: RequestKind = "scheduled", limit: int | None = None,
+            reserve: int = 0, live_budget: int = 0) -> tuple[bool, Spent]:
+        _check_add(n, kind, limit, reserve, live_budget)
+        args = [n, REQUEST_KINDS.index(kind) + 1, -1 if limit is None else limit, reserve,
+                self.expiry_seconds, live_budget]
+        accepted, *counts = self._script(keys=list(self.keys(day)), args=args)
+        return bool(int(accepted)), Spent(*(int(count) for count in counts))
 
     def get(self, day: date) -> Spent:
-        scheduled, backfill = self._redis.mget(self.keys(day))
-        return Spent(int(scheduled or 0), int(backfill or 0))
+        return Spent(*(int(count or 0) for count in self._redis.mget(self.keys(day))))
 
 
 class FileDailyCounter:
     """The account's counts shared by the processes of one machine, in a small JSON file.
 
     For a LocalExecutor (every task a process on one host). ``{directory}/{account}.json`` maps
-    UTC days to ``{"scheduled": n, "backfill": n}``; every update holds an exclusive ``flock``
+    UTC days to ``{"scheduled": n, "backfill": n, "live": n}`` (a kind missing from a day, as
+    in files written before live polling existed, counts 0); every update holds an exclusive ``flock``
     on ``{account}.lock`` and replaces the JSON file atomically, so concurrent processes and
     threads never lose a count and a killed writer never leaves half a file. ``flock`` locks
     belong to the open file, so threads of one process exclude each other too (each call opens
@@ -219,17 +256,17 @@ class FileDailyCounter:
             Path(tmp).unlink(missing_ok=True)
             raise
 
-    def add(self, day: date, n: int, *, backfill: bool = False, limit: int | None = None,
-            reserve: int = 0) -> tuple[bool, Spent]:
-        _check_add(n, limit, reserve)
+    def add(self, day: date, n: int, *, kind: RequestKind = "scheduled", limit: int | None = None,
+            reserve: int = 0, live_budget: int = 0) -> tuple[bool, Spent]:
+        _check_add(n, kind, limit, reserve, live_budget)
         with self._locked(fcntl.LOCK_EX):
             counts = self._read()
             spent = counts.get(day.isoformat(), Spent())
-            if not _within(spent, n, backfill, limit, reserve):
+            if not _within(spent, n, kind, limit, reserve, live_budget):
                 return False, spent
             oldest = (day - timedelta(days=KEEP_DAYS)).isoformat()
             counts = {d: c for d, c in counts.items() if d >= oldest}  # ISO dates sort as dates
-            counts[day.isoformat()] = spent = spent.plus(n, backfill=backfill)
+            counts[day.isoformat()] = spent = spent.plus(n, kind=kind)
             self._write(counts)
             return True, spent
 

@@ -70,6 +70,11 @@ class ZoomSettings:
     # run's), and leaves a backfill 50,000 a day on Business+ (20,000 on Pro). Busier accounts
     # raise it to about their scheduled run's requests.
     backfill_reserve_requests: int = 10_000
+    # Live polling's share of the cap (the zoom_videosdk_qos_live DAG), carved out of it first:
+    # scheduled runs and backfills share daily_request_limit less this, and live polling may use
+    # only this (0: live polling gets no requests). 3,000 is 5 % of Business+'s 60,000, 10 % of
+    # Pro's 30,000. With backfill_reserve_requests it must stay below daily_request_limit.
+    live_daily_request_budget: int = 3_000
 
     @classmethod
     def from_extra(cls, extra: Mapping[str, object]) -> ZoomSettings:

@@ -204,7 +204,7 @@ def test_views_declared_in_dependency_order_with_docs() -> None:
     names = [v.name for v in VIEWS]
     assert names == [
         "qos_samples", "session_quality", "daily_quality", "daily_quality_breakdown", "run_health",
-        "daily_completeness",
+        "daily_completeness", "live_session_quality",
     ]
     for index, view in enumerate(VIEWS):
         assert view.comment.strip(), view.name
@@ -422,12 +422,14 @@ def test_both_back_ends_give_identical_figures(make_db: Any) -> None:
         "daily_quality_breakdown": "day, media_type, dimension, dimension_value",
         "run_health": "run_id",
         "daily_completeness": "usage_date",
+        "live_session_quality": "session_id, user_id, join_time, media_type",
     }
     for backend in ("sqlite", "postgresql"):
         db = make_db(backend)
         load_known(db)
         load_completeness(db)
         sessions_, joins, samples = random_dataset(seed=5)
+        sessions_[1]["qos_status"] = "live"  # in live_session_quality only
         db.insert(schema.sessions, sessions_)
         db.insert(schema.session_users, joins)
         db.insert(schema.user_qos, samples)

@@ -15,6 +15,7 @@ from zoom_qos.zoom import budget as budget_module
 from zoom_qos.zoom import counters
 from zoom_qos.zoom.budget import (
     DailyBudget,
+    LiveBudgetExhaustedError,
     UnlimitedBudget,
     account_key,
     budget_for,
@@ -22,6 +23,7 @@ from zoom_qos.zoom.budget import (
     next_reset,
 )
 from zoom_qos.zoom.counters import FileDailyCounter, RedisDailyCounter, Spent
+from zoom_qos.zoom.settings import ZoomSettings
 
 DAY = date(2026, 11, 26)
 
@@ -167,9 +169,12 @@ def test_the_factory_counts_each_kind_apart(tmp_path, clock):
     assert (backfill.backfill, scheduled.backfill) == (True, False)
     backfill.spend(3)
     scheduled.spend(2)
+    live = budget_for(backfill=False, live=True, live_budget=10, **common)
+    assert (live.kind, live.reserve, live.live_budget) == ("live", 0, 10)
+    live.spend(4)
     assert json.loads((tmp_path / "acct.json").read_text()) == {
-        "2026-11-26": {"scheduled": 2, "backfill": 3}}
-    assert scheduled.spent_by_kind() == Spent(2, 3) and scheduled.spent() == 5
+        "2026-11-26": {"scheduled": 2, "backfill": 3, "live": 4}}
+    assert scheduled.spent_by_kind() == Spent(2, 3, 4) and scheduled.spent() == 9
 
 
 @pytest.mark.parametrize(
@@ -193,6 +198,128 @@ def test_airflows_run_type_enum_is_understood():
 
     assert is_backfill(DagRunType.BACKFILL_JOB) is True
     assert is_backfill(DagRunType.SCHEDULED, None) is False
+
+
+# --- live polling's share --------------------------------------------------------------------
+def _three(make_counter, clock, daily_limit=100, reserve=30, live_budget=20
+           ) -> tuple[DailyBudget, DailyBudget, DailyBudget]:
+    """(scheduled, backfill, live) budgets of one account."""
+    common = dict(clock=clock, live_budget=live_budget)
+    return (DailyBudget(make_counter(), daily_limit, **common),
+            DailyBudget(make_counter(), daily_limit, reserve, backfill=True, **common),
+            DailyBudget(make_counter(), daily_limit, live=True, **common))
+
+
+def test_live_polling_gets_its_share_exactly_counted_apart(make_counter, clock):
+    scheduled, backfill, live = _three(make_counter, clock)
+    assert live.remaining() == 20
+    assert live.spend(19) == 1
+    assert live.spend() == 0
+    with pytest.raises(LiveBudgetExhaustedError) as refused:
+        live.spend(endpoint="videosdk/sessions")
+    assert live.spent_by_kind() == Spent(0, 0, 20)  # the refusal counted nothing
+    # the others' shares are untouched by live polling
+    assert (scheduled.remaining(), backfill.remaining()) == (80, 50)
+    error = refused.value
+    assert isinstance(error, DailyBudgetExhaustedError) and isinstance(error, DailyLimitReached)
+    assert error.kind == "live" and error.reset_at == datetime(2026, 11, 27, tzinfo=UTC)
+    assert (error.live_spent, error.live_budget, error.spent, error.daily_limit) == (20, 20, 20, 100)
+    assert (error.requested, error.endpoint, error.day) == (1, "videosdk/sessions", "2026-11-26")
+    message = str(error)
+    for part in ("the live polling's share (live_daily_request_budget = 20) of today's requests is spent",
+                 "live polling resumes after 00:00 UTC", "2026-11-27T00:00:00+00:00", "nothing was sent"):
+        assert part.lower() in message.lower(), message
+
+
+def test_scheduled_runs_and_backfills_share_the_cap_less_the_live_share(make_counter, clock):
+    scheduled, backfill, live = _three(make_counter, clock)
+    # 100 - 20 live: scheduled runs get 80; a backfill 80 - max(30, scheduled)
+    assert (scheduled.remaining(), backfill.remaining(), live.remaining()) == (80, 50, 20)
+    backfill.spend(50)
+    with pytest.raises(DailyBudgetExhaustedError) as refused:
+        backfill.spend()
+    assert not isinstance(refused.value, LiveBudgetExhaustedError)
+    scheduled.spend(30)
+    with pytest.raises(DailyBudgetExhaustedError):
+        scheduled.spend()  # 30 + 50 = 80: the live share is not theirs, even unused
+    assert live.spend(20) == 0  # ... and is all still there for live polling
+    assert scheduled.spent_by_kind() == Spent(30, 50, 20) and scheduled.spent() == 100
+
+
+def test_the_scheduled_runs_spending_past_the_reserve_still_shrinks_the_backfill(make_counter, clock):
+    scheduled, backfill, live = _three(make_counter, clock)
+    live.spend(5)
+    scheduled.spend(45)
+    assert backfill.remaining() == 35  # 100 - 20 - max(30, 45), whatever live polling spent
+    backfill.spend(35)
+    assert (scheduled.remaining(), backfill.remaining(), live.remaining()) == (0, 0, 15)
+
+
+def test_a_live_budget_of_zero_gives_live_polling_nothing(make_counter, clock):
+    scheduled, _, live = _three(make_counter, clock, live_budget=0)
+    assert live.remaining() == 0 and scheduled.remaining() == 100
+    with pytest.raises(LiveBudgetExhaustedError, match=r"live_daily_request_budget = 0\)"):
+        live.spend()
+    assert live.spent_by_kind() == Spent(0, 0, 0)
+
+
+def test_live_polling_is_refused_when_the_whole_cap_is_spent(clock, tmp_path):
+    # someone counted past their share (say a process with another live budget configured)
+    counter = FileDailyCounter(tmp_path, "acct")
+    DailyBudget(counter, 100, clock=clock).spend(99)
+    live = DailyBudget(counter, 100, clock=clock, live=True, live_budget=20)
+    assert live.remaining() == 1
+    with pytest.raises(LiveBudgetExhaustedError) as refused:
+        live.spend(2)
+    message = str(refused.value)
+    assert "99 of 100 requests" in message and "2 more requests would exceed it" in message
+    assert "live polling resumes after 00:00 UTC" in message
+
+
+def test_a_backfills_message_names_the_share_left_after_live_polling(clock, tmp_path):
+    budget = budget_for(daily_limit=60_000, reserve=10_000, live_budget=3_000, backfill=True,
+                        account="acct", directory=tmp_path, clock=clock)
+    budget.spend(47_000)
+    with pytest.raises(DailyBudgetExhaustedError) as refused:
+        budget.spend()
+    message = str(refused.value)
+    for figure in ("47,000 of 57,000", "47,000 today", "daily_request_limit, 60,000",
+                   "live_daily_request_budget, 3,000"):
+        assert figure in message, message
+    assert refused.value.reset_at == datetime(2026, 11, 27, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("limit", "reserve", "live_budget", "match"),
+    [
+        (30_000, 27_000, 3_000, r"'backfill_reserve_requests' \(27,000\) and 'live_daily_request_budget' "
+                                r"\(3,000\) together must be less than 'daily_request_limit' \(30,000\)"),
+        (10_000, 0, 10_000, "'live_daily_request_budget'"),
+        (60_000, 0, -1, "'live_daily_request_budget'"),
+        (60_000, 0, "3000", "'live_daily_request_budget'"),
+    ],
+)
+def test_the_reserve_and_the_live_share_must_leave_room(tmp_path, limit, reserve, live_budget, match):
+    for live in (False, True):  # checked for every run, whichever kind
+        with pytest.raises(ValueError, match=match):
+            budget_for(daily_limit=limit, reserve=reserve, live_budget=live_budget, backfill=False, live=live,
+                       account="acct", directory=tmp_path)
+
+
+def test_a_budget_is_not_both_a_backfills_and_live_pollings(tmp_path):
+    with pytest.raises(ValueError, match="not both"):
+        budget_for(daily_limit=100, reserve=10, backfill=True, live=True, account="acct", directory=tmp_path)
+    with pytest.raises(ValueError, match="not both"):
+        DailyBudget(FileDailyCounter(tmp_path, "acct"), 100, backfill=True, live=True)
+    with pytest.raises(ValueError, match="live_budget"):
+        DailyBudget(FileDailyCounter(tmp_path, "acct"), 100, 50, backfill=True, live_budget=50)
+
+
+def test_the_live_share_defaults_to_3000_and_is_a_connection_extra():
+    assert ZoomSettings().live_daily_request_budget == 3_000
+    assert ZoomSettings.from_extra({"live_daily_request_budget": "0"}).live_daily_request_budget == 0
+    with pytest.raises(ValueError, match="live_daily_request_budget"):
+        ZoomSettings.from_extra({"live_daily_request_budget": "some"})
 
 
 # --- the day and its reset --------------------------------------------------------------------

@@ -43,6 +43,10 @@ class _Handler(BaseHTTPRequestHandler):
             server.connections += 1
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        server = self.server
+        assert isinstance(server, _Server)
+        with server.lock:
+            server.paths.append(self.path)
         time.sleep(self.delay)
         body = json.dumps({"sessions": [], "next_page_token": ""}).encode()
         self.send_response(200)
@@ -62,6 +66,7 @@ class _Server(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.lock = threading.Lock()
         self.connections = 0
+        self.paths: list[str] = []  # path and query of every request received
 
     def handle_error(self, request: object, client_address: object) -> None:
         pass  # refused TLS handshakes are what some tests expect
@@ -403,3 +408,69 @@ def test_verify_reads_flags_and_paths():
     assert ZoomSettings.from_extra({"verify": "No"}).verify is False
     assert ZoomSettings.from_extra({"verify": "/etc/ca.pem"}).verify == "/etc/ca.pem"
     assert ZoomSettings.from_extra({"verify": True}).verify is True
+
+
+# --- live sessions: type=live, and live polling's share of the budget --------------------------
+def _sent(server: _Server) -> list[tuple[str, dict[str, str]]]:
+    from urllib.parse import parse_qsl, urlsplit
+
+    return [(urlsplit(p).path, dict(parse_qsl(urlsplit(p).query))) for p in server.paths]
+
+
+def test_live_sessions_and_their_pages_are_asked_with_type_live(http_server):
+    from zoom_qos.zoom.published import SESSION_QOS, SESSION_USERS, SESSIONS, request_problems
+
+    client = make_client(f"http://127.0.0.1:{http_server.port}/v2")
+    assert list(client.iter_live_sessions(dt.date(2026, 11, 25), dt.date(2026, 11, 26))) == []
+    assert list(client.iter_session_qos_pages("/ab//c==", session_type="live")) == [(0, [])]
+    assert list(client.iter_session_users_pages("abc==", session_type="live")) == [(0, [])]
+    assert list(client.iter_past_sessions(dt.date(2026, 11, 26), dt.date(2026, 11, 26))) == []
+    assert list(client.iter_session_qos_pages("abc==")) == [(0, [])]
+    sent = _sent(http_server)
+    assert sent == [
+        ("/v2/videosdk/sessions",
+         {"type": "live", "from": "2026-11-25", "to": "2026-11-26", "page_size": "300"}),
+        ("/v2/videosdk/sessions/%252Fab%252F%252Fc%253D%253D/users/qos", {"type": "live", "page_size": "10"}),
+        ("/v2/videosdk/sessions/abc%3D%3D/users", {"type": "live", "page_size": "300"}),
+        ("/v2/videosdk/sessions",
+         {"type": "past", "from": "2026-11-26", "to": "2026-11-26", "page_size": "300"}),
+        ("/v2/videosdk/sessions/abc%3D%3D/users/qos", {"type": "past", "page_size": "10"}),
+    ]
+    for (_, params), endpoint in zip(sent, (SESSIONS, SESSION_QOS, SESSION_USERS, SESSIONS, SESSION_QOS),
+                                     strict=True):
+        assert request_problems(endpoint, params) == []
+
+
+def test_an_unknown_session_type_is_refused_before_any_request(http_server):
+    client = make_client(f"http://127.0.0.1:{http_server.port}/v2")
+    for read in (client.iter_session_qos_pages, client.iter_session_users_pages):
+        with pytest.raises(ValueError, match="session_type must be one of past, live"):
+            read("abc", session_type="ended")  # type: ignore[arg-type]
+    assert http_server.paths == []
+
+
+def test_a_live_client_spends_only_live_pollings_share(http_server, tmp_path):
+    from zoom_qos.zoom.budget import LiveBudgetExhaustedError
+    from zoom_qos.zoom.counters import FileDailyCounter, Spent
+
+    extra = {"daily_request_limit": 100, "backfill_reserve_requests": 10, "live_daily_request_budget": 2,
+             "heavy_requests_per_second": 10_000.0}
+    base_url = f"http://127.0.0.1:{http_server.port}/v2"
+
+    def client(**kind: bool) -> ZoomClient:
+        return ZoomClient(ZoomSettings.from_extra(extra), api_key="test-key", api_secret="test-secret",
+                          base_url=base_url, budget_dir=tmp_path, **kind)
+
+    live = client(live=True)
+    today = dt.datetime.now(dt.UTC).date()
+    list(live.iter_live_sessions(today - dt.timedelta(days=1), today))
+    list(live.iter_session_qos_pages("abc", session_type="live"))
+    with pytest.raises(LiveBudgetExhaustedError, match="live polling resumes after 00:00 UTC") as refused:
+        list(live.iter_session_qos_pages("abd", session_type="live"))
+    assert refused.value.kind == "live" and len(http_server.paths) == 2  # the refused one was not sent
+    list(client().iter_past_sessions(today, today))  # a scheduled run is not held back by it
+    [counts] = [p for p in tmp_path.glob("*.json")]
+    [account] = [counts.stem]
+    assert FileDailyCounter(tmp_path, account).get(today) == Spent(scheduled=1, backfill=0, live=2)
+    with pytest.raises(ValueError, match="not both"):
+        client(live=True, backfill=True)
