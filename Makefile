@@ -10,6 +10,9 @@ export PYTHONPATH := $(CURDIR):$(CURDIR)/plugins
 # The demo's warehouse, staging and reports in ./data (an install's default is $AIRFLOW_HOME/zoom_qos).
 export AIRFLOW__ZOOM_QOS__DATA_DIR := $(CURDIR)/data
 
+# Test processes (pytest-xdist); a module's tests stay in one process, with its module fixtures.
+PYTEST_WORKERS ?= auto
+
 .PHONY: demo test lint install install-dev clean bench
 
 $(VENV)/.runtime: requirements.txt pyproject.toml
@@ -34,7 +37,7 @@ demo: $(VENV)/.runtime
 test: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest $(PYTEST_ARGS)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 ## Benchmarks against the simulator (PostgreSQL on 127.0.0.1:5432): bench/results.json and bench/results.md.
 bench: $(VENV)/.runtime bench/requirements.txt
