@@ -101,3 +101,28 @@ def test_every_load_emits_the_asset_and_the_report_dag_is_scheduled_on_it(dagbag
     producers = [(d.dag_id, t.task_id) for d in dagbag.dags.values() for t in d.tasks
                  if ZOOM_QOS_ASSET in (t.outlets or [])]
     assert producers == [("zoom_videosdk_qos", "load_warehouse")]
+
+
+def test_sessions_in_progress_get_a_live_now_section_and_stay_out_of_the_daily_figures(
+        warehouse: Warehouse, tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from tests.unit.report.reportworld import zoom_session, zoom_user
+    from zoom_qos.report.data import load_report_data
+    from zoom_qos.transform.parsing import ParseIssues
+
+    before = load_report_data(warehouse, 30)
+    day = LAST_DAY + timedelta(days=1)  # later than every loaded day: it would move the period
+    session = {**zoom_session("s-live", "Support call in progress", day), "end_time": None}
+    user = {**zoom_user("u-live", day, [400, 410, 420, 430, 440, 450]), "leave_time": None}
+    warehouse.load_live_sessions([(session, [user])], ParseIssues())
+    from zoom_qos.warehouse.live import evaluate_live_alerts
+
+    raised, _ = evaluate_live_alerts(warehouse, window_minutes=10, poor_share=0.5, min_samples=5)
+    assert [(a["session_id"], a["media_type"]) for a in raised] == [("s-live", "audio")]
+    after = load_report_data(warehouse, 30)
+    assert (after.start, after.end, after.totals) == (before.start, before.end, before.totals)
+    page = build_report(warehouse, tmp_path).read_text(encoding="utf-8")
+    live = page[page.index('id="live-now"'):page.index("</section>", page.index('id="live-now"'))]
+    assert "Support call in progress" in live and "100.0%" in live and "<td>open</td>" in live
+    assert "1 session(s) in progress" in live and "1 alert(s) open" in live
