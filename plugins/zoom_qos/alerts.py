@@ -47,6 +47,7 @@ import sqlalchemy as sa
 
 from zoom_qos.config import CONFIG_SECTION, number_setting, setting
 from zoom_qos.errors import ZoomQosError
+from zoom_qos.transform.parsing import utc_day
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseNotifier
@@ -404,7 +405,7 @@ def evaluate(warehouse: Warehouse, days: Iterable[date], poor_share: float,
     keep = set(wanted)
     by_day: dict[date, dict[str, dict[str, Any]]] = {}
     for row in quality:
-        day = _as_date(row["day"])
+        day = utc_day(row["day"])
         if day in keep and row["poor_share"] is not None:
             by_day.setdefault(day, {})[str(row["media_type"])] = {
                 "poor_share": round(float(row["poor_share"]), 6),
@@ -418,7 +419,7 @@ def evaluate(warehouse: Warehouse, days: Iterable[date], poor_share: float,
             alerts.append(QualityAlert(day, POOR_SHARE, poor_share, worst,
                                        {"media_types": media, "above": above}))
     for row in completeness:
-        day = _as_date(row["usage_date"])
+        day = utc_day(row["usage_date"])
         zoom = row["zoom_sessions"]
         if day not in keep or zoom is None or int(zoom) <= 0:
             continue
@@ -430,11 +431,3 @@ def evaluate(warehouse: Warehouse, days: Iterable[date], poor_share: float,
         if figures["gap"] > count_gap:
             alerts.append(QualityAlert(day, COUNT_GAP, count_gap, figures["gap"], figures))
     return sorted(alerts, key=lambda a: (a.day, a.kind))
-
-
-def _as_date(value: Any) -> date:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).date() if value.tzinfo else value.date()
-    if isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value)[:10])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import Literal
 
 from zoom_qos.zoom.published import ErrorCode
 
@@ -240,3 +241,33 @@ class DailyBudgetExhaustedError(DailyLimitReached):
         self.daily_limit = daily_limit
         self.reserve = reserve
         self.requested = requested
+
+
+class LiveBudgetExhaustedError(DailyBudgetExhaustedError):
+    """Live polling's share of today's requests (``live_daily_request_budget``) is spent.
+
+    A ``DailyBudgetExhaustedError`` like the others (raised before sending, ``reset_at`` the next
+    00:00 UTC), told apart by ``kind == "live"``: live polling pauses until the reset, it does
+    not fail. ``live_spent`` is today's live requests, ``live_budget`` the share; ``spent``,
+    ``scheduled_spent`` and ``daily_limit`` are the whole day's, as in the parent.
+    """
+
+    kind: Literal["live"] = "live"
+
+    def __init__(self, *, day: str, spent: int, scheduled_spent: int, live_spent: int,
+                 live_budget: int, daily_limit: int, requested: int, reset_at: datetime,
+                 endpoint: str = "") -> None:
+        super().__init__(day=day, spent=spent, scheduled_spent=scheduled_spent, daily_limit=daily_limit,
+                         reserve=0, requested=requested, reset_at=reset_at, endpoint=endpoint)
+        self.live_spent = live_spent
+        self.live_budget = live_budget
+        more = "1 more request" if requested == 1 else f"{requested:,} more requests"
+        if live_spent + requested > live_budget:
+            why = (f"The live polling's share (live_daily_request_budget = {live_budget:,}) of today's "
+                   f"requests is spent: {live_spent:,} live requests are counted for {day} (UTC)")
+        else:  # the share is not spent, the whole cap is (other callers counted past their shares)
+            why = (f"Today's Zoom request budget is spent: {spent:,} of {daily_limit:,} requests "
+                   f"(daily_request_limit) are counted for {day} (UTC), {live_spent:,} of them by "
+                   f"live polling (its share, live_daily_request_budget, is {live_budget:,})")
+        self.args = (f"{why}; {more} would exceed it, so nothing was sent; live polling resumes "
+                     f"after 00:00 UTC ({reset_at.isoformat()}).",)

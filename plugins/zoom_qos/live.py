@@ -15,21 +15,22 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from zoom_qos import config
-from zoom_qos.config import WAREHOUSE_CONN_ID, ZOOM_CONN_ID
-from zoom_qos.errors import DailyLimitReached
+from zoom_qos import config, tasks
+from zoom_qos.config import ZOOM_CONN_ID
+from zoom_qos.errors import DailyLimitReached, ZoomApiError
 from zoom_qos.extract.availability import LIVE
 from zoom_qos.extract.privacy import Pseudonymizer
 from zoom_qos.hooks import ZoomVideoSdkHook
 from zoom_qos.transform.parsing import ParseIssues
 from zoom_qos.warehouse import SessionInput, Warehouse
 from zoom_qos.zoom.bodies import decode_user
+from zoom_qos.zoom.pagination import last_pass
+from zoom_qos.zoom.published import ErrorCode
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ def poll(*, dag_id: str, run_id: str, started_at: datetime | None = None, zoom_c
     ``notify`` sends one alert (subject, text); the default is the ``[zoom_qos] notifier``.
     """
     today = today or datetime.now(UTC).date()
-    with _opened(warehouse) as opened:
+    with tasks.opened_warehouse(warehouse) as opened:
         hook = ZoomVideoSdkHook(zoom_conn_id, live=True)
         started = time.monotonic()
         try:
@@ -98,17 +99,6 @@ def daily_extraction_running(ti: Any) -> bool:
         return False
 
 
-@contextmanager
-def _opened(warehouse: Warehouse | None) -> Iterator[Warehouse]:
-    target = warehouse if warehouse is not None else Warehouse.from_airflow(WAREHOUSE_CONN_ID)
-    try:
-        target.ensure_schema()
-        yield target
-    finally:
-        if warehouse is None:
-            target.dispose()
-
-
 def _read_live(hook: ZoomVideoSdkHook, today: date) -> list[SessionInput]:
     """Every session in progress with its users so far (several sessions at a time)."""
     listed = {str(s["id"]): s for s in hook.iter_live_sessions(today - timedelta(days=1), today)
@@ -131,23 +121,15 @@ def _live_users(hook: ZoomVideoSdkHook, session_id: str,
                 pseudonymizer: Pseudonymizer | None) -> list[dict[str, Any]] | None:
     """The session's users with their samples so far; None when it ended between the listing and
     this request (Zoom answers 404/3001 for it as live: the daily run reads it as past)."""
-    from zoom_qos.errors import ZoomApiError
-    from zoom_qos.zoom.published import ErrorCode
-
-    users: list[dict[str, Any]] = []
-    restarts = 0
     try:
-        for restarts_now, page in hook.iter_session_qos_pages(session_id, session_type="live"):
-            if restarts_now != restarts:  # the list started over: so do we
-                restarts, users = restarts_now, []
-            decoded = [decode_user(user) for user in page]
-            users.extend([pseudonymizer.user(u) for u in decoded] if pseudonymizer else decoded)
+        users = [decode_user(user) for user in last_pass(
+            hook.iter_session_qos_pages(session_id, session_type="live"))]
     except ZoomApiError as error:
         if error.status == 404 and error.code == ErrorCode.SESSION_NOT_AVAILABLE:
             log.info("Session %r ended during the poll; the daily run reads it", session_id)
             return None
         raise
-    return users
+    return [pseudonymizer.user(u) for u in users] if pseudonymizer else users
 
 
 def _alerts(opened: Warehouse, notify: Callable[[str, str], object] | None
@@ -201,21 +183,16 @@ def alert_message(alert: Mapping[str, Any]) -> tuple[str, str]:
 def _record(*, dag_id: str, run_id: str, started_at: datetime | None, today: date, outcome: str,
             error: str | None, hook: ZoomVideoSdkHook, summary: Any, issues: ParseIssues, listed: int,
             seconds: float) -> dict[str, Any]:
-    """The poll's ``pipeline_runs`` row (the columns the daily run's record has)."""
-    stats = hook.stats.as_dict()
-    return {
-        "run_id": run_id, "dag_id": dag_id, "window_start": today - timedelta(days=1),
-        "window_end": today, "started_at": started_at, "finished_at": datetime.now(UTC),
-        "outcome": outcome, "sessions_listed": listed,
-        "sessions_loaded": getattr(summary, "sessions_loaded", 0),
-        "sessions_skipped": getattr(summary, "sessions_skipped", 0),
-        "sessions_pending": 0, "sessions_unavailable": 0,
-        "users_loaded": getattr(summary, "users", 0), "qos_rows": getattr(summary, "qos_rows", 0),
-        "system_rows": getattr(summary, "system_rows", 0),
-        "api_requests": stats["requests"], "retries": stats["retries"],
-        "rate_limit_waits": stats["rate_limit_waits"],
-        "rate_limit_wait_seconds": float(stats["rate_limit_wait_seconds"]),
-        "token_restarts": stats["token_restarts"], "unparsed_values": issues.total,
-        "unparsed_detail": issues.as_dict(), "dq_findings": None, "dq_hard_violations": None,
-        "extract_seconds": round(seconds, 3), "load_seconds": None, "error": error,
-    }
+    """The poll's ``pipeline_runs`` row, built as the daily run's is (``tasks.run_row``): the
+    listing's window and requests, the load's counts."""
+    listing = {"window_start": (today - timedelta(days=1)).isoformat(), "window_end": today.isoformat(),
+               "sessions_listed": listed, **hook.stats.as_dict()}
+    loaded = {"sessions_loaded": getattr(summary, "sessions_loaded", 0),
+              "sessions_skipped": getattr(summary, "sessions_skipped", 0),
+              "sessions_pending": 0, "sessions_unavailable": 0,
+              "users_loaded": getattr(summary, "users", 0), "qos_rows": getattr(summary, "qos_rows", 0),
+              "system_rows": getattr(summary, "system_rows", 0),
+              "unparsed_values": issues.total, "unparsed_detail": issues.as_dict()}
+    return tasks.run_row(run_id=run_id, dag_id=dag_id, started_at=started_at, listing=listing,
+                         extracts=[{"extract_seconds": round(seconds, 3)}], loaded=loaded, outcome=outcome,
+                         error=error)

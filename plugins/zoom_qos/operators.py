@@ -50,6 +50,7 @@ from zoom_qos.warehouse import Warehouse
 from zoom_qos.warehouse.quality import DEFAULT_HARD_CHECKS
 from zoom_qos.zoom.bodies import decode_user
 from zoom_qos.zoom.budget import is_backfill
+from zoom_qos.zoom.pagination import last_pass
 from zoom_qos.zoom.settings import ZoomSettings
 
 if TYPE_CHECKING:
@@ -243,13 +244,7 @@ class ZoomSessionQosOperator(BaseOperator):
     @staticmethod
     def _read_grades(hook: ZoomVideoSdkHook, session_id: str) -> list[dict[str, Any]]:
         """Every join of the session with its grades; a page-token restart starts the list over."""
-        users: list[dict[str, Any]] = []
-        restarts = 0
-        for restarts_now, page in hook.iter_session_users_pages(session_id):
-            if restarts_now != restarts:
-                restarts, users = restarts_now, []
-            users.extend(page)
-        return users
+        return last_pass(hook.iter_session_users_pages(session_id))
 
     def _park(self, limit: DailyLimitReached, delay: timedelta) -> None:
         """Stop until Zoom's daily cap resets: deferred if possible, else a clean failure."""

@@ -72,7 +72,7 @@ def _ensure_reachable(target: Warehouse) -> None:
 
 
 @contextmanager
-def _opened(
+def opened_warehouse(
     warehouse: Warehouse | None, prepare: Callable[[Warehouse], object] = Warehouse.ensure_schema
 ) -> Iterator[Warehouse]:
     """The given warehouse, or the configured one (disposed afterwards), made ready by ``prepare``
@@ -128,7 +128,7 @@ def list_sessions(
             "last six months only, up to today."
         )
     progress.update(window_start=part.start.isoformat(), window_end=part.end.isoformat())
-    with _opened(warehouse, _ensure_reachable) as opened:
+    with opened_warehouse(warehouse, _ensure_reachable) as opened:
         return _list_and_stage(params=params, window=window, part=part, dag_id=dag_id, run_id=run_id,
                                zoom_conn_id=zoom_conn_id, staging=staging, opened=opened,
                                progress=progress)
@@ -256,7 +256,7 @@ def load_batches(
     listing = listing or {}
     issues = ParseIssues()
     started = time.monotonic()
-    with _opened(warehouse) as warehouse:
+    with opened_warehouse(warehouse) as warehouse:
         summary = warehouse.load_sessions(staged_sessions(batches), issues)
         usage = warehouse.upsert_daily_usage(daily_usage_rows(listing.get("daily_usage") or [], issues))
         load_seconds = time.monotonic() - started
@@ -320,7 +320,7 @@ def alert_quality(
     if not loaded or not days:
         log.info("Quality alerts: no load, or no window; nothing to check")
         return []
-    with _opened(warehouse) as opened:
+    with opened_warehouse(warehouse) as opened:
         raised = alerts.quality_alerts(opened, days, run_id=run_id, context=context)
     log.info("Quality alerts raised: %d", len(raised))
     return raised
@@ -366,7 +366,7 @@ def record_run(
         outcome, error = "failed", "A task failed before the load finished; see the task logs."
     row = run_row(run_id=run_id, dag_id=dag_id, started_at=started_at, listing=listing,
                   extracts=done, loaded=loaded or {}, outcome=outcome, error=error)
-    with _opened(warehouse) as warehouse:
+    with opened_warehouse(warehouse) as warehouse:
         warehouse.record_run(row)
     log.info("Run record: %s", row)
     if outcome == "success":  # staging retention: never fails the run (see extract.retention)

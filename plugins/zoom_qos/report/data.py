@@ -23,6 +23,7 @@ import sqlalchemy as sa
 
 from zoom_qos.config import DEFAULT_WAREHOUSE_SCHEMA, LIVE_DAG_ID
 from zoom_qos.extract.availability import LIVE
+from zoom_qos.transform.parsing import utc_day
 from zoom_qos.warehouse.sql import Dialect, check_dialect, object_prefix
 from zoom_qos.warehouse.views import MEDIA_TYPES
 
@@ -132,14 +133,6 @@ def _int(value: Any) -> int:
     return int(value or 0)
 
 
-def _as_date(value: Any) -> date:
-    if isinstance(value, datetime):
-        return (value if value.tzinfo is None else value.astimezone(UTC)).date()
-    if isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value)[:10])
-
-
 class _Reader:
     """Raw SQL over the views, with the schema prefix and the date parameters of the dialect."""
 
@@ -189,10 +182,10 @@ def report_period(conn: sa.Connection, prefix: str, days: int = DEFAULT_DAYS,
     # qos_samples, not user_qos: the samples of sessions in progress are not the days' figures
     oldest, newest = conn.execute(
         sa.text(f"SELECT min(sampled_at), max(sampled_at) FROM {prefix}qos_samples")).one()
-    end = _as_date(newest) if newest is not None else (today or datetime.now(UTC).date())
+    end = utc_day(newest) if newest is not None else (today or datetime.now(UTC).date())
     start = end - timedelta(days=days - 1)
     if oldest is not None:
-        start = max(start, _as_date(oldest))
+        start = max(start, utc_day(oldest))
     return start, end, newest is not None
 
 
@@ -270,7 +263,7 @@ def _trend(
     for row in rows:
         rated = _int(row["rated"])
         share = _int(row["poor"]) / rated if rated else None
-        trend.setdefault(row["media_type"], []).append((_as_date(row["day"]), share, _int(row["samples"])))
+        trend.setdefault(row["media_type"], []).append((utc_day(row["day"]), share, _int(row["samples"])))
     return {media: trend[media] for media in MEDIA_TYPES if media in trend}
 
 
@@ -381,8 +374,8 @@ def _completeness(
     if not rows:
         return []
     by_day = {
-        _as_date(row["usage_date"]): DayCompleteness(
-            day=_as_date(row["usage_date"]),
+        utc_day(row["usage_date"]): DayCompleteness(
+            day=utc_day(row["usage_date"]),
             zoom_sessions=None if row["zoom_sessions"] is None else int(row["zoom_sessions"]),
             warehouse_sessions=_int(row["warehouse_sessions"]),
             loaded=_int(row["sessions_loaded"]),

@@ -15,7 +15,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import TypeGuard
 
 from zoom_qos.zoom.flags import parse_bool
@@ -32,6 +32,7 @@ __all__ = [
     "parse_percent",
     "parse_resolution",
     "parse_timestamp",
+    "utc_day",
 ]
 
 # Strings Zoom (or a proxy) uses for "no value". They load as NULL and are not an error.
@@ -265,6 +266,16 @@ def parse_resolution(value: object, field: str, issues: ParseIssues) -> tuple[in
 
 
 _TIMESTAMPS: dict[str, datetime | None] = {}
+
+
+def utc_day(value: object) -> date:
+    """The UTC day of a value read back from the warehouse: an aware datetime's UTC date, a naive
+    one's date (the warehouse's naive times are UTC), a date as it is, else the ISO text's date."""
+    if isinstance(value, datetime):
+        return (value.astimezone(UTC) if value.tzinfo else value).date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
 
 
 def parse_timestamp(value: object) -> datetime | None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 
 from zoom_qos.errors import (
     PageRestartsExhaustedError,
@@ -23,6 +23,7 @@ from zoom_qos.errors import (
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 Page = Mapping[str, Any]
 PageFetcher = Callable[[str | None, float | None], Page]
 
@@ -142,3 +143,16 @@ class RestartingPaginator:
                 raise PaginationError("Zoom returned a next_page_token it had already returned")
             seen.add(token)
         raise PaginationError(f"Stopped after {self.max_pages} pages without reaching the end")
+
+
+def last_pass(pages: Iterable[tuple[int, Sequence[T]]]) -> list[T]:
+    """The items of a list read whole, as of its last pass: ``pages`` yields ``(restarts so far,
+    page)`` as the endpoints' page iterators do, and a page-token restart starts the list over, so
+    what came before it is dropped (Zoom may have reordered it)."""
+    items: list[T] = []
+    restarts = 0
+    for restarts_now, page in pages:
+        if restarts_now != restarts:
+            restarts, items = restarts_now, []
+        items.extend(page)
+    return items

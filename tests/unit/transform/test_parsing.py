@@ -426,3 +426,15 @@ def test_bool(raw: object, expected: bool) -> None:
 @pytest.mark.parametrize("raw", [None, "", "-", "maybe", 2, -1, 1.0, [], {}])
 def test_bool_invalid(raw: object) -> None:
     assert parse_bool(raw) is None
+
+
+def test_utc_day_of_what_the_warehouse_gives_back():
+    from datetime import date, datetime, timedelta, timezone
+
+    from zoom_qos.transform.parsing import utc_day
+
+    late_in_new_york = datetime(2026, 11, 30, 22, 30, tzinfo=timezone(timedelta(hours=-5)))
+    assert utc_day(late_in_new_york) == date(2026, 12, 1)  # an aware time: its UTC day
+    assert utc_day(datetime(2026, 11, 30, 23, 59)) == date(2026, 11, 30)  # naive times are UTC
+    assert utc_day(date(2026, 11, 30)) == date(2026, 11, 30)
+    assert utc_day("2026-11-30 23:59:59.000000") == date(2026, 11, 30)  # SQLite's text

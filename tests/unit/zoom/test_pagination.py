@@ -146,3 +146,11 @@ def test_errors_on_the_first_page_are_not_restarts():
 )
 def test_which_errors_mean_start_over(error, expected):
     assert is_page_token_rejection(error) is expected
+
+
+def test_last_pass_keeps_the_items_read_after_the_last_restart():
+    from zoom_qos.zoom.pagination import last_pass
+
+    pages = [(0, ["a", "b"]), (0, ["c"]), (1, ["a"]), (1, ["b", "c", "d"]), (2, []), (2, ["d", "c"])]
+    assert last_pass(pages) == ["d", "c"]
+    assert last_pass([(0, ["a"]), (0, ["b"])]) == ["a", "b"] and last_pass([]) == []
