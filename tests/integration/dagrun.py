@@ -69,8 +69,10 @@ def world(tmp_path_factory, migrated_metadata_db):
     sim.stop()
 
 
-def dags_test(env, *args: str, **overrides: str) -> str:
-    done = subprocess.run([AIRFLOW, "dags", "test", "zoom_videosdk_qos", *args], env={**env, **overrides},
+def dags_test(env, *args: str, dag_id: str = "zoom_videosdk_qos", **overrides: str) -> str:
+    """``airflow dags test`` of ``dag_id`` with ``args``, ``overrides`` added to the environment;
+    fails the test unless the run succeeded."""
+    done = subprocess.run([AIRFLOW, "dags", "test", dag_id, *args], env={**env, **overrides},
                           capture_output=True, text=True, timeout=600)
     output = done.stdout + done.stderr
     assert done.returncode == 0 and "state=success" in output, output[-4000:]

@@ -3,13 +3,11 @@ simulator's clock moved on between the polls."""
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 import sqlalchemy as sa
 
 from tests.conftest import API_SECRET
-from tests.integration.dagrun import AIRFLOW
+from tests.integration.dagrun import dags_test
 
 pytestmark = pytest.mark.e2e
 
@@ -17,11 +15,7 @@ LIVE_DAG = "zoom_videosdk_qos_live"
 
 
 def poll(env: dict[str, str]) -> str:
-    done = subprocess.run([AIRFLOW, "dags", "test", LIVE_DAG], env=env, capture_output=True, text=True,
-                          timeout=600)
-    output = done.stdout + done.stderr
-    assert done.returncode == 0 and "state=success" in output, output[-4000:]
-    return output
+    return dags_test(env, dag_id=LIVE_DAG)
 
 
 def test_the_live_dag_polls_sessions_in_progress_and_records_each_poll(world):

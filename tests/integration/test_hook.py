@@ -25,6 +25,22 @@ def busiest_session(simulator, day) -> str:
     return max(simulator.dataset.sessions_for_day(day), key=lambda s: s["user_count"])["id"]
 
 
+@pytest.fixture
+def sent_requests(monkeypatch) -> list[tuple[str, dict]]:
+    """Every request the hook's sessions send: its URL and the query parameters it sets."""
+    import requests
+
+    sent: list[tuple[str, dict]] = []
+    real_get = requests.Session.get
+
+    def recording_get(self, url, params=None, **kwargs):
+        sent.append((url, {k: v for k, v in (params or {}).items() if v is not None}))
+        return real_get(self, url, params=params, **kwargs)
+
+    monkeypatch.setattr(requests.Session, "get", recording_get)
+    return sent
+
+
 def users_qos(hook: ZoomVideoSdkHook, session_id: str):
     """Users of a past session with their QoS samples, decoded, page after page (after a page-token
     restart users repeat: callers key them by ``(id, join_time)``)."""
@@ -217,24 +233,16 @@ def test_waiting_on_the_rate_limit_counts_against_the_token_lifetime(simulator, 
     assert hook.stats.token_restarts == 2
 
 
-def test_every_request_the_hook_sends_is_one_zoom_s_definition_accepts(simulator, zoom_conn, monkeypatch):
+def test_every_request_the_hook_sends_is_one_zoom_s_definition_accepts(simulator, zoom_conn,
+                                                                       sent_requests):
     """The hook's real requests (path and query) checked against the published definition, so a
     default or a parameter that Zoom would refuse fails here, not against Zoom."""
     import re
     from urllib.parse import urlsplit
 
-    import requests
-
     from zoom_qos.zoom.published import ENDPOINTS, request_problems
 
-    sent: list[tuple[str, dict]] = []
-    real_get = requests.Session.get
-
-    def recording_get(self, url, params=None, **kwargs):
-        sent.append((url, {k: v for k, v in (params or {}).items() if v is not None}))
-        return real_get(self, url, params=params, **kwargs)
-
-    monkeypatch.setattr(requests.Session, "get", recording_get)
+    sent = sent_requests
     zoom_conn(read_user_grades=True)
     day = past_day(simulator)
     session_id = busiest_session(simulator, day)
@@ -356,19 +364,10 @@ def test_live_polling_stops_at_its_share_without_sending(simulator, zoom_conn):
 
 
 def test_every_live_request_the_hook_sends_is_one_zoom_s_definition_accepts(simulator, zoom_conn,
-                                                                            monkeypatch):
-    import requests
-
+                                                                            sent_requests):
     from zoom_qos.zoom.published import SESSION_QOS, SESSION_USERS, SESSIONS, request_problems
 
-    sent: list[tuple[str, dict]] = []
-    real_get = requests.Session.get
-
-    def recording_get(self, url, params=None, **kwargs):
-        sent.append((url, {k: v for k, v in (params or {}).items() if v is not None}))
-        return real_get(self, url, params=params, **kwargs)
-
-    monkeypatch.setattr(requests.Session, "get", recording_get)
+    sent = sent_requests
     zoom_conn(qos_page_size=2, users_page_size=2, list_page_size=1)  # several pages of each
     hook = ZoomVideoSdkHook(live=True)
     [session_id, *_] = [s["id"] for s in hook.iter_live_sessions(*live_range(simulator))]
