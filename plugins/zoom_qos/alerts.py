@@ -1,4 +1,4 @@
-"""Alerts through an Airflow notifier: a failed DAG run, and a loaded day of poor quality.
+"""Alerts through an Airflow notifier: the configured notifier, and a failed DAG run's alert.
 
 The notifier is configured in the package's section (see ``zoom_qos.config``)::
 
@@ -16,18 +16,10 @@ unset (``subject``/``title``, and ``html_content``/``text``/``message``/``body``
 template context as ``zoom_qos_alert`` (``subject``, ``message``, and the figures), so
 ``notifier_kwargs`` may shape it: ``{"subject": "[QoS] {{ zoom_qos_alert.subject }}"}``.
 
-* **Failure**: :func:`on_dag_failure` is the daily DAG's ``on_failure_callback`` (run by the DAG
+* **Failure**: :func:`on_dag_failure` is the DAGs' ``on_failure_callback`` (run by the DAG
   processor): the DAG id, the run id, the failed tasks and the links to them. No connection,
   param or XCom value is included, so nothing secret leaves Airflow.
-* **Quality** (:func:`quality_alerts`, the ``check_alerts`` task after a successful load): for
-  each day of the run's window, the poor share of each media type (view ``daily_quality``) above
-  ``alert_poor_share``, and the share of Zoom's own session count missing from the warehouse
-  (view ``daily_completeness``) above ``alert_count_gap``. Each (day, kind) alerts once, ever:
-  the alert is a ``quality_alerts`` row, inserted before the notifier is called, so a re-run of
-  the day, or two runs at once, do not alert again; a figure that changes later (a lookback
-  loads more of the day) does not alert again either, the row keeps the figures that alerted.
-  A notifier that fails is logged and recorded (``notified_at`` NULL, ``notify_error``); it never
-  fails the load, and that alert is not sent again.
+* **Quality**: the daily alerts of ``zoom_qos.day_alerts`` are sent through :func:`notify`.
 """
 
 from __future__ import annotations
@@ -36,46 +28,27 @@ import html
 import inspect
 import json
 import logging
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from pathlib import Path
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import sqlalchemy as sa
-
-from zoom_qos.config import CONFIG_SECTION, number_setting, setting
+from zoom_qos.config import CONFIG_SECTION, setting
 from zoom_qos.errors import ZoomQosError
-from zoom_qos.transform.parsing import utc_day
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseNotifier
 
-    from zoom_qos.warehouse import Warehouse
 
 __all__ = [
-    "COUNT_GAP",
-    "DEFAULT_ALERT_COUNT_GAP",
-    "DEFAULT_ALERT_POOR_SHARE",
-    "POOR_SHARE",
+    "CONTEXT_KEY",
     "NotifierConfigError",
-    "QualityAlert",
-    "alert_count_gap",
-    "alert_poor_share",
     "configured_notifier",
     "notify",
     "on_dag_failure",
-    "quality_alerts",
 ]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ALERT_POOR_SHARE = 0.2
-DEFAULT_ALERT_COUNT_GAP = 0.05
-#: The kinds of quality alert (``quality_alerts.kind``).
-POOR_SHARE = "poor_share"
-COUNT_GAP = "count_gap"
 #: Where the alert goes in the notifier's own arguments, when the configuration leaves them unset.
 _SUBJECT_ARGS = ("subject", "title")
 _MESSAGE_ARGS = ("html_content", "text", "message", "body")
@@ -85,17 +58,6 @@ CONTEXT_KEY = "zoom_qos_alert"
 
 class NotifierConfigError(ZoomQosError, ValueError):
     """``[zoom_qos] notifier`` or ``notifier_kwargs`` cannot be used; the message names which."""
-
-
-def alert_poor_share() -> float:
-    """A day's poor share of a media type above this raises an alert (``alert_poor_share``)."""
-    return number_setting("alert_poor_share", DEFAULT_ALERT_POOR_SHARE)
-
-
-def alert_count_gap() -> float:
-    """A day's share of Zoom's session count missing from the warehouse above this raises an alert
-    (``alert_count_gap``)."""
-    return number_setting("alert_count_gap", DEFAULT_ALERT_COUNT_GAP)
 
 
 # --------------------------------------------------------------------------- the notifier
@@ -268,166 +230,3 @@ def _base_url() -> str | None:
     except Exception:  # noqa: BLE001
         return None
     return str(base).rstrip("/") if base else None
-
-
-# --------------------------------------------------------------------------- quality
-@dataclass
-class QualityAlert:
-    """One day and kind of alert, with what crossed the threshold."""
-
-    day: date
-    kind: str
-    threshold: float
-    observed: float
-    figures: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def subject(self) -> str:
-        what = "poor call quality" if self.kind == POOR_SHARE else "sessions missing against Zoom's count"
-        return f"Zoom QoS alert {self.day.isoformat()}: {what} ({self.observed:.1%})"
-
-    def message(self, report_path: str | None, run_id: str | None) -> str:
-        day = self.day.isoformat()
-        if self.kind == POOR_SHARE:
-            lines = [f"On {day} (UTC) the share of poor QoS samples was above "
-                     f"[{CONFIG_SECTION}] alert_poor_share = {self.threshold:g}:"]
-            for media, figures in self.figures["media_types"].items():
-                mark = "  <-- above" if media in self.figures["above"] else ""
-                lines.append(f"  {media}: {figures['poor_share']:.1%} poor ({figures['poor_samples']:,} "
-                             f"of {figures['samples']:,} samples, {figures['sessions']:,} sessions){mark}")
-        else:
-            f = self.figures
-            lines = [f"On {day} (UTC) {f['missing']:,} of the {f['zoom_sessions']:,} sessions Zoom counted "
-                     f"({f['gap']:.1%}) are not in the warehouse, above [{CONFIG_SECTION}] alert_count_gap "
-                     f"= {self.threshold:g}.",
-                     f"  warehouse: {f['warehouse_sessions']:,} sessions ({f['sessions_loaded']:,} loaded, "
-                     f"{f['sessions_pending']:,} pending, {f['sessions_unavailable']:,} unavailable)"]
-        if report_path:
-            lines.append(f"Report: {report_path} (rendered by zoom_videosdk_qos_report after the load)")
-        if run_id:
-            lines.append(f"Run: {run_id}")
-        lines.append("This day and kind of alert is sent once; see the warehouse table quality_alerts.")
-        return "\n".join(lines)
-
-
-def quality_alerts(
-    warehouse: Warehouse,
-    days: Iterable[date],
-    report_path: str | Path | None = None,
-    *,
-    run_id: str | None = None,
-    context: Mapping[str, Any] | None = None,
-    now: datetime | None = None,
-) -> list[dict[str, Any]]:
-    """Raise the quality alerts of ``days`` not raised before; returns them (JSON-able: day, kind,
-    threshold, observed, notified).
-
-    Each alert is first inserted into ``quality_alerts``; only the run whose insert wins notifies,
-    so a day alerts once even with two runs at once. A notifier failure is logged as a warning and
-    recorded, never raised; a wrong notifier configuration raises ``NotifierConfigError`` before
-    anything is recorded (so the alerts are sent once it is fixed and the task is cleared).
-    ``report_path`` defaults to ``report.build.expected_report_path``.
-    """
-    days = sorted(set(days))
-    if not days:
-        return []
-    # A wrong configuration fails here, before anything is recorded (building sends nothing).
-    configured = configured_notifier("check", "check") is not None
-    found = evaluate(warehouse, days, alert_poor_share(), alert_count_gap())
-    if not found:
-        log.info("Quality alerts: nothing above the thresholds on %s..%s", days[0], days[-1])
-        return []
-    if report_path is None:
-        from zoom_qos.report.build import expected_report_path  # Jinja2 only when alerting
-
-        report_path = expected_report_path(warehouse)
-    path = str(report_path)
-    raised: list[dict[str, Any]] = []
-    for alert in found:
-        stamp = now or datetime.now(UTC)
-        row = {"alert_day": alert.day, "kind": alert.kind, "threshold": alert.threshold,
-               "observed": alert.observed, "figures": alert.figures, "report_path": path,
-               "run_id": run_id, "raised_at": stamp, "notified_at": None,
-               "notify_error": None if configured else "no notifier configured"}
-        if not warehouse.claim_quality_alert(row):
-            log.info("Quality alert %s %s was raised before; not sent again", alert.day, alert.kind)
-            continue
-        message = alert.message(path, run_id)
-        log.warning("Quality alert: %s\n%s", alert.subject, message)
-        notified = False
-        if configured:
-            try:
-                notified = notify(alert.subject, message, context, day=alert.day.isoformat(), kind=alert.kind,
-                                  threshold=alert.threshold, observed=alert.observed, figures=alert.figures,
-                                  report_path=path)
-            except Exception as error:  # noqa: BLE001 - a notifier failure must not fail the load
-                log.warning("The notifier failed to send the quality alert %s %s: %s: %s", alert.day,
-                            alert.kind, type(error).__name__, error, exc_info=True)
-                warehouse.note_quality_alert(alert.day, alert.kind,
-                                             notify_error=f"{type(error).__name__}: {error}"[:500])
-            else:
-                if notified:
-                    warehouse.note_quality_alert(alert.day, alert.kind, notified_at=datetime.now(UTC))
-        raised.append({"day": alert.day.isoformat(), "kind": alert.kind, "threshold": alert.threshold,
-                       "observed": alert.observed, "notified": notified})
-    return raised
-
-
-def evaluate(warehouse: Warehouse, days: Iterable[date], poor_share: float,
-             count_gap: float) -> list[QualityAlert]:
-    """The (day, kind) crossings of ``days``, from the views, whether alerted before or not.
-
-    A day's poor share crosses when one of its media types has a poor share above ``poor_share``;
-    its count gap when ``(zoom_sessions - warehouse_sessions) / zoom_sessions`` is above
-    ``count_gap`` (days without Zoom's count are not judged).
-    """
-    from zoom_qos.warehouse.sql import object_prefix
-    from zoom_qos.warehouse.views import MEDIA_TYPES
-
-    wanted = sorted(set(days))
-    if not wanted:
-        return []
-    prefix = object_prefix(warehouse.dialect, warehouse.schema)
-    bounds: dict[str, Any] = {"first": wanted[0], "last": wanted[-1]}
-    if warehouse.dialect == "sqlite":  # the views' days are ISO text there
-        bounds = {k: v.isoformat() for k, v in bounds.items()}
-    media_list = ", ".join(f"'{m}'" for m in MEDIA_TYPES)
-    with warehouse.engine.connect() as conn:
-        quality = conn.execute(sa.text(
-            f"SELECT day, media_type, sessions, samples, poor_samples, poor_share FROM {prefix}daily_quality "
-            f"WHERE day >= :first AND day <= :last AND media_type IN ({media_list}) "
-            "ORDER BY day, media_type"), bounds).mappings().all()
-        completeness = conn.execute(sa.text(
-            "SELECT usage_date, zoom_sessions, warehouse_sessions, sessions_loaded, sessions_pending, "
-            f"sessions_unavailable FROM {prefix}daily_completeness "
-            "WHERE usage_date >= :first AND usage_date <= :last ORDER BY usage_date"),
-            bounds).mappings().all()
-    keep = set(wanted)
-    by_day: dict[date, dict[str, dict[str, Any]]] = {}
-    for row in quality:
-        day = utc_day(row["day"])
-        if day in keep and row["poor_share"] is not None:
-            by_day.setdefault(day, {})[str(row["media_type"])] = {
-                "poor_share": round(float(row["poor_share"]), 6),
-                "poor_samples": int(row["poor_samples"] or 0), "samples": int(row["samples"] or 0),
-                "sessions": int(row["sessions"] or 0)}
-    alerts: list[QualityAlert] = []
-    for day, media in sorted(by_day.items()):
-        above = [m for m, f in media.items() if f["poor_share"] > poor_share]
-        if above:
-            worst = max(media[m]["poor_share"] for m in above)
-            alerts.append(QualityAlert(day, POOR_SHARE, poor_share, worst,
-                                       {"media_types": media, "above": above}))
-    for row in completeness:
-        day = utc_day(row["usage_date"])
-        zoom = row["zoom_sessions"]
-        if day not in keep or zoom is None or int(zoom) <= 0:
-            continue
-        counts = ("zoom_sessions", "warehouse_sessions", "sessions_loaded", "sessions_pending",
-                  "sessions_unavailable")
-        figures: dict[str, Any] = {k: int(row[k] or 0) for k in counts}
-        figures["missing"] = max(0, figures["zoom_sessions"] - figures["warehouse_sessions"])
-        figures["gap"] = round(figures["missing"] / figures["zoom_sessions"], 6)
-        if figures["gap"] > count_gap:
-            alerts.append(QualityAlert(day, COUNT_GAP, count_gap, figures["gap"], figures))
-    return sorted(alerts, key=lambda a: (a.day, a.kind))

@@ -310,18 +310,18 @@ def alert_quality(
     context: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """The quality alerts of the run's window, once a load returned ``loaded`` (see
-    ``zoom_qos.alerts.quality_alerts``): each day's poor share and gap to Zoom's count against the
+    ``zoom_qos.day_alerts.quality_alerts``): each day's poor share and gap to Zoom's count against the
     ``[zoom_qos]`` thresholds, each (day, kind) sent once through the configured notifier. Returns
     the alerts raised now. A notifier failure is a warning, never an error; a wrong notifier
     setting fails (before anything is recorded)."""
-    from zoom_qos import alerts
+    from zoom_qos import day_alerts
 
     days = _window_days(listing or {})
     if not loaded or not days:
         log.info("Quality alerts: no load, or no window; nothing to check")
         return []
     with opened_warehouse(warehouse) as opened:
-        raised = alerts.quality_alerts(opened, days, run_id=run_id, context=context)
+        raised = day_alerts.quality_alerts(opened, days, run_id=run_id, context=context)
     log.info("Quality alerts raised: %d", len(raised))
     return raised
 

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from airflow.sdk import BaseNotifier
 
-from zoom_qos import alerts, tasks
+from zoom_qos import alerts, day_alerts, tasks
 from zoom_qos.warehouse import Warehouse, schema
 
 DAY = date(2026, 11, 20)
@@ -86,7 +86,7 @@ def test_each_day_and_kind_above_its_threshold_alerts_once_with_the_figures_and_
     seed(warehouse, DAY + timedelta(days=1), audio=(0, 10), zoom_sessions=1)  # fine
     days = [DAY, DAY + timedelta(days=1)]
 
-    raised = alerts.quality_alerts(warehouse, days, "/reports/zoom_qos_report_x.html", run_id="r1")
+    raised = day_alerts.quality_alerts(warehouse, days, "/reports/zoom_qos_report_x.html", run_id="r1")
 
     assert [(a["day"], a["kind"], a["notified"]) for a in raised] == [
         (DAY.isoformat(), "count_gap", True), (DAY.isoformat(), "poor_share", True)]
@@ -106,35 +106,35 @@ def test_each_day_and_kind_above_its_threshold_alerts_once_with_the_figures_and_
     rows = alert_rows(warehouse)
     assert [(r["alert_day"], r["kind"]) for r in rows] == [(DAY, "count_gap"), (DAY, "poor_share")]
     assert all(r["notified_at"] is not None and r["notify_error"] is None for r in rows)
-    assert rows[1]["threshold"] == alerts.DEFAULT_ALERT_POOR_SHARE and rows[1]["observed"] == 0.5
+    assert rows[1]["threshold"] == day_alerts.DEFAULT_ALERT_POOR_SHARE and rows[1]["observed"] == 0.5
     assert rows[1]["figures"]["media_types"]["video"]["poor_share"] == 0.0
     assert rows[0]["report_path"] == "/reports/zoom_qos_report_x.html" and rows[0]["run_id"] == "r1"
 
     # a re-run of the same days with the same figures: nothing new is sent
-    assert alerts.quality_alerts(warehouse, days, "/reports/zoom_qos_report_x.html", run_id="r2") == []
+    assert day_alerts.quality_alerts(warehouse, days, "/reports/zoom_qos_report_x.html", run_id="r2") == []
     assert len(recording) == 2 and len(alert_rows(warehouse)) == 2
 
 
 def test_figures_at_or_below_the_thresholds_do_not_alert(warehouse, recording, monkeypatch):
     seed(warehouse, DAY, audio=(2, 10), zoom_sessions=20, sessions=19)  # 20 % poor, 5 % missing
-    assert alerts.quality_alerts(warehouse, [DAY], "r.html") == []  # not above 0.2 nor 0.05
+    assert day_alerts.quality_alerts(warehouse, [DAY], "r.html") == []  # not above 0.2 nor 0.05
     monkeypatch.setenv("AIRFLOW__ZOOM_QOS__ALERT_POOR_SHARE", "0.5")
     monkeypatch.setenv("AIRFLOW__ZOOM_QOS__ALERT_COUNT_GAP", "0.5")
     seed(warehouse, DAY + timedelta(days=1), audio=(4, 10), zoom_sessions=3, sessions=2)
-    assert alerts.quality_alerts(warehouse, [DAY, DAY + timedelta(days=1)], "r.html") == []
+    assert day_alerts.quality_alerts(warehouse, [DAY, DAY + timedelta(days=1)], "r.html") == []
     assert recording == [] and alert_rows(warehouse) == []
 
 
 def test_days_outside_the_run_window_are_not_judged(warehouse, recording):
     seed(warehouse, DAY, audio=(10, 10), zoom_sessions=10)
-    assert alerts.quality_alerts(warehouse, [DAY + timedelta(days=1)], "r.html") == []
-    assert alerts.quality_alerts(warehouse, [], "r.html") == [] and recording == []
+    assert day_alerts.quality_alerts(warehouse, [DAY + timedelta(days=1)], "r.html") == []
+    assert day_alerts.quality_alerts(warehouse, [], "r.html") == [] and recording == []
 
 
 def test_without_a_notifier_nothing_is_sent_and_nothing_fails(warehouse, recording, monkeypatch):
     monkeypatch.delenv("AIRFLOW__ZOOM_QOS__NOTIFIER")
     seed(warehouse, DAY, audio=(9, 10), zoom_sessions=1)
-    raised = alerts.quality_alerts(warehouse, [DAY], "r.html")
+    raised = day_alerts.quality_alerts(warehouse, [DAY], "r.html")
     assert [(a["kind"], a["notified"]) for a in raised] == [("poor_share", False)]
     assert recording == []
     (row,) = alert_rows(warehouse)
@@ -148,7 +148,7 @@ def test_a_failing_notifier_is_a_warning_and_the_task_does_not_fail(warehouse, r
     monkeypatch.setenv("AIRFLOW__ZOOM_QOS__NOTIFIER_KWARGS", json.dumps({"fail": True}))
     seed(warehouse, DAY, audio=(9, 10), zoom_sessions=1)
     listing = {"window_start": DAY.isoformat(), "window_end": DAY.isoformat()}
-    with caplog.at_level(logging.WARNING, logger="zoom_qos.alerts"):
+    with caplog.at_level(logging.WARNING, logger="zoom_qos.day_alerts"):
         raised = tasks.alert_quality({"sessions_loaded": 1}, listing, run_id="r1", warehouse=warehouse)
     assert [(a["kind"], a["notified"]) for a in raised] == [("poor_share", False)]
     assert "The notifier failed to send the quality alert" in caplog.text
@@ -177,7 +177,7 @@ def test_a_wrong_notifier_setting_fails_naming_it_before_anything_is_recorded(
     monkeypatch.setenv(f"AIRFLOW__ZOOM_QOS__{key}", value)
     seed(warehouse, DAY, audio=(9, 10))
     with pytest.raises(alerts.NotifierConfigError) as caught:
-        alerts.quality_alerts(warehouse, [DAY], "r.html")
+        day_alerts.quality_alerts(warehouse, [DAY], "r.html")
     assert named in str(caught.value)
     assert alert_rows(warehouse) == [] and recording == []  # sent once the setting is fixed
 
@@ -192,7 +192,7 @@ def test_two_runs_at_once_alert_once(warehouse, recording):
         other = Warehouse(warehouse.url, schema=warehouse.schema or "zoom_qos")
         try:
             barrier.wait()
-            results.append(alerts.quality_alerts(other, [DAY], "r.html"))
+            results.append(day_alerts.quality_alerts(other, [DAY], "r.html"))
         except BaseException as error:  # noqa: BLE001 - reported below
             errors.append(error)
         finally:
