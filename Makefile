@@ -33,11 +33,19 @@ install-dev: $(VENV)/.dev
 demo: $(VENV)/.runtime
 	PATH=$(CURDIR)/$(BIN):$$PATH bash include/scripts/demo.sh
 
-## Lint and type-check, then the whole test suite.
+## Lint and type-check, then the whole test suite (the slow infrastructure-fault runs are `make chaos`).
 test: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not chaos" $(PYTEST_ARGS)
+
+## Our own infrastructure failing in real runs (Redis killed, PostgreSQL killed or restarted, staging or
+## the SQLite warehouse full or read-only), one after another; prints the fault table and writes it to
+## bench/chaos.md. Needs root (tmpfs and bind mounts), redis-server and PostgreSQL's initdb.
+.PHONY: chaos
+chaos: $(VENV)/.dev
+	PATH=$(CURDIR)/$(BIN):$$PATH ZOOM_QOS_CHAOS_TABLE=$(CURDIR)/bench/chaos.md \
+		$(BIN)/python -m pytest -n 0 -m chaos tests/chaos $(PYTEST_ARGS)
 
 ## Benchmarks against the simulator (PostgreSQL on 127.0.0.1:5432): bench/results.json and bench/results.md.
 bench: $(VENV)/.runtime bench/requirements.txt

@@ -19,9 +19,8 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from zoom_qos import alerts, config, tasks
 from zoom_qos.assets import ZOOM_QOS_ASSET, ZOOM_QOS_TABLES
-from zoom_qos.config import LISTING_PARAM_DEFAULTS as DEFAULTS
+from zoom_qos.config import LISTING_PARAMS as BOUNDS
 from zoom_qos.errors import NothingToLoad
-from zoom_qos.extract.availability import DEFAULT_QOS_PENDING_MAX_HOURS
 from zoom_qos.operators import WarehouseLoadOperator, ZoomSessionQosOperator, fail_fast
 from zoom_qos.warehouse.quality import DEFAULT_HARD_CHECKS
 
@@ -44,17 +43,18 @@ DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
         "to_date": Param(None, type=["null", "string"], pattern=DATE_PATTERN, format="date",
                          description="Manual reload: last day (UTC, inclusive), YYYY-MM-DD, not "
                                      "before from_date."),
-        "lookback_days": Param(DEFAULTS["lookback_days"], type="integer", minimum=0, maximum=31,
+        # Default and range from config.LISTING_PARAMS, which the listing checks again.
+        "lookback_days": Param(**BOUNDS["lookback_days"].schema(),
                                description="Days before the interval listed again, for sessions "
                                            "that were still live at the previous run."),
-        "lookback_settle_minutes": Param(DEFAULTS["lookback_settle_minutes"], type="integer", minimum=0,
+        "lookback_settle_minutes": Param(**BOUNDS["lookback_settle_minutes"].schema(),
                                          description="Lookback sessions already loaded this long "
                                                      "after they ended are not read again."),
-        "qos_pending_max_hours": Param(DEFAULT_QOS_PENDING_MAX_HOURS, type="integer", minimum=0,
+        "qos_pending_max_hours": Param(**BOUNDS["qos_pending_max_hours"].schema(),
                                        description="A session whose QoS Zoom does not serve yet (404/3001) "
                                                    "is pending, and asked again, until this long after "
                                                    "its end; then it is unavailable."),
-        "batch_size": Param(DEFAULTS["batch_size"], type="integer", minimum=1,
+        "batch_size": Param(**BOUNDS["batch_size"].schema(),
                             description="Sessions per mapped extraction task."),
         "dq_hard_checks": Param(sorted(DEFAULT_HARD_CHECKS), type="array", items={"type": "string"},
                                 description="Data-quality checks whose violations fail the run."),

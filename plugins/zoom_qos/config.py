@@ -32,8 +32,12 @@ Nothing defaults to the package's own folder: installed from a wheel, that is si
 from __future__ import annotations
 
 import logging
+import math
 import os
 from pathlib import Path
+from typing import Any, NamedTuple
+
+from zoom_qos.extract.availability import DEFAULT_QOS_PENDING_MAX_HOURS
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +57,38 @@ WAREHOUSE_CONN_ID = "zoom_qos_warehouse"
 DEFAULT_ZOOM_BASE_URL = "https://api.zoom.us/v2"
 DEFAULT_WAREHOUSE_SCHEMA = "zoom_qos"
 
-#: Defaults of the daily DAG's params, defined once: the DAG declares its params with them, and
-#: the listing fills in any that a caller (a test, a script) leaves out. What each one means is
-#: in the DAG's param descriptions.
-LISTING_PARAM_DEFAULTS: dict[str, int] = {
-    "lookback_days": 1,
-    "lookback_settle_minutes": 60,
-    "batch_size": 100,
+
+
+class ParamRange(NamedTuple):
+    """An integer param's default and the values it may take (``minimum`` to ``maximum``, both
+    included)."""
+
+    default: int
+    minimum: int
+    maximum: int
+
+    def schema(self) -> dict[str, Any]:
+        """What a ``Param`` is declared with, so Airflow checks the same range at trigger time."""
+        return {"default": self.default, "type": "integer", "minimum": self.minimum,
+                "maximum": self.maximum}
+
+
+#: The daily DAG's integer params, defined once: the DAG declares its ``Param``s with them, the
+#: listing refuses a value outside them before any request (``windows.check_listing_params``; a
+#: caller such as a script or a test is not checked by Airflow) and fills in any it leaves out.
+#: What each one means is in the DAG's param descriptions.
+LISTING_PARAMS: dict[str, ParamRange] = {
+    # Zoom lists at most a month per request; a longer lookback is a manual reload's job.
+    "lookback_days": ParamRange(1, 0, 31),
+    # The longest lookback: waiting longer than that to call a session settled reads every
+    # lookback session again anyway.
+    "lookback_settle_minutes": ParamRange(60, 0, 31 * 24 * 60),
+    # Zoom serves nothing older than six months (at most 184 days), so none stays pending longer.
+    "qos_pending_max_hours": ParamRange(DEFAULT_QOS_PENDING_MAX_HOURS, 0, 184 * 24),
+    # Sessions per mapped extraction task; more than 10,000 is one task reading a busy day alone.
+    "batch_size": ParamRange(100, 1, 10_000),
 }
+LISTING_PARAM_DEFAULTS: dict[str, int] = {name: bounds.default for name, bounds in LISTING_PARAMS.items()}
 
 DEFAULT_STAGING_RETENTION_DAYS = 7.0
 #: Live monitoring (DAG ``zoom_videosdk_qos_live``): its schedule, window and alert rule.
@@ -144,6 +172,9 @@ def staging_retention_days() -> float:
 
 
 def number_setting(key: str, default: float) -> float:
+    """Setting ``key`` as a number of 0 or more, ``default`` when unset. NaN and infinity are
+    refused too: every comparison with NaN is false, so a threshold of NaN would never alert,
+    and an infinite one never either."""
     raw = setting(key)
     if raw is None:
         return default
@@ -151,8 +182,18 @@ def number_setting(key: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise ValueError(f"[{CONFIG_SECTION}] {key} must be a number, got {raw!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"[{CONFIG_SECTION}] {key} must be a finite number (0 or more), got {raw!r}")
     if value < 0:
         raise ValueError(f"[{CONFIG_SECTION}] {key} must not be negative, got {raw!r}")
+    return value
+
+
+def share_setting(key: str, default: float) -> float:
+    """Setting ``key`` as a share, 0 to 1: a threshold above 1 could never be crossed."""
+    value = number_setting(key, default)
+    if value > 1:
+        raise ValueError(f"[{CONFIG_SECTION}] {key} is a share, 0 to 1 (e.g. 0.2 for 20 %); got {value:g}")
     return value
 
 
@@ -166,21 +207,23 @@ def live_interval_minutes() -> float:
 
 
 def live_window_minutes() -> float:
-    """The minutes of a live join's latest samples its quality is judged on."""
+    """The minutes of a live join's latest samples its quality is judged on: used in whole
+    minutes (the fraction is dropped), so at least 1, or the window would hold no sample."""
     value = number_setting("live_window_minutes", DEFAULT_LIVE_WINDOW_MINUTES)
-    if value <= 0:
-        raise ValueError(f"[{CONFIG_SECTION}] live_window_minutes must be more than 0, got {value}")
+    if value < 1:
+        raise ValueError(f"[{CONFIG_SECTION}] live_window_minutes must be at least 1 (whole minutes), "
+                         f"got {value:g}")
     return value
 
 
 def live_alert_poor_share() -> float:
     """A live join's poor share of one media type at or above which an alert is raised."""
-    value = number_setting("live_alert_poor_share", DEFAULT_LIVE_ALERT_POOR_SHARE)
-    if value > 1:
-        raise ValueError(f"[{CONFIG_SECTION}] live_alert_poor_share is a share, 0 to 1; got {value}")
-    return value
+    return share_setting("live_alert_poor_share", DEFAULT_LIVE_ALERT_POOR_SHARE)
 
 
 def live_alert_min_samples() -> int:
-    """Rated samples in the window a live alert needs at least."""
-    return int(number_setting("live_alert_min_samples", DEFAULT_LIVE_ALERT_MIN_SAMPLES))
+    """Rated samples in the window a live alert needs at least: a whole number, at least 1."""
+    value = number_setting("live_alert_min_samples", DEFAULT_LIVE_ALERT_MIN_SAMPLES)
+    if value < 1:
+        raise ValueError(f"[{CONFIG_SECTION}] live_alert_min_samples must be at least 1, got {value:g}")
+    return int(value)

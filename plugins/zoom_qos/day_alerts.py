@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from zoom_qos.alerts import configured_notifier, notify
-from zoom_qos.config import CONFIG_SECTION, number_setting
+from zoom_qos.config import CONFIG_SECTION, share_setting
 from zoom_qos.transform.parsing import utc_day
 
 if TYPE_CHECKING:
@@ -53,14 +53,15 @@ COUNT_GAP = "count_gap"
 
 
 def alert_poor_share() -> float:
-    """A day's poor share of a media type above this raises an alert (``alert_poor_share``)."""
-    return number_setting("alert_poor_share", DEFAULT_ALERT_POOR_SHARE)
+    """A day's poor share of a media type above this raises an alert (``alert_poor_share``); a
+    share, 0 to 1."""
+    return share_setting("alert_poor_share", DEFAULT_ALERT_POOR_SHARE)
 
 
 def alert_count_gap() -> float:
     """A day's share of Zoom's session count missing from the warehouse above this raises an alert
-    (``alert_count_gap``)."""
-    return number_setting("alert_count_gap", DEFAULT_ALERT_COUNT_GAP)
+    (``alert_count_gap``); a share, 0 to 1."""
+    return share_setting("alert_count_gap", DEFAULT_ALERT_COUNT_GAP)
 
 
 

@@ -8,6 +8,7 @@ do; they never include credentials or tokens.
 
 from __future__ import annotations
 
+import errno
 import re
 from datetime import datetime
 from typing import Literal
@@ -75,6 +76,30 @@ class ZoomApiError(ZoomQosError):
 
 
 _SESSION_ID_MESSAGE = re.compile(r"\bsession\s*id\b", re.IGNORECASE)
+
+
+class BodyError(ZoomQosError, ValueError):
+    """A 200 response whose body is not a usable JSON object.
+
+    ``retryable`` (the client retries): a truncated body or another type may be a fault on the way.
+    Subclasses whose fault is the content itself set it False: the client raises them at once.
+    """
+
+    retryable: bool = True
+
+
+class BodyTooLargeError(BodyError):
+    """A body longer than ``zoom.bodies.MAX_BODY_BYTES`` (declared or read): refused, never
+    retried, and the task fails at once (the same request brings it back)."""
+
+    retryable = False
+
+
+class BodyTooDeepError(BodyError):
+    """A body nested deeper than the decoders can follow: refused, never retried, and the task
+    fails at once."""
+
+    retryable = False
 
 
 class ZoomConfigError(ZoomQosError, ValueError):
@@ -149,6 +174,16 @@ class InvalidWindowError(ZoomQosError, ValueError):
     A ``ValueError`` too, for callers that caught the plain one before."""
 
 
+class InvalidParamError(ZoomQosError, ValueError):
+    """A run's param that is not a whole number in its allowed range (``config.LISTING_PARAMS``):
+    found before any request or write, and no retry changes the params, so it is permanent."""
+
+
+class WarehouseConnectionError(ZoomQosError, ValueError):
+    """The warehouse connection is defined but cannot be used (its type, a missing or malformed
+    field, a provider not installed): a setting to fix, so permanent."""
+
+
 class WarehouseUnreachableError(ZoomQosError):
     """The warehouse could not be connected to or its schema made ready, checked before any Zoom
     request so a run does not spend the daily budget on data it cannot load. Permanent for the
@@ -160,12 +195,63 @@ class StagingRemovedError(ZoomQosError):
     can bring them back, the run must list again."""
 
 
+class StorageUnwritableError(ZoomQosError):
+    """Staging or the warehouse refused a write for a reason that stays until someone acts: no
+    space left, a quota, a read-only file system, no permission.
+
+    A retry a minute later meets the same full disk, so the task fails at once (permanent); what
+    was written before is kept, nothing is left under a final name, and the task cleared once
+    there is room resumes where it stopped. ``where`` is the path or the warehouse's masked URL.
+    """
+
+    def __init__(self, what: str, where: str, cause: str) -> None:
+        self.what, self.where, self.cause = what, where, cause
+        super().__init__(
+            f"Cannot write {what} at {where}: {cause}. A retry would meet the same problem, so the "
+            "task fails without retrying. Nothing is left half-written under a final name and what "
+            "was written before is kept: free space or make it writable, then clear the task (it "
+            "resumes where it stopped).")
+
+
+#: What each errno of an unwritable storage is called in messages (``os.strerror`` wording).
+UNWRITABLE_ERRNOS: dict[int, str] = {
+    errno.ENOSPC: "no space left on device (ENOSPC)",
+    errno.EDQUOT: "disk quota exceeded (EDQUOT)",
+    errno.EROFS: "read-only file system (EROFS)",
+    errno.EACCES: "permission denied (EACCES)",
+    errno.EPERM: "operation not permitted (EPERM)",
+}
+
+
+def unwritable_cause(error: BaseException) -> str | None:
+    """Why ``error`` (or an error it was raised from) is a write no retry can cure, as a message
+    says it; None for anything else (a network share that hiccups is retried as before)."""
+    seen: list[BaseException] = []
+    item: BaseException | None = error
+    while item is not None and not any(item is s for s in seen):
+        seen.append(item)
+        if isinstance(item, OSError) and item.errno in UNWRITABLE_ERRNOS:
+            return UNWRITABLE_ERRNOS[item.errno]
+        item = item.__cause__ or item.__context__
+    return None
+
+
+class SharedLimiterUnavailableError(ZoomQosError):
+    """The Redis that shares the account's pacing and daily count stayed unreachable past the wait.
+
+    Nothing was sent to Zoom while it was away (the account's rate cannot be kept without it), so
+    nothing was lost; not permanent: the task's retry goes on once Redis is back.
+    """
+
+
 #: Errors no retry can cure: the account, the app's scopes or plan, the credentials, the run's
-#: params or the request itself must be fixed first, so the task fails at once instead of retrying
-#: (see ``operators.fail_fast``). Not ``RetriesExhaustedError``: a network can come back.
+#: params, the request itself or a full or read-only storage must be fixed first, so the task fails
+#: at once instead of retrying (see ``operators.fail_fast``). Not ``RetriesExhaustedError``: a
+#: network can come back.
 PERMANENT_ERRORS: tuple[type[Exception], ...] = (
     ZoomConfigError, ZoomAccountError, ZoomForbiddenError, ZoomEndpointError, ZoomAuthError,
-    InvalidWindowError, WarehouseUnreachableError, StagingRemovedError)
+    InvalidWindowError, InvalidParamError, WarehouseConnectionError, WarehouseUnreachableError,
+    StagingRemovedError, StorageUnwritableError, BodyTooLargeError, BodyTooDeepError)
 
 
 class ZoomDailyLimitError(ZoomApiError, DailyLimitReached):

@@ -29,6 +29,7 @@ from zoom_qos.hooks import ZoomVideoSdkHook
 from zoom_qos.transform.parsing import ParseIssues
 from zoom_qos.warehouse import SessionInput, Warehouse
 from zoom_qos.zoom.bodies import decode_user
+from zoom_qos.zoom.ids import shown_id, unrequestable_reason
 from zoom_qos.zoom.pagination import last_pass
 from zoom_qos.zoom.published import ErrorCode
 
@@ -120,7 +121,13 @@ def _read_live(hook: ZoomVideoSdkHook, today: date) -> list[SessionInput]:
 def _live_users(hook: ZoomVideoSdkHook, session_id: str,
                 pseudonymizer: Pseudonymizer | None) -> list[dict[str, Any]] | None:
     """The session's users with their samples so far; None when it ended between the listing and
-    this request (Zoom answers 404/3001 for it as live: the daily run reads it as past)."""
+    this request (Zoom answers 404/3001 for it as live: the daily run reads it as past), or when its
+    id cannot be requested safely (``zoom.ids``: the daily run keeps it as unavailable)."""
+    problem = unrequestable_reason(session_id)
+    if problem is not None:
+        log.warning("Live session %s cannot be requested safely (%s): not polled", shown_id(session_id),
+                    problem)
+        return None
     try:
         users = [decode_user(user) for user in last_pass(
             hook.iter_session_qos_pages(session_id, session_type="live"))]

@@ -30,7 +30,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from zoom_qos import lineage, tasks
 from zoom_qos.config import WAREHOUSE_CONN_ID, ZOOM_CONN_ID, staging_url
 from zoom_qos.errors import PERMANENT_ERRORS, DailyLimitReached, ZoomApiError
-from zoom_qos.extract.availability import DEFAULT_QOS_PENDING_MAX_HOURS, status_after_error
+from zoom_qos.extract.availability import DEFAULT_QOS_PENDING_MAX_HOURS, UNAVAILABLE, status_after_error
 from zoom_qos.extract.privacy import Pseudonymizer
 from zoom_qos.extract.retention import require_staged
 from zoom_qos.extract.staging import (
@@ -50,6 +50,7 @@ from zoom_qos.warehouse import Warehouse
 from zoom_qos.warehouse.quality import DEFAULT_HARD_CHECKS
 from zoom_qos.zoom.bodies import decode_user
 from zoom_qos.zoom.budget import is_backfill
+from zoom_qos.zoom.ids import shown_id, unrequestable_reason
 from zoom_qos.zoom.pagination import last_pass
 from zoom_qos.zoom.settings import ZoomSettings
 
@@ -64,7 +65,8 @@ INDEX_MAX_SECONDS = 30.0
 @contextmanager
 def fail_fast() -> Iterator[None]:
     """Fail the task without its retries on an error no retry can cure (a wrong account, a
-    missing scope or plan, a path Zoom does not recognize, a setting Zoom would refuse)."""
+    missing scope or plan, a path Zoom does not recognize, a setting Zoom would refuse, a full or
+    read-only storage, a body no Zoom page can be): ``errors.PERMANENT_ERRORS``."""
     try:
         yield
     except PERMANENT_ERRORS as error:
@@ -213,9 +215,20 @@ class ZoomSessionQosOperator(BaseOperator):
         self, hook: ZoomVideoSdkHook, qos_folder: str, session: Mapping[str, Any]
     ) -> tuple[str, int | None]:
         """Stage one session; returns its id and the users staged (None: its QoS could not be
-        read, and its staged header says whether it is pending or unavailable)."""
+        read, and its staged header says whether it is pending or unavailable).
+
+        An id that cannot be put in a request path safely (``zoom.ids.unrequestable_reason``: a
+        ``..`` segment would address another endpoint, a NUL could name another session) is never
+        sent: the session is staged ``unavailable`` with the reason, a counted skip."""
         session_id = str(session["id"])
         fetched_at = datetime.now(UTC)
+        problem = unrequestable_reason(session["id"])
+        if problem is not None:
+            self.log.warning("Session %s is listed but its id cannot be requested safely (%s): nothing "
+                             "sent, kept as %s", shown_id(session_id), problem, UNAVAILABLE)
+            stage_unread_session(qos_folder, session_id, fetched_at.isoformat(), UNAVAILABLE,
+                                 f"not requested: {problem}")
+            return session_id, None
         try:
             with StagedSessionWriter(qos_folder, session_id, fetched_at.isoformat()) as staged:
                 restarts = 0

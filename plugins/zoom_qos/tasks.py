@@ -16,8 +16,8 @@ from typing import Any
 
 from sqlalchemy import exc as sa_exc
 
-from zoom_qos.config import LISTING_PARAM_DEFAULTS, WAREHOUSE_CONN_ID, ZOOM_CONN_ID, staging_url
-from zoom_qos.errors import NothingToLoad, WarehouseUnreachableError, ZoomApiError
+from zoom_qos.config import WAREHOUSE_CONN_ID, ZOOM_CONN_ID, staging_url
+from zoom_qos.errors import NothingToLoad, StorageUnwritableError, WarehouseUnreachableError, ZoomApiError
 from zoom_qos.extract.availability import LOADED, PENDING, UNAVAILABLE
 from zoom_qos.extract.retention import require_staged, retain_after_load
 from zoom_qos.extract.staging import (
@@ -29,13 +29,23 @@ from zoom_qos.extract.staging import (
     staged_index,
     write_jsonl,
 )
-from zoom_qos.extract.windows import Window, available_part, batch_sizes, month_ranges, requested_window
+from zoom_qos.extract.windows import (
+    Window,
+    available_part,
+    batch_sizes,
+    check_listing_params,
+    month_ranges,
+    requested_window,
+)
 from zoom_qos.hooks import ZoomVideoSdkHook
 from zoom_qos.transform.parsing import ParseIssues, parse_timestamp
 from zoom_qos.transform.rows import daily_usage_rows
 from zoom_qos.warehouse import SessionInput, Warehouse
 from zoom_qos.warehouse.quality import DEFAULT_HARD_CHECKS, findings_as_json, hard_violations, run_checks
+from zoom_qos.warehouse.unwritable import warehouse_unwritable_cause
+from zoom_qos.zoom.ids import unrequestable_reason
 from zoom_qos.zoom.published import ErrorCode
+from zoom_qos.zoom.settings import ZoomSettings
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +74,8 @@ def _ensure_reachable(target: Warehouse) -> None:
     try:
         target.ensure_schema()
     except (sa_exc.OperationalError, sa_exc.InterfaceError) as error:
+        if warehouse_unwritable_cause(error):  # reachable, but full: opened_warehouse says so
+            raise
         cause = str(error.orig if error.orig is not None else error).strip().splitlines()[0]
         raise WarehouseUnreachableError(
             f"The warehouse {target!r} (connection {WAREHOUSE_CONN_ID!r}) is unreachable: {cause}. "
@@ -76,11 +88,17 @@ def opened_warehouse(
     warehouse: Warehouse | None, prepare: Callable[[Warehouse], object] = Warehouse.ensure_schema
 ) -> Iterator[Warehouse]:
     """The given warehouse, or the configured one (disposed afterwards), made ready by ``prepare``
-    (its schema migrated) before the caller uses it."""
+    (its schema migrated) before the caller uses it. A write it refuses for good (a full disk, a
+    read-only file) is a ``StorageUnwritableError`` naming it: no retry would fare better."""
     target = warehouse if warehouse is not None else Warehouse.from_airflow(WAREHOUSE_CONN_ID)
     try:
         prepare(target)
         yield target
+    except sa_exc.DBAPIError as error:
+        cause = warehouse_unwritable_cause(error)
+        if cause is None:
+            raise
+        raise StorageUnwritableError("the warehouse", repr(target), cause) from error
     finally:
         if warehouse is None:
             target.dispose()
@@ -108,12 +126,15 @@ def list_sessions(
     sessions that Zoom did not list this time are added, so they are asked for again until they
     are loaded or turn unavailable (WAREHOUSE.md v2).
 
-    Before any Zoom request the window is checked (``InvalidWindowError``) and the warehouse
-    connected to (``WarehouseUnreachableError``), both permanent. ``progress``, when given, is
-    filled as the listing goes (the window, then the requests so far, even when it fails), so the
-    run record of a failed listing still says what it asked for and what it cost.
+    Before any Zoom request or write, the integer params are checked (``InvalidParamError``),
+    the Zoom connection's extras (``ZoomConfigError``) and the window (``InvalidWindowError``),
+    then the warehouse is connected to (``WarehouseUnreachableError``), all permanent.
+    ``progress``, when given, is filled as the listing goes (the window, then the requests so far,
+    even when it fails), so the run record of a failed listing still says what it asked for and
+    what it cost.
     """
-    params = {**LISTING_PARAM_DEFAULTS, **{k: v for k, v in params.items() if v is not None}}
+    params = check_listing_params(params)
+    ZoomSettings.from_extra(ZoomVideoSdkHook.get_connection(zoom_conn_id).extra_dejson)
     progress = progress if progress is not None else {}
     today = today or datetime.now(UTC).date()
     window = requested_window(
@@ -158,7 +179,10 @@ def _list_and_stage(*, params: Mapping[str, Any], window: Window, part: Window, 
     if lookback and not (params.get("from_date") or params.get("to_date")):
         first_day = window.start + timedelta(days=lookback)  # the interval's own first day
         settle = timedelta(minutes=int(params["lookback_settle_minutes"]))
-        earlier = [i for i, v in sessions.items() if (day := _start_day(v)) is None or day < first_day]
+        # An id that cannot be requested is never loaded, so never settled; and it is not asked of
+        # the warehouse either (a NUL in it fails a PostgreSQL query).
+        earlier = [i for i, v in sessions.items() if ((day := _start_day(v)) is None or day < first_day)
+                   and unrequestable_reason(v["id"]) is None]
         for session_id in opened.settled_sessions(earlier, settle):
             del sessions[session_id]
         if earlier:
@@ -185,12 +209,20 @@ def _list_and_stage(*, params: Mapping[str, Any], window: Window, part: Window, 
                         "qos_uri": str(folder / "qos" / name), "sessions": size,
                         "first": first, "last": first + size - 1, "of": len(sessions)})
         first += size
+    # Every listed session is kept; those whose id cannot be requested safely are staged as
+    # unavailable by the extraction without a request (ZoomSessionQosOperator._read_session).
+    unrequestable = sum(unrequestable_reason(s["id"]) is not None for s in sessions.values())
+    if unrequestable:
+        log.warning("%d listed sessions have ids that cannot be requested safely (a '.' or '..' segment, a "
+                    "control character, too long): kept, and staged as unavailable without a request",
+                    unrequestable)
     stats = {
         "window_start": part.start.isoformat(),
         "window_end": part.end.isoformat(),
         "sessions_listed": listed,
         "sessions_already_loaded": listed + len(revisits) - len(sessions),
         "sessions_revisited": len(revisits),
+        "sessions_unrequestable": unrequestable,
         "batches": len(batches),
         "daily_usage": usage,
         **hook.stats.as_dict(),

@@ -4,7 +4,9 @@ Extraction and load run as separate tasks, possibly on different workers, and XC
 only references. So each task writes files under ``<staging>/<dag_id>/<run_id>/`` through
 Airflow's ``ObjectStoragePath`` (a local folder by default, ``s3://`` or ``gs://`` on a
 cluster). Files are written under a temporary name and renamed, so a reader never sees half a
-file and a retried task simply overwrites. One listing writes::
+file and a retried task simply overwrites; a write that fails removes its temporary file, and one
+no retry can cure (no space left, read-only) is a ``StorageUnwritableError`` naming the path. One
+listing writes::
 
     listing-<id>/sessions/batch-NNNNN.jsonl       the batch's session objects, as Zoom listed them
     listing-<id>/qos/batch-NNNNN/
@@ -21,10 +23,12 @@ import json
 import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from airflow.sdk import ObjectStoragePath
 
+from zoom_qos.errors import StorageUnwritableError, unwritable_cause
 from zoom_qos.transform.parsing import storable_text
 from zoom_qos.zoom.bodies import decode_user
 
@@ -40,18 +44,47 @@ def run_folder(staging_url: str, dag_id: str, run_id: str) -> ObjectStoragePath:
     return ObjectStoragePath(staging_url) / safe_name(dag_id) / safe_name(run_id)
 
 
+@contextmanager
+def writing(path: ObjectStoragePath, partial: ObjectStoragePath | None = None) -> Iterator[None]:
+    """Around writes to ``path``: on any error ``partial`` (its temporary file) is removed, and an
+    error no retry can cure (no space, read-only, no permission) becomes ``StorageUnwritableError``
+    naming the path, so the task fails at once instead of meeting the same full disk three times."""
+    try:
+        yield
+    except BaseException as error:
+        if partial is not None:
+            try:
+                partial.unlink(missing_ok=True)
+            except OSError:  # the error being raised is the one to report
+                pass
+        cause = unwritable_cause(error)
+        if cause is None:
+            raise
+        raise StorageUnwritableError("staging", str(path), cause) from error
+
+
+def write_bytes_atomically(target: ObjectStoragePath, data: bytes) -> None:
+    """``data`` under ``target``'s name whole or not at all (a small file: an index, stats)."""
+    partial = _partial_of(target)
+    with writing(target, partial):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_bytes(data)
+        partial.rename(target)
+
+
 def write_jsonl(path: ObjectStoragePath | str, records: Iterable[dict[str, Any]]) -> int:
     """Write records one per line, atomically where the storage allows. Returns the count."""
     target = ObjectStoragePath(str(path))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial")
+    partial = _partial_of(target)
     count = 0
-    with partial.open("w", encoding="utf-8") as out:
-        for record in records:
-            out.write(storable_text(json.dumps(record, ensure_ascii=False, separators=(",", ":"))))
-            out.write("\n")
-            count += 1
-    partial.rename(target)
+    with writing(target, partial):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with partial.open("w", encoding="utf-8") as out:
+            for record in records:
+                out.write(storable_text(json.dumps(record, ensure_ascii=False, separators=(",", ":"))))
+                out.write("\n")
+                count += 1
+        partial.rename(target)
     return count
 
 
@@ -105,14 +138,18 @@ class StagedSessionWriter:
         self.users = 0
 
     def __enter__(self) -> StagedSessionWriter:
-        self.target.parent.mkdir(parents=True, exist_ok=True)
-        self._open()
+        with writing(self.target, self._partial):
+            self.target.parent.mkdir(parents=True, exist_ok=True)
+            self._open()
         return self
 
     def __exit__(self, kind: Any, error: Any, tb: Any) -> None:
         if self._out is not None:  # not committed: an error, or the caller gave up
-            self._out.close()
-            self._out = None
+            out, self._out = self._out, None
+            try:
+                out.close()  # may fail as the write did (a full disk): the file goes all the same
+            except OSError:
+                pass
             self._partial.unlink(missing_ok=True)
 
     def _open(self) -> None:
@@ -121,20 +158,27 @@ class StagedSessionWriter:
         self.users = 0
 
     def restart(self) -> None:
-        self._out.close()
-        self._open()
+        with writing(self.target):
+            self._out.close()
+            self._open()
 
     def write(self, users: list[bytes]) -> None:
         """Append users, each the raw JSON of one object (line breaks inside are whitespace)."""
         if users:
-            self._out.write(b"\n".join(u.replace(b"\n", b" ").replace(b"\r", b" ") for u in users))
-            self._out.write(b"\n")
+            with writing(self.target):
+                self._out.write(b"\n".join(u.replace(b"\n", b" ").replace(b"\r", b" ") for u in users))
+                self._out.write(b"\n")
             self.users += len(users)
 
     def commit(self) -> int:
-        self._out.close()
-        self._out = None
-        self._partial.rename(self.target)
+        with writing(self.target):
+            out, self._out = self._out, None
+            try:
+                out.close()
+            except BaseException:
+                self._out = out  # closed or not, __exit__ removes the temporary file
+                raise
+            self._partial.rename(self.target)
         return self.users
 
 
@@ -142,11 +186,8 @@ def stage_unread_session(qos_folder: str, session_id: str, checked_at: str, stat
     """Record that a listed session's QoS could not be read, and why (``status``: ``pending`` or
     ``unavailable``, see ``availability.py``), so the load keeps the session with that status and a
     retried task does not ask again."""
-    target = session_file(qos_folder, session_id)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = _partial_of(target)
-    partial.write_bytes(_header(session_id, status, checked_at, error))
-    partial.rename(target)
+    write_bytes_atomically(session_file(qos_folder, session_id),
+                           _header(session_id, status, checked_at, error))
 
 
 def grades_file(qos_folder: str, session_id: str) -> ObjectStoragePath:
@@ -204,7 +245,8 @@ def read_staged_session(qos_folder: str, session_id: str) -> tuple[dict[str, Any
 def write_index_part(qos_folder: str, segment: str, part: int, finished: Mapping[str, int | None]) -> None:
     """Record sessions whose files are complete: users staged, None for one whose QoS could not
     be read. Written after the sessions' files, so a file without an index entry is read again."""
-    ObjectStoragePath(f"{qos_folder}/index-{segment}-{part:05d}.json").write_text(json.dumps(dict(finished)))
+    write_bytes_atomically(ObjectStoragePath(f"{qos_folder}/index-{segment}-{part:05d}.json"),
+                           json.dumps(dict(finished)).encode())
 
 
 def staged_index(qos_folder: str) -> dict[str, int | None]:
@@ -218,16 +260,20 @@ def staged_index(qos_folder: str) -> dict[str, int | None]:
     if not folder.exists():
         return {}
     index: dict[str, int | None] = {}
-    for path in sorted(p for p in folder.iterdir() if p.name.startswith("index-")):
+    for path in sorted(p for p in folder.iterdir() if _is_final(p.name, "index-")):
         index.update(json.loads(path.read_text()))
     return index
 
 
+def _is_final(name: str, prefix: str) -> bool:
+    """A bookkeeping file under its final name (not another writer's temporary file)."""
+    return name.startswith(prefix) and name.endswith(".json")
+
+
 def write_stats(qos_folder: str, segment: str, stats: Mapping[str, float]) -> None:
     """What one extraction attempt cost; each attempt has its own file, the summary adds them."""
-    path = ObjectStoragePath(f"{qos_folder}/stats-{segment}.json")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(dict(stats)))
+    write_bytes_atomically(ObjectStoragePath(f"{qos_folder}/stats-{segment}.json"),
+                           json.dumps(dict(stats)).encode())
 
 
 def staged_cost(qos_folder: str) -> dict[str, float]:
@@ -236,7 +282,7 @@ def staged_cost(qos_folder: str) -> dict[str, float]:
     totals: dict[str, float] = {}
     if not folder.exists():
         return totals
-    for path in sorted(p for p in folder.iterdir() if p.name.startswith("stats-")):
+    for path in sorted(p for p in folder.iterdir() if _is_final(p.name, "stats-")):
         for key, value in json.loads(path.read_text()).items():
             totals[key] = round(totals.get(key, 0) + value, 3)
     return totals

@@ -9,12 +9,15 @@ boundaries, which satisfies both readings of "at most one month".
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import pendulum
 
-from zoom_qos.errors import InvalidWindowError
+from zoom_qos.config import LISTING_PARAMS
+from zoom_qos.errors import InvalidParamError, InvalidWindowError
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +38,49 @@ class Window:
     @property
     def days(self) -> int:
         return (self.end - self.start).days + 1
+
+
+def check_listing_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` with every integer param of the listing (``config.LISTING_PARAMS``) as an int,
+    those left out (or None) at their defaults. Airflow checks the DAG's ``Param``s when a run
+    is triggered, but scripts and tests call the listing with a plain dict, so it checks them
+    again first: a value that is not a whole number in its range raises ``InvalidParamError``
+    (permanent) naming the param, the value and the range, before any request or write."""
+    checked = {name: value for name, value in params.items() if value is not None}
+    for name, bounds in LISTING_PARAMS.items():
+        checked[name] = checked_param(name, checked.get(name, bounds.default))
+    return checked
+
+
+def checked_param(name: str, value: object) -> int:
+    """Param ``name`` (one of ``config.LISTING_PARAMS``) as an int within its range, or
+    ``InvalidParamError`` saying what it must be."""
+    bounds = LISTING_PARAMS[name]
+    number = _whole_number(value)
+    if number is None or not bounds.minimum <= number <= bounds.maximum:
+        raise InvalidParamError(
+            f"The param {name} must be a whole number from {bounds.minimum:,} to {bounds.maximum:,}, "
+            f"got {value!r}: trigger the run again with a value in that range, or leave it out to "
+            f"use the default, {bounds.default:,}. Nothing was requested from Zoom.")
+    return number
+
+
+def _whole_number(value: object) -> int | None:
+    """``value`` when it is a whole number: an int, an integral float (JSON may write 3.0), or
+    its digits as text (a templated param arrives as "3"); None for anything else, booleans
+    included (True is no count of days, though Python calls it 1)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None  # NaN and infinity are not integers
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            return None
+    return None
 
 
 def parse_day(value: str, name: str) -> date:
@@ -60,10 +106,10 @@ def requested_window(
 
     ``from_date``/``to_date`` (inclusive) override the data interval for a manual reload and
     get no lookback. Otherwise the interval [start, end) in UTC, widened by ``lookback_days``
-    before its start; a run without an interval covers yesterday.
+    before its start; a run without an interval covers yesterday. A ``lookback_days`` outside
+    its param's range is refused (``InvalidParamError``), not cut down to what Zoom still serves.
     """
-    if lookback_days < 0:
-        raise InvalidWindowError(f"lookback_days must be 0 or more, got {lookback_days}")
+    lookback_days = checked_param("lookback_days", lookback_days)
     if from_date or to_date:
         start = parse_day(from_date or to_date or "", "from_date")
         end = parse_day(to_date or from_date or "", "to_date")

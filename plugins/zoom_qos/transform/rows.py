@@ -30,6 +30,7 @@ from zoom_qos.transform.parsing import (
 )
 from zoom_qos.warehouse.schema import SESSION_USER_TEXT_FIELDS
 from zoom_qos.zoom.bodies import JsonObject
+from zoom_qos.zoom.ids import MAX_SESSION_ID_BYTES
 
 __all__ = [
     "GRADE_COLUMNS",
@@ -158,11 +159,12 @@ def _count(value: object, key: str, issues: ParseIssues) -> int | None:
 
 
 def _key_text(value: object) -> str | None:
-    """A key column (id): str/int only, kept exactly as sent (no stripping)."""
+    """A key column (id): str/int only, kept exactly as sent (no stripping), but storable: a NUL
+    becomes U+FFFD as in the raw layer's JSON, not dropped, so ``a\x00b`` is not keyed as ``ab``."""
     if isinstance(value, bool) or is_empty(value):
         return None
     if isinstance(value, str):
-        return storable_text(value) or None
+        return storable_text(value.replace("\x00", "\ufffd")) or None
     if isinstance(value, int):
         return str(value)
     return None
@@ -172,13 +174,15 @@ def session_row(session: Mapping[str, Any], issues: ParseIssues) -> dict[str, An
     """The ``sessions`` row for one listed session, or None if it has no usable key.
 
     A session without ``id`` or a parseable ``start_time`` cannot be keyed or placed in a
-    window, so it is counted and skipped rather than loaded half-empty.
+    window, so it is counted and skipped rather than loaded half-empty; so is one whose id is
+    longer than ``MAX_SESSION_ID_BYTES`` (never requested either), which a PostgreSQL key cannot
+    be relied on to hold.
     """
     if not isinstance(session, Mapping):
         issues.add("session", session)
         return None
     session_id = _key_text(session.get("id"))
-    if session_id is None:
+    if session_id is None or len(session_id.encode("utf-8")) > MAX_SESSION_ID_BYTES:
         issues.add("session_id", session.get("id"))
         return None
     start_time = parse_timestamp(session.get("start_time"))

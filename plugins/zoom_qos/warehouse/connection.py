@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -24,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from zoom_qos.config import DEFAULT_WAREHOUSE_SCHEMA, WAREHOUSE_CONN_ID, default_warehouse_path
+from zoom_qos.errors import WarehouseConnectionError
 from zoom_qos.warehouse.sql import check_dialect
 from zoom_qos.warehouse.writers import json_serializer
 
@@ -54,15 +56,19 @@ _POSTGRES_ALIASES = ("postgres", "postgresql")
 #: The connection extra holding the warehouse's PostgreSQL schema (Airflow's ``schema`` field of a
 #: postgres connection is the *database*).
 WAREHOUSE_SCHEMA_EXTRA = "warehouse_schema"
+#: What the extra may name: a plain identifier, at most PostgreSQL's NAMEDATALEN - 1 bytes (longer
+#: names are silently cut, so two schemas could end up one); ``pg_`` names are PostgreSQL's own.
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]*", re.IGNORECASE | re.ASCII)
+_SCHEMA_NAME_MAX_BYTES = 63
+_SCHEMA_NAME_RULE = (
+    f"a plain identifier: a letter or _, then letters, digits or _ (A-Z, a-z, 0-9, _), at most "
+    f"{_SCHEMA_NAME_MAX_BYTES} characters, not starting with pg_"
+)
 #: The loader's COPY path is psycopg 3's, whatever the connection's ``sqlalchemy_scheme`` says.
 _PG_SQLALCHEMY_SCHEME = "postgresql+psycopg"
 #: Where Airflow's environment-variables secrets backend looks for a connection.
 _CONN_ENV_PREFIX = "AIRFLOW_CONN_"
 SQLITE_BUSY_MS = 30_000
-
-
-class WarehouseConnectionError(ValueError):
-    """The warehouse connection is defined but cannot be used (type, missing field, provider)."""
 
 
 class WarehouseTarget(NamedTuple):
@@ -201,7 +207,13 @@ def _postgres_hook(conn: AirflowConnection, conn_id: str) -> PostgresHook:
 
 
 def _warehouse_schema(conn: AirflowConnection, conn_id: str) -> str:
-    """The PostgreSQL schema: extra ``warehouse_schema``, default ``zoom_qos``."""
+    """The PostgreSQL schema: extra ``warehouse_schema``, default ``zoom_qos``.
+
+    Only a plain identifier (``_SCHEMA_NAME_RULE``) is taken. The warehouse quotes the name
+    wherever it writes it into SQL, but a name with quotes, ``;`` or spaces is far more likely a
+    mistake (or an attempt) than a wish, and it is refused here, before any connection is opened
+    or any schema created, rather than made into an odd schema that every query must quote.
+    """
     value = conn.extra_dejson.get(WAREHOUSE_SCHEMA_EXTRA)
     if value is None or (isinstance(value, str) and not value.strip()):
         return DEFAULT_SCHEMA
@@ -210,7 +222,16 @@ def _warehouse_schema(conn: AirflowConnection, conn_id: str) -> str:
             f"Airflow connection {conn_id!r}: extra {WAREHOUSE_SCHEMA_EXTRA!r} must be a schema name "
             f"(text), not {type(value).__name__}."
         )
-    return value.strip()
+    name = value.strip()
+    if (not _SCHEMA_NAME.fullmatch(name) or len(name.encode()) > _SCHEMA_NAME_MAX_BYTES
+            or name.lower().startswith("pg_")):
+        raise WarehouseConnectionError(
+            f"Airflow connection {conn_id!r}: extra {WAREHOUSE_SCHEMA_EXTRA!r} is {name[:80]!r}, which "
+            f"is not a schema name the warehouse accepts: it must be {_SCHEMA_NAME_RULE} (e.g. "
+            f"{DEFAULT_SCHEMA!r}). Nothing was connected to or created; fix the extra, or remove it "
+            f"to use {DEFAULT_SCHEMA!r}."
+        )
+    return name
 
 
 def create_engine(url: URL, schema: str | None, creator: Callable[[], Any] | None = None) -> Engine:

@@ -5,20 +5,67 @@ into Python objects and encoding them again for staging was most of extraction's
 a QoS page is split into its users' raw JSON (msgspec scans and validates the whole body
 without building objects) and only the page token is decoded. Whatever msgspec refuses is
 handed to Python's json, which decides whether the body is really broken.
+
+Bodies are hostile until decoded: ``capped_body`` reads at most ``MAX_BODY_BYTES`` of one, and a
+body nested deeper than the decoders can follow is refused (both decoders recurse, so Python's
+recursion limit, about 1,000 levels, is theirs). Neither is retried: the same request brings the
+same bytes back (``BodyError.retryable``).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
 
-from zoom_qos.errors import ZoomQosError
+from zoom_qos.errors import BodyError, BodyTooDeepError, BodyTooLargeError
+
+__all__ = ["BodyError", "BodyTooDeepError", "BodyTooLargeError", "MAX_BODY_BYTES", "capped_body",
+           "decode_user", "is_raw_object", "json_object", "raw_qos_page"]
+
+#: The largest body read from Zoom: 40 MiB (41,943,040 bytes). The largest page Zoom publishes is a
+#: QoS page: at most 10 users, each with one sample a minute. The simulator's largest sample is
+#: 2,217 bytes as served (all blocks, video and sharing included; 1,092 on average), a user's fields
+#: without samples 609. Ten users in for 30 hours (the longest a paid Zoom meeting lasts) with only
+#: that largest sample: 10 x 1,800 x 2,217 = 39.9 MB; a day-long session of average samples is
+#: 15.7 MB; the simulator's longest (4 hours) 5.3 MB. Anything larger is not a Zoom page (a proxy's
+#: or a broken server's answer). Memory: at most this per session in flight, about twice over
+#: while a page is joined and split into users.
+MAX_BODY_BYTES = 40 * 1024 * 1024
 
 
-class BodyError(ZoomQosError, ValueError):
-    """A 200 response whose body is not a JSON object (truncated, or another type): retried."""
+def capped_body(chunks: Iterable[bytes], *, declared_length: str | None, where: str,
+                limit: int = MAX_BODY_BYTES) -> bytes:
+    """The body from its ``chunks`` (a streamed response's), read no further than ``limit`` bytes.
+
+    A ``Content-Length`` above the limit is refused before anything is read; a body without one
+    (chunked) is refused on the first chunk past the limit, so memory stays under the limit plus a
+    chunk. ``where`` names the request in the error (the URL without its query: page tokens).
+    """
+    if declared_length is not None and declared_length.strip().isdigit() and int(declared_length) > limit:
+        raise BodyTooLargeError(_too_large(where, f"declares {int(declared_length):,} bytes", limit))
+    parts: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLargeError(_too_large(where, f"went past the limit after {size:,} bytes", limit))
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def _too_large(where: str, how: str, limit: int) -> str:
+    return (f"{where} answered 200 with a body that {how}: more than {limit:,} bytes, larger than any "
+            "Zoom page can be (a QoS page holds at most 10 users). Refused and not retried, as the "
+            "same request would bring it back: check that the connection's host is Zoom's API and "
+            "not a proxy or portal; if it is, report it to Zoom with the endpoint.")
+
+
+def _too_deep() -> BodyTooDeepError:
+    return BodyTooDeepError("a JSON body nested deeper than the decoder's limit (about 1,000 levels; "
+                            "a Zoom page has fewer than 10)")
 
 
 def json_object(body: bytes) -> dict[str, Any]:
@@ -30,6 +77,8 @@ def json_object(body: bytes) -> dict[str, Any]:
             value = json.loads(body.decode("utf-8", "replace"))
     except ValueError as error:
         raise BodyError("a body that is not complete JSON") from error
+    except RecursionError:
+        raise _too_deep() from None
     if not isinstance(value, dict):
         raise BodyError(f"a JSON {type(value).__name__} instead of an object")
     return value
@@ -45,6 +94,13 @@ def raw_qos_page(body: bytes) -> dict[str, Any]:
 
     ``users`` keeps its decoded value when it is not a list, for the caller to report.
     """
+    try:
+        return _raw_qos_page(body)
+    except RecursionError:
+        raise _too_deep() from None
+
+
+def _raw_qos_page(body: bytes) -> dict[str, Any]:
     try:
         page = msgspec.json.decode(body, type=_RawQosPage)
         token = msgspec.json.decode(page.next_page_token)
@@ -78,9 +134,12 @@ def decode_user(line: bytes) -> Any:
     """One user's raw JSON. msgspec refuses some JSON Python accepts (a lone ``\\ud800``
     escape, bytes that are not UTF-8): those lines take the tolerant path."""
     try:
-        value = msgspec.json.decode(line)
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        return json.loads(line.decode("utf-8", "replace"))
+        try:
+            value = msgspec.json.decode(line)
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            return json.loads(line.decode("utf-8", "replace"))
+    except RecursionError:  # read at a shallower stack when staged: counted as a malformed user
+        return None
     if not isinstance(value, dict):
         return value
     kept = JsonObject(value)

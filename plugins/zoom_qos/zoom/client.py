@@ -11,6 +11,7 @@ pool is full, discarding connection") and opening new TLS connections instead of
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import ssl
@@ -36,10 +37,10 @@ from zoom_qos.errors import (
     ZoomForbiddenError,
 )
 from zoom_qos.zoom.auth import ZoomJwtAuth
-from zoom_qos.zoom.bodies import BodyError, is_raw_object, json_object, raw_qos_page
+from zoom_qos.zoom.bodies import BodyError, capped_body, is_raw_object, json_object, raw_qos_page
 from zoom_qos.zoom.budget import DailyBudget, UnlimitedBudget, account_key, budget_for
-from zoom_qos.zoom.ids import encode_session_id
-from zoom_qos.zoom.pagination import RestartingPaginator
+from zoom_qos.zoom.ids import encode_session_id, shown_id
+from zoom_qos.zoom.pagination import MAX_PAGES, RestartingPaginator
 from zoom_qos.zoom.published import DAILY_USAGE, SESSIONS, ErrorCode
 from zoom_qos.zoom.ratelimit import HEAVY, RESOURCE_INTENSIVE, RateLimiter, RedisRateLimiter
 from zoom_qos.zoom.retry import Backoff, parse_retry_after
@@ -54,6 +55,15 @@ TRANSPORT_ERRORS = (
     requests.exceptions.ChunkedEncodingError,
     requests.exceptions.ContentDecodingError,
 )
+
+#: The most of an error answer's body read: Zoom's are ``{"code", "message"}``, a few hundred bytes.
+ERROR_BODY_BYTES = 64 * 1024
+#: Bytes asked of the socket at a time while a body is read (and past the cap at most).
+READ_CHUNK_BYTES = 64 * 1024
+#: Joins of one session whose pages a session's list may take: Zoom lets up to 5,000 users join a
+#: Video SDK session; with ten joins each (a reconnect is a join), 50,000 joins are 5,000 QoS pages
+#: of 10, about two minutes at Business+ pace, where ``MAX_PAGES`` would be 40 minutes.
+MAX_SESSION_JOINS = 50_000
 
 #: A decoded JSON object, as Zoom's bodies are.
 JsonDict = dict[str, Any]
@@ -212,6 +222,10 @@ class ZoomClient:
         other client errors. ``deadline`` (monotonic seconds) is the page token's lifetime: no
         wait may carry the request past it. ``decode`` turns the body into the returned object
         and raises ``BodyError`` for a body to retry. Parameters that are None are not sent.
+
+        The body is streamed and read no further than ``MAX_BODY_BYTES`` (an error answer's no
+        further than ``ERROR_BODY_BYTES``). A ``BodyError`` that is not ``retryable`` (a body too
+        large or too deeply nested) is raised at once, naming the URL without its query.
         """
         session = self.session()
         settings = self.settings
@@ -222,40 +236,54 @@ class ZoomClient:
         )
         url = f"{self.base_url}/{endpoint.lstrip('/')}"
         path = endpoint.split("?")[0]
+        # The URL without its query: a page token never reaches a message.
+        where = f"GET {self.base_url}/{path.lstrip('/')}" + (
+            f" (session {shown_id(session_id)})" if session_id else "")
         clean = {k: v for k, v in params.items() if v is not None}
         timeout = (min(10.0, settings.timeout_seconds), settings.timeout_seconds)
         attempt = 0
         waited = 0.0
         renewed = False
         while True:
+            # Counted first, then paced: a slot is only ever taken right before its request. Had the
+            # count to wait (its Redis away), a slot taken before it would be stale by then, and every
+            # thread waiting so would send at once when Redis came back.
+            self._budget.spend(endpoint=path)  # raises, sending nothing, when spent
             waited_here = self._limiter.acquire(category)
             if waited_here:
                 waited += waited_here
             if deadline is not None and time.monotonic() >= deadline:
                 raise PageTokenDeadlineError("the page token would be sent after its lifetime")
-            self._budget.spend(endpoint=path)  # raises, sending nothing, when spent
             self._count(requests=1)
             reason: str
             delay: float | None = None
             try:
                 # ``verify`` per request: a Session's would lose to REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE.
-                response = session.get(url, params=clean, timeout=timeout, verify=settings.verify)
+                response = session.get(url, params=clean, timeout=timeout, verify=settings.verify,
+                                       stream=True)
+                with response:  # streamed: the connection goes back to the pool once read
+                    status = response.status_code
+                    body = _read_body(response, where)
             except TRANSPORT_ERRORS as exc:
                 reason = f"{type(exc).__name__}: {transport_cause(exc)}"
             else:
-                status = response.status_code
                 if status == 200:
                     try:
-                        return decode(response.content)
+                        return decode(body)
                     except BodyError as error:
+                        if not error.retryable:
+                            raise type(error)(
+                                f"{where} answered 200 with {error}. Not retried: the same request "
+                                "would bring the same body back. Check that the connection's host is "
+                                "Zoom's API; if it is, report it to Zoom.") from error
                         reason = str(error)
                 elif status == 429:
-                    delay = self._rate_limited(response, endpoint)
+                    delay = self._rate_limited(response, body, endpoint)
                     reason = "HTTP 429 (rate limited)"
                 elif status in RETRYABLE_STATUS:
                     reason = f"HTTP {status}"
                 else:
-                    code, message = _zoom_error(response)
+                    code, message = _zoom_error(response, body)
                     if status == 401 and code in (124, None) and not renewed:
                         renewed = True
                         self.auth.invalidate()
@@ -293,12 +321,12 @@ class ZoomClient:
                                     api_key_hint=self._api_key_hint)
         return ZoomApiError(status, code, message, endpoint, session_id)
 
-    def _rate_limited(self, response: requests.Response, endpoint: str) -> float | None:
+    def _rate_limited(self, response: requests.Response, body: bytes, endpoint: str) -> float | None:
         """Classify a 429: raise for the daily cap, else return the wait the server asked for
         (None when it named none, for the caller's backoff to decide)."""
         now = datetime.now(UTC)
         retry_at = parse_retry_after(response.headers.get("Retry-After"), now)
-        code, message = _zoom_error(response)
+        code, message = _zoom_error(response, body)
         limit_type = response.headers.get("X-RateLimit-Type", "")
         if limit_type.lower().startswith("daily") or "daily" in message.lower():
             raise ZoomDailyLimitError(429, code, message, endpoint, retry_at)
@@ -307,12 +335,15 @@ class ZoomClient:
         return delay
 
     # --- endpoints --------------------------------------------------------------------------
-    def _paginator(self) -> RestartingPaginator:
+    def _paginator(self, page_size: int | None = None) -> RestartingPaginator:
+        """A paginator for one list; ``page_size``, for a session's list of joins, caps its pages
+        at what ``MAX_SESSION_JOINS`` fill."""
         s = self.settings
         return RestartingPaginator(
             token_ttl=s.page_token_ttl_seconds,
             safety=s.page_token_safety_seconds,
             max_restarts=s.max_page_restarts,
+            max_pages=MAX_PAGES if page_size is None else -(-MAX_SESSION_JOINS // max(1, page_size)) + 1,
         )
 
     def iter_past_sessions(self, from_date: date, to_date: date) -> Iterator[JsonDict]:
@@ -340,7 +371,8 @@ class ZoomClient:
                                  RESOURCE_INTENSIVE, deadline=deadline)
 
         try:
-            for page in paginator.pages(fetch, what=f"{session_type} sessions {from_date}..{to_date}"):
+            for page in paginator.pages(fetch, what=f"{session_type} sessions {from_date}..{to_date}",
+                                        items="sessions"):
                 yield from _list_field(page, "sessions", SESSIONS.path)
         finally:
             self._count(token_restarts=paginator.restarts)
@@ -378,15 +410,16 @@ class ZoomClient:
                        ) -> Iterator[tuple[int, list[Any]]]:
         """The pages of one session's joins (``template``: the path in errors), restarting when a
         page token expires."""
-        paginator = self._paginator()
+        page_size = params.get("page_size")
+        paginator = self._paginator(page_size if isinstance(page_size, int) else None)
 
         def fetch(token: str | None, deadline: float | None) -> JsonDict:
             return self.get_json(endpoint, {**params, "next_page_token": token}, HEAVY,
                                  deadline=deadline, session_id=session_id, decode=decode)
 
         try:
-            for page in paginator.pages(fetch, what=f"{what} {session_id!r}"):
-                yield paginator.restarts, _list_field(page, "users", template, is_item)
+            for page in paginator.pages(fetch, what=f"{what} {shown_id(session_id)}", items="users"):
+                yield paginator.restarts, _list_field(page, "users", template, is_item, session_id)
         finally:
             self._count(token_restarts=paginator.restarts)
 
@@ -456,16 +489,30 @@ def _key_hint(api_key: str) -> str:
     return f"{api_key[:4]}…" if len(api_key) > 4 else "(set)" if api_key else "(empty)"
 
 
-def _zoom_error(response: requests.Response) -> tuple[int | None, str]:
-    """Zoom's ``{"code", "message"}`` body, tolerating bodies that are not."""
+def _read_body(response: requests.Response, where: str) -> bytes:
+    """A streamed response's body, capped: ``MAX_BODY_BYTES`` for a 200 (more is an error), the
+    first ``ERROR_BODY_BYTES`` of any other answer (enough for Zoom's code and message)."""
+    chunks = response.iter_content(READ_CHUNK_BYTES)
+    if response.status_code == 200:
+        return capped_body(chunks, declared_length=response.headers.get("Content-Length"), where=where)
+    kept = bytearray()
+    for chunk in chunks:
+        kept += chunk[: ERROR_BODY_BYTES - len(kept)]
+        if len(kept) >= ERROR_BODY_BYTES:
+            break
+    return bytes(kept)
+
+
+def _zoom_error(response: requests.Response, body: bytes) -> tuple[int | None, str]:
+    """Zoom's ``{"code", "message"}`` from an error answer's ``body``, tolerating bodies that are not."""
     try:
-        body = response.json()
-    except ValueError:
-        return None, (response.text or response.reason or "")[:200]
-    if not isinstance(body, dict):
-        return None, str(body)[:200]
-    code = body.get("code")
-    return (code if isinstance(code, int) else None), str(body.get("message", ""))[:500]
+        decoded = json.loads(body)
+    except (ValueError, RecursionError):
+        return None, (body.decode("utf-8", "replace") or response.reason or "")[:200]
+    if not isinstance(decoded, dict):
+        return None, str(decoded)[:200]
+    code = decoded.get("code")
+    return (code if isinstance(code, int) else None), str(decoded.get("message", ""))[:500]
 
 
 def _is_object(item: object) -> bool:
@@ -473,12 +520,21 @@ def _is_object(item: object) -> bool:
 
 
 def _list_field(
-    page: Mapping[str, object], field: str, endpoint: str, is_object: Callable[[Any], bool] = _is_object
+    page: Mapping[str, object], field: str, endpoint: str, is_object: Callable[[Any], bool] = _is_object,
+    session_id: str | None = None,
 ) -> list[Any]:
     """The page's objects; a missing list is an empty page, anything else is malformed."""
     items = page.get(field)
     if items is None:
         return []
     if not isinstance(items, list):
-        raise ZoomApiError(200, None, f"'{field}' is a {type(items).__name__}, not a list", endpoint)
+        raise ZoomApiError(200, None, f"the page's '{field}' is a JSON {_json_type(items)}, not a list: a "
+                           "malformed page, so nothing of this list was kept; retry the task later, and "
+                           "report it to Zoom if it persists", endpoint, session_id)
     return [item for item in items if is_object(item)]
+
+
+def _json_type(value: object) -> str:
+    """The JSON name of a decoded value's type, as a message shows it."""
+    names = {dict: "object", str: "string", bool: "boolean", int: "number", float: "number"}
+    return names.get(type(value), type(value).__name__)

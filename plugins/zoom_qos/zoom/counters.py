@@ -15,11 +15,16 @@ import logging
 import os
 import re
 import tempfile
+import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Literal, NamedTuple, Protocol, get_args
+
+from zoom_qos.zoom.retry import DEFAULT_MAX_TOTAL_SECONDS
+from zoom_qos.zoom.shared_redis import RedisOutage, connect
 
 log = logging.getLogger(__name__)
 
@@ -121,9 +126,15 @@ def _within(spent: Spent, n: int, kind: RequestKind, limit: int | None, reserve:
 # before live polling existed read as they were). ARGV[1]: n. ARGV[2]: the kind, 1 = scheduled,
 # 2 = backfill, 3 = live (the index of its key). ARGV[3]: the limit, -1 for none. ARGV[4]: the
 # backfill's reserve. ARGV[5]: expiry (s). ARGV[6]: live polling's share of the limit. Returns
-# {accepted 1/0, scheduled, backfill, live} after the call (a refusal counts nothing). Mirrors
-# Spent.left().
+# {accepted 1/0, scheduled, backfill, live, epoch} after the call (a refusal counts nothing).
+# Mirrors Spent.left(). KEYS[4] holds the day's epoch: a token the first call of the day (or the
+# first after Redis lost its keys) sets to ARGV[7]; a new epoch tells callers the count started over.
 _ADD_WITHIN = """
+local epoch = redis.call('GET', KEYS[4])
+if not epoch then
+  epoch = ARGV[7]
+  redis.call('SET', KEYS[4], epoch, 'EX', tonumber(ARGV[5]))
+end
 local n = tonumber(ARGV[1])
 local kind = tonumber(ARGV[2])
 local limit = tonumber(ARGV[3])
@@ -149,15 +160,22 @@ if limit >= 0 then
     left = overall
   end
   if n > left then
-    return {0, counts[1], counts[2], counts[3]}
+    return {0, counts[1], counts[2], counts[3], epoch}
   end
 end
 counts[kind] = redis.call('INCRBY', KEYS[kind], n)
-for i = 1, 3 do
+for i = 1, 4 do
   redis.call('EXPIRE', KEYS[i], tonumber(ARGV[5]))
 end
-return {1, counts[1], counts[2], counts[3]}
+return {1, counts[1], counts[2], counts[3], epoch}
 """
+
+
+class _Counted(NamedTuple):
+    """What one process counted into one Redis day, and under which epoch of it."""
+
+    epoch: bytes
+    spent: Spent
 
 
 class RedisDailyCounter:
@@ -168,17 +186,31 @@ class RedisDailyCounter:
     days vanish by themselves. One Lua script reads them all and counts, so the check sees every
     kind at once. A missing key counts 0: the keys of a day counted before live polling existed
     (no ``:live``) read as they were.
+
+    While Redis is away a call waits for it (``zoom.shared_redis``: nothing is sent meanwhile, so
+    nothing goes uncounted). A Redis that comes back without the day's keys (restarted without
+    persistence) would forget what was sent. A fourth key, ``...:epoch``, tells: the day's first
+    call sets it to a token of its own, so a new token means the count started over; each process
+    then puts back, once, what its counters had counted under the old one. The count so never drops
+    below what the processes still running sent (all of a run's tasks under ``airflow dags test``;
+    the running tasks of a cluster). What tasks that ended before the restart counted is gone with
+    it: run Redis with ``appendonly yes`` where that matters.
     """
 
-    def __init__(self, url: str, account: str, *, prefix: str = "zoom_qos:daily") -> None:
-        import redis  # only deployments that share a counter need the client
+    #: What this process counted, per Redis server, account and day (shared by its counters).
+    _counted: dict[tuple[str, str, date], _Counted] = {}
+    _counted_lock = threading.Lock()
 
+    def __init__(self, url: str, account: str, *, prefix: str = "zoom_qos:daily",
+                 max_outage_seconds: float = DEFAULT_MAX_TOTAL_SECONDS) -> None:
         if not account:
             raise ValueError("The daily counter needs an account key (see account_key())")
-        self._redis = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
+        self._redis = connect(url)
+        self._outage = RedisOutage(url, max_outage_seconds)
         self._script = self._redis.register_script(_ADD_WITHIN)
         self._prefix = f"{prefix}:{account}"
         self.expiry_seconds = KEEP_DAYS * 86_400
+        self._url = url
 
     def keys(self, day: date) -> tuple[str, str, str]:
         """The day's (scheduled, backfill, live) keys, in ``Spent``'s order."""
@@ -190,11 +222,45 @@ class RedisDailyCounter:
         _check_add(n, kind, limit, reserve, live_budget)
         args = [n, REQUEST_KINDS.index(kind) + 1, -1 if limit is None else limit, reserve,
                 self.expiry_seconds, live_budget]
-        accepted, *counts = self._script(keys=list(self.keys(day)), args=args)
-        return bool(int(accepted)), Spent(*(int(count) for count in counts))
+        keys = [*self.keys(day), self.epoch_key(day)]
+        token = uuid.uuid4().hex
+        accepted, *counts, epoch = self._outage.call(
+            "counting a request", lambda: self._script(keys=keys, args=[*args, token]))
+        spent = Spent(*(int(count) for count in counts))
+        key = (self._url, self._prefix, day)
+        with self._counted_lock:
+            before = self._counted.get(key)
+            lost = before.spent if before is not None and before.epoch != epoch else Spent()
+            mine = before.spent if before is not None else Spent()
+            self._counted[key] = _Counted(epoch, mine.plus(n, kind=kind) if int(accepted) else mine)
+        return bool(int(accepted)), self._restore(day, spent, lost)
+
+    def epoch_key(self, day: date) -> str:
+        """The key whose token changes when the day's count starts over (see the class docstring)."""
+        return f"{self._prefix}:{day.isoformat()}:epoch"
+
+    def _restore(self, day: date, spent: Spent, lost: Spent) -> Spent:
+        """``spent`` as Redis returned it, after putting back ``lost``: what this process had
+        counted before Redis started the day over."""
+        if not lost.total:
+            return spent
+
+        def put_back() -> None:
+            pipe = self._redis.pipeline()
+            for key, missing in zip(self.keys(day), lost, strict=True):
+                if missing:
+                    pipe.incrby(key, missing)
+                    pipe.expire(key, self.expiry_seconds)
+            pipe.execute()
+
+        self._outage.call("restoring the daily count", put_back)
+        log.warning("Redis had lost %d of this process's requests counted for %s (restarted without "
+                    "persistence?): counted again.", lost.total, day.isoformat())
+        return Spent(*(s + m for s, m in zip(spent, lost, strict=True)))
 
     def get(self, day: date) -> Spent:
-        return Spent(*(int(count or 0) for count in self._redis.mget(self.keys(day))))
+        values = self._outage.call("reading the daily count", lambda: self._redis.mget(self.keys(day)))
+        return Spent(*(int(count or 0) for count in values))
 
 
 class FileDailyCounter:

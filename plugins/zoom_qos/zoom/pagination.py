@@ -8,6 +8,7 @@ for the first page). Keeping the HTTP call outside makes both paginators testabl
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -35,6 +36,10 @@ DEFAULT_TOKEN_SAFETY_SECONDS = 60.0
 #: Restarts of one list from its first page before paging gives up.
 DEFAULT_MAX_RESTARTS = 3
 MAX_PAGES = 100_000
+#: Empty pages in a row, each with a new token, after which a list is taken not to end. Zoom may
+#: cut a page before filtering it, so an empty page with a token can happen, but 20 in a row is a
+#: server paging without end (20 sessions-list pages are a minute of its 20 requests a minute).
+MAX_EMPTY_PAGES = 20
 
 
 def next_token(page: Page) -> str | None:
@@ -97,11 +102,13 @@ class RestartingPaginator:
         self._clock = clock
         self.restarts = 0
 
-    def pages(self, fetch: PageFetcher, what: str = "list") -> Iterator[Page]:
+    def pages(self, fetch: PageFetcher, what: str = "list", items: str | None = None) -> Iterator[Page]:
+        """The pages of the list ``what`` (named in errors); ``items``, the field holding a page's
+        items, makes ``MAX_EMPTY_PAGES`` empty pages in a row an error."""
         restarts_here = 0
         while True:
             try:
-                yield from self._one_pass(fetch)
+                yield from self._one_pass(fetch, what, items)
                 return
             except _StartOver as signal:
                 error = signal.error
@@ -119,11 +126,12 @@ class RestartingPaginator:
                 what, restarts_here, self.max_restarts, error,
             )
 
-    def _one_pass(self, fetch: PageFetcher) -> Iterator[Page]:
-        seen: set[str] = set()
+    def _one_pass(self, fetch: PageFetcher, what: str, items: str | None) -> Iterator[Page]:
+        seen: set[bytes] = set()  # digests: a hostile server's tokens may be megabytes each
         token: str | None = None
         deadline: float | None = None
-        for _ in range(self.max_pages):
+        empty = 0
+        for number in range(1, self.max_pages + 1):
             if deadline is not None and self._clock() >= deadline:
                 raise _StartOver(PageTokenDeadlineError("the page token reached its lifetime before use"))
             sent_at = self._clock()
@@ -139,10 +147,22 @@ class RestartingPaginator:
             yield page
             if token is None:
                 return
-            if token in seen:
-                raise PaginationError("Zoom returned a next_page_token it had already returned")
-            seen.add(token)
-        raise PaginationError(f"Stopped after {self.max_pages} pages without reaching the end")
+            digest = hashlib.blake2b(token.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+            if digest in seen:
+                raise PaginationError(
+                    f"Paging {what}: page {number} returned a next_page_token Zoom had already returned, "
+                    f"so the list would never end. {_NOT_KEPT}")
+            seen.add(digest)
+            empty = empty + 1 if items is not None and not page.get(items) else 0
+            if empty >= MAX_EMPTY_PAGES:
+                raise PaginationError(
+                    f"Paging {what}: {empty} empty pages in a row, each with a new next_page_token "
+                    f"(page {number}), so the list would not end. {_NOT_KEPT}")
+        raise PaginationError(f"Paging {what}: stopped after {self.max_pages:,} pages without reaching "
+                              f"the end. {_NOT_KEPT}")
+
+
+_NOT_KEPT = "Nothing of this list was kept; retry the task later, and report it to Zoom if it persists."
 
 
 def last_pass(pages: Iterable[tuple[int, Sequence[T]]]) -> list[T]:

@@ -11,6 +11,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from zoom_qos.zoom.retry import DEFAULT_MAX_TOTAL_SECONDS
+
 HEAVY = "Heavy"
 RESOURCE_INTENSIVE = "Resource-intensive"
 
@@ -101,7 +103,9 @@ class RedisRateLimiter:
 
     Zoom counts requests per account, so pacing in each process alone would let N concurrent
     tasks send N times the limit. Each request reserves the next free slot of its category
-    in Redis and sleeps until then.
+    in Redis and sleeps until then. While Redis is away no slot is given, so nothing is sent
+    (``zoom.shared_redis``); a Redis that comes back empty starts with a fresh bucket, which holds
+    the rate since at most half a period's allowance goes at once (``burst_for``).
     """
 
     def __init__(
@@ -111,10 +115,13 @@ class RedisRateLimiter:
         heavy_per_second: float,
         resource_intensive_per_minute: float,
         sleep: Callable[[float], None] = time.sleep,
+        max_outage_seconds: float = DEFAULT_MAX_TOTAL_SECONDS,
     ) -> None:
-        import redis  # only deployments that share a limiter need the client
+        # Here, not at the top: zoom.published imports this module for the category names.
+        from zoom_qos.zoom.shared_redis import RedisOutage, connect
 
-        self._redis = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
+        self._redis = connect(url)
+        self._outage = RedisOutage(url, max_outage_seconds, sleep=sleep)
         self._script = self._redis.register_script(_GCRA)
         self._sleep = sleep
         self._prefix = f"zoom_qos:ratelimit:{account}"
@@ -126,7 +133,9 @@ class RedisRateLimiter:
 
     def acquire(self, category: str) -> float:
         interval, burst = self._params[category]
-        wait = float(self._script(keys=[f"{self._prefix}:{category}"], args=[interval, burst]))
+        wait = float(self._outage.call(
+            f"pacing a {category} request",
+            lambda: self._script(keys=[f"{self._prefix}:{category}"], args=[interval, burst])))
         if wait > 0:
             self._sleep(wait)
         return wait

@@ -44,7 +44,8 @@ def run() -> None:
     try:
         with engine.begin() as connection:
             if schema:
-                connection.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+                quoted = connection.dialect.identifier_preparer.quote_schema(schema)
+                connection.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {quoted}")
             _run(connection, schema)
     finally:
         engine.dispose()
