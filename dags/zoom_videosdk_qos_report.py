@@ -14,9 +14,11 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import Param, dag, task
+from airflow.sdk.exceptions import AirflowFailException
 
 from zoom_qos import report
 from zoom_qos.assets import ZOOM_QOS_ASSET
+from zoom_qos.errors import StorageUnwritableError
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +42,10 @@ def zoom_videosdk_qos_report():
     def render_report(**context) -> str:
         events = context.get("triggering_asset_events") or {}
         log.info("Triggered by %d asset event(s).", sum(len(v) for v in events.values()))
-        path = report.render_configured_report(days=context["params"]["days"])
+        try:
+            path = report.render_configured_report(days=context["params"]["days"])
+        except StorageUnwritableError as error:  # a full or read-only folder: a retry fails the same
+            raise AirflowFailException(str(error)) from error
         log.info("QoS report: %s", path)
         return str(path)
 

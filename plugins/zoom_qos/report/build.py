@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from zoom_qos.config import LEGACY_ENV, WAREHOUSE_CONN_ID, report_dir
+from zoom_qos.errors import StorageUnwritableError, unwritable_cause
 from zoom_qos.report.data import DEFAULT_DAYS, load_report_data, report_period
 from zoom_qos.report.page import render_html
 
@@ -74,15 +75,27 @@ def build_report(
     ``engine_or_warehouse`` is a :class:`~zoom_qos.warehouse.Warehouse` or an SQLAlchemy
     engine (on PostgreSQL ``schema`` defaults to the engine's schema translation, else
     ``zoom_qos``). The file is replaced atomically (a temporary file in the same folder, then
-    ``os.replace``), so a reader never sees half a report.
+    ``os.replace``), so a reader never sees half a report; a folder that cannot take it (full,
+    read-only) is a ``StorageUnwritableError`` naming it, which no retry cures.
     """
     now = now or datetime.now(UTC)
     data = load_report_data(engine_or_warehouse, days, schema=schema, today=now.astimezone(UTC).date())
     document = render_html(data, generated_at=now)
     folder = Path(output_dir).expanduser()
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / report_file_name(data.start, data.end)
-    fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=folder)
+    try:
+        _write_atomically(path, document)
+    except OSError as error:
+        cause = unwritable_cause(error)
+        if cause is None:
+            raise
+        raise StorageUnwritableError("the QoS report", str(path), cause) from error
+    return path.resolve()
+
+
+def _write_atomically(path: Path, document: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(document)
@@ -91,4 +104,3 @@ def build_report(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path.resolve()

@@ -33,6 +33,36 @@ def test_a_re_render_replaces_the_report_of_the_period(warehouse: Warehouse, tmp
     assert oct(first.stat().st_mode & 0o777) == "0o644"
 
 
+def test_a_full_report_folder_is_permanent_naming_the_file_and_leaves_nothing(
+        warehouse: Warehouse, tmp_path: Path, monkeypatch) -> None:
+    import errno
+    import os
+
+    from zoom_qos.errors import PERMANENT_ERRORS, StorageUnwritableError
+
+    real_fdopen = os.fdopen
+
+    class FullDisk:
+        def __init__(self, handle) -> None:
+            self.handle = handle
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc) -> None:
+            self.handle.close()
+
+        def write(self, _text: str) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fdopen", lambda fd, *a, **k: FullDisk(real_fdopen(fd, *a, **k)))
+    folder = tmp_path / "reports"
+    with pytest.raises(StorageUnwritableError, match="no space left on device") as raised:
+        build_report(warehouse, folder, days=30)
+    assert str(folder) in str(raised.value) and isinstance(raised.value, PERMANENT_ERRORS)
+    assert list(folder.iterdir()) == []  # neither the report nor its temporary file
+
+
 def test_a_warehouse_without_views_is_a_clear_error(tmp_path: Path) -> None:
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'blank.db'}")
     with pytest.raises(RuntimeError, match="run a load first"):
