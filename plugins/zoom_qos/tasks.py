@@ -45,7 +45,6 @@ from zoom_qos.warehouse.quality import DEFAULT_HARD_CHECKS, findings_as_json, ha
 from zoom_qos.warehouse.unwritable import warehouse_unwritable_cause
 from zoom_qos.zoom.ids import unrequestable_reason
 from zoom_qos.zoom.published import ErrorCode
-from zoom_qos.zoom.settings import ZoomSettings
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +133,23 @@ def list_sessions(
     what it cost.
     """
     params = check_listing_params(params)
-    ZoomSettings.from_extra(ZoomVideoSdkHook.get_connection(zoom_conn_id).extra_dejson)
     progress = progress if progress is not None else {}
+    hook = ZoomVideoSdkHook(zoom_conn_id)
+    try:
+        _ = hook.settings  # reads the connection once, and refuses bad extras before anything else
+        return _list_within_window(hook=hook, params=params, interval_start=interval_start,
+                                   interval_end=interval_end, today=today, dag_id=dag_id, run_id=run_id,
+                                   staging=staging, warehouse=warehouse, progress=progress)
+    finally:
+        hook.close()
+        progress.update(hook.stats.as_dict())
+
+
+def _list_within_window(*, hook: ZoomVideoSdkHook, params: Mapping[str, Any], interval_start: datetime | None,
+                        interval_end: datetime | None, today: date | None, dag_id: str, run_id: str,
+                        staging: str | None, warehouse: Warehouse | None,
+                        progress: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """``list_sessions`` once the params and the connection are known to be good."""
     today = today or datetime.now(UTC).date()
     window = requested_window(
         interval_start, interval_end, params.get("from_date"), params.get("to_date"),
@@ -150,16 +164,14 @@ def list_sessions(
         )
     progress.update(window_start=part.start.isoformat(), window_end=part.end.isoformat())
     with opened_warehouse(warehouse, _ensure_reachable) as opened:
-        return _list_and_stage(params=params, window=window, part=part, dag_id=dag_id, run_id=run_id,
-                               zoom_conn_id=zoom_conn_id, staging=staging, opened=opened,
-                               progress=progress)
+        return _list_and_stage(hook=hook, params=params, window=window, part=part, dag_id=dag_id,
+                               run_id=run_id, staging=staging, opened=opened, progress=progress)
 
 
-def _list_and_stage(*, params: Mapping[str, Any], window: Window, part: Window, dag_id: str, run_id: str,
-                    zoom_conn_id: str, staging: str | None, opened: Warehouse,
+def _list_and_stage(*, hook: ZoomVideoSdkHook, params: Mapping[str, Any], window: Window, part: Window,
+                    dag_id: str, run_id: str, staging: str | None, opened: Warehouse,
                     progress: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """``list_sessions`` once the window is known and the warehouse ready."""
-    hook = ZoomVideoSdkHook(zoom_conn_id)
     sessions: dict[str, dict[str, Any]] = {}
     usage: list[dict[str, Any]] = []
     try:
@@ -171,8 +183,7 @@ def _list_and_stage(*, params: Mapping[str, Any], window: Window, part: Window, 
             log.info("Listed %d sessions for %s..%s", len(sessions) - before, chunk.start, chunk.end)
             usage.extend(_daily_usage(hook, chunk.start))
     finally:
-        hook.close()
-        progress.update(hook.stats.as_dict())
+        progress.update(hook.stats.as_dict())  # the requests so far, should the listing fail
 
     listed = len(sessions)
     lookback = int(params["lookback_days"])

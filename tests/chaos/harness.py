@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -21,7 +22,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.dagrun import CONTRACT_TABLES, PRIMARY_KEYS, assert_matches_simulator, warehouse_rows
+from tests.integration.dagrun import (
+    CONTRACT_TABLES,
+    METADATA_DB,
+    PRIMARY_KEYS,
+    assert_matches_simulator,
+    warehouse_rows,
+)
 
 #: Set by ``.ci/run``: a fault test that cannot run here (no root, no redis-server) fails instead
 #: of skipping.
@@ -127,6 +134,25 @@ def writable_again(path: Path) -> None:
     """Undo :func:`read_only` (idempotent)."""
     while subprocess.run(["findmnt", "-n", str(path)], capture_output=True).returncode == 0:
         subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def task_tries(home: str | Path, task_id: str) -> list[tuple[int, str]]:
+    """(try number, state) of each instance of ``task_id`` in the newest run of ``home``'s metadata
+    database: how a test tells a task that failed at once from one that failed after its retries."""
+    meta = sqlite3.connect(Path(home) / METADATA_DB)
+    try:
+        return meta.execute(
+            "SELECT try_number, state FROM task_instance WHERE task_id = ? AND run_id = "
+            "(SELECT run_id FROM dag_run ORDER BY id DESC LIMIT 1) ORDER BY map_index", (task_id,),
+        ).fetchall()
+    finally:
+        meta.close()
+
+
+def assert_failed_without_retries(home: str | Path, task_id: str) -> None:
+    tries = task_tries(home, task_id)
+    assert tries and all(number == 1 for number, _ in tries), tries  # no instance was tried again
+    assert "failed" in {state for _, state in tries}, tries
 
 
 # --- a Redis of the test's own ----------------------------------------------------------------

@@ -13,7 +13,6 @@ import json
 import os
 import pwd
 import shutil
-import sqlite3
 import subprocess
 import tempfile
 import threading
@@ -29,7 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from include.zoom_simulator import Simulator, SimulatorConfig
-from tests.chaos.harness import ChaosRow, cannot_run, free_port, record, rows_lost
+from tests.chaos.harness import ChaosRow, cannot_run, free_port, record, rows_lost, task_tries
 from tests.conftest import API_KEY, API_SECRET
 from tests.integration.dagrun import (
     AIRFLOW,
@@ -199,15 +198,6 @@ def whole_sessions(got: dict[str, dict[tuple, dict]], expected: dict[str, list[d
     return len(held)
 
 
-def load_tries(home: str) -> list[tuple[int, str]]:
-    meta = sqlite3.connect(Path(home) / METADATA_DB)
-    try:
-        return meta.execute("SELECT try_number, state FROM task_instance WHERE task_id = 'load_warehouse'"
-                            ).fetchall()
-    finally:
-        meta.close()
-
-
 class DagRun:
     """``airflow dags test`` of one day, in the background, its output gathered."""
 
@@ -276,7 +266,8 @@ def load_through(sim: Simulator, env: dict[str, str], admin: sa.Engine, url: URL
     assert code == 0 and "state=success" in run.output, run.output[-4000:]
     assert "OperationalError" in run.output and any(m in run.output for m in CONNECTION_LOST), run.output
     assert 0 < held < len(expected["sessions"]), held  # struck mid-load: some committed, not all
-    assert load_tries(env["AIRFLOW_HOME"]) == [(2, "success")]  # the first attempt failed, its retry did it
+    # the first attempt failed, its retry did it
+    assert task_tries(env["AIRFLOW_HOME"], "load_warehouse") == [(2, "success")]
     got = pg_warehouse_rows(url)
     lost = rows_lost(got, expected)
     assert lost == 0

@@ -140,12 +140,17 @@ def test_new_data_is_deterministic() -> None:
     assert a.daily_counts(LO, HI) != Dataset(10, NOW).daily_counts(LO, HI)
 
 
-def test_one_day_stays_cheap() -> None:
-    import time
-
+def test_listing_and_daily_counts_generate_no_users(monkeypatch) -> None:
+    """Users are the costly part of a session: a listing or a month's daily counts must not make them."""
     ds = Dataset(3, NOW)
-    started = time.monotonic()
-    ds.sessions_for_day(LO)
-    ds.daily_counts(date(2026, 10, 1), date(2026, 10, 31))  # a month's report generates no users
-    assert time.monotonic() - started < 0.5
+
+    def generated(*_args: object) -> None:
+        raise AssertionError("users were generated")
+
+    monkeypatch.setattr(ds, "_generate_users", generated)
+    monkeypatch.setattr(ds, "_generate_scenario_users", generated)
+    assert ds.sessions_for_day(LO)
+    assert ds.daily_counts(date(2026, 10, 1), date(2026, 10, 31))
+    with pytest.raises(AssertionError, match="users were generated"):  # the patch is where users are made
+        ds.users_for_session(ds.sessions_for_day(LO)[0]["id"])
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import time
 import tracemalloc
 import zlib
 from datetime import date
@@ -77,10 +76,9 @@ def taken(monkeypatch) -> list[int]:
     return counts
 
 
-def peak_bytes(work) -> tuple[BaseException, int, float]:
-    """The error ``work()`` raised, the peak of traced allocations meanwhile, and the seconds taken."""
+def peak_bytes(work) -> tuple[BaseException, int]:
+    """The error ``work()`` raised and the peak of traced allocations meanwhile."""
     tracemalloc.start()
-    started = time.monotonic()
     try:
         work()
     except Exception as error:  # noqa: BLE001 (returned for the test to judge)
@@ -88,10 +86,9 @@ def peak_bytes(work) -> tuple[BaseException, int, float]:
     else:
         raise AssertionError("expected an error")
     finally:
-        seconds = time.monotonic() - started
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-    return raised, peak, seconds
+    return raised, peak
 
 
 # --- size ------------------------------------------------------------------------------------------
@@ -121,7 +118,7 @@ def test_a_declared_length_over_the_limit_is_refused_before_a_byte_is_read():
 def test_a_50_mb_body_stops_at_the_cap_in_bounded_memory_and_is_not_retried(taken):
     with HostileZoom(lambda r: Answer(body=repeated(b" " * READ_CHUNK_BYTES, FIFTY_MB))) as zoom:
         client = make_client(zoom)
-        error, peak, seconds = peak_bytes(
+        error, peak = peak_bytes(
             lambda: client.get_json("videosdk/sessions", {"next_page_token": TOKEN}, HEAVY))
     assert isinstance(error, BodyTooLargeError) and not error.retryable
     assert len(zoom.requests) == 1  # not retried: the same request brings the same body
@@ -130,7 +127,6 @@ def test_a_50_mb_body_stops_at_the_cap_in_bounded_memory_and_is_not_retried(take
     message = str(error)
     assert f"GET {zoom.base_url}/videosdk/sessions" in message and f"{MAX_BODY_BYTES:,} bytes" in message
     assert TOKEN not in message and "next_page_token" not in message and "not retried" in message
-    assert seconds < 10
 
 
 def test_a_declared_50_mb_is_refused_before_reading(taken):
@@ -146,7 +142,7 @@ def test_a_gzip_bomb_is_capped_on_its_decoded_size(taken):
     bomb = b"".join(packer.compress(b" " * MiB) for _ in range(50)) + packer.flush()
     assert len(bomb) < MiB  # 50 MiB of spaces in ~50 KB on the wire
     with HostileZoom(lambda r: Answer(body=bomb, headers={"Content-Encoding": "gzip"})) as zoom:
-        error, peak, _ = peak_bytes(lambda: qos_pages(make_client(zoom)))
+        error, peak = peak_bytes(lambda: qos_pages(make_client(zoom)))
     assert isinstance(error, BodyTooLargeError) and "went past the limit" in str(error)
     assert len(zoom.requests) == 1 and MAX_BODY_BYTES < taken[0] <= MAX_BODY_BYTES + READ_CHUNK_BYTES
     assert peak < MAX_BODY_BYTES + 8 * MiB, f"{peak:,} bytes traced"
@@ -155,7 +151,7 @@ def test_a_gzip_bomb_is_capped_on_its_decoded_size(taken):
 def test_an_error_answer_is_read_no_further_than_zoom_s_code_and_message():
     huge = json.dumps({"code": 300, "message": "x" * FIFTY_MB}).encode()
     with HostileZoom(lambda r: Answer(400, huge)) as zoom:
-        error, peak, _ = peak_bytes(lambda: list_sessions(make_client(zoom)))
+        error, peak = peak_bytes(lambda: list_sessions(make_client(zoom)))
     assert isinstance(error, ZoomApiError) and error.status == 400 and len(zoom.requests) == 1
     assert len(str(error)) < 1_000
     assert peak < 8 * MiB, f"{peak:,} bytes traced"
@@ -170,13 +166,11 @@ def test_an_error_answer_is_read_no_further_than_zoom_s_code_and_message():
 ], ids=["qos-arrays", "qos-objects", "list-objects", "list-arrays"])
 def test_a_deeply_nested_body_is_a_clear_error_at_once(read, body):
     with HostileZoom(lambda r: Answer(body=body)) as zoom:
-        started = time.monotonic()
         with pytest.raises(BodyTooDeepError, match="nested deeper than the decoder's limit") as refused:
             read(make_client(zoom))
-        seconds = time.monotonic() - started
     assert not isinstance(refused.value.__cause__, RecursionError)  # the message, not a traceback
     assert f"GET {zoom.base_url}/videosdk/sessions" in str(refused.value)
-    assert len(zoom.requests) == 1 and seconds < 2
+    assert len(zoom.requests) == 1  # refused at once, not retried
 
 
 def test_a_truncated_body_by_contrast_is_retried():
@@ -207,12 +201,9 @@ def test_new_tokens_on_empty_pages_forever_stop_after_a_bounded_run(read, field,
         return json_answer({field: [], "next_page_token": f"{TOKEN}-{next(counter)}"})
 
     with HostileZoom(answer) as zoom:
-        started = time.monotonic()
         with pytest.raises(PaginationError, match=f"{MAX_EMPTY_PAGES} empty pages in a row") as stopped:
             read(make_client(zoom))
-        seconds = time.monotonic() - started
     assert len(zoom.requests) == MAX_EMPTY_PAGES and TOKEN not in str(stopped.value)
-    assert seconds < 5
 
 
 def test_a_page_with_a_user_resets_the_empty_run():
