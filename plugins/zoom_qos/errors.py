@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import errno
 import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Literal
 
@@ -234,6 +236,26 @@ def unwritable_cause(error: BaseException) -> str | None:
             return UNWRITABLE_ERRNOS[item.errno]
         item = item.__cause__ or item.__context__
     return None
+
+
+@contextmanager
+def unwritable_as(
+    what: str,
+    where: str,
+    catch: type[BaseException] | tuple[type[BaseException], ...] = OSError,
+    cause_of: Callable[[BaseException], str | None] = unwritable_cause,
+) -> Iterator[None]:
+    """Inside, an error of type ``catch`` that ``cause_of`` finds no retry can cure becomes a
+    ``StorageUnwritableError`` naming ``what`` and ``where``; anything else passes unchanged.
+    ``catch`` keeps the net to the writes in question: around a whole listing, a refused socket
+    (EACCES) is Zoom's network, not the warehouse's disk."""
+    try:
+        yield
+    except catch as error:
+        cause = cause_of(error)
+        if cause is None:
+            raise
+        raise StorageUnwritableError(what, where, cause) from error
 
 
 class SharedLimiterUnavailableError(ZoomQosError):

@@ -9,7 +9,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from datetime import UTC, date, datetime, timedelta
 from itertools import islice
 from typing import Any
@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import exc as sa_exc
 
 from zoom_qos.config import WAREHOUSE_CONN_ID, ZOOM_CONN_ID, staging_url
-from zoom_qos.errors import NothingToLoad, StorageUnwritableError, WarehouseUnreachableError, ZoomApiError
+from zoom_qos.errors import NothingToLoad, WarehouseUnreachableError, ZoomApiError, unwritable_as
 from zoom_qos.extract.availability import LOADED, PENDING, UNAVAILABLE
 from zoom_qos.extract.retention import require_staged, retain_after_load
 from zoom_qos.extract.staging import (
@@ -91,13 +91,10 @@ def opened_warehouse(
     read-only file) is a ``StorageUnwritableError`` naming it: no retry would fare better."""
     target = warehouse if warehouse is not None else Warehouse.from_airflow(WAREHOUSE_CONN_ID)
     try:
-        prepare(target)
-        yield target
-    except sa_exc.DBAPIError as error:
-        cause = warehouse_unwritable_cause(error)
-        if cause is None:
-            raise
-        raise StorageUnwritableError("the warehouse", repr(target), cause) from error
+        with unwritable_as("the warehouse", repr(target), catch=sa_exc.DBAPIError,
+                           cause_of=warehouse_unwritable_cause):
+            prepare(target)
+            yield target
     finally:
         if warehouse is None:
             target.dispose()
@@ -135,37 +132,24 @@ def list_sessions(
     params = check_listing_params(params)
     progress = progress if progress is not None else {}
     hook = ZoomVideoSdkHook(zoom_conn_id)
-    try:
+    with closing(hook):
         _ = hook.settings  # reads the connection once, and refuses bad extras before anything else
-        return _list_within_window(hook=hook, params=params, interval_start=interval_start,
-                                   interval_end=interval_end, today=today, dag_id=dag_id, run_id=run_id,
-                                   staging=staging, warehouse=warehouse, progress=progress)
-    finally:
-        hook.close()
-        progress.update(hook.stats.as_dict())
-
-
-def _list_within_window(*, hook: ZoomVideoSdkHook, params: Mapping[str, Any], interval_start: datetime | None,
-                        interval_end: datetime | None, today: date | None, dag_id: str, run_id: str,
-                        staging: str | None, warehouse: Warehouse | None,
-                        progress: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """``list_sessions`` once the params and the connection are known to be good."""
-    today = today or datetime.now(UTC).date()
-    window = requested_window(
-        interval_start, interval_end, params.get("from_date"), params.get("to_date"),
-        int(params["lookback_days"]), today,
-    )
-    progress.update(window_start=window.start.isoformat(), window_end=window.end.isoformat())
-    part = available_part(window, today)
-    if part is None:
-        raise NothingToLoad(
-            f"Nothing to load for {window.start}..{window.end}: Zoom serves past sessions of the "
-            "last six months only, up to today."
+        today = today or datetime.now(UTC).date()
+        window = requested_window(
+            interval_start, interval_end, params.get("from_date"), params.get("to_date"),
+            int(params["lookback_days"]), today,
         )
-    progress.update(window_start=part.start.isoformat(), window_end=part.end.isoformat())
-    with opened_warehouse(warehouse, _ensure_reachable) as opened:
-        return _list_and_stage(hook=hook, params=params, window=window, part=part, dag_id=dag_id,
-                               run_id=run_id, staging=staging, opened=opened, progress=progress)
+        progress.update(window_start=window.start.isoformat(), window_end=window.end.isoformat())
+        part = available_part(window, today)
+        if part is None:
+            raise NothingToLoad(
+                f"Nothing to load for {window.start}..{window.end}: Zoom serves past sessions of the "
+                "last six months only, up to today."
+            )
+        progress.update(window_start=part.start.isoformat(), window_end=part.end.isoformat())
+        with opened_warehouse(warehouse, _ensure_reachable) as opened:
+            return _list_and_stage(hook=hook, params=params, window=window, part=part, dag_id=dag_id,
+                                   run_id=run_id, staging=staging, opened=opened, progress=progress)
 
 
 def _list_and_stage(*, hook: ZoomVideoSdkHook, params: Mapping[str, Any], window: Window, part: Window,

@@ -247,6 +247,15 @@ class Outcome:
     record: dict
     recovered: float  # seconds from the fault to the run's end
 
+    def row(self, fault: str, kept: str) -> ChaosRow:
+        """The table's row: ``kept`` says what the fault left of the load in flight."""
+        return ChaosRow(
+            fault=fault,
+            outcome=(f"load_warehouse failed on the lost connection; {kept}: {self.held} of {self.sessions} "
+                     f"sessions held, all whole; its retry loaded the day; run succeeded, pipeline_runs "
+                     f"success with {self.record['qos_rows']} QoS rows, 0 hard DQ violations"),
+            rows_lost=self.lost, recovery_seconds=self.recovered)
+
 
 def load_through(sim: Simulator, env: dict[str, str], admin: sa.Engine, url: URL,
                  fault: Callable[[int], None]) -> Outcome:
@@ -291,13 +300,8 @@ def test_loader_connection_terminated_mid_load_leaves_whole_sessions_and_the_ret
             assert conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar()
 
     done = load_through(sim, env, admin, url, terminate)
-    record(ChaosRow(
-        fault="PostgreSQL: the loader's connection terminated (pg_terminate_backend) mid-load",
-        outcome=(f"load_warehouse failed on the lost connection; the transaction in flight rolled back: "
-                 f"{done.held} of {done.sessions} sessions held, all whole; its retry loaded the day; "
-                 f"run succeeded, pipeline_runs success with {done.record['qos_rows']} QoS rows, 0 hard "
-                 "DQ violations"),
-        rows_lost=done.lost, recovery_seconds=done.recovered))
+    record(done.row("PostgreSQL: the loader's connection terminated (pg_terminate_backend) mid-load",
+                    kept="the transaction in flight rolled back"))
 
 
 def test_postgres_crashed_mid_load_recovers_whole_sessions_and_the_retry_completes(
@@ -315,10 +319,5 @@ def test_postgres_crashed_mid_load_recovers_whole_sessions_and_the_retry_complet
 
     done = load_through(sim, env, server.admin, url, crash_and_restart)
     assert "not properly shut down; automatic recovery in progress" in server.log.read_text()
-    record(ChaosRow(
-        fault="PostgreSQL crashed (pg_ctl stop -m immediate) mid-load, started again 3 s later",
-        outcome=(f"load_warehouse failed on the lost connection; crash recovery kept the committed "
-                 f"transactions only: {done.held} of {done.sessions} sessions held, all whole; its retry "
-                 f"loaded the day; run succeeded, pipeline_runs success with {done.record['qos_rows']} QoS "
-                 "rows, 0 hard DQ violations"),
-        rows_lost=done.lost, recovery_seconds=done.recovered))
+    record(done.row("PostgreSQL crashed (pg_ctl stop -m immediate) mid-load, started again 3 s later",
+                    kept="crash recovery kept the committed transactions only"))

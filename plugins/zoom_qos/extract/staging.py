@@ -23,12 +23,12 @@ import json
 import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from airflow.sdk import ObjectStoragePath
 
-from zoom_qos.errors import StorageUnwritableError, unwritable_cause
+from zoom_qos.errors import unwritable_as
 from zoom_qos.transform.parsing import storable_text
 from zoom_qos.zoom.bodies import decode_user
 
@@ -50,17 +50,13 @@ def writing(path: ObjectStoragePath, partial: ObjectStoragePath | None = None) -
     error no retry can cure (no space, read-only, no permission) becomes ``StorageUnwritableError``
     naming the path, so the task fails at once instead of meeting the same full disk three times."""
     try:
-        yield
-    except BaseException as error:
+        with unwritable_as("staging", str(path), catch=Exception):
+            yield
+    except BaseException:
         if partial is not None:
-            try:
+            with suppress(OSError):  # the error being raised is the one to report
                 partial.unlink(missing_ok=True)
-            except OSError:  # the error being raised is the one to report
-                pass
-        cause = unwritable_cause(error)
-        if cause is None:
-            raise
-        raise StorageUnwritableError("staging", str(path), cause) from error
+        raise
 
 
 def write_bytes_atomically(target: ObjectStoragePath, data: bytes) -> None:
@@ -146,10 +142,8 @@ class StagedSessionWriter:
     def __exit__(self, kind: Any, error: Any, tb: Any) -> None:
         if self._out is not None:  # not committed: an error, or the caller gave up
             out, self._out = self._out, None
-            try:
-                out.close()  # may fail as the write did (a full disk): the file goes all the same
-            except OSError:
-                pass
+            with suppress(OSError):  # may fail as the write did (a full disk): the file goes all the same
+                out.close()
             self._partial.unlink(missing_ok=True)
 
     def _open(self) -> None:
@@ -172,12 +166,8 @@ class StagedSessionWriter:
 
     def commit(self) -> int:
         with writing(self.target):
-            out, self._out = self._out, None
-            try:
-                out.close()
-            except BaseException:
-                self._out = out  # closed or not, __exit__ removes the temporary file
-                raise
+            self._out.close()  # should it fail, _out stays set and __exit__ removes the temporary file
+            self._out = None
             self._partial.rename(self.target)
         return self.users
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from zoom_qos.config import LEGACY_ENV, WAREHOUSE_CONN_ID, report_dir
-from zoom_qos.errors import StorageUnwritableError, unwritable_cause
+from zoom_qos.errors import unwritable_as
 from zoom_qos.report.data import DEFAULT_DAYS, load_report_data, report_period
 from zoom_qos.report.page import render_html
 
@@ -83,13 +83,8 @@ def build_report(
     document = render_html(data, generated_at=now)
     folder = Path(output_dir).expanduser()
     path = folder / report_file_name(data.start, data.end)
-    try:
+    with unwritable_as("the QoS report", str(path)):
         _write_atomically(path, document)
-    except OSError as error:
-        cause = unwritable_cause(error)
-        if cause is None:
-            raise
-        raise StorageUnwritableError("the QoS report", str(path), cause) from error
     return path.resolve()
 
 
