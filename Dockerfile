@@ -22,6 +22,6 @@ USER airflow
 COPY --chown=airflow:0 requirements.txt /tmp/requirements.txt
 RUN pip install --no-cache-dir -r /tmp/requirements.txt
 
-COPY --chown=airflow:0 pyproject.toml README.md LICENSE /opt/airflow/
+COPY --chown=airflow:0 pyproject.toml setup.py README.md LICENSE /opt/airflow/
 COPY --chown=airflow:0 plugins/zoom_qos /opt/airflow/plugins/zoom_qos
 RUN pip install --no-cache-dir --no-deps -e /opt/airflow

@@ -33,10 +33,9 @@ install-dev: $(VENV)/.dev
 demo: $(VENV)/.runtime
 	PATH=$(CURDIR)/$(BIN):$$PATH bash include/scripts/demo.sh
 
-## Lint and type-check, then the whole test suite (the slow infrastructure-fault runs are `make chaos`).
-test: $(VENV)/.dev
-	$(BIN)/ruff check .
-	$(BIN)/mypy
+## Lint, the import contract and type-check, then the whole test suite (the slow infrastructure-fault
+## runs are `make chaos`).
+test: lint
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not chaos" $(PYTEST_ARGS)
 
 ## Our own infrastructure failing in real runs (Redis killed, PostgreSQL killed or restarted, staging or
@@ -53,8 +52,12 @@ bench: $(VENV)/.runtime bench/requirements.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r bench/requirements.txt -c $(VENV)/.bench-constraints.txt
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m bench.run $(BENCH_ARGS)
 
+## ruff; the layers and cycles of the package (import-linter, [tool.importlinter] in pyproject.toml) and
+## the import rules it cannot see (include/scripts/import_rules.py); mypy.
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/python -m include.scripts.import_rules
 	$(BIN)/mypy
 
 clean:

@@ -28,10 +28,10 @@ def main() -> int:
     args = p.parse_args()
     os.environ["AIRFLOW_CONN_ZOOM_VIDEOSDK"] = zoom_conn_json(args.base_url)
 
-    from zoom_qos import tasks
-    from zoom_qos.extract.staging import write_jsonl
     from zoom_qos.operators import ZoomSessionQosOperator
-    from zoom_qos.warehouse import Warehouse
+    from zoom_qos.pipeline.load import load_batches
+    from zoom_qos.pipeline.staging import write_jsonl
+    from zoom_qos.warehouse.store import Warehouse
 
     session = json.loads(Path(args.session_json).read_text())
     work = Path(tempfile.mkdtemp(prefix="zoomqos-bench-mem-"))
@@ -50,7 +50,7 @@ def main() -> int:
     extracted = ZoomSessionQosOperator(task_id="extract_qos", batch=batch).execute(context={})
     t1 = time.monotonic()
     after_extract = peak_rss_mib()
-    loaded = tasks.load_batches([batch], warehouse=warehouse)
+    loaded = load_batches([batch], warehouse=warehouse)
     t2 = time.monotonic()
     warehouse.dispose()
     print(

@@ -42,6 +42,7 @@ from bench.common import (  # noqa: E402
 )
 
 airflow_env()
+from zoom_qos.pipeline.load import load_batches  # noqa: E402
 from zoom_qos.zoom.published import SESSION_QOS, SESSIONS  # noqa: E402
 
 os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
@@ -197,8 +198,8 @@ def _extraction_run(
     now: datetime, day: str, args: argparse.Namespace, staging: str, tls: bool
 ) -> tuple[dict, list]:
     from zoom_qos import tasks
-    from zoom_qos.extract.staging import staged_records
     from zoom_qos.operators import ZoomSessionQosOperator
+    from zoom_qos.pipeline.staging import staged_records
 
     with _simulated_account(now, args, args.sessions_per_day, tls=tls) as sim:
         t0 = time.monotonic()
@@ -286,11 +287,12 @@ def bench_load(batches: list, args: argparse.Namespace) -> dict:
     import psycopg
     from psycopg import sql
 
-    from zoom_qos.tasks import staged_sessions
+    from zoom_qos.pipeline.load import staged_sessions
     from zoom_qos.transform.parsing import ParseIssues
-    from zoom_qos.warehouse import Warehouse, plan
+    from zoom_qos.warehouse import plan
     from zoom_qos.warehouse import schema as tables
     from zoom_qos.warehouse.loader import SessionLoader
+    from zoom_qos.warehouse.store import Warehouse
 
     # Only the sessions loaded are opened (each holds its staging file open until read).
     items = list(itertools.islice(staged_sessions(batches), args.load_sessions or None))
@@ -510,7 +512,7 @@ def bench_e2e_and_airflow(now: datetime, day: str, args: argparse.Namespace) -> 
 
     from zoom_qos import tasks
     from zoom_qos.operators import ZoomSessionQosOperator
-    from zoom_qos.warehouse import Warehouse
+    from zoom_qos.warehouse.store import Warehouse
 
     out: dict = {}
     with _simulated_account(now, args, args.e2e_sessions_per_day) as sim:
@@ -531,7 +533,7 @@ def bench_e2e_and_airflow(now: datetime, day: str, args: argparse.Namespace) -> 
         for b in batches:
             ZoomSessionQosOperator(task_id="extract_qos", batch=b).execute(context={})
         warehouse = Warehouse(PG_URL, schema="bench_e2e")
-        loaded = tasks.load_batches(batches, warehouse=warehouse)
+        loaded = load_batches(batches, warehouse=warehouse)
         warehouse.dispose()
         ours_seconds = time.monotonic() - t0
         ours_stats = sim.stats()

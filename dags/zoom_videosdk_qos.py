@@ -15,20 +15,28 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from zoom_qos import alerts, config, tasks
+from zoom_qos import tasks
+from zoom_qos.alerts.notify import on_dag_failure
 from zoom_qos.assets import ZOOM_QOS_ASSET, ZOOM_QOS_TABLES
-from zoom_qos.config import LISTING_PARAMS as BOUNDS
-from zoom_qos.errors import NothingToLoad
-from zoom_qos.operators import WarehouseLoadOperator, ZoomSessionQosOperator, fail_fast
+from zoom_qos.core import config
+from zoom_qos.core.config import LISTING_PARAMS as BOUNDS
+from zoom_qos.core.contracts import (
+    ALERTS_TASK_ID,
+    DAILY_DAG_ID,
+    EXTRACT_TASK_ID,
+    LIST_TASK_ID,
+    LOAD_TASK_ID,
+    RECORD_TASK_ID,
+)
+from zoom_qos.operators import WarehouseLoadOperator, ZoomSessionQosOperator
 from zoom_qos.warehouse.quality import DEFAULT_HARD_CHECKS
 
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 
 
 @dag(
-    dag_id="zoom_videosdk_qos",
+    dag_id=DAILY_DAG_ID,
     # [day, next day) in UTC; a plain cron string would give a zero-length interval.
     schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
@@ -60,34 +68,14 @@ DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
                                 description="Data-quality checks whose violations fail the run."),
     },
     # The [zoom_qos] notifier, resolved when a run fails; nothing when none is configured.
-    on_failure_callback=alerts.on_dag_failure,
+    on_failure_callback=on_dag_failure,
     tags=["zoom", "qos", "videosdk"],
     doc_md=__doc__,
 )
 def zoom_videosdk_qos():
-    @task(execution_timeout=tasks.LISTING_TIMEOUT)
-    def list_sessions(**context) -> list[dict]:
-        progress: dict = {}  # the window and requests so far: the run record of a failed listing
-        try:
-            with fail_fast():
-                batches, stats = tasks.list_sessions(
-                    dag_id=context["dag"].dag_id, run_id=context["run_id"],
-                    interval_start=context.get("data_interval_start"),
-                    interval_end=context.get("data_interval_end"), params=context["params"],
-                    progress=progress,
-                )
-        except NothingToLoad as why:
-            context["ti"].xcom_push(key="stats", value={"skipped": str(why)})
-            raise AirflowSkipException(str(why)) from why
-        except Exception:
-            context["ti"].xcom_push(key="stats", value=progress)
-            raise
-        context["ti"].xcom_push(key="stats", value=stats)
-        return batches
-
-    batches = list_sessions()
+    batches = task(tasks.listing_task, task_id=LIST_TASK_ID, execution_timeout=tasks.LISTING_TIMEOUT)()
     extracted = ZoomSessionQosOperator.partial(
-        task_id="extract_qos", qos_pending_max_hours="{{ params.qos_pending_max_hours }}",
+        task_id=EXTRACT_TASK_ID, qos_pending_max_hours="{{ params.qos_pending_max_hours }}",
         map_index_template="batch {{ task.batch['index'] }}: sessions {{ task.batch['first'] }}-"
                            "{{ task.batch['last'] }} of {{ task.batch['of'] }}",
         # Without Redis each process paces alone, so only one extraction may talk to Zoom at a
@@ -98,36 +86,16 @@ def zoom_videosdk_qos():
     # The load is an operator so that OpenLineage learns what it read and wrote (see lineage.py);
     # the alias resolves to the warehouse's real tables at run time.
     loaded = WarehouseLoadOperator(
-        task_id="load_warehouse", batches=batches, trigger_rule="none_failed_min_one_success",
+        task_id=LOAD_TASK_ID, batches=batches, trigger_rule="none_failed_min_one_success",
         outlets=[ZOOM_QOS_ASSET, ZOOM_QOS_TABLES], execution_timeout=tasks.LOAD_TIMEOUT,
     )
-    extracted >> loaded
-
-    @task(trigger_rule="all_done", retries=0, execution_timeout=tasks.RECORD_TIMEOUT)
-    def record_run(**context) -> str:
-        ti = context["ti"]
-        outcome = tasks.record_run(
-            run_id=context["run_id"], dag_id=context["dag"].dag_id,
-            started_at=context["dag_run"].start_date,
-            listing=ti.xcom_pull(task_ids="list_sessions", key="stats"),
-            extracts=ti.xcom_pull(task_ids=["extract_qos"]) or [],  # a list even for one batch
-            loaded=ti.xcom_pull(task_ids="load_warehouse"),
-            batches=ti.xcom_pull(task_ids="list_sessions"),  # the cost of extractions that failed
-        )
-        if outcome == "failed":
-            raise AirflowFailException("The run failed (a task failed, or hard data-quality violations); "
-                                       "see its pipeline_runs row and the task logs.")
-        return outcome
-
     # Only after a successful load: each day's poor share and gap to Zoom's count, alerted once.
-    @task(retries=0, execution_timeout=tasks.RECORD_TIMEOUT)
-    def check_alerts(**context) -> list[dict]:
-        ti = context["ti"]
-        return tasks.alert_quality(ti.xcom_pull(task_ids="load_warehouse"),
-                                   ti.xcom_pull(task_ids="list_sessions", key="stats"),
-                                   run_id=context["run_id"], context=context)
-
-    loaded >> check_alerts() >> record_run()
+    alerted = task(tasks.alerts_task, task_id=ALERTS_TASK_ID, retries=0,
+                   execution_timeout=tasks.RECORD_TIMEOUT)()
+    # Whatever the other tasks did: the run's record (its failure fails the run).
+    recorded = task(tasks.record_task, task_id=RECORD_TASK_ID, trigger_rule="all_done", retries=0,
+                    execution_timeout=tasks.RECORD_TIMEOUT)()
+    extracted >> loaded >> alerted >> recorded
 
 
 zoom_videosdk_qos()

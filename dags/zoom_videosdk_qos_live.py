@@ -18,35 +18,27 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import dag, task
-from airflow.sdk.exceptions import AirflowSkipException
 
-from zoom_qos import alerts, config, live
-from zoom_qos.operators import fail_fast
+from zoom_qos import tasks
+from zoom_qos.alerts.notify import on_dag_failure
+from zoom_qos.core import config
+from zoom_qos.core.contracts import LIVE_DAG_ID, LIVE_POLL_TASK_ID
+from zoom_qos.pipeline.live import POLL_TIMEOUT
 
 
 @dag(
-    dag_id=config.LIVE_DAG_ID,
+    dag_id=LIVE_DAG_ID,
     schedule=timedelta(minutes=config.live_interval_minutes()),
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,  # one poll at a time: a slow poll delays the next instead of doubling it
     default_args={"retries": 1, "retry_delay": timedelta(minutes=1)},
-    on_failure_callback=alerts.on_dag_failure,
+    on_failure_callback=on_dag_failure,
     tags=["zoom", "qos", "videosdk", "live"],
     doc_md=__doc__,
 )
 def zoom_videosdk_qos_live():
-    @task(execution_timeout=live.POLL_TIMEOUT)
-    def poll_live(**context) -> dict:
-        if not config.rate_limit_redis_url() and live.daily_extraction_running(context["ti"]):
-            # Without Redis each process paces the account alone: one extraction at a time.
-            raise AirflowSkipException("A zoom_videosdk_qos extraction is reading Zoom; without "
-                                       "[zoom_qos] rate_limit_redis_url this poll leaves Zoom to it.")
-        with fail_fast():  # a refused key, a missing scope: no retry can cure them
-            return live.poll(dag_id=context["dag"].dag_id, run_id=context["run_id"],
-                             started_at=context["dag_run"].start_date)
-
-    poll_live()
+    task(tasks.live_poll_task, task_id=LIVE_POLL_TASK_ID, execution_timeout=POLL_TIMEOUT)()
 
 
 zoom_videosdk_qos_live()

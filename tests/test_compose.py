@@ -253,14 +253,14 @@ def test_airflow_service_reads_the_mounted_config(services, name):
 def test_shipped_config_sets_nothing_and_names_only_known_settings():
     """config/airflow.cfg is an example: a parseable file whose [zoom_qos] keys are all commented
     out and are keys the package reads (the table in zoom_qos.config's docstring)."""
-    import zoom_qos.config
+    import zoom_qos.core.config
 
     text = CONFIG_FILE.read_text(encoding="utf-8")
     parser = configparser.ConfigParser(interpolation=None)
     parser.read_string(text)
     assert parser.has_section("zoom_qos")
     assert not any(parser.items(section) for section in parser.sections()), "only commented examples"
-    documented = set(re.findall(r"^([a-z_]+)\s{2,}", zoom_qos.config.__doc__ or "", flags=re.MULTILINE))
+    documented = set(re.findall(r"^([a-z_]+)\s{2,}", zoom_qos.core.config.__doc__ or "", flags=re.MULTILINE))
     examples = set(re.findall(r"^#\s*([a-z_]+)\s*=", text, flags=re.MULTILINE))
     assert examples, "no commented examples"
     assert not examples - documented, f"unknown [zoom_qos] keys: {sorted(examples - documented)}"

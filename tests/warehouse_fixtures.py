@@ -26,7 +26,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from zoom_qos.warehouse import Warehouse
+from zoom_qos.warehouse.store import Warehouse
 
 PG_ADMIN_URL = URL.create(
     "postgresql+psycopg", username="postgres", host="127.0.0.1", port=5432, database="postgres"
@@ -40,7 +40,7 @@ def pg_admin_engine() -> sa.Engine:
     try:
         with engine.connect() as conn:
             conn.execute(sa.text("select 1"))
-    except Exception as error:  # noqa: BLE001 - any failure means "no server"
+    except Exception as error:  # any failure means "no server"
         engine.dispose()
         message = f"PostgreSQL not reachable at 127.0.0.1:5432: {type(error).__name__}: {str(error)[:200]}"
         if os.environ.get(REQUIRE_POSTGRES_ENV) == "1":

@@ -320,7 +320,7 @@ def http_ok(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=3) as response:
             return response.status == 200
-    except Exception:  # noqa: BLE001 - not up yet
+    except Exception:  # not up yet
         return False
 
 
@@ -402,13 +402,13 @@ def run(args: argparse.Namespace, cluster: Cluster, timings: dict[str, float]) -
         with engine.connect() as conn:
             conn.exec_driver_sql("select 1")
         engine.dispose()
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         raise Failure(f"PostgreSQL is not reachable at {PG_HOST}:{PG_PORT}: {error}") from error
     try:
         broker_db, limiter_db = cluster.claim_redis_dbs(2)
     except Failure:
         raise
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         raise Failure(f"Redis is not reachable at {REDIS_HOST}:{REDIS_PORT}: {error}") from error
 
     meta_db = cluster.create_database("zoomqos_cluster_meta")
@@ -711,7 +711,7 @@ def main(argv: list[str] | None = None) -> int:
         failure = str(error)
     except KeyboardInterrupt:
         failure = "interrupted"
-    except Exception:  # noqa: BLE001 - report anything, then clean up
+    except Exception:  # report anything, then clean up
         failure = "unexpected error:\n" + traceback.format_exc()
     finally:
         # Cleanup runs to the end: a second Ctrl-C or SIGTERM must not leave processes behind.
@@ -722,13 +722,13 @@ def main(argv: list[str] | None = None) -> int:
             report.get("meta_engine") and report["meta_engine"].dispose()
         try:
             problems = cluster.stop_all()
-        except BaseException as error:  # noqa: BLE001
+        except BaseException as error:
             problems = [f"stopping processes: {error!r}"]
         timings["stop"] = time.monotonic() - started
         for what, step in (("databases", cluster.drop_databases), ("redis", cluster.release_redis_dbs)):
             try:
                 step()
-            except Exception as error:  # noqa: BLE001
+            except Exception as error:
                 problems.append(f"cleaning up {what}: {error!r}")
         if problems and failure is None:
             failure = "cleanup: " + "; ".join(problems)

@@ -26,7 +26,7 @@ except ImportError:  # pragma: no cover - depends on how the script is started
 import sqlalchemy as sa  # noqa: E402
 from sqlalchemy.dialects import postgresql, sqlite  # noqa: E402
 
-from zoom_qos.extract.availability import DEFAULT_QOS_PENDING_MAX_HOURS  # noqa: E402
+from zoom_qos.core.statuses import DEFAULT_QOS_PENDING_MAX_HOURS  # noqa: E402
 from zoom_qos.warehouse import schema  # noqa: E402
 from zoom_qos.warehouse.views import MEDIA_TYPES, VIEWS  # noqa: E402
 

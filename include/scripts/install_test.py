@@ -260,8 +260,8 @@ class Run:
         shipped_files = {str(p.relative_to(purelib)) for p in installed.rglob("*")}
         missing = sorted(set(tree_files(self.work / "src")) - shipped_files)
         self.check("every module and template of plugins/zoom_qos and dags/ is in the wheel", not missing,
-                   f"missing: {', '.join(missing)} (a new subpackage goes into pyproject's "
-                   "[tool.setuptools] packages)" if missing else "")
+                   f"missing: {', '.join(missing)} (a package setup.py's finder missed: an __init__.py "
+                   "forgotten?)" if missing else "")
         self.check("the install is not editable", not list(purelib.glob("__editable__*")),
                    str(list(purelib.glob("__editable__*"))))
 

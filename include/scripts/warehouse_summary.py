@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from zoom_qos.config import WAREHOUSE_CONN_ID
-from zoom_qos.warehouse import Warehouse
+from zoom_qos.core.config import WAREHOUSE_CONN_ID
+from zoom_qos.warehouse.store import Warehouse
 
 
 def main() -> int:

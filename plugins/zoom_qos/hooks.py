@@ -23,8 +23,8 @@ from airflow.sdk.log import mask_secret
 from requests.adapters import HTTPAdapter
 from requests_toolbelt.adapters.socket_options import TCPKeepAliveAdapter
 
-from zoom_qos import config
-from zoom_qos.config import DEFAULT_ZOOM_BASE_URL, ZOOM_CONN_ID
+from zoom_qos.core import config
+from zoom_qos.core.config import DEFAULT_ZOOM_BASE_URL, ZOOM_CONN_ID
 from zoom_qos.zoom.client import JsonDict, RequestStats, SessionType, ZoomClient
 from zoom_qos.zoom.settings import ZoomSettings
 

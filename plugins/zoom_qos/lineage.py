@@ -29,6 +29,7 @@ from urllib.parse import quote, urlsplit
 
 from sqlalchemy.engine import URL, make_url
 
+from zoom_qos.warehouse.quality import CHECKS
 from zoom_qos.zoom.published import DAILY_USAGE, SESSION_QOS, SESSION_USERS, SESSIONS, Endpoint
 
 if TYPE_CHECKING:
@@ -173,14 +174,14 @@ def asset_event_extra(result: Mapping[str, Any], listing: Mapping[str, Any] | No
 def operator_lineage(inputs: Sequence[Dataset], outputs: Sequence[Dataset]) -> OperatorLineage | None:
     """The provider's ``OperatorLineage``, or None without the provider."""
     try:
-        from airflow.providers.openlineage.extractors import OperatorLineage
+        from airflow.providers.openlineage.extractors import OperatorLineage  # the openlineage extra
     except ImportError:
         return None
     return OperatorLineage(inputs=list(inputs), outputs=list(outputs))
 
 
 def _input(dataset: DatasetId) -> Dataset:
-    from openlineage.client.event_v2 import InputDataset
+    from openlineage.client.event_v2 import InputDataset  # the openlineage extra
 
     return InputDataset(namespace=dataset[0], name=dataset[1])
 
@@ -189,6 +190,7 @@ def _output(dataset: DatasetId, rows: int | None = None,
             assertions: Sequence[Any] = ()) -> Dataset:
     """An output dataset; ``rows`` (this run's) as the ``outputStatistics`` facet and the
     data-quality ``assertions`` as the ``dataQualityAssertions`` facet, when given."""
+    # the openlineage extra, only called when it is installed
     from openlineage.client.event_v2 import OutputDataset
     from openlineage.client.facet_v2 import data_quality_assertions_dataset as dq
     from openlineage.client.facet_v2 import output_statistics_output_dataset as statistics
@@ -205,9 +207,7 @@ def _output(dataset: DatasetId, rows: int | None = None,
 def _assertions(findings: Iterable[Mapping[str, Any]], hard_checks: Iterable[str]) -> dict[str, list[Any]]:
     """Every check of ``quality.CHECKS`` as an assertion on each table it looks at: failed when it
     found rows (``actual`` says how many), with severity ``error`` for hard checks, else ``warn``."""
-    from openlineage.client.facet_v2 import data_quality_assertions_dataset as dq
-
-    from zoom_qos.warehouse.quality import CHECKS
+    from openlineage.client.facet_v2 import data_quality_assertions_dataset as dq  # the extra
 
     found = {str(f["check"]): f for f in findings}
     hard = set(hard_checks) | {name for name, f in found.items() if f.get("hard")}

@@ -40,8 +40,8 @@ from tests.integration.dagrun import (
     assert_matches_simulator,
 )
 from tests.warehouse_fixtures import create_pg_database, drop_pg_database, pg_admin_engine
-from zoom_qos.warehouse import Warehouse
 from zoom_qos.warehouse import schema as tables
+from zoom_qos.warehouse.store import Warehouse
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 #: The loader writing QoS rows: a backend of the warehouse's database in a transaction whose

@@ -29,10 +29,10 @@ from tests.chaos.harness import (
 )
 from tests.conftest import zoom_connection_json
 from tests.integration.dagrun import AIRFLOW, sqlite_conn, warehouse_rows
-from zoom_qos import tasks
-from zoom_qos.extract.staging import read_jsonl, staged_index
 from zoom_qos.operators import ZoomSessionQosOperator
-from zoom_qos.warehouse import Warehouse
+from zoom_qos.pipeline.load import load_batches
+from zoom_qos.pipeline.staging import read_jsonl, staged_index
+from zoom_qos.warehouse.store import Warehouse
 
 
 def day_params(sim, days_ago: int) -> tuple[str, object]:
@@ -98,7 +98,7 @@ def test_staging_full_fails_at_once_naming_the_path_and_the_retry_resumes(world,
             ZoomSessionQosOperator(task_id="extract_qos", batch=batch).execute(context={})
         wh = Warehouse(f"sqlite:///{db}")
         try:
-            tasks.load_batches(batches, warehouse=wh)
+            load_batches(batches, warehouse=wh)
         finally:
             wh.dispose()
         recovered = time.monotonic() - freed_at
@@ -180,7 +180,7 @@ def test_sqlite_warehouse_full_fails_the_load_at_once_and_its_retry_completes(wo
     freed_at = time.monotonic()
     wh = Warehouse(f"sqlite:///{db}")
     try:  # what Airflow runs when the failed load is cleared
-        tasks.load_batches(staged_batches(staging), warehouse=wh)
+        load_batches(staged_batches(staging), warehouse=wh)
     finally:
         wh.dispose()
     recovered = time.monotonic() - freed_at

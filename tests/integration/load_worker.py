@@ -32,8 +32,8 @@ for entry in (str(ROOT / "plugins"), str(ROOT)):
         sys.path.insert(0, entry)
 
 from zoom_qos.transform.parsing import ParseIssues  # noqa: E402
-from zoom_qos.warehouse import Warehouse  # noqa: E402
 from zoom_qos.warehouse.loader import SessionLoader  # noqa: E402
+from zoom_qos.warehouse.store import Warehouse  # noqa: E402
 
 PAUSE_ENV = "ZOOM_QOS_TEST_PAUSE_AFTER_GROUPS"
 READY_ENV = "ZOOM_QOS_TEST_READY_FILE"

@@ -14,7 +14,8 @@ from include.zoom_simulator import Faults
 from tests.integration.dagrun import assert_matches_simulator, dags_test, warehouse_rows
 from zoom_qos import tasks
 from zoom_qos.operators import ZoomSessionQosOperator
-from zoom_qos.warehouse import Warehouse
+from zoom_qos.pipeline.load import load_batches
+from zoom_qos.warehouse.store import Warehouse
 
 pytestmark = pytest.mark.e2e
 
@@ -108,7 +109,7 @@ def test_a_session_not_ready_is_kept_pending_then_loaded_by_the_next_days_run(wo
         interval_end=start + timedelta(days=1), params={}, warehouse=Warehouse(f"sqlite:///{db}"))
     for batch in batches:
         ZoomSessionQosOperator(task_id="extract_qos", batch=batch, qos_pending_max_hours=1).execute({})
-    loaded = tasks.load_batches(batches, warehouse=Warehouse(f"sqlite:///{db}"), listing=listing)
+    loaded = load_batches(batches, warehouse=Warehouse(f"sqlite:///{db}"), listing=listing)
     assert statuses(db)[never] == "unavailable" and loaded["sessions_unavailable"] == 1
 
 

@@ -129,7 +129,7 @@ def test_a_wrong_secret_fails_the_run_after_one_attempt_and_records_what_it_knew
     import subprocess
 
     from tests.integration.dagrun import AIRFLOW
-    from zoom_qos.errors import AUTH_REFUSED_MESSAGE
+    from zoom_qos.zoom.errors import AUTH_REFUSED_MESSAGE
 
     sim, env, _ = world
     db = tmp_path / "wrong-secret.db"

@@ -7,10 +7,10 @@ from datetime import timedelta
 import pytest
 
 from include.zoom_simulator import Faults
-from zoom_qos.errors import ZoomApiError, ZoomAuthError, ZoomConfigError, ZoomDailyLimitError
 from zoom_qos.hooks import ZoomSettings, ZoomVideoSdkHook
 from zoom_qos.transform.rows import unique_users
 from zoom_qos.zoom.bodies import decode_user
+from zoom_qos.zoom.errors import ZoomApiError, ZoomAuthError, ZoomConfigError, ZoomDailyLimitError
 
 
 def past_day(simulator, days_ago: int = 2):
@@ -219,7 +219,7 @@ def test_empty_host_defaults_to_zoom(monkeypatch):
 
 def test_waiting_on_the_rate_limit_counts_against_the_token_lifetime(simulator, zoom_conn):
     """A token that would be sent after a long pacing wait is not sent: the list restarts."""
-    from zoom_qos.errors import PageRestartsExhaustedError
+    from zoom_qos.zoom.errors import PageRestartsExhaustedError
 
     day = past_day(simulator)
     session_id = busiest_session(simulator, day)
@@ -347,7 +347,7 @@ def test_a_session_asked_as_the_other_type_is_not_available(simulator, zoom_conn
 
 
 def test_live_polling_stops_at_its_share_without_sending(simulator, zoom_conn):
-    from zoom_qos.errors import DailyLimitReached
+    from zoom_qos.core.errors import DailyLimitReached
     from zoom_qos.zoom.budget import LiveBudgetExhaustedError
 
     zoom_conn(daily_request_limit=1_000, backfill_reserve_requests=100, live_daily_request_budget=1)

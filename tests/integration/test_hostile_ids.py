@@ -14,8 +14,10 @@ import sqlalchemy as sa
 from tests.conftest import zoom_connection_json
 from tests.hostile_zoom import Answer, HostileZoom, Request, json_answer
 from zoom_qos import tasks
-from zoom_qos.extract.staging import staged_records
 from zoom_qos.operators import ZoomSessionQosOperator
+from zoom_qos.pipeline.load import load_batches
+from zoom_qos.pipeline.runrecord import record_run
+from zoom_qos.pipeline.staging import staged_records
 from zoom_qos.warehouse import schema
 from zoom_qos.zoom.ids import MAX_SESSION_ID_BYTES, UnsafeSessionIdError, encode_session_id
 
@@ -117,11 +119,11 @@ def test_hostile_ids_are_kept_counted_and_never_requested(tmp_path, monkeypatch,
     assert sum(e["sessions_unread"] for e in extracts) == len(unread)
 
     # the load keeps every session but the one too long for a key, which it counts as skipped
-    loaded = tasks.load_batches(batches, warehouse=warehouse, listing=listing)
+    loaded = load_batches(batches, warehouse=warehouse, listing=listing)
     assert (loaded["sessions_loaded"], loaded["sessions_unavailable"], loaded["sessions_skipped"]) == (
         len(REQUESTABLE), len(unread) - 1, 1)
     assert loaded["users_loaded"] == 1 and loaded["unparsed_detail"]["session_id"]["count"] == 1
-    outcome = tasks.record_run(run_id="manual__hostile", dag_id="zoom_videosdk_qos", started_at=None,
+    outcome = record_run(run_id="manual__hostile", dag_id="zoom_videosdk_qos", started_at=None,
                                listing=listing, extracts=extracts, loaded=loaded, warehouse=warehouse,
                                batches=batches, staging=staging.as_uri())
     assert outcome == "success"

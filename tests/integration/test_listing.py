@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from zoom_qos import tasks
-from zoom_qos.extract.staging import read_jsonl
+from zoom_qos.pipeline.staging import read_jsonl
 from zoom_qos.transform.parsing import ParseIssues
-from zoom_qos.warehouse import SessionInput, Warehouse
+from zoom_qos.warehouse.plan import SessionInput
+from zoom_qos.warehouse.store import Warehouse
 
 
 @pytest.fixture
@@ -126,7 +127,7 @@ def test_a_wrong_secret_fails_at_once_saying_which_fields_to_fix(simulator, monk
     from airflow.sdk.exceptions import AirflowFailException
 
     from tests.conftest import zoom_connection_json
-    from zoom_qos.errors import AUTH_REFUSED_MESSAGE, ZoomAuthError
+    from zoom_qos.zoom.errors import AUTH_REFUSED_MESSAGE, ZoomAuthError
 
     monkeypatch.setenv("AIRFLOW_CONN_ZOOM_VIDEOSDK",
                        zoom_connection_json(simulator.base_url, secret="wrong-secret-xyz"))
@@ -152,7 +153,7 @@ def test_impossible_dates_fail_at_once_before_any_request(simulator, zoom_conn, 
                                                           params, message):
     from airflow.sdk.exceptions import AirflowFailException
 
-    from zoom_qos.errors import InvalidWindowError
+    from zoom_qos.core.errors import InvalidWindowError
 
     simulator.reset_stats()
     with pytest.raises(AirflowFailException, match=message) as caught:
@@ -164,7 +165,7 @@ def test_impossible_dates_fail_at_once_before_any_request(simulator, zoom_conn, 
 def test_an_unreachable_warehouse_fails_before_any_zoom_request(simulator, zoom_conn, tmp_path):
     from airflow.sdk.exceptions import AirflowFailException
 
-    from zoom_qos.errors import WarehouseUnreachableError
+    from zoom_qos.core.errors import WarehouseUnreachableError
 
     missing = Warehouse(f"sqlite:///{tmp_path / 'no-such-dir' / 'w.db'}")
     day = (simulator.dataset.now.date() - timedelta(days=2)).isoformat()

@@ -9,25 +9,31 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from contextlib import closing
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from tests.integration.dagrun import RUN_TIMES
-from zoom_qos import live, tasks
+from zoom_qos import tasks
+from zoom_qos.alerts.live import alert_message
+from zoom_qos.hooks import ZoomVideoSdkHook
 from zoom_qos.operators import ZoomSessionQosOperator
-from zoom_qos.warehouse import Warehouse
+from zoom_qos.pipeline import live
+from zoom_qos.pipeline.load import load_batches
 from zoom_qos.warehouse.schema import METADATA
 from zoom_qos.warehouse.sql import object_prefix
+from zoom_qos.warehouse.store import Warehouse
 
 LIVE_DAG = "zoom_videosdk_qos_live"
 TABLES = ("sessions", "session_users", "user_qos", "user_system_qos")
 
 
 def poll(warehouse: Warehouse, sent: list, n: int) -> dict:
-    return live.poll(dag_id=LIVE_DAG, run_id=f"poll-{n}", warehouse=warehouse,
-                     notify=lambda subject, text: sent.append((subject, text)))
+    with closing(ZoomVideoSdkHook(live=True)) as source:
+        return live.poll(dag_id=LIVE_DAG, run_id=f"poll-{n}", warehouse=warehouse, source=source,
+                         notify=lambda subject, text: sent.append((subject, text)))
 
 
 def rows(warehouse: Warehouse, table: str, **where: object) -> list[dict]:
@@ -46,7 +52,7 @@ def daily_reload(warehouse: Warehouse, day: date, staging: Path, run_id: str) ->
         warehouse=warehouse)
     for batch in batches:
         ZoomSessionQosOperator(task_id="extract_qos", batch=batch).execute(context={})
-    return tasks.load_batches(batches, warehouse=warehouse, listing=stats)
+    return load_batches(batches, warehouse=warehouse, listing=stats)
 
 
 def final_rows(warehouse: Warehouse, table: str) -> set[tuple]:
@@ -144,7 +150,7 @@ def test_a_poll_leaves_zoom_to_a_running_daily_extraction_without_shared_pacing(
 
 
 def test_an_alert_names_who_where_and_the_figures():
-    subject, text = live.alert_message({
+    subject, text = alert_message({
         "session_id": "s1", "session_name": "Support call", "user_id": "u1", "user_name": "Ana",
         "media_type": "screen_share", "poor_share": 0.75, "rated_samples": 8, "window_minutes": 10,
         "first_seen_at": datetime(2026, 12, 1, 10, 5, tzinfo=UTC), "device": "Mac",
@@ -157,7 +163,7 @@ def test_a_failed_poll_is_recorded_and_says_nothing_secret(simulator, monkeypatc
     import pytest
 
     from tests.conftest import zoom_connection_json
-    from zoom_qos.errors import ZoomAuthError
+    from zoom_qos.zoom.errors import ZoomAuthError
 
     monkeypatch.setenv("AIRFLOW_CONN_ZOOM_VIDEOSDK", zoom_connection_json(simulator.base_url,
                                                                           secret="wrong-secret-xyz"))

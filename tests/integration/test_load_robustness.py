@@ -24,8 +24,8 @@ from sqlalchemy.engine import URL
 
 from tests.integration import load_worker
 from zoom_qos.transform.parsing import ParseIssues
-from zoom_qos.warehouse import Warehouse
 from zoom_qos.warehouse import schema as tables
+from zoom_qos.warehouse.store import Warehouse
 
 # Fixture pg_database: a fresh PostgreSQL database, dropped afterwards (skip/fail rule inside).
 pytestmark = pytest.mark.postgres

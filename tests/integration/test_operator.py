@@ -8,10 +8,10 @@ import pytest
 from airflow.sdk import ObjectStoragePath
 
 from include.zoom_simulator import Faults
-from zoom_qos.errors import PageRestartsExhaustedError
-from zoom_qos.extract.staging import staged_records, write_jsonl
 from zoom_qos.operators import ZoomSessionQosOperator
+from zoom_qos.pipeline.staging import staged_records, write_jsonl
 from zoom_qos.transform.rows import unique_users
+from zoom_qos.zoom.errors import PageRestartsExhaustedError
 
 
 @pytest.fixture
@@ -104,8 +104,8 @@ def test_a_400_300_about_another_field_fails_and_skips_nothing(simulator, zoom_c
     """Zoom uses code 300 for any invalid field: only one about the session id makes it unavailable."""
     import dataclasses
 
-    from zoom_qos.errors import ZoomApiError
     from zoom_qos.hooks import ZoomSettings, ZoomVideoSdkHook
+    from zoom_qos.zoom.errors import ZoomApiError
 
     batch, _ = staged_batch
     real = ZoomSettings.from_extra
@@ -129,7 +129,7 @@ def test_account_and_permission_errors_fail_at_once_with_what_to_check(
         simulator, zoom_conn, staged_batch, faults, error, message):
     from airflow.sdk.exceptions import AirflowFailException
 
-    from zoom_qos import errors
+    from zoom_qos.zoom import errors
 
     batch, sessions = staged_batch
     simulator.set_faults(Faults.from_dict(faults))
@@ -148,8 +148,8 @@ def test_an_over_encoded_path_fails_saying_the_endpoint_was_not_recognized(
 
     from airflow.sdk.exceptions import AirflowFailException
 
-    from zoom_qos.errors import ZoomEndpointError
     from zoom_qos.zoom.client import ZoomClient
+    from zoom_qos.zoom.errors import ZoomEndpointError
 
     batch, _ = staged_batch
     # What Zoom's generated JavaScript SDK does: the whole path, id included, encoded again.
@@ -250,7 +250,7 @@ def test_a_backfill_stops_at_its_share_of_the_daily_budget_and_defers_to_midnigh
 
 
 def test_each_session_is_staged_in_its_own_file_one_user_per_line(simulator, zoom_conn, staged_batch):
-    from zoom_qos.extract.staging import session_file
+    from zoom_qos.pipeline.staging import session_file
 
     batch, sessions = staged_batch
     zoom_conn(qos_page_size=2)
@@ -267,8 +267,8 @@ def test_a_wrong_secret_fails_the_extraction_at_once_and_keeps_its_cost(simulato
     from airflow.sdk.exceptions import AirflowFailException
 
     from tests.conftest import zoom_connection_json
-    from zoom_qos.errors import AUTH_REFUSED_MESSAGE, ZoomAuthError
-    from zoom_qos.extract.staging import staged_cost
+    from zoom_qos.pipeline.staging import staged_cost
+    from zoom_qos.zoom.errors import AUTH_REFUSED_MESSAGE, ZoomAuthError
 
     batch, sessions = staged_batch
     monkeypatch.setenv("AIRFLOW_CONN_ZOOM_VIDEOSDK",
@@ -287,7 +287,7 @@ def test_an_extraction_cleared_after_its_staging_was_removed_fails_at_once(simul
                                                                           staged_batch, tmp_path):
     from airflow.sdk.exceptions import AirflowFailException
 
-    from zoom_qos.errors import StagingRemovedError
+    from zoom_qos.core.errors import StagingRemovedError
 
     batch, _ = staged_batch
     (tmp_path / "sessions" / "batch-00000.jsonl").unlink()  # what the retention removes

@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 from include.zoom_simulator import Simulator, SimulatorConfig
 from tests.conftest import API_KEY, API_SECRET, zoom_connection_json
 from zoom_qos.hooks import ZoomVideoSdkHook
-from zoom_qos.zoom.ratelimit import HEAVY, RedisRateLimiter
+from zoom_qos.zoom.published import HEAVY
+from zoom_qos.zoom.ratelimit import RedisRateLimiter
 
 
 def test_limiters_in_different_tasks_share_one_budget(redis_url):

@@ -39,7 +39,7 @@ from tests.unit.report.hostileworld import (
     load_hostile,
 )
 from zoom_qos.report import build_report
-from zoom_qos.warehouse import Warehouse
+from zoom_qos.warehouse.store import Warehouse
 
 CSP = ('<meta http-equiv="Content-Security-Policy" '
        "content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">")

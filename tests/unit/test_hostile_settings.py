@@ -23,11 +23,14 @@ from sqlalchemy.engine import URL
 
 from include.zoom_simulator import Simulator, SimulatorConfig
 from tests.conftest import API_KEY, API_SECRET
-from zoom_qos import config, day_alerts, tasks
-from zoom_qos.errors import PERMANENT_ERRORS, InvalidParamError, ZoomConfigError
-from zoom_qos.extract.windows import check_listing_params, requested_window
+from zoom_qos import tasks
+from zoom_qos.alerts import daily as day_alerts
+from zoom_qos.core import config
+from zoom_qos.core.errors import InvalidParamError, PermanentError
 from zoom_qos.operators import fail_fast
+from zoom_qos.pipeline.windows import check_listing_params, requested_window
 from zoom_qos.warehouse.connection import WarehouseConnectionError, airflow_target
+from zoom_qos.zoom.errors import ZoomConfigError
 from zoom_qos.zoom.settings import ZoomSettings
 
 WAREHOUSE_ENV = "AIRFLOW_CONN_ZOOM_QOS_WAREHOUSE"
@@ -135,7 +138,7 @@ def test_each_end_of_a_param_s_range_is_taken_and_one_past_it_refused(name):
     for outside in (bounds.minimum - 1, bounds.maximum + 1):
         with pytest.raises(InvalidParamError, match=f"param {name} .* got {outside}:"):
             check_listing_params({name: outside})
-    assert InvalidParamError in PERMANENT_ERRORS
+    assert issubclass(InvalidParamError, PermanentError)
 
 
 def test_a_huge_lookback_is_refused_not_cut_to_what_zoom_serves():

@@ -38,7 +38,9 @@ from zoom_qos.transform.parsing import (
     parse_timestamp,
 )
 from zoom_qos.transform.rows import STREAM_METRICS, session_row, unique_users, user_rows
-from zoom_qos.warehouse import SessionInput, Warehouse, schema
+from zoom_qos.warehouse import schema
+from zoom_qos.warehouse.plan import SessionInput
+from zoom_qos.warehouse.store import Warehouse
 
 # No example database: it would leave an untracked .hypothesis/ folder in the repository.
 FAST = settings(max_examples=300, deadline=None, database=None,

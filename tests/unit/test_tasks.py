@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from zoom_qos.tasks import record_run
-from zoom_qos.warehouse import Warehouse
+from zoom_qos.pipeline.runrecord import record_run
+from zoom_qos.warehouse.store import Warehouse
 
 
 def recorded(tmp_path, **returned):
@@ -54,7 +54,7 @@ def test_nothing_to_load_is_skipped_and_a_missing_load_is_failed(tmp_path):
 def test_a_failed_run_records_the_window_and_the_requests_made_so_far(tmp_path):
     """A listing that failed pushes what it knew (its window, its requests); an extraction that
     failed before returning left its cost in its batch folder, which the record reads."""
-    from zoom_qos.extract.staging import write_stats
+    from zoom_qos.pipeline.staging import write_stats
 
     failed_listing = {"window_start": "2026-11-20", "window_end": "2026-11-20", "requests": 2,
                       "retries": 0}

@@ -13,15 +13,13 @@ import os
 import tempfile
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from zoom_qos.config import LEGACY_ENV, WAREHOUSE_CONN_ID, report_dir
-from zoom_qos.errors import unwritable_as
+from zoom_qos.core.config import LEGACY_ENV, WAREHOUSE_CONN_ID, report_dir
+from zoom_qos.core.errors import unwritable_as
 from zoom_qos.report.data import DEFAULT_DAYS, load_report_data, report_period
 from zoom_qos.report.page import render_html
-
-if TYPE_CHECKING:
-    from zoom_qos.warehouse import Warehouse
+from zoom_qos.warehouse.sql import object_prefix
+from zoom_qos.warehouse.store import Warehouse
 
 __all__ = ["REPORT_DIR_ENV", "build_report", "expected_report_path", "render_configured_report",
            "report_file_name"]
@@ -41,8 +39,6 @@ def expected_report_path(warehouse: Warehouse, folder: str | Path | None = None,
                          days: int = DEFAULT_DAYS) -> Path:
     """The report ``zoom_videosdk_qos_report`` renders from the warehouse as it is now (what an
     alert points to, before the report DAG has run)."""
-    from zoom_qos.warehouse.sql import object_prefix  # the warehouse package pulls in Alembic
-
     with warehouse.engine.connect() as conn:
         start, end, _ = report_period(conn, object_prefix(warehouse.dialect, warehouse.schema), days)
     base = Path(folder).expanduser() if folder is not None else report_dir()
@@ -51,8 +47,6 @@ def expected_report_path(warehouse: Warehouse, folder: str | Path | None = None,
 
 def render_configured_report(output_dir: str | Path | None = None, days: int = DEFAULT_DAYS) -> Path:
     """Report on the configured warehouse (``zoom_qos_warehouse`` connection, else SQLite)."""
-    from zoom_qos.warehouse import Warehouse  # the loader pulls in Alembic: only when rendering
-
     warehouse = Warehouse.from_airflow(WAREHOUSE_CONN_ID)
     try:
         path = build_report(warehouse, output_dir or report_dir(), days=days)

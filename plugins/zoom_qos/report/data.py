@@ -21,8 +21,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from zoom_qos.config import DEFAULT_WAREHOUSE_SCHEMA, LIVE_DAG_ID
-from zoom_qos.extract.availability import LIVE
+from zoom_qos.core.config import DEFAULT_WAREHOUSE_SCHEMA
+from zoom_qos.core.contracts import LIVE_DAG_ID
+from zoom_qos.core.statuses import LIVE
 from zoom_qos.transform.parsing import utc_day
 from zoom_qos.warehouse.sql import Dialect, check_dialect, object_prefix
 from zoom_qos.warehouse.views import MEDIA_TYPES

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TypeGuard
 
-from zoom_qos.zoom.flags import parse_bool
+from zoom_qos.core.flags import parse_bool
 
 __all__ = [
     "ParseIssues",
@@ -141,7 +141,7 @@ def _example(raw: object) -> str:
         if isinstance(raw, str):
             return raw[:_MAX_LEN]
         return str(raw)[:_MAX_LEN]
-    except Exception:  # noqa: BLE001 - an example must never break counting
+    except Exception:  # an example must never break counting
         return f"<unprintable {type(raw).__name__}>"
 
 

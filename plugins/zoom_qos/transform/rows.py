@@ -28,12 +28,12 @@ from zoom_qos.transform.parsing import (
     parse_timestamp,
     storable_text,
 )
-from zoom_qos.warehouse.schema import SESSION_USER_TEXT_FIELDS
 from zoom_qos.zoom.bodies import JsonObject
 from zoom_qos.zoom.ids import MAX_SESSION_ID_BYTES
 
 __all__ = [
     "GRADE_COLUMNS",
+    "SESSION_USER_TEXT_FIELDS",
     "STREAM_METRICS",
     "GradeIndex",
     "UserRows",
@@ -90,6 +90,26 @@ _RSSI_COLUMNS = (
     ("max_rssi", "wifi_max_rssi"),
     ("avg_rssi", "wifi_avg_rssi"),
     ("min_rssi", "wifi_min_rssi"),
+)
+
+
+#: Text fields copied as-is from the Zoom user object into ``session_users``.
+SESSION_USER_TEXT_FIELDS: tuple[str, ...] = (
+    "user_key",
+    "device",
+    "client",
+    "os",
+    "os_version",
+    "browser_name",
+    "browser_version",
+    "network_type",
+    "ip_address",
+    "location",
+    "microphone",
+    "speaker",
+    "camera",
+    "data_center",
+    "connection_type",
 )
 
 

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
-from zoom_qos.config import DEFAULT_WAREHOUSE_SCHEMA, WAREHOUSE_CONN_ID, default_warehouse_path
-from zoom_qos.errors import WarehouseConnectionError
+from zoom_qos.core.config import DEFAULT_WAREHOUSE_SCHEMA, WAREHOUSE_CONN_ID, default_warehouse_path
+from zoom_qos.core.errors import WarehouseConnectionError
 from zoom_qos.warehouse.sql import check_dialect
 from zoom_qos.warehouse.writers import json_serializer
 
@@ -103,6 +103,7 @@ def _get_airflow_connection(conn_id: str) -> AirflowConnection | None:
     is not defined (``AirflowNotFoundException``, in a task, under ``airflow dags test`` and in
     plain Python alike: the task SDK turns the API's CONNECTION_NOT_FOUND into it)."""
     try:
+        # Airflow's connections only when the warehouse is named by one
         from airflow.sdk import BaseHook
         from airflow.sdk.exceptions import AirflowNotFoundException
     except ImportError:
@@ -158,7 +159,7 @@ def _sqlite_target(conn: AirflowConnection, conn_id: str) -> WarehouseTarget:
     SqliteHook has no ``sqlalchemy_url``; its ``get_uri`` is what its own
     ``get_sqlalchemy_engine`` uses (``sqlite:////abs/path.db``).
     """
-    from airflow.providers.sqlite.hooks.sqlite import SqliteHook
+    from airflow.providers.sqlite.hooks.sqlite import SqliteHook  # only for an Airflow connection
 
     if not (conn.host or "").strip():
         # A URI "sqlite:////abs/path.db" puts the path in 'schema', where SqliteHook does not look.
@@ -194,7 +195,7 @@ def _postgres_hook(conn: AirflowConnection, conn_id: str) -> PostgresHook:
     Imported here so that the package works without the ``postgres`` extra when only SQLite is used.
     """
     try:
-        from airflow.providers.postgres.hooks.postgres import PostgresHook
+        from airflow.providers.postgres.hooks.postgres import PostgresHook  # the postgres extra
     except ImportError as error:
         raise WarehouseConnectionError(
             f"Airflow connection {conn_id!r} is a postgres connection but the postgres provider is not "
@@ -270,7 +271,7 @@ def _install_psycopg_json(engine: Engine) -> None:
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        from psycopg.types.json import set_json_dumps
+        from psycopg.types.json import set_json_dumps  # the postgres extra
 
         set_json_dumps(json_serializer, dbapi_conn)
 

@@ -39,7 +39,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
-from zoom_qos.extract.availability import LIVE
+from zoom_qos.core.statuses import LIVE
 from zoom_qos.warehouse import schema
 from zoom_qos.warehouse.connection import write_transaction
 from zoom_qos.warehouse.loader import lock_sessions

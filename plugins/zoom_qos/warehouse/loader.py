@@ -36,7 +36,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from zoom_qos.extract.availability import LIVE, LOADED, PENDING, UNAVAILABLE
+from zoom_qos.core.contracts import LoadCounts
+from zoom_qos.core.statuses import LIVE, LOADED, PENDING, UNAVAILABLE
 from zoom_qos.transform.parsing import ParseIssues
 from zoom_qos.warehouse import plan, schema
 from zoom_qos.warehouse.connection import write_transaction
@@ -90,6 +91,14 @@ class LoadSummary:
     system_rows: int = 0
     session_ids: list[str] = field(default_factory=list)
     transactions: int = 0
+
+    def counts(self, issues: ParseIssues) -> LoadCounts:
+        """What the run record and XCom say of this load (with the values it could not parse)."""
+        return LoadCounts(
+            sessions_loaded=self.sessions_loaded, sessions_skipped=self.sessions_skipped,
+            sessions_pending=self.sessions_pending, sessions_unavailable=self.sessions_unavailable,
+            users_loaded=self.users, qos_rows=self.qos_rows, system_rows=self.system_rows,
+            unparsed_values=issues.total, unparsed_detail=issues.as_dict())
 
     def add(self, prepared: PreparedSession) -> None:
         """Count a session whose transaction committed (its id is the caller's to list)."""

@@ -22,7 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from zoom_qos.extract.availability import LIVE, LOADED
+from zoom_qos.core.statuses import LIVE, LOADED
 from zoom_qos.transform.parsing import ParseIssues
 from zoom_qos.transform.rows import GradeIndex, UserRows, grade_index, session_row, unique_users, user_rows
 from zoom_qos.warehouse import schema

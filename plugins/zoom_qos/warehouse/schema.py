@@ -21,7 +21,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-from zoom_qos.extract.availability import LIVE, LOADED, PENDING, UNAVAILABLE
+from zoom_qos.core.statuses import LIVE, LOADED, PENDING, UNAVAILABLE
+from zoom_qos.transform.rows import SESSION_USER_TEXT_FIELDS
 
 __all__ = [
     "METADATA",
@@ -190,25 +191,6 @@ raw_sessions = sa.Table(
     sa.Column("payload", _json(), nullable=False, comment="The session object exactly as Zoom returned it."),
     _loaded_at(),
     comment="Raw layer: each session object as received, so the model can be re-derived.",
-)
-
-#: Text fields copied as-is from the Zoom user object into ``session_users``.
-SESSION_USER_TEXT_FIELDS: tuple[str, ...] = (
-    "user_key",
-    "device",
-    "client",
-    "os",
-    "os_version",
-    "browser_name",
-    "browser_version",
-    "network_type",
-    "ip_address",
-    "location",
-    "microphone",
-    "speaker",
-    "camera",
-    "data_center",
-    "connection_type",
 )
 
 #: Per-join grades read (optionally) from the session's users list into ``session_users``.

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from zoom_qos.errors import ZoomQosError
+from zoom_qos.core.errors import ZoomQosError
 
 Dialect = Literal["sqlite", "postgresql"]
 DIALECTS: tuple[Dialect, ...] = ("sqlite", "postgresql")

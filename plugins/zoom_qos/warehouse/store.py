@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, Engine, make_url
 
-from zoom_qos.extract.availability import LIVE, LOADED, PENDING
+from zoom_qos.core.statuses import LIVE, LOADED, PENDING
 from zoom_qos.transform.parsing import ParseIssues
 from zoom_qos.warehouse import migrations, runs
 from zoom_qos.warehouse import schema as tables

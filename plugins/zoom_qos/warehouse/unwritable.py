@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from zoom_qos.errors import unwritable_cause
+from zoom_qos.core.errors import unwritable_cause
 
 #: SQLite's primary result codes that mean "no write will succeed here".
 _SQLITE_CODES = {

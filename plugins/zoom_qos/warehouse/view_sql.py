@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from zoom_qos.extract.availability import LIVE
+from zoom_qos.core.statuses import LIVE
 from zoom_qos.warehouse.sql import check_dialect
 
 __all__ = [

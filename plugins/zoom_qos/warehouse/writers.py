@@ -76,7 +76,7 @@ def copy_values(
     row there is one C-level ``map`` over the columns and only the columns that need it are
     converted; times already in UTC (all the transform makes) are left as they are.
     """
-    from psycopg.types.json import Jsonb
+    from psycopg.types.json import Jsonb  # the postgres extra: only PostgreSQL loads get here
 
     columns = [c.name for c in table.columns]
     json_at = [i for i, c in enumerate(table.columns) if isinstance(c.type, sa.JSON)]
@@ -110,7 +110,7 @@ def copy_rows(
     The loader's only way of sending rows to PostgreSQL, shared with the benchmark's COPY
     ceiling so that both pay exactly the same client-side cost per value.
     """
-    from psycopg import sql
+    from psycopg import sql  # the postgres extra
 
     columns = sql.SQL(", ").join(sql.Identifier(c.name) for c in table.columns)
     # Binary: PostgreSQL takes numbers and times without parsing text, and the client sends
@@ -179,6 +179,7 @@ class PgWriter(Writer):
         self.schema_name = schema_name
 
     def _insert(self, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
+        # the postgres extra: only PostgreSQL loads get here
         import psycopg
         from psycopg import sql
 

@@ -9,7 +9,7 @@ handed to Python's json, which decides whether the body is really broken.
 Bodies are hostile until decoded: ``capped_body`` reads at most ``MAX_BODY_BYTES`` of one, and a
 body nested deeper than the decoders can follow is refused (both decoders recurse, so Python's
 recursion limit, about 1,000 levels, is theirs). Neither is retried: the same request brings the
-same bytes back (``BodyError.retryable``).
+same bytes back (a ``BodyError`` that is not a ``PermanentError``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 import msgspec
 
-from zoom_qos.errors import BodyError, BodyTooDeepError, BodyTooLargeError
+from zoom_qos.zoom.errors import BodyError, BodyTooDeepError, BodyTooLargeError
 
 __all__ = ["BodyError", "BodyTooDeepError", "BodyTooLargeError", "MAX_BODY_BYTES", "capped_body",
            "decode_user", "is_raw_object", "json_object", "raw_qos_page"]

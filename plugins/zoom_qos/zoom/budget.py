@@ -45,7 +45,6 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from zoom_qos.errors import DailyBudgetExhaustedError, LiveBudgetExhaustedError
 from zoom_qos.zoom.counters import (
     KEEP_DAYS,
     REQUEST_KINDS,
@@ -56,6 +55,7 @@ from zoom_qos.zoom.counters import (
     Spent,
     check_count,
 )
+from zoom_qos.zoom.errors import DailyBudgetExhaustedError, LiveBudgetExhaustedError
 
 # The counters are re-exported: this module stays the one to import the budget's names from.
 __all__ = [

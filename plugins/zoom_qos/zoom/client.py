@@ -20,12 +20,16 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, Literal, get_args
+from typing import Any, Literal, Protocol, get_args
 
 import requests
 from requests.adapters import HTTPAdapter
 
-from zoom_qos.errors import (
+from zoom_qos.core.errors import PermanentError
+from zoom_qos.zoom.auth import ZoomJwtAuth
+from zoom_qos.zoom.bodies import BodyError, capped_body, is_raw_object, json_object, raw_qos_page
+from zoom_qos.zoom.budget import DailyBudget, UnlimitedBudget, account_key, budget_for
+from zoom_qos.zoom.errors import (
     AUTH_REFUSED_MESSAGE,
     PageTokenDeadlineError,
     RetriesExhaustedError,
@@ -36,13 +40,10 @@ from zoom_qos.errors import (
     ZoomEndpointError,
     ZoomForbiddenError,
 )
-from zoom_qos.zoom.auth import ZoomJwtAuth
-from zoom_qos.zoom.bodies import BodyError, capped_body, is_raw_object, json_object, raw_qos_page
-from zoom_qos.zoom.budget import DailyBudget, UnlimitedBudget, account_key, budget_for
 from zoom_qos.zoom.ids import encode_session_id, shown_id
 from zoom_qos.zoom.pagination import MAX_PAGES, RestartingPaginator
-from zoom_qos.zoom.published import DAILY_USAGE, SESSIONS, ErrorCode
-from zoom_qos.zoom.ratelimit import HEAVY, RESOURCE_INTENSIVE, RateLimiter, RedisRateLimiter
+from zoom_qos.zoom.published import DAILY_USAGE, HEAVY, RESOURCE_INTENSIVE, SESSIONS, ErrorCode
+from zoom_qos.zoom.ratelimit import RateLimiter, RedisRateLimiter
 from zoom_qos.zoom.retry import Backoff, parse_retry_after
 from zoom_qos.zoom.settings import ZoomSettings
 
@@ -87,6 +88,17 @@ class RequestStats:
 
     def as_dict(self) -> dict[str, float | int]:
         return dataclasses.asdict(self)
+
+
+class ZoomSource(Protocol):
+    """What hands out a client lazily (the Airflow hook does): the connection is read, and its
+    settings refused when wrong, only when ``client`` is first used; ``stats`` exists before, so
+    the record of a run that failed to build its client still has its (zero) cost."""
+
+    stats: RequestStats
+
+    @property
+    def client(self) -> ZoomClient: ...
 
 
 class ZoomClient:
@@ -224,7 +236,7 @@ class ZoomClient:
         and raises ``BodyError`` for a body to retry. Parameters that are None are not sent.
 
         The body is streamed and read no further than ``MAX_BODY_BYTES`` (an error answer's no
-        further than ``ERROR_BODY_BYTES``). A ``BodyError`` that is not ``retryable`` (a body too
+        further than ``ERROR_BODY_BYTES``). A ``BodyError`` that is a ``PermanentError`` (a body too
         large or too deeply nested) is raised at once, naming the URL without its query.
         """
         session = self.session()
@@ -271,7 +283,7 @@ class ZoomClient:
                     try:
                         return decode(body)
                     except BodyError as error:
-                        if not error.retryable:
+                        if isinstance(error, PermanentError):
                             raise type(error)(
                                 f"{where} answered 200 with {error}. Not retried: the same request "
                                 "would bring the same body back. Check that the connection's host is "

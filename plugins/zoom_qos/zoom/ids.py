@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
-from zoom_qos.errors import ZoomQosError
+from zoom_qos.core.errors import ZoomQosError
 from zoom_qos.zoom.published import needs_double_encoding
 
 #: The longest id requested, in UTF-8 bytes: 40 times Zoom's 24 characters. Encoded twice it is at

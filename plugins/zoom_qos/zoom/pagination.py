@@ -14,12 +14,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
-from zoom_qos.errors import (
+from zoom_qos.core.errors import ZoomQosError
+from zoom_qos.zoom.errors import (
     PageRestartsExhaustedError,
     PageTokenDeadlineError,
     PaginationError,
     ZoomApiError,
-    ZoomQosError,
 )
 
 log = logging.getLogger(__name__)

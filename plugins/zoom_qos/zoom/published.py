@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
-from zoom_qos.zoom.ratelimit import HEAVY, RESOURCE_INTENSIVE
+#: Zoom's rate-limit categories of the endpoints we read (a published fact: each endpoint's label).
+HEAVY = "Heavy"
+RESOURCE_INTENSIVE = "Resource-intensive"
 
 
 class ErrorCode(IntEnum):

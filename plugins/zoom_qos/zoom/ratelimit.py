@@ -11,10 +11,9 @@ import threading
 import time
 from collections.abc import Callable
 
+from zoom_qos.zoom.published import HEAVY, RESOURCE_INTENSIVE
 from zoom_qos.zoom.retry import DEFAULT_MAX_TOTAL_SECONDS
-
-HEAVY = "Heavy"
-RESOURCE_INTENSIVE = "Resource-intensive"
+from zoom_qos.zoom.shared_redis import RedisOutage, connect
 
 
 class TokenBucket:
@@ -117,9 +116,6 @@ class RedisRateLimiter:
         sleep: Callable[[float], None] = time.sleep,
         max_outage_seconds: float = DEFAULT_MAX_TOTAL_SECONDS,
     ) -> None:
-        # Here, not at the top: zoom.published imports this module for the category names.
-        from zoom_qos.zoom.shared_redis import RedisOutage, connect
-
         self._redis = connect(url)
         self._outage = RedisOutage(url, max_outage_seconds, sleep=sleep)
         self._script = self._redis.register_script(_GCRA)

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
-from zoom_qos.errors import ZoomConfigError
+from zoom_qos.core.flags import parse_bool
 from zoom_qos.zoom.auth import DEFAULT_TTL_SECONDS, RENEW_BEFORE_SECONDS
-from zoom_qos.zoom.flags import parse_bool
+from zoom_qos.zoom.errors import ZoomConfigError
 from zoom_qos.zoom.pagination import (
     DEFAULT_MAX_RESTARTS,
     DEFAULT_TOKEN_SAFETY_SECONDS,

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
-from zoom_qos.errors import SharedLimiterUnavailableError
+from zoom_qos.zoom.errors import SharedLimiterUnavailableError
 from zoom_qos.zoom.retry import DEFAULT_MAX_TOTAL_SECONDS
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ class RedisOutage:
 
     def call(self, what: str, action: Callable[[], T]) -> T:
         """``action()``, tried again while Redis is unreachable; ``what`` names it in messages."""
-        import redis
+        import redis  # the redis extra: only with a shared limiter
 
         started: float | None = None
         wait = FIRST_WAIT_SECONDS

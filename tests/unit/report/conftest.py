@@ -12,7 +12,7 @@ from sqlalchemy.engine import URL
 
 from tests.unit.report.reportworld import LAST_DAY, load
 from zoom_qos.report import build_report
-from zoom_qos.warehouse import Warehouse
+from zoom_qos.warehouse.store import Warehouse
 
 
 @pytest.fixture()

@@ -12,11 +12,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.unit.report.reportworld import LAST_DAY, zoom_session, zoom_user
-from zoom_qos.config import DAILY_DAG_ID
+from zoom_qos.core.contracts import DAILY_DAG_ID
 from zoom_qos.transform.parsing import ParseIssues
-from zoom_qos.warehouse import Warehouse
 from zoom_qos.warehouse.live import evaluate_live_alerts
 from zoom_qos.warehouse.runs import record_run
+from zoom_qos.warehouse.store import Warehouse
 
 #: What a name might try, each once in every hostile text.
 ATTACKS = (

@@ -15,8 +15,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from zoom_qos.transform.parsing import ParseIssues
-from zoom_qos.warehouse import Warehouse
 from zoom_qos.warehouse import schema as s
+from zoom_qos.warehouse.store import Warehouse
 
 LAST_DAY = date(2025, 3, 20)
 EVIL_NAME = '<script>alert("x")</script> & "Co"'

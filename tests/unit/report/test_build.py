@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from tests.unit.report.reportworld import LAST_DAY, load
 from zoom_qos.report import build_report
-from zoom_qos.warehouse import Warehouse
+from zoom_qos.warehouse.store import Warehouse
 
 
 def test_the_package_face() -> None:
@@ -38,7 +38,7 @@ def test_a_full_report_folder_is_permanent_naming_the_file_and_leaves_nothing(
     import errno
     import os
 
-    from zoom_qos.errors import PERMANENT_ERRORS, StorageUnwritableError
+    from zoom_qos.core.errors import PermanentError, StorageUnwritableError
 
     real_fdopen = os.fdopen
 
@@ -59,7 +59,7 @@ def test_a_full_report_folder_is_permanent_naming_the_file_and_leaves_nothing(
     folder = tmp_path / "reports"
     with pytest.raises(StorageUnwritableError, match="no space left on device") as raised:
         build_report(warehouse, folder, days=30)
-    assert str(folder) in str(raised.value) and isinstance(raised.value, PERMANENT_ERRORS)
+    assert str(folder) in str(raised.value) and isinstance(raised.value, PermanentError)
     assert list(folder.iterdir()) == []  # neither the report nor its temporary file
 
 

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 
 from tests.unit.report.reportworld import EVIL_DEVICE, LAST_DAY, add_completeness, load
 from zoom_qos.report.data import load_report_data
-from zoom_qos.warehouse import Warehouse
 from zoom_qos.warehouse.sql import UnsupportedDatabaseError
+from zoom_qos.warehouse.store import Warehouse
 
 
 def _prefix(warehouse: Warehouse) -> str:

@@ -43,7 +43,7 @@ from tests.unit.report.hostileworld import (
 from tests.unit.report.reportworld import LAST_DAY
 from tests.warehouse_fixtures import create_pg_database, drop_pg_database
 from zoom_qos.report import ReportData, build_report, render_html
-from zoom_qos.warehouse import Warehouse
+from zoom_qos.warehouse.store import Warehouse
 
 NOW = datetime(2025, 3, 21, 12, tzinfo=UTC)
 #: Markup the data would bring if it were not escaped (the report itself has none of it).

@@ -26,8 +26,8 @@ from tests.unit.report.reportworld import (
 )
 from zoom_qos.report import ReportData, build_report, load_report_data, render_html
 from zoom_qos.report.data import DayCompleteness
-from zoom_qos.warehouse import Warehouse
 from zoom_qos.warehouse import schema as s
+from zoom_qos.warehouse.store import Warehouse
 
 TEMPLATES = resources.files("zoom_qos.report") / "templates"
 

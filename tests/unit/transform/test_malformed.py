@@ -14,7 +14,9 @@ import sqlalchemy as sa
 
 from zoom_qos.transform.parsing import ParseIssues
 from zoom_qos.transform.rows import session_row, unique_users, user_rows
-from zoom_qos.warehouse import SessionInput, Warehouse, schema
+from zoom_qos.warehouse import schema
+from zoom_qos.warehouse.plan import SessionInput
+from zoom_qos.warehouse.store import Warehouse
 
 SID = "sfk/aOFJSJSYhGwk1hnxgw=="
 JOIN = "2025-03-01T10:00:00Z"
@@ -434,7 +436,7 @@ def test_lone_surrogate_in_a_user_does_not_fail_the_load(wh: Warehouse) -> None:
 
 
 def test_lone_surrogate_survives_staging(tmp_path) -> None:
-    from zoom_qos.extract.staging import read_jsonl, write_jsonl
+    from zoom_qos.pipeline.staging import read_jsonl, write_jsonl
 
     path = (tmp_path / "x.jsonl").as_uri()
     write_jsonl(path, [{"name": "a\ud800b\x00c"}])

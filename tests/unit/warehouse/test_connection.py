@@ -18,12 +18,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from zoom_qos.warehouse import Warehouse
 from zoom_qos.warehouse.connection import (
     DEFAULT_CONN_ID,
     WarehouseConnectionError,
     airflow_target,
 )
+from zoom_qos.warehouse.store import Warehouse
 
 SECRET = "s3cr:t/p@ss%word-9f2c"  # characters that need quoting in a URL; long enough to be masked
 ENV = "AIRFLOW_CONN_" + DEFAULT_CONN_ID.upper()

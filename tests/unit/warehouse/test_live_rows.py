@@ -13,9 +13,11 @@ from sqlalchemy.engine import URL
 
 from tests.unit.warehouse.test_loader import make_session, table_contents
 from zoom_qos.transform.parsing import ParseIssues
-from zoom_qos.warehouse import SessionInput, Warehouse, schema
+from zoom_qos.warehouse import schema
 from zoom_qos.warehouse.live import evaluate_live_alerts, live_quality, mark_alert_notified
+from zoom_qos.warehouse.plan import SessionInput
 from zoom_qos.warehouse.sql import object_prefix
+from zoom_qos.warehouse.store import Warehouse
 
 LIVE_SID = "live/session=="
 PAST_SID = "past/session=="
@@ -186,7 +188,7 @@ def test_a_live_poll_and_the_daily_load_at_once_end_loaded(warehouse_url: URL) -
                         daily(wh, final)
                 finally:
                     done.set()
-        except BaseException as error:  # noqa: BLE001 - collected and asserted below
+        except BaseException as error:  # collected and asserted below
             errors.append(error)
         finally:
             wh.dispose()
@@ -375,7 +377,7 @@ def test_concurrent_evaluations_raise_an_alert_once(warehouse_url: URL) -> None:
             start.wait()
             for _ in range(3):
                 found.extend(evaluate(wh)[0])
-        except BaseException as error:  # noqa: BLE001 - collected and asserted below
+        except BaseException as error:  # collected and asserted below
             errors.append(error)
         finally:
             wh.dispose()

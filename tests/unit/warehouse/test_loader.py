@@ -14,9 +14,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from zoom_qos.transform.parsing import ParseIssues
-from zoom_qos.warehouse import LoadSummary, SessionInput, Warehouse, loader, plan, schema
-from zoom_qos.warehouse.loader import SessionLoader, advisory_lock_key
+from zoom_qos.warehouse import loader, plan, schema
+from zoom_qos.warehouse.loader import LoadSummary, SessionLoader, advisory_lock_key
+from zoom_qos.warehouse.plan import SessionInput
 from zoom_qos.warehouse.sql import UnsupportedDatabaseError
+from zoom_qos.warehouse.store import Warehouse
 
 # Fixtures pg_database (fresh PostgreSQL database), warehouse_url (sqlite / postgresql) and warehouse
 # (migrated, on each) come from tests/warehouse_fixtures.py.
@@ -640,7 +642,7 @@ def test_concurrent_loads_of_same_session(warehouse_url: URL) -> None:
         try:
             for _ in range(3):
                 wh.load_sessions([SessionInput(make_session(), users)], ParseIssues())
-        except BaseException as error:  # noqa: BLE001 - collected and asserted below
+        except BaseException as error:  # collected and asserted below
             errors.append(error)
         finally:
             wh.dispose()

@@ -9,7 +9,9 @@ import sqlalchemy as sa
 
 from tests.unit.warehouse.test_loader import SID, SID2, make_session, make_user, table_contents
 from zoom_qos.transform.parsing import ParseIssues
-from zoom_qos.warehouse import SessionInput, Warehouse, schema
+from zoom_qos.warehouse import schema
+from zoom_qos.warehouse.plan import SessionInput
+from zoom_qos.warehouse.store import Warehouse
 
 CHECKED = datetime(2025, 3, 2, 9, tzinfo=UTC)
 

@@ -15,9 +15,11 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import URL
 
 from zoom_qos.transform.parsing import ParseIssues
-from zoom_qos.warehouse import SessionInput, Warehouse, migrations, schema
+from zoom_qos.warehouse import migrations, schema
 from zoom_qos.warehouse import views as views_module
+from zoom_qos.warehouse.plan import SessionInput
 from zoom_qos.warehouse.sql import object_prefix
+from zoom_qos.warehouse.store import Warehouse
 from zoom_qos.warehouse.views import View
 
 # Fixtures pg_database (fresh PostgreSQL database) and warehouse_url (sqlite / postgresql).
@@ -422,7 +424,7 @@ def test_concurrent_ensure_schema(warehouse_url: URL) -> None:
         try:
             barrier.wait()
             results.append(wh.ensure_schema())
-        except BaseException as error:  # noqa: BLE001 - asserted below
+        except BaseException as error:  # asserted below
             errors.append(error)
         finally:
             wh.dispose()

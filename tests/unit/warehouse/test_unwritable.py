@@ -1,5 +1,5 @@
 """A warehouse that cannot take a write for good (full, read-only) fails the task at once, naming it;
-other database errors keep their retries (zoom_qos.warehouse.unwritable, tasks.opened_warehouse)."""
+other database errors keep their retries (zoom_qos.warehouse.unwritable, opened_warehouse)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import sqlalchemy as sa
 from airflow.sdk.exceptions import AirflowFailException
 
 from tests.integration.load_worker import items
-from zoom_qos import tasks
-from zoom_qos.errors import StorageUnwritableError
+from zoom_qos.core.errors import StorageUnwritableError
 from zoom_qos.operators import fail_fast
 from zoom_qos.transform.parsing import ParseIssues
-from zoom_qos.warehouse import SessionInput, Warehouse
+from zoom_qos.warehouse.opening import opened_warehouse
+from zoom_qos.warehouse.plan import SessionInput
+from zoom_qos.warehouse.store import Warehouse
 from zoom_qos.warehouse.unwritable import warehouse_unwritable_cause
 
 
@@ -39,7 +40,7 @@ def test_a_full_sqlite_warehouse_is_permanent_naming_the_file_and_loads_nothing_
     wh, path = nearly_full_sqlite
     sessions = [SessionInput(session, users) for session, users in items(range(40), "v1")]
     with pytest.raises(AirflowFailException) as raised, fail_fast():
-        with tasks.opened_warehouse(wh) as opened:
+        with opened_warehouse(wh) as opened:
             opened.load_sessions(sessions, ParseIssues())
     cause = raised.value.__cause__
     assert isinstance(cause, StorageUnwritableError)

@@ -15,8 +15,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from zoom_qos.warehouse import Warehouse, schema
+from zoom_qos.warehouse import schema
 from zoom_qos.warehouse.sql import UnsupportedDatabaseError, object_prefix
+from zoom_qos.warehouse.store import Warehouse
 from zoom_qos.warehouse.views import MEDIA_TYPES, VIEWS, view_by_name
 
 T0 = datetime(2025, 3, 1, 10, tzinfo=UTC)

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from zoom_qos.errors import DailyBudgetExhaustedError, DailyLimitReached, ZoomApiError
+from zoom_qos.core.errors import DailyLimitReached
 from zoom_qos.zoom import budget as budget_module
 from zoom_qos.zoom import counters
 from zoom_qos.zoom.budget import (
@@ -23,6 +23,7 @@ from zoom_qos.zoom.budget import (
     next_reset,
 )
 from zoom_qos.zoom.counters import FileDailyCounter, RedisDailyCounter, Spent
+from zoom_qos.zoom.errors import DailyBudgetExhaustedError, ZoomApiError
 from zoom_qos.zoom.settings import ZoomSettings
 
 DAY = date(2026, 11, 26)

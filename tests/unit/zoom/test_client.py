@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from zoom_qos.errors import RetriesExhaustedError
+from zoom_qos.core.flags import parse_bool
 from zoom_qos.zoom.client import ZoomClient
-from zoom_qos.zoom.flags import parse_bool
-from zoom_qos.zoom.ratelimit import HEAVY
+from zoom_qos.zoom.errors import RetriesExhaustedError
+from zoom_qos.zoom.published import HEAVY
 from zoom_qos.zoom.settings import ZoomSettings
 
 ROOT = Path(__file__).resolve().parents[3]

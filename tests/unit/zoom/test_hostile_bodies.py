@@ -14,8 +14,8 @@ import pytest
 
 from tests.conftest import zoom_connection_json
 from tests.hostile_zoom import Answer, HostileZoom, Request, json_answer, repeated
-from zoom_qos.errors import PaginationError, RetriesExhaustedError, ZoomApiError
-from zoom_qos.extract.staging import write_jsonl
+from zoom_qos.core.errors import PermanentError
+from zoom_qos.pipeline.staging import write_jsonl
 from zoom_qos.zoom import client as client_module
 from zoom_qos.zoom.bodies import (
     MAX_BODY_BYTES,
@@ -25,8 +25,9 @@ from zoom_qos.zoom.bodies import (
     capped_body,
 )
 from zoom_qos.zoom.client import READ_CHUNK_BYTES, ZoomClient
+from zoom_qos.zoom.errors import PaginationError, RetriesExhaustedError, ZoomApiError
 from zoom_qos.zoom.pagination import MAX_EMPTY_PAGES
-from zoom_qos.zoom.ratelimit import HEAVY
+from zoom_qos.zoom.published import HEAVY
 from zoom_qos.zoom.settings import ZoomSettings
 
 MiB = 1024 * 1024
@@ -110,7 +111,7 @@ def test_a_declared_length_over_the_limit_is_refused_before_a_byte_is_read():
 
     with pytest.raises(BodyTooLargeError, match="declares 5 bytes") as refused:
         capped_body(never(), declared_length="5", where="GET http://h/v2/x", limit=4)
-    assert not refused.value.retryable and "GET http://h/v2/x" in str(refused.value)
+    assert isinstance(refused.value, PermanentError) and "GET http://h/v2/x" in str(refused.value)
     # a Content-Length that is no number is left to the transport (which checks it)
     assert capped_body([b"ab"], declared_length="junk", where="GET x", limit=4) == b"ab"
 
@@ -120,7 +121,7 @@ def test_a_50_mb_body_stops_at_the_cap_in_bounded_memory_and_is_not_retried(take
         client = make_client(zoom)
         error, peak = peak_bytes(
             lambda: client.get_json("videosdk/sessions", {"next_page_token": TOKEN}, HEAVY))
-    assert isinstance(error, BodyTooLargeError) and not error.retryable
+    assert isinstance(error, BodyTooLargeError) and isinstance(error, PermanentError)
     assert len(zoom.requests) == 1  # not retried: the same request brings the same body
     assert MAX_BODY_BYTES < taken[0] <= MAX_BODY_BYTES + READ_CHUNK_BYTES  # stopped at the cap
     assert peak < MAX_BODY_BYTES + 8 * MiB, f"{peak:,} bytes traced"

@@ -1,6 +1,6 @@
 import pytest
 
-from zoom_qos.errors import (
+from zoom_qos.zoom.errors import (
     PageRestartsExhaustedError,
     PageTokenDeadlineError,
     PaginationError,

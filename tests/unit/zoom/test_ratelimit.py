@@ -1,4 +1,5 @@
-from zoom_qos.zoom.ratelimit import HEAVY, RESOURCE_INTENSIVE, RateLimiter, TokenBucket
+from zoom_qos.zoom.published import HEAVY, RESOURCE_INTENSIVE
+from zoom_qos.zoom.ratelimit import RateLimiter, TokenBucket
 
 
 class FakeTime:

@@ -11,9 +11,10 @@ import pytest
 import redis
 
 from tests.chaos.harness import free_port
-from zoom_qos.errors import SharedLimiterUnavailableError
 from zoom_qos.zoom.counters import RedisDailyCounter
-from zoom_qos.zoom.ratelimit import HEAVY, RedisRateLimiter
+from zoom_qos.zoom.errors import SharedLimiterUnavailableError
+from zoom_qos.zoom.published import HEAVY
+from zoom_qos.zoom.ratelimit import RedisRateLimiter
 from zoom_qos.zoom.shared_redis import RedisOutage, masked
 
 DAY = date(2026, 11, 30)

@@ -29,7 +29,6 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from alembic import command
@@ -40,11 +39,10 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection, Engine
 
+from zoom_qos.warehouse import views as views_module
 from zoom_qos.warehouse.schema import schema_objects
 from zoom_qos.warehouse.sql import object_prefix
-
-if TYPE_CHECKING:
-    from zoom_qos.warehouse.views import View
+from zoom_qos.warehouse.views import View
 
 __all__ = [
     "BASELINE_REVISION",
@@ -121,9 +119,7 @@ def view_checksum(view: View, dialect: str, prefix: str) -> str:
 
 
 def _current_views() -> list[View]:
-    # Looked up at call time so a monkeypatched or extended VIEWS list is honoured.
-    from zoom_qos.warehouse import views as views_module
-
+    # Read at call time so a monkeypatched or extended VIEWS list is honoured.
     views = list(views_module.VIEWS)
     names = [v.name for v in views]
     duplicates = sorted({n for n in names if names.count(n) > 1})

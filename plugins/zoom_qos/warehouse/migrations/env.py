@@ -12,11 +12,10 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import context
 
+from zoom_qos.warehouse.schema import METADATA
+
 
 def _run(connection: sa.Connection, schema: str | None) -> None:
-    # Imported lazily: autogenerate needs the current declarations, revisions never do.
-    from zoom_qos.warehouse.schema import METADATA
-
     context.configure(
         connection=connection,
         target_metadata=METADATA,

@@ -37,7 +37,7 @@ import os
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from zoom_qos.extract.availability import DEFAULT_QOS_PENDING_MAX_HOURS
+from zoom_qos.core.statuses import DEFAULT_QOS_PENDING_MAX_HOURS
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +49,6 @@ LEGACY_ENV = {"data_dir": "ZOOM_QOS_DATA_DIR", "staging_url": "ZOOM_QOS_STAGING_
               "rate_limit_redis_url": "ZOOM_QOS_RATE_LIMIT_REDIS_URL"}
 _warned: set[str] = set()
 
-#: The DAGs' ids: the daily run's and the live polls' (their run records are told apart by them).
-DAILY_DAG_ID = "zoom_videosdk_qos"
-LIVE_DAG_ID = "zoom_videosdk_qos_live"
 ZOOM_CONN_ID = "zoom_videosdk"
 WAREHOUSE_CONN_ID = "zoom_qos_warehouse"
 DEFAULT_ZOOM_BASE_URL = "https://api.zoom.us/v2"
@@ -102,7 +99,7 @@ def setting(key: str) -> str | None:
     """The package's setting ``key`` (``[zoom_qos]``), else its deprecated ``ZOOM_QOS_*`` variable."""
     value: str | None = None
     try:
-        from airflow.configuration import conf
+        from airflow.configuration import conf  # the core runs without Airflow too
     except ImportError:  # outside Airflow (scripts, the client's own tests)
         pass
     else:

@@ -14,8 +14,11 @@ import pytest
 import sqlalchemy as sa
 from airflow.sdk import BaseNotifier
 
-from zoom_qos import alerts, day_alerts, tasks
-from zoom_qos.warehouse import Warehouse, schema
+from zoom_qos.alerts import daily as day_alerts
+from zoom_qos.alerts import notify as alerts
+from zoom_qos.alerts.daily import alert_quality
+from zoom_qos.warehouse import schema
+from zoom_qos.warehouse.store import Warehouse
 
 DAY = date(2026, 11, 20)
 CALLS: list[dict[str, Any]] = []
@@ -148,8 +151,8 @@ def test_a_failing_notifier_is_a_warning_and_the_task_does_not_fail(warehouse, r
     monkeypatch.setenv("AIRFLOW__ZOOM_QOS__NOTIFIER_KWARGS", json.dumps({"fail": True}))
     seed(warehouse, DAY, audio=(9, 10), zoom_sessions=1)
     listing = {"window_start": DAY.isoformat(), "window_end": DAY.isoformat()}
-    with caplog.at_level(logging.WARNING, logger="zoom_qos.day_alerts"):
-        raised = tasks.alert_quality({"sessions_loaded": 1}, listing, run_id="r1", warehouse=warehouse)
+    with caplog.at_level(logging.WARNING, logger="zoom_qos.alerts.daily"):
+        raised = alert_quality({"sessions_loaded": 1}, listing, run_id="r1", warehouse=warehouse)
     assert [(a["kind"], a["notified"]) for a in raised] == [("poor_share", False)]
     assert "The notifier failed to send the quality alert" in caplog.text
     assert "mail server is down" in caplog.text
@@ -160,8 +163,8 @@ def test_a_failing_notifier_is_a_warning_and_the_task_does_not_fail(warehouse, r
 def test_no_load_means_no_check(warehouse, recording):
     seed(warehouse, DAY, audio=(9, 10))
     listing = {"window_start": DAY.isoformat(), "window_end": DAY.isoformat()}
-    assert tasks.alert_quality(None, listing, warehouse=warehouse) == []
-    assert tasks.alert_quality({"sessions_loaded": 1}, {}, warehouse=warehouse) == []
+    assert alert_quality(None, listing, warehouse=warehouse) == []
+    assert alert_quality({"sessions_loaded": 1}, {}, warehouse=warehouse) == []
     assert recording == [] and alert_rows(warehouse) == []
 
 
@@ -193,7 +196,7 @@ def test_two_runs_at_once_alert_once(warehouse, recording):
         try:
             barrier.wait()
             results.append(day_alerts.quality_alerts(other, [DAY], "r.html"))
-        except BaseException as error:  # noqa: BLE001 - reported below
+        except BaseException as error:  # reported below
             errors.append(error)
         finally:
             other.dispose()
@@ -257,7 +260,7 @@ def test_the_daily_dag_calls_back_on_failure_and_checks_alerts_after_the_load(mo
     from airflow.dag_processing.dagbag import DagBag
 
     monkeypatch.setenv("AIRFLOW__ZOOM_QOS__NOTIFIER", "no.such.module.Notifier")
-    dag_file = Path(__file__).resolve().parents[2] / "dags" / "zoom_videosdk_qos.py"
+    dag_file = Path(__file__).resolve().parents[3] / "dags" / "zoom_videosdk_qos.py"
     bag = DagBag(dag_folder=str(dag_file))
     assert bag.import_errors == {}
     dag = bag.dags["zoom_videosdk_qos"]

@@ -16,8 +16,8 @@ from typing import Any
 
 import pendulum
 
-from zoom_qos.config import LISTING_PARAMS
-from zoom_qos.errors import InvalidParamError, InvalidWindowError
+from zoom_qos.core.config import LISTING_PARAMS
+from zoom_qos.core.errors import InvalidParamError, InvalidWindowError
 
 log = logging.getLogger(__name__)
 

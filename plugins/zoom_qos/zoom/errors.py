@@ -1,38 +1,24 @@
-"""Typed errors, so callers decide by kind instead of parsing messages.
+"""Zoom's answers and the client's own errors, under the roots of ``core.errors``.
 
-Every error the package raises on purpose is a ``ZoomQosError``. Zoom's own answers are
-``ZoomApiError`` (with the HTTP status and Zoom's code); a stop until a daily reset, whether Zoom's
-429 or our own request budget, is ``DailyLimitReached``. Messages name what failed and what to
-do; they never include credentials or tokens.
+Zoom's error bodies are ``ZoomApiError`` (with the HTTP status and Zoom's code); the typed children
+that no retry can cure (a wrong account, scope, endpoint or key) are ``PermanentError`` too. A stop
+until a daily reset, whether Zoom's 429 or our own request budget, is a ``DailyLimitReached``.
 """
 
 from __future__ import annotations
 
-import errno
 import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Literal
 
+from zoom_qos.core.errors import (
+    DailyLimitReached,
+    PermanentError,
+    SettingsError,
+    TransientError,
+    ZoomQosError,
+)
 from zoom_qos.zoom.published import ErrorCode
-
-
-class ZoomQosError(Exception):
-    """Root of the errors this package raises."""
-
-
-class NothingToLoad(ZoomQosError):
-    """The requested window lies entirely outside what Zoom still serves."""
-
-
-class DailyLimitReached(ZoomQosError):
-    """Nothing more may be requested before ``reset_at`` (UTC): Zoom's daily cap or our own budget.
-
-    Extraction parks on it (it defers until the reset and resumes where it stopped).
-    """
-
-    reset_at: datetime | None = None
 
 
 class ZoomApiError(ZoomQosError):
@@ -80,35 +66,30 @@ class ZoomApiError(ZoomQosError):
 _SESSION_ID_MESSAGE = re.compile(r"\bsession\s*id\b", re.IGNORECASE)
 
 
-class BodyError(ZoomQosError, ValueError):
+class BodyError(TransientError, ValueError):
     """A 200 response whose body is not a usable JSON object.
 
-    ``retryable`` (the client retries): a truncated body or another type may be a fault on the way.
-    Subclasses whose fault is the content itself set it False: the client raises them at once.
+    A ``TransientError``: a truncated body or another type may be a fault on the way, and the
+    client retries it. Subclasses whose fault is the content itself are ``PermanentError`` too:
+    the client raises them at once, and the task fails without retrying.
     """
 
-    retryable: bool = True
 
-
-class BodyTooLargeError(BodyError):
+class BodyTooLargeError(BodyError, PermanentError):
     """A body longer than ``zoom.bodies.MAX_BODY_BYTES`` (declared or read): refused, never
     retried, and the task fails at once (the same request brings it back)."""
 
-    retryable = False
 
-
-class BodyTooDeepError(BodyError):
+class BodyTooDeepError(BodyError, PermanentError):
     """A body nested deeper than the decoders can follow: refused, never retried, and the task
     fails at once."""
 
-    retryable = False
 
-
-class ZoomConfigError(ZoomQosError, ValueError):
+class ZoomConfigError(SettingsError):
     """A connection setting that Zoom would refuse (found before any request is sent)."""
 
 
-class ZoomAccountError(ZoomApiError):
+class ZoomAccountError(ZoomApiError, PermanentError):
     """400/200: the credentials belong to an account that is not a Video SDK account."""
 
     def __init__(self, status: int, code: int | None, message: str, endpoint: str,
@@ -126,7 +107,7 @@ class ZoomAccountError(ZoomApiError):
         )
 
 
-class ZoomForbiddenError(ZoomApiError):
+class ZoomForbiddenError(ZoomApiError, PermanentError):
     """403: the app lacks a scope, or the account a plan or feature, that the endpoint needs."""
 
     def explain(self) -> str:
@@ -138,7 +119,7 @@ class ZoomForbiddenError(ZoomApiError):
         )
 
 
-class ZoomEndpointError(ZoomApiError):
+class ZoomEndpointError(ZoomApiError, PermanentError):
     """404/2300: Zoom did not recognize the endpoint (what an over-encoded path produces)."""
 
     def explain(self) -> str:
@@ -157,7 +138,7 @@ AUTH_REFUSED_MESSAGE = (
     "key (not the SDK key) and its password the API secret")
 
 
-class ZoomAuthError(ZoomApiError):
+class ZoomAuthError(ZoomApiError, PermanentError):
     """The JWT was refused even after renewing it: key or secret are wrong.
 
     The client has already signed a fresh token and been refused again, so no retry can help: the
@@ -170,110 +151,14 @@ class ZoomAuthError(ZoomApiError):
                 f"{self.status}, code {self.code}: {self.zoom_message!r}.")
 
 
-class InvalidWindowError(ZoomQosError, ValueError):
-    """The run's ``from_date``/``to_date`` cannot make a window (not a date, or the end before the
-    start): found before any request, and no retry changes the params, so it is permanent.
-    A ``ValueError`` too, for callers that caught the plain one before."""
 
-
-class InvalidParamError(ZoomQosError, ValueError):
-    """A run's param that is not a whole number in its allowed range (``config.LISTING_PARAMS``):
-    found before any request or write, and no retry changes the params, so it is permanent."""
-
-
-class WarehouseConnectionError(ZoomQosError, ValueError):
-    """The warehouse connection is defined but cannot be used (its type, a missing or malformed
-    field, a provider not installed): a setting to fix, so permanent."""
-
-
-class WarehouseUnreachableError(ZoomQosError):
-    """The warehouse could not be connected to or its schema made ready, checked before any Zoom
-    request so a run does not spend the daily budget on data it cannot load. Permanent for the
-    task: the listing is cheap to clear once the warehouse is back."""
-
-
-class StagingRemovedError(ZoomQosError):
-    """A task of a run whose staged files are gone (removed by the staging retention): no retry
-    can bring them back, the run must list again."""
-
-
-class StorageUnwritableError(ZoomQosError):
-    """Staging or the warehouse refused a write for a reason that stays until someone acts: no
-    space left, a quota, a read-only file system, no permission.
-
-    A retry a minute later meets the same full disk, so the task fails at once (permanent); what
-    was written before is kept, nothing is left under a final name, and the task cleared once
-    there is room resumes where it stopped. ``where`` is the path or the warehouse's masked URL.
-    """
-
-    def __init__(self, what: str, where: str, cause: str) -> None:
-        self.what, self.where, self.cause = what, where, cause
-        super().__init__(
-            f"Cannot write {what} at {where}: {cause}. A retry would meet the same problem, so the "
-            "task fails without retrying. Nothing is left half-written under a final name and what "
-            "was written before is kept: free space or make it writable, then clear the task (it "
-            "resumes where it stopped).")
-
-
-#: What each errno of an unwritable storage is called in messages (``os.strerror`` wording).
-UNWRITABLE_ERRNOS: dict[int, str] = {
-    errno.ENOSPC: "no space left on device (ENOSPC)",
-    errno.EDQUOT: "disk quota exceeded (EDQUOT)",
-    errno.EROFS: "read-only file system (EROFS)",
-    errno.EACCES: "permission denied (EACCES)",
-    errno.EPERM: "operation not permitted (EPERM)",
-}
-
-
-def unwritable_cause(error: BaseException) -> str | None:
-    """Why ``error`` (or an error it was raised from) is a write no retry can cure, as a message
-    says it; None for anything else (a network share that hiccups is retried as before)."""
-    seen: list[BaseException] = []
-    item: BaseException | None = error
-    while item is not None and not any(item is s for s in seen):
-        seen.append(item)
-        if isinstance(item, OSError) and item.errno in UNWRITABLE_ERRNOS:
-            return UNWRITABLE_ERRNOS[item.errno]
-        item = item.__cause__ or item.__context__
-    return None
-
-
-@contextmanager
-def unwritable_as(
-    what: str,
-    where: str,
-    catch: type[BaseException] | tuple[type[BaseException], ...] = OSError,
-    cause_of: Callable[[BaseException], str | None] = unwritable_cause,
-) -> Iterator[None]:
-    """Inside, an error of type ``catch`` that ``cause_of`` finds no retry can cure becomes a
-    ``StorageUnwritableError`` naming ``what`` and ``where``; anything else passes unchanged.
-    ``catch`` keeps the net to the writes in question: around a whole listing, a refused socket
-    (EACCES) is Zoom's network, not the warehouse's disk."""
-    try:
-        yield
-    except catch as error:
-        cause = cause_of(error)
-        if cause is None:
-            raise
-        raise StorageUnwritableError(what, where, cause) from error
-
-
-class SharedLimiterUnavailableError(ZoomQosError):
+class SharedLimiterUnavailableError(TransientError):
     """The Redis that shares the account's pacing and daily count stayed unreachable past the wait.
 
     Nothing was sent to Zoom while it was away (the account's rate cannot be kept without it), so
     nothing was lost; not permanent: the task's retry goes on once Redis is back.
     """
 
-
-#: Errors no retry can cure: the account, the app's scopes or plan, the credentials, the run's
-#: params, the request itself or a full or read-only storage must be fixed first, so the task fails
-#: at once instead of retrying (see ``operators.fail_fast``). Not ``RetriesExhaustedError``: a
-#: network can come back.
-PERMANENT_ERRORS: tuple[type[Exception], ...] = (
-    ZoomConfigError, ZoomAccountError, ZoomForbiddenError, ZoomEndpointError, ZoomAuthError,
-    InvalidWindowError, InvalidParamError, WarehouseConnectionError, WarehouseUnreachableError,
-    StagingRemovedError, StorageUnwritableError, BodyTooLargeError, BodyTooDeepError)
 
 
 class ZoomDailyLimitError(ZoomApiError, DailyLimitReached):
@@ -290,19 +175,19 @@ class ZoomDailyLimitError(ZoomApiError, DailyLimitReached):
         )
 
 
-class RetriesExhaustedError(ZoomQosError):
+class RetriesExhaustedError(TransientError):
     """A request kept failing with retryable errors past the retry budget."""
 
 
-class PageTokenDeadlineError(ZoomQosError):
+class PageTokenDeadlineError(TransientError):
     """A page token would be older than its lifetime before the request could be sent."""
 
 
-class PaginationError(ZoomQosError):
+class PaginationError(TransientError):
     """The server's paging does not terminate (a token came back twice, or too many pages)."""
 
 
-class PageRestartsExhaustedError(ZoomQosError):
+class PageRestartsExhaustedError(TransientError):
     """A list had to restart from its first page more often than allowed."""
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from zoom_qos.extract.staging import (
+from zoom_qos.pipeline.staging import (
     StagedSessionWriter,
     read_staged_grades,
     read_staged_session,

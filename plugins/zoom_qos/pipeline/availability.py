@@ -1,26 +1,19 @@
-"""Whether a listed session's QoS could be read: the ``sessions.qos_status`` of WAREHOUSE.md v2.
+"""Whether a listed session's QoS could be read: the ``sessions.qos_status`` of docs/warehouse.md (v2).
 
 Every session Zoom lists is kept, with the state of its QoS. Zoom answers 404/3001 ("not
 available … or the session has not ended yet") for a session it lists while it is still
 processing it, so a 3001 soon after the end is *pending* (asked again by every run) and only a
 3001 long after it, or an answer that the session id is invalid (400/300) or too old (400/12702),
 makes it *unavailable*. Every run asks again for the listed sessions that are not ``loaded``;
-see ``tasks.list_sessions``.
+see ``pipeline.listing``.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from zoom_qos.errors import ZoomApiError, ZoomDailyLimitError
-
-LOADED = "loaded"
-PENDING = "pending"
-UNAVAILABLE = "unavailable"
-LIVE = "live"
-
-#: How long after a session's end a 3001 still means "not ready yet" (the DAG param's default).
-DEFAULT_QOS_PENDING_MAX_HOURS = 72
+from zoom_qos.core.statuses import PENDING, UNAVAILABLE
+from zoom_qos.zoom.errors import ZoomApiError, ZoomDailyLimitError
 
 
 def status_after_error(

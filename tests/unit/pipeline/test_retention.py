@@ -12,12 +12,14 @@ import pytest
 from airflow.sdk import ObjectStoragePath
 
 from zoom_qos import tasks
-from zoom_qos.errors import StagingRemovedError
-from zoom_qos.extract import retention
-from zoom_qos.extract.retention import LOADED_MARKER, mark_loaded, sweep
-from zoom_qos.extract.staging import run_folder
+from zoom_qos.core.errors import StagingRemovedError
 from zoom_qos.operators import ZoomSessionQosOperator
-from zoom_qos.warehouse import Warehouse
+from zoom_qos.pipeline import retention
+from zoom_qos.pipeline.load import load_batches
+from zoom_qos.pipeline.retention import LOADED_MARKER, mark_loaded, sweep
+from zoom_qos.pipeline.runrecord import record_run
+from zoom_qos.pipeline.staging import run_folder
+from zoom_qos.warehouse.store import Warehouse
 
 NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
 DAG = "zoom_videosdk_qos"
@@ -46,7 +48,7 @@ def test_runs_loaded_longer_ago_than_the_retention_are_removed_and_no_others(sta
     mark_loaded(ObjectStoragePath(recent.as_uri()), NOW - timedelta(days=6))
     mark_loaded(ObjectStoragePath(current.as_uri()), NOW - timedelta(days=30))
 
-    with caplog.at_level(logging.INFO, logger="zoom_qos.extract.retention"):
+    with caplog.at_level(logging.INFO, logger="zoom_qos.pipeline.retention"):
         result = sweep(ObjectStoragePath(staging) / DAG, 7, now=NOW, exclude={"current"})
 
     assert result.runs == ["old"] and result.files == 4 and result.bytes == 40
@@ -89,11 +91,11 @@ def test_a_failure_to_remove_is_a_warning_and_the_folder_is_kept(staging, monkey
         raise PermissionError(f"permission denied: {path}")
 
     monkeypatch.setattr(retention, "_remove_tree", refuse)
-    with caplog.at_level(logging.WARNING, logger="zoom_qos.extract.retention"):
+    with caplog.at_level(logging.WARNING, logger="zoom_qos.pipeline.retention"):
         result = sweep(ObjectStoragePath(staging) / DAG, 7, now=NOW)
     assert result.runs == [] and folder.exists() and "could not remove" in caplog.text
     monkeypatch.setattr(retention, "sweep", lambda *a, **k: 1 / 0)
-    with caplog.at_level(logging.WARNING, logger="zoom_qos.extract.retention"):
+    with caplog.at_level(logging.WARNING, logger="zoom_qos.pipeline.retention"):
         assert retention.retain_after_load(staging, DAG, "r2").runs == []  # never raises
     assert "Staging retention failed" in caplog.text
 
@@ -101,7 +103,7 @@ def test_a_failure_to_remove_is_a_warning_and_the_folder_is_kept(staging, monkey
 def test_a_bad_marker_keeps_the_folder(staging, caplog):
     folder = staged_run(staging, "r1")
     (folder / LOADED_MARKER).write_text("not json")
-    with caplog.at_level(logging.WARNING, logger="zoom_qos.extract.retention"):
+    with caplog.at_level(logging.WARNING, logger="zoom_qos.pipeline.retention"):
         assert sweep(ObjectStoragePath(staging) / DAG, 0, now=NOW).runs == []
     assert folder.exists() and "not a valid marker" in caplog.text
 
@@ -113,7 +115,7 @@ def test_only_a_successful_run_record_marks_its_staging(staging, tmp_path):
     try:
         for run_id, loaded in (("ok", loaded_result), ("failed", None)):
             folder = staged_run(staging, run_id)
-            tasks.record_run(run_id=run_id, dag_id=DAG, started_at=None, listing=listing, extracts=[],
+            record_run(run_id=run_id, dag_id=DAG, started_at=None, listing=listing, extracts=[],
                              loaded=loaded, warehouse=warehouse, staging=staging)
             assert (folder / LOADED_MARKER).exists() == (loaded is not None)
     finally:
@@ -135,8 +137,8 @@ def test_a_run_cleared_after_its_staging_was_removed(simulator, zoom_conn, tmp_p
             params={"lookback_days": 0}, staging=staging, warehouse=warehouse)
         extracts = [ZoomSessionQosOperator(task_id="extract_qos", batch=b).execute(context={})
                     for b in batches]
-        loaded = tasks.load_batches(batches, warehouse=warehouse, listing=stats)
-        assert tasks.record_run(run_id=run_id, dag_id=DAG, started_at=None, listing=stats, extracts=extracts,
+        loaded = load_batches(batches, warehouse=warehouse, listing=stats)
+        assert record_run(run_id=run_id, dag_id=DAG, started_at=None, listing=stats, extracts=extracts,
                                 loaded=loaded, warehouse=warehouse, batches=batches,
                                 staging=staging) == "success"
         return batches, stats, loaded
@@ -154,7 +156,7 @@ def test_a_run_cleared_after_its_staging_was_removed(simulator, zoom_conn, tmp_p
 
         # only the load cleared: it reads the listing's XCom, whose files are gone
         with pytest.raises(StagingRemovedError) as caught:
-            tasks.load_batches(batches, warehouse=warehouse)
+            load_batches(batches, warehouse=warehouse)
         message = str(caught.value)
         assert "staging_retention_days" in message
         assert "clear the whole run, list_sessions included" in message

@@ -20,16 +20,19 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 
-from zoom_qos.alerts import configured_notifier, notify
-from zoom_qos.config import CONFIG_SECTION, share_setting
+from zoom_qos.alerts.notify import configured_notifier, notify
+from zoom_qos.core.config import CONFIG_SECTION, share_setting
+from zoom_qos.core.contracts import window_days
+from zoom_qos.report.build import expected_report_path
 from zoom_qos.transform.parsing import utc_day
-
-if TYPE_CHECKING:
-    from zoom_qos.warehouse import Warehouse
+from zoom_qos.warehouse.opening import opened_warehouse
+from zoom_qos.warehouse.sql import object_prefix
+from zoom_qos.warehouse.store import Warehouse
+from zoom_qos.warehouse.views import MEDIA_TYPES
 
 __all__ = [
     "COUNT_GAP",
@@ -133,8 +136,6 @@ def quality_alerts(
         log.info("Quality alerts: nothing above the thresholds on %s..%s", days[0], days[-1])
         return []
     if report_path is None:
-        from zoom_qos.report.build import expected_report_path  # Jinja2 only when alerting
-
         report_path = expected_report_path(warehouse)
     path = str(report_path)
     raised: list[dict[str, Any]] = []
@@ -155,7 +156,7 @@ def quality_alerts(
                 notified = notify(alert.subject, message, context, day=alert.day.isoformat(), kind=alert.kind,
                                   threshold=alert.threshold, observed=alert.observed, figures=alert.figures,
                                   report_path=path)
-            except Exception as error:  # noqa: BLE001 - a notifier failure must not fail the load
+            except Exception as error:  # a notifier failure must not fail the load
                 log.warning("The notifier failed to send the quality alert %s %s: %s: %s", alert.day,
                             alert.kind, type(error).__name__, error, exc_info=True)
                 warehouse.note_quality_alert(alert.day, alert.kind,
@@ -176,9 +177,6 @@ def evaluate(warehouse: Warehouse, days: Iterable[date], poor_share: float,
     its count gap when ``(zoom_sessions - warehouse_sessions) / zoom_sessions`` is above
     ``count_gap`` (days without Zoom's count are not judged).
     """
-    from zoom_qos.warehouse.sql import object_prefix
-    from zoom_qos.warehouse.views import MEDIA_TYPES
-
     wanted = sorted(set(days))
     if not wanted:
         return []
@@ -226,3 +224,26 @@ def evaluate(warehouse: Warehouse, days: Iterable[date], poor_share: float,
         if figures["gap"] > count_gap:
             alerts.append(QualityAlert(day, COUNT_GAP, count_gap, figures["gap"], figures))
     return sorted(alerts, key=lambda a: (a.day, a.kind))
+
+
+def alert_quality(
+    loaded: Mapping[str, Any] | None,
+    listing: Mapping[str, Any] | None,
+    *,
+    run_id: str | None = None,
+    warehouse: Warehouse | None = None,
+    context: Mapping[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """The quality alerts of the run's window, once a load returned ``loaded`` (see
+    ``quality_alerts``): each day's poor share and gap to Zoom's count against the
+    ``[zoom_qos]`` thresholds, each (day, kind) sent once through the configured notifier. Returns
+    the alerts raised now. A notifier failure is a warning, never an error; a wrong notifier
+    setting fails (before anything is recorded)."""
+    days = window_days(listing or {})
+    if not loaded or not days:
+        log.info("Quality alerts: no load, or no window; nothing to check")
+        return []
+    with opened_warehouse(warehouse) as opened:
+        raised = quality_alerts(opened, days, run_id=run_id, context=context)
+    log.info("Quality alerts raised: %d", len(raised))
+    return raised

@@ -2,7 +2,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from zoom_qos.extract.windows import Window, available_part, batch_sizes, month_ranges, requested_window
+from zoom_qos.pipeline.windows import Window, available_part, batch_sizes, month_ranges, requested_window
 
 TODAY = date(2026, 11, 26)
 

@@ -1,6 +1,6 @@
 import pytest
 
-from zoom_qos.extract.privacy import PREFIX, Pseudonymizer
+from zoom_qos.pipeline.privacy import PREFIX, Pseudonymizer
 
 KEY = "a-long-enough-test-key-123"
 USER = {"id": "u1", "name": "Ada Lovelace", "ip_address": "203.0.113.7", "user_key": "uk-1",

@@ -19,7 +19,7 @@ template context as ``zoom_qos_alert`` (``subject``, ``message``, and the figure
 * **Failure**: :func:`on_dag_failure` is the DAGs' ``on_failure_callback`` (run by the DAG
   processor): the DAG id, the run id, the failed tasks and the links to them. No connection,
   param or XCom value is included, so nothing secret leaves Airflow.
-* **Quality**: the daily alerts of ``zoom_qos.day_alerts`` are sent through :func:`notify`.
+* **Quality**: the daily alerts of ``zoom_qos.alerts.daily`` are sent through :func:`notify`.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from zoom_qos.config import CONFIG_SECTION, setting
-from zoom_qos.errors import ZoomQosError
+from zoom_qos.core.config import CONFIG_SECTION, setting
+from zoom_qos.core.errors import ZoomQosError
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseNotifier
@@ -66,6 +66,7 @@ def _notifier_setting() -> tuple[type[BaseNotifier], dict[str, Any]] | None:
     path = (setting("notifier") or "").strip()
     if not path:
         return None
+    # Airflow's notifier machinery only when a notifier is configured
     from airflow.sdk import BaseNotifier
     from airflow.sdk.module_loading import import_string
 
@@ -188,7 +189,7 @@ def failure_message(context: Mapping[str, Any]) -> tuple[str, str, dict[str, Any
     if ti is not None:
         try:
             log_url = str(ti.log_url)
-        except Exception:  # noqa: BLE001 - a link is a nicety; the alert must go out
+        except Exception:  # a link is a nicety; the alert must go out
             log_url = None
     lines = [f"The Airflow DAG run {run_id} of {dag_id} failed."]
     lines.append("Failed tasks: " + (", ".join(failed) if failed else "unknown (see the run)"))
@@ -209,6 +210,7 @@ def _failed_tasks(dag_id: str, run_id: str, ti: Any) -> list[str]:
     """The run's failed task instances (``task_id`` or ``task_id_<map index>``), asked of the
     API server; the callback's last task instance when that cannot be asked."""
     try:
+        # only inside a supervised task process
         from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 
         states = RuntimeTaskInstance.get_task_states(dag_id=dag_id, run_ids=[run_id])
@@ -216,7 +218,7 @@ def _failed_tasks(dag_id: str, run_id: str, ti: Any) -> list[str]:
                         if str(getattr(state, "value", state)) == "failed")
         if failed:
             return failed
-    except Exception:  # noqa: BLE001 - outside a supervised process (tests, scripts)
+    except Exception:  # outside a supervised process (tests, scripts)
         log.debug("Could not ask the task states of %s", run_id, exc_info=True)
     task_id = getattr(ti, "task_id", None)
     return [str(task_id)] if task_id else []
@@ -224,9 +226,9 @@ def _failed_tasks(dag_id: str, run_id: str, ti: Any) -> list[str]:
 
 def _base_url() -> str | None:
     try:
-        from airflow.configuration import conf
+        from airflow.configuration import conf  # Airflow may be absent (scripts)
 
         base = conf.get("api", "base_url", fallback=None)
-    except Exception:  # noqa: BLE001
+    except Exception:
         return None
     return str(base).rstrip("/") if base else None

@@ -1,5 +1,5 @@
 """A staging write that fails leaves nothing under a final name, and one no retry can cure (no
-space, read-only) says where and why (zoom_qos.extract.staging)."""
+space, read-only) says where and why (zoom_qos.pipeline.staging)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import json
 import pytest
 from airflow.sdk import ObjectStoragePath
 
-from zoom_qos.errors import PERMANENT_ERRORS, StorageUnwritableError
-from zoom_qos.extract.staging import (
+from zoom_qos.core.errors import PermanentError, StorageUnwritableError
+from zoom_qos.pipeline.staging import (
     StagedSessionWriter,
     session_file,
     staged_cost,
@@ -54,7 +54,7 @@ def test_a_full_disk_mid_session_fails_naming_the_file_and_leaves_no_file(tmp_pa
     assert str(session_file(folder, "abc==")) in message
     assert "no space left on device (ENOSPC)" in message and "without retrying" in message
     assert files(folder) == []
-    assert isinstance(raised.value, PERMANENT_ERRORS)
+    assert isinstance(raised.value, PermanentError)
 
 
 def test_write_jsonl_that_runs_out_of_space_leaves_neither_file(tmp_path, monkeypatch):

@@ -25,7 +25,7 @@ class Pseudonymizer:
         self._key = key.encode()
         self.fields = tuple(fields)
         try:
-            from airflow.sdk.log import mask_secret
+            from airflow.sdk.log import mask_secret  # masked in Airflow's logs when there
         except ImportError:
             pass
         else:

@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from zoom_qos.errors import ZoomApiError, ZoomDailyLimitError
-from zoom_qos.extract.availability import PENDING, UNAVAILABLE, status_after_error
+from zoom_qos.core.statuses import PENDING, UNAVAILABLE
+from zoom_qos.pipeline.availability import status_after_error
+from zoom_qos.zoom.errors import ZoomApiError, ZoomDailyLimitError
 
 NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
 QOS = "videosdk/sessions/abc/users/qos"

@@ -28,7 +28,7 @@ from typing import Any
 
 from airflow.sdk import ObjectStoragePath
 
-from zoom_qos.errors import unwritable_as
+from zoom_qos.core.errors import unwritable_as
 from zoom_qos.transform.parsing import storable_text
 from zoom_qos.zoom.bodies import decode_user
 

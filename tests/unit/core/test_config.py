@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from zoom_qos import config
+from zoom_qos.core import config
 
 
 @pytest.fixture(autouse=True)
@@ -41,7 +41,7 @@ def test_the_airflow_config_section_sets_them(monkeypatch: pytest.MonkeyPatch, t
 def test_the_old_variables_still_work_with_one_deprecation_warning(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setenv("ZOOM_QOS_DATA_DIR", str(tmp_path / "old"))
-    with caplog.at_level(logging.WARNING, logger="zoom_qos.config"):
+    with caplog.at_level(logging.WARNING, logger="zoom_qos.core.config"):
         assert config.data_dir() == tmp_path / "old"
         assert config.data_dir() == tmp_path / "old"
     warnings = [r.getMessage() for r in caplog.records if "deprecated" in r.getMessage()]

@@ -27,9 +27,9 @@ from typing import Any
 
 from airflow.sdk import ObjectStoragePath
 
-from zoom_qos.config import CONFIG_SECTION, staging_retention_days
-from zoom_qos.errors import StagingRemovedError
-from zoom_qos.extract.staging import run_folder, safe_name
+from zoom_qos.core.config import CONFIG_SECTION, staging_retention_days
+from zoom_qos.core.errors import StagingRemovedError
+from zoom_qos.pipeline.staging import run_folder, safe_name
 
 __all__ = [
     "LOADED_MARKER",
@@ -115,7 +115,7 @@ def sweep(
         if not root.exists():
             return result
         runs = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.name)
-    except Exception as error:  # noqa: BLE001 - retention must never fail the run
+    except Exception as error:  # retention must never fail the run
         log.warning("Staging retention: could not list %s: %s: %s", root, type(error).__name__, error)
         return result
     skip = set(exclude)
@@ -137,7 +137,7 @@ def sweep(
                 (folder / LOADED_MARKER).unlink(missing_ok=True)
             if folder.exists() and not any(True for _ in folder.iterdir()):
                 folder.fs.rm(folder.path, recursive=True)  # empty (object storage has no such folder)
-        except Exception as error:  # noqa: BLE001 - retention must never fail the run
+        except Exception as error:  # retention must never fail the run
             log.warning("Staging retention: could not remove %s: %s: %s", folder, type(error).__name__, error)
             continue
         result.runs.append(folder.name)
@@ -163,7 +163,7 @@ def retain_after_load(staging: str, dag_id: str, run_id: str, *, now: datetime |
         mark_loaded(folder, now)
         return sweep(ObjectStoragePath(staging) / safe_name(dag_id), days, now=now,
                      exclude={folder.name})
-    except Exception as error:  # noqa: BLE001 - retention must never fail the run
+    except Exception as error:  # retention must never fail the run
         log.warning("Staging retention failed for %s (the run is not affected): %s: %s", run_id,
                     type(error).__name__, error)
     return result
