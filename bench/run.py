@@ -289,8 +289,7 @@ def bench_load(batches: list, args: argparse.Namespace) -> dict:
 
     from zoom_qos.pipeline.load import staged_sessions
     from zoom_qos.transform.parsing import ParseIssues
-    from zoom_qos.warehouse import plan
-    from zoom_qos.warehouse import schema as tables
+    from zoom_qos.warehouse import columns, plan
     from zoom_qos.warehouse.loader import SessionLoader
     from zoom_qos.warehouse.store import Warehouse
 
@@ -315,7 +314,7 @@ def bench_load(batches: list, args: argparse.Namespace) -> dict:
         """The DB part of a load alone: the groups' transactions, rows already built."""
         t = time.monotonic()
         for g in groups:
-            writer._write_group(g)
+            writer.write_group(g)
         return time.monotonic() - t
 
     fresh_seconds = upsert()
@@ -360,7 +359,7 @@ def bench_load(batches: list, args: argparse.Namespace) -> dict:
                 conn.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(ceiling, t.name)))
             conn.commit()
             t0 = time.monotonic()
-            loaded_at = tables.utcnow()
+            loaded_at = columns.utcnow()
             with conn.cursor() as cur:
                 for t in plan.LOAD_TABLES:
                     _copy_rows(cur, t, ceiling, by_table[t.name], loaded_at)

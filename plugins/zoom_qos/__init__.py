@@ -1,9 +1,10 @@
 """Zoom Video SDK QoS into a warehouse, on Airflow.
 
-The folders follow the data path: ``zoom`` (the Zoom client, no Airflow) → ``extract`` (which days,
-staging) → ``transform`` (Zoom's strings into rows) → ``warehouse`` (tables, loads, views, checks)
-→ ``report``. The modules at this level are the Airflow-facing layer: ``hooks`` (a connection →
-the client), ``operators`` (a batch of sessions → staging), ``tasks`` (what the DAG's tasks call),
-``assets`` and ``provider``; ``config`` and ``errors`` are shared by all. docs/architecture.md
-("Module layout") says what each module holds.
+The folders are layers, and each imports only those below it (``make lint`` checks it):
+``core`` (errors, statuses, task contracts, settings; imports nothing of ours) ← ``zoom`` (the
+Zoom client, no Airflow) ← ``transform`` (Zoom's strings into rows) ← ``warehouse`` (tables,
+loads, views, checks) ← ``report`` ← ``alerts`` ← ``pipeline`` (listing, extraction, load, run
+record, live poll) ← the Airflow layer, the modules at this level: ``tasks`` (what the DAGs'
+tasks call), ``operators``, ``hooks`` (a connection → the client), ``lineage``, ``assets`` and
+``provider``. docs/architecture.md ("Layers", "Module layout") says what each module holds.
 """

@@ -114,9 +114,9 @@ class PausingLoader(SessionLoader):
         self.committed: list[str] = []
         self.in_flight: list[str] = []
 
-    def _write_group(self, group: Sequence[Any]) -> None:
+    def write_group(self, group: Sequence[Any]) -> None:
         self.in_flight = [p.session_id for p in group]
-        super()._write_group(group)
+        super().write_group(group)
         self.committed.extend(self.in_flight)
         self.groups_committed += 1
 

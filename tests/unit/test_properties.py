@@ -1,7 +1,7 @@
 """Property-based tests (hypothesis) of the parsers, the user mapping and the loader.
 
 Payloads are generated in the shape of Zoom's ``users/qos`` objects (ZOOM_API.md) with the
-odd values the warehouse contract says must never break a load (WAREHOUSE.md, "Values"):
+odd values the warehouse contract says must never break a load (docs/warehouse.md, "Values"):
 known and unknown units, empty-ish values, JSON numbers, garbage text, wrong types.
 
 The generators tag what they produce (which users are keyable, which samples have a valid
@@ -63,7 +63,7 @@ USER_TEXT_FIELDS = ("name", "user_key", "device", "client", "os", "os_version", 
                     "browser_version", "network_type", "ip_address", "location", "microphone",
                     "speaker", "camera", "data_center", "connection_type")
 
-# Unit -> factor to the warehouse column's unit, per parser (only what WAREHOUSE.md names).
+# Unit -> factor to the warehouse column's unit, per parser (only what docs/warehouse.md names).
 BITRATE_UNITS = {"bps": 0.001, "kbps": 1.0, "Mbps": 1000.0}
 DURATION_UNITS = {"ms": 1.0, "s": 1000.0}
 PERCENT_UNITS = {"%": 1.0}

@@ -10,7 +10,7 @@ day) does not alert again either, the row keeps the figures that alerted. A noti
 is logged and recorded (``notified_at`` NULL, ``notify_error``); it never fails the load, and
 that alert is not sent again.
 
-The alerts go through the configured notifier (``zoom_qos.alerts``).
+The alerts go through the configured notifier (``alerts.notify``).
 """
 
 from __future__ import annotations

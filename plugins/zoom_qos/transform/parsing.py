@@ -2,7 +2,7 @@
 
 Zoom sends every QoS metric as a string with a unit, and the unit is not guaranteed to be
 the one in its examples. The warehouse stores one canonical unit per column, so every value
-is converted here. A value that cannot be understood must never fail a load (WAREHOUSE.md,
+is converted here. A value that cannot be understood must never fail a load (docs/warehouse.md,
 "Values"): it becomes ``None`` and is *counted* in a :class:`ParseIssues` so the run record
 shows how much data was lost and one example of what it looked like.
 

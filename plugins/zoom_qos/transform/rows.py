@@ -1,4 +1,4 @@
-"""Map Zoom's session and QoS-user objects onto warehouse rows (see WAREHOUSE.md).
+"""Map Zoom's session and QoS-user objects onto warehouse rows (see docs/warehouse.md).
 
 Pure functions with no database or Airflow dependency, so the mapping can be tested with
 hand-written Zoom objects and re-run later over the raw layer. Nothing here raises on odd

@@ -41,6 +41,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from zoom_qos.core.statuses import LIVE
 from zoom_qos.warehouse import schema
+from zoom_qos.warehouse.columns import UtcDateTime, utcnow
 from zoom_qos.warehouse.connection import write_transaction
 from zoom_qos.warehouse.loader import lock_sessions
 from zoom_qos.warehouse.plan import MAX_SESSIONS_PER_TRANSACTION
@@ -80,10 +81,10 @@ def _figures(
 ) -> list[dict[str, Any]]:
     sql = live_quality_sql(conn.dialect.name, _prefix(conn), None, details=details, until=until is not None,
                            sessions=session_ids is not None)
-    stmt = sa.text(sql).columns(join_time=schema.UtcDateTime(), last_sampled_at=schema.UtcDateTime())
+    stmt = sa.text(sql).columns(join_time=UtcDateTime(), last_sampled_at=UtcDateTime())
     params: dict[str, Any] = {"window_ms": int(window_minutes) * 60_000}
     if until is not None:
-        stmt = stmt.bindparams(sa.bindparam("until", type_=schema.UtcDateTime()))
+        stmt = stmt.bindparams(sa.bindparam("until", type_=UtcDateTime()))
         params["until"] = until
     if session_ids is not None:
         stmt = stmt.bindparams(sa.bindparam("session_ids", expanding=True))
@@ -221,7 +222,7 @@ def mark_alert_notified(source: Any, alert: Mapping[str, Any], notified_at: date
     :func:`evaluate_live_alerts` raised, or any mapping with the :data:`ALERT_KEY` fields) once
     the notifier took it. True when the row exists."""
     table = schema.qos_alerts
-    when = notified_at or schema.utcnow()
+    when = notified_at or utcnow()
     with write_transaction(_engine(source)) as conn:
         done = conn.execute(
             table.update().where(_key_condition(alert, ALERT_KEY)).values(notified_at=when)

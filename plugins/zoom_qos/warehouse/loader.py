@@ -5,7 +5,7 @@ session's ``sessions``/``raw_sessions`` rows are upserted on the primary key and
 are replaced by exactly the new set (rows Zoom no longer reports are gone), so a re-run, an
 overlapping run or a re-read where users disappeared all leave the rows one load leaves, and a
 crash or failure (a users iterator that raises included) leaves every session either fully old
-or fully new (WAREHOUSE.md). Parse problems are added to the caller's :class:`ParseIssues` only
+or fully new (docs/warehouse.md). Parse problems are added to the caller's :class:`ParseIssues` only
 once their transaction has committed.
 
 Per transaction, on PostgreSQL ``pg_advisory_xact_lock`` on every session id in sorted key order
@@ -40,6 +40,7 @@ from zoom_qos.core.contracts import LoadCounts
 from zoom_qos.core.statuses import LIVE, LOADED, PENDING, UNAVAILABLE
 from zoom_qos.transform.parsing import ParseIssues
 from zoom_qos.warehouse import plan, schema
+from zoom_qos.warehouse.columns import utcnow
 from zoom_qos.warehouse.connection import write_transaction
 from zoom_qos.warehouse.plan import (
     CHILD_TABLES,
@@ -150,7 +151,7 @@ class SessionLoader:
                 yield prepared
 
         for group in plan.transactions(prepared_sessions(), max_rows_per_transaction):
-            self._write_group(group)
+            self.write_group(group)
             summary.transactions += 1
             for prepared in group:  # committed: count it
                 if prepared.kept_final:
@@ -163,14 +164,14 @@ class SessionLoader:
                     summary.session_ids.append(prepared.session_id)
         return summary
 
-    def _write_group(self, group: Sequence[PreparedSession]) -> None:
+    def write_group(self, group: Sequence[PreparedSession]) -> None:
         """One transaction: every session of ``group`` goes from its old rows to its new rows.
 
         The users of a big session not read yet (``rest``; such a session is alone in its group)
         are read and written inside the same transaction, a batch at a time, so any error (the
         users iterator's own included) rolls the whole session back.
         """
-        loaded_at = schema.utcnow()
+        loaded_at = utcnow()
         with write_transaction(self.engine) as conn:
             if conn.dialect.name == "postgresql":
                 lock_sessions(conn, [p.session_id for p in group])

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 
 from zoom_qos.transform.parsing import ParseIssues
 from zoom_qos.warehouse import schema
+from zoom_qos.warehouse.columns import utcnow
 from zoom_qos.warehouse.writers import upsert
 
 __all__ = ["record_run"]
@@ -34,7 +35,7 @@ def _run_row(record: Mapping[str, Any]) -> dict[str, Any]:
     detail = record.get("unparsed_detail")
     if isinstance(detail, ParseIssues) and "unparsed_values" not in record:
         row["unparsed_values"] = detail.total
-    row.setdefault("recorded_at", schema.utcnow())
+    row.setdefault("recorded_at", utcnow())
     row["run_id"] = str(row["run_id"])
     return row
 

@@ -18,6 +18,7 @@ from zoom_qos.core.statuses import LIVE, LOADED, PENDING
 from zoom_qos.transform.parsing import ParseIssues
 from zoom_qos.warehouse import migrations, runs
 from zoom_qos.warehouse import schema as tables
+from zoom_qos.warehouse.columns import utcnow
 from zoom_qos.warehouse.connection import (
     DEFAULT_CONN_ID,
     DEFAULT_SCHEMA,
@@ -133,7 +134,7 @@ class Warehouse:
         days written."""
         if not rows:
             return 0
-        fetched_at = tables.utcnow()
+        fetched_at = utcnow()
         with write_transaction(self.engine) as conn:
             upsert(conn, tables.daily_usage, [{**row, "fetched_at": fetched_at} for row in rows])
         return len(rows)
@@ -176,7 +177,7 @@ class Warehouse:
         A run's lookback re-lists sessions still live (so not listed) at the previous run. Those
         the previous run did load are skipped, unless they were loaded so soon after their end
         that Zoom may not have had all their QoS yet; how soon Zoom has it is not documented.
-        Sessions that are ``pending`` or ``unavailable`` are always read again (WAREHOUSE.md v2).
+        Sessions that are ``pending`` or ``unavailable`` are always read again (docs/warehouse.md, v2).
         """
         sessions = tables.sessions
         settled: set[str] = set()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from zoom_qos.core.config import DEFAULT_LIVE_WINDOW_MINUTES
 from zoom_qos.core.statuses import LIVE
 from zoom_qos.warehouse.sql import check_dialect
 
@@ -305,8 +306,8 @@ LEFT JOIN (
 
 # --------------------------------------------------------------------------- live_session_quality
 #: The window of the view ``live_session_quality`` (minutes), baked into it when it is created;
-#: :func:`zoom_qos.warehouse.live.live_quality` takes any other. The ``live_window_minutes`` default.
-LIVE_WINDOW_MINUTES = 10
+#: :func:`zoom_qos.warehouse.live.live_quality` takes any other: the ``live_window_minutes`` default.
+LIVE_WINDOW_MINUTES = int(DEFAULT_LIVE_WINDOW_MINUTES)
 
 
 def live_quality_sql(

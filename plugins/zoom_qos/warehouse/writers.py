@@ -17,7 +17,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection
 
 from zoom_qos.transform.parsing import storable_text
-from zoom_qos.warehouse import schema
+from zoom_qos.warehouse.columns import UtcDateTime
 from zoom_qos.warehouse.plan import CHILD_TABLES, PARENT_TABLES
 
 __all__ = ["PgWriter", "Writer", "copy_rows", "copy_values", "json_serializer", "upsert"]
@@ -83,7 +83,7 @@ def copy_values(
     time_at = [
         i
         for i, c in enumerate(table.columns)
-        if isinstance(c.type, schema.UtcDateTime) and c.name != "loaded_at"
+        if isinstance(c.type, UtcDateTime) and c.name != "loaded_at"
     ]
     stamp_at = columns.index("loaded_at") if "loaded_at" in columns else None
     stamp = None if loaded_at is None else _utc(loaded_at)

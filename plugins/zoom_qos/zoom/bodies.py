@@ -15,12 +15,12 @@ same bytes back (a ``BodyError`` that is not a ``PermanentError``).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import msgspec
 
-from zoom_qos.zoom.errors import BodyError, BodyTooDeepError, BodyTooLargeError
+from zoom_qos.zoom.errors import BodyError, BodyTooDeepError, BodyTooLargeError, MalformedPageError
 
 __all__ = ["BodyError", "BodyTooDeepError", "BodyTooLargeError", "MAX_BODY_BYTES", "capped_body",
            "decode_user", "is_raw_object", "json_object", "raw_qos_page"]
@@ -145,3 +145,29 @@ def decode_user(line: bytes) -> Any:
     kept = JsonObject(value)
     kept.json_text = line.decode("utf-8").strip()  # valid UTF-8: msgspec checked
     return kept
+
+
+def is_object(item: object) -> bool:
+    """Whether a list item is a JSON object (what every list we read holds)."""
+    return isinstance(item, dict)
+
+
+def list_field(page: Mapping[str, object], field: str, endpoint: str,
+               is_item: Callable[[Any], bool] = is_object, session_id: str | None = None) -> list[Any]:
+    """The page's objects under ``field``; a missing list is an empty page, anything else is a
+    ``MalformedPageError`` (nothing of the list is kept)."""
+    items = page.get(field)
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise MalformedPageError(
+            f"the page's '{field}' is a JSON {_json_type(items)}, not a list: a malformed page, so "
+            "nothing of this list was kept; retry the task later, and report it to Zoom if it persists",
+            endpoint, session_id)
+    return [item for item in items if is_item(item)]
+
+
+def _json_type(value: object) -> str:
+    """The JSON name of a decoded value's type, as a message shows it."""
+    names = {dict: "object", str: "string", bool: "boolean", int: "number", float: "number"}
+    return names.get(type(value), type(value).__name__)

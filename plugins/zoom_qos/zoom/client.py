@@ -3,18 +3,14 @@ endpoints the pipeline reads. No Airflow here (``hooks.py`` adapts an Airflow co
 
 Threads: one client serves every thread of an extraction task. The JWT auth, the rate limiter,
 the daily budget and the stats are shared (all thread-safe); each thread gets its own
-``requests.Session``, because a Session's connection pool holds 10 connections per host and a
-task reading 16 sessions at once through one Session keeps discarding the surplus ("Connection
-pool is full, discarding connection") and opening new TLS connections instead of reusing them.
+``requests.Session`` (``transport``). What each of Zoom's answers means is ``classify``'s.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
-import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -27,40 +23,42 @@ from requests.adapters import HTTPAdapter
 
 from zoom_qos.core.errors import PermanentError
 from zoom_qos.zoom.auth import ZoomJwtAuth
-from zoom_qos.zoom.bodies import BodyError, capped_body, is_raw_object, json_object, raw_qos_page
+from zoom_qos.zoom.bodies import (
+    BodyError,
+    is_object,
+    is_raw_object,
+    json_object,
+    list_field,
+    raw_qos_page,
+)
 from zoom_qos.zoom.budget import DailyBudget, UnlimitedBudget, account_key, budget_for
+from zoom_qos.zoom.classify import (
+    TRANSPORT_ERRORS,
+    Accept,
+    Outcome,
+    Refuse,
+    RenewAuth,
+    Request,
+    Retry,
+    classify,
+    transport_cause,
+)
 from zoom_qos.zoom.errors import (
     AUTH_REFUSED_MESSAGE,
     PageTokenDeadlineError,
     RetriesExhaustedError,
-    ZoomAccountError,
-    ZoomApiError,
     ZoomAuthError,
-    ZoomDailyLimitError,
-    ZoomEndpointError,
-    ZoomForbiddenError,
 )
 from zoom_qos.zoom.ids import encode_session_id, shown_id
 from zoom_qos.zoom.pagination import MAX_PAGES, RestartingPaginator
-from zoom_qos.zoom.published import DAILY_USAGE, HEAVY, RESOURCE_INTENSIVE, SESSIONS, ErrorCode
+from zoom_qos.zoom.published import DAILY_USAGE, HEAVY, RESOURCE_INTENSIVE, SESSIONS
 from zoom_qos.zoom.ratelimit import RateLimiter, RedisRateLimiter
-from zoom_qos.zoom.retry import Backoff, parse_retry_after
+from zoom_qos.zoom.retry import Backoff
 from zoom_qos.zoom.settings import ZoomSettings
+from zoom_qos.zoom.transport import ThreadSessions, read_body
 
 log = logging.getLogger(__name__)
 
-RETRYABLE_STATUS = {500, 502, 503, 504}
-TRANSPORT_ERRORS = (
-    requests.ConnectionError,  # includes SSLError and ProxyError
-    requests.Timeout,
-    requests.exceptions.ChunkedEncodingError,
-    requests.exceptions.ContentDecodingError,
-)
-
-#: The most of an error answer's body read: Zoom's are ``{"code", "message"}``, a few hundred bytes.
-ERROR_BODY_BYTES = 64 * 1024
-#: Bytes asked of the socket at a time while a body is read (and past the cap at most).
-READ_CHUNK_BYTES = 64 * 1024
 #: Joins of one session whose pages a session's list may take: Zoom lets up to 5,000 users join a
 #: Video SDK session; with ten joins each (a reconnect is a join), 50,000 joins are 5,000 QoS pages
 #: of 10, about two minutes at Business+ pace, where ``MAX_PAGES`` would be 40 minutes.
@@ -141,9 +139,9 @@ class ZoomClient:
         self.conn_id = conn_id
         self.stats = stats if stats is not None else RequestStats()
         self._api_key_hint = _key_hint(api_key)
-        self._headers = {"Accept": "application/json", **(headers or {})}
-        self._adapter_factory = adapter_factory
         self.auth = ZoomJwtAuth(api_key, api_secret, settings.jwt_ttl_seconds, on_secret=on_secret)
+        self._sessions = ThreadSessions(self.auth, {"Accept": "application/json", **(headers or {})},
+                                        settings.verify, adapter_factory)
         redis_url = settings.rate_limit_redis_url or rate_limit_redis_url
         # Limits and the daily cap are per Zoom account: shared counters are keyed by the API key, hashed.
         account = account_key(api_key)
@@ -167,49 +165,22 @@ class ZoomClient:
         self.backfill = backfill
         self.live = live
         self._stats_lock = threading.Lock()
-        self._local = threading.local()
-        self._sessions: list[requests.Session] = []
-        self._sessions_lock = threading.Lock()
 
     # --- sessions ---------------------------------------------------------------------------
     def session(self) -> requests.Session:
         """The calling thread's Session (made on its first request): kept-alive connections are
         reused by the thread that opened them, and no pool is shared between threads."""
-        session: requests.Session | None = getattr(self._local, "session", None)
-        if session is None:
-            session = self._new_session()
-            self._local.session = session
-            with self._sessions_lock:
-                self._sessions.append(session)
-        return session
-
-    def _new_session(self) -> requests.Session:
-        session = requests.Session()
-        session.auth = self.auth
-        session.headers.update(self._headers)
-        # For callers that use the Session directly; the client itself passes ``verify`` with each
-        # request, since requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a Session's.
-        session.verify = self.settings.verify
-        if self._adapter_factory is not None:
-            for prefix in ("https://", "http://"):
-                session.mount(prefix, self._adapter_factory())
-        return session
+        return self._sessions.session()
 
     def session_count(self) -> int:
         """Sessions open now: one per thread that sent a request since the last ``close()``."""
-        with self._sessions_lock:
-            return len(self._sessions)
+        return self._sessions.count()
 
     def close(self) -> None:
         """Close every thread's Session and its connections. The client stays usable: a thread's
         next request opens a new Session."""
-        with self._sessions_lock:
-            sessions, self._sessions = self._sessions, []
-            self._local = threading.local()
-        for session in sessions:
-            session.close()
+        self._sessions.close()
 
-    # --- one request ------------------------------------------------------------------------
     def _count(self, **deltas: float) -> None:
         with self._stats_lock:
             for name, delta in deltas.items():
@@ -252,6 +223,7 @@ class ZoomClient:
         where = f"GET {self.base_url}/{path.lstrip('/')}" + (
             f" (session {shown_id(session_id)})" if session_id else "")
         clean = {k: v for k, v in params.items() if v is not None}
+        request = Request(path, session_id, self.conn_id, self._api_key_hint)
         timeout = (min(10.0, settings.timeout_seconds), settings.timeout_seconds)
         attempt = 0
         waited = 0.0
@@ -267,41 +239,39 @@ class ZoomClient:
             if deadline is not None and time.monotonic() >= deadline:
                 raise PageTokenDeadlineError("the page token would be sent after its lifetime")
             self._count(requests=1)
-            reason: str
-            delay: float | None = None
             try:
                 # ``verify`` per request: a Session's would lose to REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE.
                 response = session.get(url, params=clean, timeout=timeout, verify=settings.verify,
                                        stream=True)
                 with response:  # streamed: the connection goes back to the pool once read
-                    status = response.status_code
-                    body = _read_body(response, where)
+                    body = read_body(response, where)
             except TRANSPORT_ERRORS as exc:
-                reason = f"{type(exc).__name__}: {transport_cause(exc)}"
+                outcome: Outcome = Retry(f"{type(exc).__name__}: {transport_cause(exc)}")
             else:
-                if status == 200:
-                    try:
-                        return decode(body)
-                    except BodyError as error:
-                        if isinstance(error, PermanentError):
-                            raise type(error)(
-                                f"{where} answered 200 with {error}. Not retried: the same request "
-                                "would bring the same body back. Check that the connection's host is "
-                                "Zoom's API; if it is, report it to Zoom.") from error
-                        reason = str(error)
-                elif status == 429:
-                    delay = self._rate_limited(response, body, endpoint)
-                    reason = "HTTP 429 (rate limited)"
-                elif status in RETRYABLE_STATUS:
-                    reason = f"HTTP {status}"
-                else:
-                    code, message = _zoom_error(response, body)
-                    if status == 401 and code in (124, None) and not renewed:
-                        renewed = True
-                        self.auth.invalidate()
-                        self._count(jwt_renewals_on_401=1)
-                        continue
-                    raise self._api_error(status, code, message, path, session_id)
+                outcome = classify(response.status_code, response.headers, body, request,
+                                   datetime.now(UTC), response.reason or "")
+            if isinstance(outcome, Accept):
+                try:
+                    return decode(outcome.body)
+                except BodyError as error:
+                    if isinstance(error, PermanentError):
+                        raise type(error)(
+                            f"{where} answered 200 with {error}. Not retried: the same request "
+                            "would bring the same body back. Check that the connection's host is "
+                            "Zoom's API; if it is, report it to Zoom.") from error
+                    outcome = Retry(str(error))
+            elif isinstance(outcome, RenewAuth):
+                if renewed:
+                    raise outcome.error
+                renewed = True
+                self.auth.invalidate()
+                self._count(jwt_renewals_on_401=1)
+                continue
+            elif isinstance(outcome, Refuse):
+                raise outcome.error
+            if outcome.rate_limited:
+                self._count(rate_limit_waits=1, rate_limit_wait_seconds=outcome.delay or 0.0)
+            reason, delay = outcome.reason, outcome.delay
             attempt += 1
             if delay is None:
                 delay = backoff.delay(attempt)
@@ -318,33 +288,6 @@ class ZoomClient:
             self._count(retries=1)
             time.sleep(delay)
             waited += delay
-
-    def _api_error(self, status: int, code: int | None, message: str, endpoint: str,
-                   session_id: str | None) -> ZoomApiError:
-        """The typed error for a client error Zoom answered, so callers decide by kind."""
-        if status == 401:
-            return ZoomAuthError(status, code, message, endpoint, session_id)
-        if status == 403:
-            return ZoomForbiddenError(status, code, message, endpoint, session_id)
-        if status == 404 and code == ErrorCode.ENDPOINT_NOT_RECOGNIZED:
-            return ZoomEndpointError(status, code, message, endpoint, session_id)
-        if status == 400 and code == ErrorCode.NOT_VIDEO_SDK_ACCOUNT:
-            return ZoomAccountError(status, code, message, endpoint, session_id, conn_id=self.conn_id,
-                                    api_key_hint=self._api_key_hint)
-        return ZoomApiError(status, code, message, endpoint, session_id)
-
-    def _rate_limited(self, response: requests.Response, body: bytes, endpoint: str) -> float | None:
-        """Classify a 429: raise for the daily cap, else return the wait the server asked for
-        (None when it named none, for the caller's backoff to decide)."""
-        now = datetime.now(UTC)
-        retry_at = parse_retry_after(response.headers.get("Retry-After"), now)
-        code, message = _zoom_error(response, body)
-        limit_type = response.headers.get("X-RateLimit-Type", "")
-        if limit_type.lower().startswith("daily") or "daily" in message.lower():
-            raise ZoomDailyLimitError(429, code, message, endpoint, retry_at)
-        delay = None if retry_at is None else max(0.0, (retry_at - now).total_seconds())
-        self._count(rate_limit_waits=1, rate_limit_wait_seconds=delay or 0.0)
-        return delay
 
     # --- endpoints --------------------------------------------------------------------------
     def _paginator(self, page_size: int | None = None) -> RestartingPaginator:
@@ -385,7 +328,7 @@ class ZoomClient:
         try:
             for page in paginator.pages(fetch, what=f"{session_type} sessions {from_date}..{to_date}",
                                         items="sessions"):
-                yield from _list_field(page, "sessions", SESSIONS.path)
+                yield from list_field(page, "sessions", SESSIONS.path)
         finally:
             self._count(token_restarts=paginator.restarts)
 
@@ -415,7 +358,7 @@ class ZoomClient:
         params: dict[str, QueryValue] = {"type": _session_type(session_type),
                                          "page_size": self.settings.users_page_size}
         return self._session_pages(endpoint, "videosdk/sessions/{id}/users", params, session_id,
-                                   f"users of {session_type} session", json_object, _is_object)
+                                   f"users of {session_type} session", json_object, is_object)
 
     def _session_pages(self, endpoint: str, template: str, params: Mapping[str, QueryValue], session_id: str,
                        what: str, decode: Callable[[bytes], JsonDict], is_item: Callable[[Any], bool]
@@ -431,14 +374,14 @@ class ZoomClient:
 
         try:
             for page in paginator.pages(fetch, what=f"{what} {shown_id(session_id)}", items="users"):
-                yield paginator.restarts, _list_field(page, "users", template, is_item, session_id)
+                yield paginator.restarts, list_field(page, "users", template, is_item, session_id)
         finally:
             self._count(token_restarts=paginator.restarts)
 
     def daily_usage(self, year: int, month: int) -> list[JsonDict]:
         """Zoom's own count of each day of a month (``GET /videosdk/report/daily``): one request."""
         page = self.get_json(DAILY_USAGE.path, {"year": year, "month": month}, DAILY_USAGE.category)
-        return _list_field(page, DAILY_USAGE.list_field, DAILY_USAGE.path)
+        return list_field(page, DAILY_USAGE.list_field, DAILY_USAGE.path)
 
     def test_connection(self) -> tuple[bool, str]:
         """One cheap authenticated request (today's sessions, one per page), for a UI's Test
@@ -455,38 +398,6 @@ class ZoomClient:
         return True, "Connected: Zoom accepted the Video SDK API key and secret."
 
 
-def transport_cause(error: BaseException) -> str:
-    """The root cause of a transport error, as a person reads it ("connection refused", "name or
-    service not known", "certificate verify failed: …"), from the chain requests and urllib3
-    wrap it in (``ConnectionError(MaxRetryError(reason=NewConnectionError(...)))``, with the
-    socket's own error as a ``__cause__``/``__context__``). Falls back to the outermost text."""
-    chain: list[BaseException] = []
-    todo: list[object] = [error]
-    while todo:
-        item = todo.pop(0)
-        if not isinstance(item, BaseException) or any(item is seen for seen in chain):
-            continue
-        chain.append(item)
-        todo.extend([getattr(item, "reason", None), item.__cause__, item.__context__,
-                     *(a for a in item.args if isinstance(a, BaseException))])
-    for item in chain:
-        if isinstance(item, ssl.SSLCertVerificationError):
-            return f"certificate verify failed: {item.verify_message or item.reason}"
-    for item in reversed(chain):  # the innermost first
-        if isinstance(item, ConnectionRefusedError):
-            return "connection refused"
-        if isinstance(item, ssl.SSLError):
-            return str(item)
-        if isinstance(item, OSError) and item.strerror:
-            return item.strerror.lower()  # "name or service not known", "connection reset by peer"
-    if isinstance(error, requests.ConnectTimeout):
-        return "connect timed out"
-    if isinstance(error, requests.Timeout):
-        return "read timed out"
-    # Not str(): urllib3's MaxRetryError text holds the URL with its query (a page token).
-    return type(chain[-1]).__name__
-
-
 def _session_type(value: object) -> SessionType:
     """``value`` if it is a ``type`` Zoom accepts (``past``, ``live``); else ``ValueError``, before
     any request."""
@@ -499,54 +410,3 @@ def _session_type(value: object) -> SessionType:
 def _key_hint(api_key: str) -> str:
     """Enough of the API key to tell accounts apart in a message, never the whole key."""
     return f"{api_key[:4]}…" if len(api_key) > 4 else "(set)" if api_key else "(empty)"
-
-
-def _read_body(response: requests.Response, where: str) -> bytes:
-    """A streamed response's body, capped: ``MAX_BODY_BYTES`` for a 200 (more is an error), the
-    first ``ERROR_BODY_BYTES`` of any other answer (enough for Zoom's code and message)."""
-    chunks = response.iter_content(READ_CHUNK_BYTES)
-    if response.status_code == 200:
-        return capped_body(chunks, declared_length=response.headers.get("Content-Length"), where=where)
-    kept = bytearray()
-    for chunk in chunks:
-        kept += chunk[: ERROR_BODY_BYTES - len(kept)]
-        if len(kept) >= ERROR_BODY_BYTES:
-            break
-    return bytes(kept)
-
-
-def _zoom_error(response: requests.Response, body: bytes) -> tuple[int | None, str]:
-    """Zoom's ``{"code", "message"}`` from an error answer's ``body``, tolerating bodies that are not."""
-    try:
-        decoded = json.loads(body)
-    except (ValueError, RecursionError):
-        return None, (body.decode("utf-8", "replace") or response.reason or "")[:200]
-    if not isinstance(decoded, dict):
-        return None, str(decoded)[:200]
-    code = decoded.get("code")
-    return (code if isinstance(code, int) else None), str(decoded.get("message", ""))[:500]
-
-
-def _is_object(item: object) -> bool:
-    return isinstance(item, dict)
-
-
-def _list_field(
-    page: Mapping[str, object], field: str, endpoint: str, is_object: Callable[[Any], bool] = _is_object,
-    session_id: str | None = None,
-) -> list[Any]:
-    """The page's objects; a missing list is an empty page, anything else is malformed."""
-    items = page.get(field)
-    if items is None:
-        return []
-    if not isinstance(items, list):
-        raise ZoomApiError(200, None, f"the page's '{field}' is a JSON {_json_type(items)}, not a list: a "
-                           "malformed page, so nothing of this list was kept; retry the task later, and "
-                           "report it to Zoom if it persists", endpoint, session_id)
-    return [item for item in items if is_object(item)]
-
-
-def _json_type(value: object) -> str:
-    """The JSON name of a decoded value's type, as a message shows it."""
-    names = {dict: "object", str: "string", bool: "boolean", int: "number", float: "number"}
-    return names.get(type(value), type(value).__name__)

@@ -85,6 +85,16 @@ class BodyTooDeepError(BodyError, PermanentError):
     fails at once."""
 
 
+class MalformedPageError(TransientError):
+    """A 200 page whose list field is not a list: nothing of that list is kept. Perhaps a fault on
+    the way, so the task's retry may read it; ``session_id`` is the session whose list it was."""
+
+    def __init__(self, message: str, endpoint: str, session_id: str | None = None) -> None:
+        self.endpoint, self.session_id = endpoint, session_id
+        where = f" for session {session_id!r}" if session_id else ""
+        super().__init__(f"Zoom answered GET {endpoint}{where} with HTTP 200, but {message}")
+
+
 class ZoomConfigError(SettingsError):
     """A connection setting that Zoom would refuse (found before any request is sent)."""
 

@@ -1,7 +1,7 @@
 """Explicit malformed Zoom payloads: each ends in a counted skip, a NULL, or a clear error.
 
 Never half a session: a skipped session writes nothing, a failing load leaves the previous
-version of the session exactly as it was (WAREHOUSE.md: one transaction per session).
+version of the session exactly as it was (docs/warehouse.md: one transaction per session).
 """
 
 from __future__ import annotations

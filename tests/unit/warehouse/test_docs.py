@@ -15,7 +15,7 @@ from zoom_qos.warehouse.views import VIEWS
 ROOT = Path(__file__).resolve().parents[3]
 DOCS = ROOT / "docs" / "warehouse.md"
 
-#: The tables WAREHOUSE.md names (the public contract, v2 included) plus the run record it requires.
+#: The tables docs/warehouse.md names (the public contract, v2 included) plus the run record it requires.
 CONTRACT_TABLES = ("sessions", "session_users", "user_qos", "user_system_qos", "daily_usage", "pipeline_runs")
 
 

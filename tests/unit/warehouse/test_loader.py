@@ -300,7 +300,7 @@ def test_database_error_rolls_back(warehouse: Warehouse, monkeypatch: pytest.Mon
     """A real database error (NOT NULL on loaded_at) after the deletes leaves the old rows."""
     warehouse.load_sessions([SessionInput(make_session(), [make_user("u1")])], ParseIssues())
     before = snapshot(warehouse)
-    monkeypatch.setattr(schema, "utcnow", lambda: None)
+    monkeypatch.setattr(loader, "utcnow", lambda: None)
     with pytest.raises(sa.exc.IntegrityError):
         warehouse.load_sessions(
             [SessionInput(make_session(session_name="x"), [make_user("u9")])], ParseIssues()
@@ -419,7 +419,7 @@ def test_load_sessions_failure_keeps_committed_groups(
     ids = _session_ids(4)
     warehouse.load_sessions([(make_session(sid), _users(2)) for sid in ids], ParseIssues())
     before = snapshot(warehouse)
-    original = SessionLoader._write_group
+    original = SessionLoader.write_group
     calls = []
 
     def failing_second_group(self: SessionLoader, group: Any) -> None:
@@ -429,7 +429,7 @@ def test_load_sessions_failure_keeps_committed_groups(
             raise RuntimeError("crash in group 2")
         original(self, group)
 
-    monkeypatch.setattr(SessionLoader, "_write_group", failing_second_group)
+    monkeypatch.setattr(SessionLoader, "write_group", failing_second_group)
     issues = ParseIssues()
     new_items = [(make_session(sid, session_name="new"), _users(1, tag="n")) for sid in ids]
     with pytest.raises(RuntimeError, match="group 2"):

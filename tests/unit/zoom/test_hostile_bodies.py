@@ -17,6 +17,7 @@ from tests.hostile_zoom import Answer, HostileZoom, Request, json_answer, repeat
 from zoom_qos.core.errors import PermanentError
 from zoom_qos.pipeline.staging import write_jsonl
 from zoom_qos.zoom import client as client_module
+from zoom_qos.zoom import transport
 from zoom_qos.zoom.bodies import (
     MAX_BODY_BYTES,
     BodyError,
@@ -24,8 +25,8 @@ from zoom_qos.zoom.bodies import (
     BodyTooLargeError,
     capped_body,
 )
-from zoom_qos.zoom.client import READ_CHUNK_BYTES, ZoomClient
-from zoom_qos.zoom.errors import PaginationError, RetriesExhaustedError, ZoomApiError
+from zoom_qos.zoom.client import ZoomClient
+from zoom_qos.zoom.errors import MalformedPageError, PaginationError, RetriesExhaustedError, ZoomApiError
 from zoom_qos.zoom.pagination import MAX_EMPTY_PAGES
 from zoom_qos.zoom.published import HEAVY
 from zoom_qos.zoom.settings import ZoomSettings
@@ -61,7 +62,7 @@ def is_qos(request: Request) -> bool:
 def taken(monkeypatch) -> list[int]:
     """The bytes the client takes from each 200 body's stream, one entry per body."""
     counts: list[int] = []
-    real = client_module.capped_body
+    real = transport.capped_body
 
     def counting(chunks, **kwargs):
         counts.append(0)
@@ -73,7 +74,7 @@ def taken(monkeypatch) -> list[int]:
 
         return real(each(), **kwargs)
 
-    monkeypatch.setattr(client_module, "capped_body", counting)
+    monkeypatch.setattr(transport, "capped_body", counting)
     return counts
 
 
@@ -117,13 +118,13 @@ def test_a_declared_length_over_the_limit_is_refused_before_a_byte_is_read():
 
 
 def test_a_50_mb_body_stops_at_the_cap_in_bounded_memory_and_is_not_retried(taken):
-    with HostileZoom(lambda r: Answer(body=repeated(b" " * READ_CHUNK_BYTES, FIFTY_MB))) as zoom:
+    with HostileZoom(lambda r: Answer(body=repeated(b" " * transport.READ_CHUNK_BYTES, FIFTY_MB))) as zoom:
         client = make_client(zoom)
         error, peak = peak_bytes(
             lambda: client.get_json("videosdk/sessions", {"next_page_token": TOKEN}, HEAVY))
     assert isinstance(error, BodyTooLargeError) and isinstance(error, PermanentError)
     assert len(zoom.requests) == 1  # not retried: the same request brings the same body
-    assert MAX_BODY_BYTES < taken[0] <= MAX_BODY_BYTES + READ_CHUNK_BYTES  # stopped at the cap
+    assert MAX_BODY_BYTES < taken[0] <= MAX_BODY_BYTES + transport.READ_CHUNK_BYTES  # stopped at the cap
     assert peak < MAX_BODY_BYTES + 8 * MiB, f"{peak:,} bytes traced"
     message = str(error)
     assert f"GET {zoom.base_url}/videosdk/sessions" in message and f"{MAX_BODY_BYTES:,} bytes" in message
@@ -145,7 +146,8 @@ def test_a_gzip_bomb_is_capped_on_its_decoded_size(taken):
     with HostileZoom(lambda r: Answer(body=bomb, headers={"Content-Encoding": "gzip"})) as zoom:
         error, peak = peak_bytes(lambda: qos_pages(make_client(zoom)))
     assert isinstance(error, BodyTooLargeError) and "went past the limit" in str(error)
-    assert len(zoom.requests) == 1 and MAX_BODY_BYTES < taken[0] <= MAX_BODY_BYTES + READ_CHUNK_BYTES
+    chunk = transport.READ_CHUNK_BYTES
+    assert len(zoom.requests) == 1 and MAX_BODY_BYTES < taken[0] <= MAX_BODY_BYTES + chunk
     assert peak < MAX_BODY_BYTES + 8 * MiB, f"{peak:,} bytes traced"
 
 
@@ -239,10 +241,11 @@ def test_new_tokens_with_users_forever_stop_at_the_session_page_cap(monkeypatch)
 @pytest.mark.parametrize("users, kind", [({"id": "u1"}, "object"), ("u1", "string"), (7, "number")])
 def test_users_that_are_not_a_list_are_a_clear_error(users, kind):
     with HostileZoom(lambda r: json_answer({"users": users, "next_page_token": ""})) as zoom:
-        with pytest.raises(ZoomApiError) as refused:
+        with pytest.raises(MalformedPageError) as refused:
             qos_pages(make_client(zoom), "sfk/aOFJ==")
     error = refused.value
-    assert (error.status, error.session_id) == (200, "sfk/aOFJ==") and len(zoom.requests) == 1
+    assert error.session_id == "sfk/aOFJ==" and len(zoom.requests) == 1
+    assert "HTTP 200" in str(error) and not isinstance(error, PermanentError)  # the task's retry may read it
     assert f"'users' is a JSON {kind}, not a list" in str(error) and "'sfk/aOFJ=='" in str(error)
 
 
@@ -269,7 +272,7 @@ def hostile_batch(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("body, expected, message", [
     (b'{"users":' + b"[" * DEEP + b"]" * DEEP + b"}", BodyTooDeepError, "nested deeper"),
-    (b'{"users": {"id": "u1"}, "next_page_token": ""}', ZoomApiError, "'users' is a JSON object"),
+    (b'{"users": {"id": "u1"}, "next_page_token": ""}', MalformedPageError, "'users' is a JSON object"),
 ], ids=["nested", "users-object"])
 def test_the_extraction_fails_with_the_message_and_stages_nothing(hostile_batch, body, expected, message):
     from airflow.sdk.exceptions import AirflowFailException

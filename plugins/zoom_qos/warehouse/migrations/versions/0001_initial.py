@@ -4,7 +4,7 @@ Revision ID: 0001_initial
 Revises:
 Create Date: 2025-06-01
 
-A frozen snapshot of the tables as first shipped (WAREHOUSE.md v1). Never edit it: change the
+A frozen snapshot of the tables as first shipped (docs/warehouse.md, v1). Never edit it: change the
 schema with a new revision. Types are spelled out here instead of imported, so later changes
 to ``zoom_qos.warehouse.schema`` cannot alter what this revision creates. Timestamps are
 ``timestamptz`` on PostgreSQL and naive-UTC ``DATETIME`` on SQLite; JSON is ``jsonb`` on

@@ -1,4 +1,4 @@
-"""Completeness (WAREHOUSE.md v2): every listed session kept with its QoS state; Zoom's daily count.
+"""Completeness (docs/warehouse.md, v2): every listed session kept with its QoS state; Zoom's daily count.
 
 Revision ID: 0003_completeness
 Revises: 0002_quality

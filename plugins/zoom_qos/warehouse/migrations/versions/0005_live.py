@@ -1,4 +1,4 @@
-"""Live monitoring (WAREHOUSE.md "Live monitoring"): the alerts raised while a session is live.
+"""Live monitoring (docs/warehouse.md, "Live monitoring"): the alerts raised while a session is live.
 
 Revision ID: 0005_live
 Revises: 0004_quality_alerts
