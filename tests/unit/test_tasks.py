@@ -1,73 +1,70 @@
-"""The run record's outcome, from what the tasks returned."""
+"""zoom_qos.tasks, the Airflow layer of the DAGs' tasks: XCom, skips and failing fast."""
 
 from __future__ import annotations
 
-import sqlalchemy as sa
+from datetime import UTC, date, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
 
-from zoom_qos.pipeline.runrecord import record_run
-from zoom_qos.warehouse.store import Warehouse
+import pytest
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-
-def recorded(tmp_path, **returned):
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    warehouse = Warehouse(f"sqlite:///{tmp_path / 'w.db'}")
-    try:
-        outcome = record_run(run_id="r1", dag_id="zoom_videosdk_qos", started_at=None,
-                             warehouse=warehouse, **returned)
-        with warehouse.engine.connect() as conn:
-            row = conn.execute(sa.text("SELECT * FROM pipeline_runs")).mappings().one()
-    finally:
-        warehouse.dispose()
-    return outcome, row
+from zoom_qos import tasks
+from zoom_qos.core.config import LISTING_PARAM_DEFAULTS
+from zoom_qos.core.contracts import DAILY_DAG_ID, LIST_TASK_ID, STATS_XCOM_KEY
+from zoom_qos.core.errors import InvalidParamError, StagingIncompleteError, StorageUnwritableError
 
 
-LISTING = {"window_start": "2026-11-20", "window_end": "2026-11-21", "sessions_listed": 3,
-           "requests": 2, "retries": 1}
-EXTRACT = {"requests": 5, "retries": 0, "rate_limit_waits": 1, "rate_limit_wait_seconds": 1.5,
-           "token_restarts": 1, "extract_seconds": 2.0}
-LOADED = {"sessions_loaded": 3, "sessions_skipped": 0, "sessions_pending": 2, "sessions_unavailable": 1,
-          "users_loaded": 7, "qos_rows": 70, "system_rows": 10, "unparsed_values": 0, "unparsed_detail": {},
-          "dq_findings": [], "dq_hard_violations": 0, "load_seconds": 0.5}
+class FakeTaskInstance:
+    """What the tasks use of a task instance: pushes kept, pulls answered from ``pulls``."""
+
+    def __init__(self, pulls: dict[tuple[str, str | None], Any] | None = None) -> None:
+        self.pushed: dict[str, Any] = {}
+        self.pulls = pulls or {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.pushed[key] = value
+
+    def xcom_pull(self, task_ids: str | list[str], key: str | None = None) -> Any:
+        return self.pulls.get((str(task_ids), key))
 
 
-def test_success_sums_the_cost_of_every_task(tmp_path):
-    outcome, row = recorded(tmp_path, listing=LISTING, extracts=[EXTRACT, EXTRACT], loaded=LOADED)
-    assert outcome == row["outcome"] == "success"
-    assert row["api_requests"] == 12 and row["retries"] == 1 and row["token_restarts"] == 2
-    assert row["sessions_loaded"] == 3 and str(row["window_start"]).startswith("2026-11-20")
-    assert (row["sessions_pending"], row["sessions_unavailable"]) == (2, 1)
+def context(ti: FakeTaskInstance, **params: Any) -> dict[str, Any]:
+    return {"ti": ti, "dag": SimpleNamespace(dag_id=DAILY_DAG_ID), "run_id": "manual__t",
+            "dag_run": SimpleNamespace(start_date=datetime.now(UTC)), "data_interval_start": None,
+            "data_interval_end": None, "params": {**LISTING_PARAM_DEFAULTS, **params}}
 
 
-def test_hard_data_quality_violations_fail_the_run(tmp_path):
-    bad = {**LOADED, "dq_hard_violations": 2,
-           "dq_findings": [{"check": "orphan_rows", "count": 2, "example": "x", "hard": True}]}
-    outcome, row = recorded(tmp_path, listing=LISTING, extracts=[EXTRACT], loaded=bad)
-    assert outcome == "failed" and "orphan_rows (2)" in row["error"]
+def test_fail_fast_fails_a_permanent_error_and_leaves_the_rest_to_the_retries():
+    with pytest.raises(AirflowFailException, match="no space") as failed:
+        with tasks.fail_fast():
+            raise StorageUnwritableError("staging", "/s", "no space left on device (ENOSPC)")
+    assert isinstance(failed.value.__cause__, StorageUnwritableError)
+    with pytest.raises(StagingIncompleteError):  # transient: Airflow's retry may cure it
+        with tasks.fail_fast():
+            raise StagingIncompleteError("not staged")
 
 
-def test_nothing_to_load_is_skipped_and_a_missing_load_is_failed(tmp_path):
-    assert recorded(tmp_path, listing={"skipped": "too old"}, extracts=[], loaded=None)[0] == "skipped"
-    outcome, row = recorded(tmp_path, listing=LISTING, extracts=[], loaded=None)
-    assert outcome == "failed" and row["error"]
+def test_a_window_zoom_no_longer_serves_skips_the_listing_and_pushes_why(zoom_conn):
+    old = date.today() - timedelta(days=400)
+    ti = FakeTaskInstance()
+    with pytest.raises(AirflowSkipException, match="six months"):
+        tasks.listing_task(**context(ti, from_date=old.isoformat(), to_date=old.isoformat()))
+    assert "six months" in ti.pushed[STATS_XCOM_KEY]["skipped"]
 
 
-def test_a_failed_run_records_the_window_and_the_requests_made_so_far(tmp_path):
-    """A listing that failed pushes what it knew (its window, its requests); an extraction that
-    failed before returning left its cost in its batch folder, which the record reads."""
-    from zoom_qos.pipeline.staging import write_stats
+def test_a_failed_listing_pushes_what_it_knew_and_a_bad_param_fails_at_once(zoom_conn):
+    ti = FakeTaskInstance()
+    with pytest.raises(AirflowFailException) as failed:
+        tasks.listing_task(**context(ti, batch_size=-1))
+    assert isinstance(failed.value.__cause__, InvalidParamError)
+    assert ti.pushed[STATS_XCOM_KEY] == {}  # nothing known yet, but the record's XCom is there
 
-    failed_listing = {"window_start": "2026-11-20", "window_end": "2026-11-20", "requests": 2,
-                      "retries": 0}
-    outcome, row = recorded(tmp_path, listing=failed_listing, extracts=[], loaded=None)
-    assert outcome == "failed"
-    assert str(row["window_start"]).startswith("2026-11-20") and row["api_requests"] == 2
 
-    qos = [(tmp_path / f"qos-{i}").as_uri() for i in range(2)]
-    write_stats(qos[1], "a1", {"requests": 4, "retries": 1, "token_restarts": 0})
-    write_stats(qos[1], "a2", {"requests": 3, "retries": 0, "token_restarts": 1})
-    batches = [{"index": 0, "qos_uri": qos[0]}, {"index": 1, "qos_uri": qos[1]}]
-    outcome, row = recorded(tmp_path / "second", listing=LISTING, loaded=None, batches=batches,
-                            extracts=[{**EXTRACT, "qos_uri": qos[0]}, None])
-    # listing 2 + batch 0's summary 5 + batch 1's two failed attempts 4 + 3
-    assert outcome == "failed" and row["api_requests"] == 14 and row["retries"] == 2
-    assert row["token_restarts"] == 2
+def test_the_record_task_fails_the_run_when_a_task_failed(tmp_path, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_ZOOM_QOS_WAREHOUSE",
+                       '{"conn_type": "sqlite", "host": "%s"}' % (tmp_path / "w.db"))
+    listing = {"window_start": "2026-11-20", "window_end": "2026-11-20", "requests": 2}
+    ti = FakeTaskInstance({(LIST_TASK_ID, STATS_XCOM_KEY): listing})
+    with pytest.raises(AirflowFailException, match="pipeline_runs"):
+        tasks.record_task(**context(ti))
