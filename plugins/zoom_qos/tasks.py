@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping
 from contextlib import closing, contextmanager
-from datetime import date, datetime, timedelta
+from datetime import timedelta
 from typing import Any, cast
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
@@ -34,7 +34,6 @@ from zoom_qos.core.errors import NothingToLoad, PermanentError
 from zoom_qos.hooks import ZoomVideoSdkHook
 from zoom_qos.pipeline import listing, live, runrecord
 from zoom_qos.pipeline.windows import check_listing_params
-from zoom_qos.warehouse.store import Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -62,29 +61,16 @@ def fail_fast() -> Iterator[None]:
         raise AirflowFailException(str(error)) from error
 
 
-def list_sessions(
-    *,
-    dag_id: str,
-    run_id: str,
-    interval_start: datetime | None,
-    interval_end: datetime | None,
-    params: Mapping[str, Any],
-    today: date | None = None,
-    zoom_conn_id: str = ZOOM_CONN_ID,
-    staging: str | None = None,
-    warehouse: Warehouse | None = None,
-    progress: dict[str, Any] | None = None,
-) -> tuple[list[BatchRef], ListingStats]:
-    """``pipeline.listing.list_sessions`` with the client of the Zoom connection ``zoom_conn_id``.
+def list_sessions(*, params: Mapping[str, Any], zoom_conn_id: str = ZOOM_CONN_ID,
+                  **listing_args: Any) -> tuple[list[BatchRef], ListingStats]:
+    """``pipeline.listing.list_sessions`` (``listing_args`` are its arguments) with the client of
+    the Zoom connection ``zoom_conn_id``.
 
     The params are checked before the connection is read, and the connection (its extras refused
     when wrong) before anything is requested or written."""
     params = check_listing_params(params)
     with closing(ZoomVideoSdkHook(zoom_conn_id)) as hook:
-        return listing.list_sessions(
-            dag_id=dag_id, run_id=run_id, interval_start=interval_start, interval_end=interval_end,
-            params=params, client=hook.client, today=today, staging=staging, warehouse=warehouse,
-            progress=progress)
+        return listing.list_sessions(params=params, client=hook.client, **listing_args)
 
 
 def listing_task(**context: Any) -> list[BatchRef]:

@@ -31,8 +31,9 @@ REPORT_TASK_ID: Final = "render_report"
 STATS_XCOM_KEY: Final = "stats"
 
 
-class RequestCost(TypedDict):
-    """What a task's Zoom requests cost (``zoom.client.RequestStats.as_dict``)."""
+class RequestCost(TypedDict, total=False):
+    """What a task's Zoom requests cost (``zoom.client.RequestStats.as_dict``); absent where
+    nothing was asked (a listing skipped before its first request)."""
 
     requests: int
     retries: int
@@ -60,7 +61,7 @@ class BatchRef(TypedDict):
     of: int
 
 
-class ListingStats(TypedDict, total=False):
+class ListingStats(RequestCost, total=False):
     """The listing's figures (XCom ``stats``): its window, what it listed and what it cost; the
     daily counts of the months it touched (``daily_usage``). A failed listing leaves what it knew
     (the window, the requests so far); one that found nothing Zoom still serves, ``skipped``."""
@@ -74,15 +75,9 @@ class ListingStats(TypedDict, total=False):
     batches: int
     daily_usage: list[dict[str, Any]]
     skipped: str
-    requests: int
-    retries: int
-    rate_limit_waits: int
-    rate_limit_wait_seconds: float
-    jwt_renewals_on_401: int
-    token_restarts: int
 
 
-class ExtractResult(TypedDict, total=False):
+class ExtractResult(RequestCost, total=False):
     """One extraction's return (references and counts, never the data), or, for an extraction
     that did not return, the cost its attempts left in staging (``qos_uri`` and the cost only)."""
 
@@ -92,12 +87,6 @@ class ExtractResult(TypedDict, total=False):
     sessions: int
     sessions_unread: int
     users: int
-    requests: int
-    retries: int
-    rate_limit_waits: int
-    rate_limit_wait_seconds: float
-    jwt_renewals_on_401: int
-    token_restarts: int
     extract_seconds: float
 
 
