@@ -27,10 +27,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
+from airflow.sdk import BaseHook
 from sqlalchemy.engine import URL, make_url
 
+from zoom_qos.core.config import staging_url
+from zoom_qos.hooks import zoom_base_url
+from zoom_qos.pipeline.staging import safe_name
 from zoom_qos.warehouse.quality import CHECKS
 from zoom_qos.zoom.published import DAILY_USAGE, SESSION_QOS, SESSION_USERS, SESSIONS, Endpoint
+from zoom_qos.zoom.settings import ZoomSettings
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
@@ -171,6 +176,20 @@ def asset_event_extra(result: Mapping[str, Any], listing: Mapping[str, Any] | No
 
 
 # --------------------------------------------------------------------------- OpenLineage objects
+def zoom_connection_lineage(conn_id: str) -> tuple[str, bool]:
+    """The base URL of a Zoom connection and whether it reads the users' grades, without building
+    a client (that would set up rate limiting and the daily budget just to name datasets)."""
+    conn = BaseHook.get_connection(conn_id)
+    base_url = zoom_base_url(conn.host, conn.schema, conn.port)
+    return base_url, ZoomSettings.from_extra(conn.extra_dejson).read_user_grades
+
+
+def staging_dataset(dag_id: str) -> DatasetId:
+    """The DAG's staging area as one dataset: each run writes its own sub-folder of it, but naming
+    the area rather than the run's folder keeps one node in the lineage graph across runs."""
+    return storage_id(f"{staging_url().rstrip('/')}/{safe_name(dag_id)}")
+
+
 def operator_lineage(inputs: Sequence[Dataset], outputs: Sequence[Dataset]) -> OperatorLineage | None:
     """The provider's ``OperatorLineage``, or None without the provider."""
     try:

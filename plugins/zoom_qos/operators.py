@@ -17,11 +17,11 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.triggers.temporal import DateTimeTrigger
-from airflow.sdk import Asset, AssetAlias, BaseHook, BaseOperator
+from airflow.sdk import Asset, AssetAlias, BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
 from zoom_qos import lineage
-from zoom_qos.core.config import WAREHOUSE_CONN_ID, ZOOM_CONN_ID, staging_url
+from zoom_qos.core.config import WAREHOUSE_CONN_ID, ZOOM_CONN_ID
 from zoom_qos.core.contracts import (
     LIST_TASK_ID,
     STATS_XCOM_KEY,
@@ -32,15 +32,13 @@ from zoom_qos.core.contracts import (
 )
 from zoom_qos.core.errors import DailyLimitReached
 from zoom_qos.core.statuses import DEFAULT_QOS_PENDING_MAX_HOURS
-from zoom_qos.hooks import ZoomVideoSdkHook, zoom_base_url
+from zoom_qos.hooks import ZoomVideoSdkHook
 from zoom_qos.pipeline.extraction import extract_batch
 from zoom_qos.pipeline.load import load_batches
-from zoom_qos.pipeline.staging import safe_name
 from zoom_qos.tasks import fail_fast
 from zoom_qos.warehouse.quality import DEFAULT_HARD_CHECKS
 from zoom_qos.warehouse.store import Warehouse
 from zoom_qos.zoom.budget import is_backfill
-from zoom_qos.zoom.settings import ZoomSettings
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
@@ -81,8 +79,8 @@ class ZoomSessionQosOperator(BaseOperator):
     # --- OpenLineage (called by the provider, if installed, around execute) -------------------
     def get_openlineage_facets_on_start(self) -> OperatorLineage | None:
         """Inputs and output before the run: the endpoints this connection will be asked."""
-        base_url, read_user_grades = zoom_connection_lineage(self.zoom_conn_id)
-        return lineage.extract_lineage(base_url=base_url, staging=staging_dataset(self.dag_id),
+        base_url, read_user_grades = lineage.zoom_connection_lineage(self.zoom_conn_id)
+        return lineage.extract_lineage(base_url=base_url, staging=lineage.staging_dataset(self.dag_id),
                                        read_user_grades=read_user_grades)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage | None:
@@ -90,7 +88,8 @@ class ZoomSessionQosOperator(BaseOperator):
         counts = getattr(self, "_lineage_counts", None)
         if counts is None:  # the task ended without extracting (nothing kept)
             return self.get_openlineage_facets_on_start()
-        return lineage.extract_lineage(base_url=counts["base_url"], staging=staging_dataset(self.dag_id),
+        return lineage.extract_lineage(base_url=counts["base_url"],
+                                       staging=lineage.staging_dataset(self.dag_id),
                                        read_user_grades=counts["read_user_grades"], users=counts["users"])
 
     def _extract(self, context: Any) -> ExtractResult:
@@ -114,20 +113,6 @@ class ZoomSessionQosOperator(BaseOperator):
             self.log.warning("%s Deferring until %s.", limit, resume_at.isoformat())
             self.defer(trigger=DateTimeTrigger(moment=resume_at), method_name="resume_after_daily_limit")
         raise AirflowException(str(limit)) from limit
-
-
-def zoom_connection_lineage(conn_id: str) -> tuple[str, bool]:
-    """The base URL of a Zoom connection and whether it reads the users' grades, without building
-    a client (that would set up rate limiting and the daily budget just to name datasets)."""
-    conn = BaseHook.get_connection(conn_id)
-    base_url = zoom_base_url(conn.host, conn.schema, conn.port)
-    return base_url, ZoomSettings.from_extra(conn.extra_dejson).read_user_grades
-
-
-def staging_dataset(dag_id: str) -> lineage.DatasetId:
-    """The DAG's staging area as one dataset: each run writes its own sub-folder of it, but naming
-    the area rather than the run's folder keeps one node in the lineage graph across runs."""
-    return lineage.storage_id(f"{staging_url().rstrip('/')}/{safe_name(dag_id)}")
 
 
 class WarehouseLoadOperator(BaseOperator):
@@ -216,7 +201,7 @@ class WarehouseLoadOperator(BaseOperator):
 
     def _lineage(self, url: Any, schema: str | None, result: dict[str, Any] | None = None,
                  hard_checks: list[str] | None = None) -> OperatorLineage | None:
-        base_url, _ = zoom_connection_lineage(self.zoom_conn_id)
-        return lineage.load_lineage(base_url=base_url, staging=staging_dataset(self.dag_id),
+        base_url, _ = lineage.zoom_connection_lineage(self.zoom_conn_id)
+        return lineage.load_lineage(base_url=base_url, staging=lineage.staging_dataset(self.dag_id),
                                     warehouse_url=url, schema=schema, result=result,
                                     hard_checks=hard_checks or ())

@@ -161,7 +161,7 @@ def _in_threads(work: Callable[[], object], threads: int = THREADS) -> None:
         try:
             barrier.wait()
             work()
-        except BaseException as error:  # noqa: BLE001 (reported by the test)
+        except BaseException as error:  # reported by the test
             errors.append(error)
 
     pool = [threading.Thread(target=run) for _ in range(threads)]

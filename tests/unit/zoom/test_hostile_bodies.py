@@ -83,7 +83,7 @@ def peak_bytes(work) -> tuple[BaseException, int]:
     tracemalloc.start()
     try:
         work()
-    except Exception as error:  # noqa: BLE001 (returned for the test to judge)
+    except Exception as error:  # returned for the test to judge
         raised: BaseException = error
     else:
         raise AssertionError("expected an error")
