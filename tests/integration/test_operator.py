@@ -223,26 +223,39 @@ def test_daily_limit_without_deferral_fails_saying_when_it_resets(simulator, zoo
 
 
 def test_a_backfill_stops_at_its_share_of_the_daily_budget_and_defers_to_midnight(
-        simulator, zoom_conn, staged_batch):
+        simulator, zoom_conn, tmp_path, monkeypatch):
+    """The budget's clock is fixed (any day, any time of day gives the same figures), and the batch
+    needs more requests than the day allows (one user a page; sessions of as many days as it takes),
+    so both the backfill and the scheduled run stop at their shares."""
     from types import SimpleNamespace
 
     from airflow.sdk.exceptions import TaskDeferred
 
-    batch, sessions = staged_batch
-    zoom_conn(backoff_base_seconds=0.05, daily_request_limit=8, backfill_reserve_requests=5,
+    from zoom_qos.zoom import client as client_module
+
+    noon = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+    real_budget_for = client_module.budget_for
+    monkeypatch.setattr(client_module, "budget_for", lambda **kw: real_budget_for(clock=lambda: noon, **kw))
+    sessions: list[dict] = []
+    day = simulator.dataset.now.date() - timedelta(days=2)
+    while sum(max(1, len(simulator.dataset.users_for_session(s["id"]))) for s in sessions) <= 8:
+        sessions += [s for s in simulator.dataset.sessions_for_day(day) if s.get("end_time")]
+        day -= timedelta(days=1)
+    batch = {"index": 0, "sessions_uri": (tmp_path / "sessions.jsonl").as_uri(),
+             "qos_uri": (tmp_path / "qos").as_uri(), "sessions": len(sessions)}
+    write_jsonl(batch["sessions_uri"], sessions)
+    zoom_conn(backoff_base_seconds=0.05, qos_page_size=1, daily_request_limit=8, backfill_reserve_requests=5,
               live_daily_request_budget=0)
     backfill = {"dag_run": SimpleNamespace(run_type="backfill"), "params": {}}
-    operator = ZoomSessionQosOperator(task_id="extract_qos", batch=batch)
     with pytest.raises(TaskDeferred) as deferred:
-        operator.execute(context=backfill)
+        ZoomSessionQosOperator(task_id="extract_qos", batch=batch).execute(context=backfill)
     # 8 - 5 reserved for scheduled runs: exactly 3 requests went to Zoom
     assert simulator.stats()["by_endpoint"]["user_qos"] == 3
-    tomorrow = datetime.now(UTC).date() + timedelta(days=1)
-    assert deferred.value.trigger.moment == datetime(tomorrow.year, tomorrow.month, tomorrow.day,
-                                                     tzinfo=UTC) + timedelta(seconds=30)
+    # the next 00:00 UTC after the budget's day, plus daily_limit_resume_delay_seconds (30)
+    assert deferred.value.trigger.moment == datetime(2026, 3, 11, tzinfo=UTC) + timedelta(seconds=30)
     staged = staged_records(batch["qos_uri"])
-    assert staged and len(staged) < len(sessions)
-    # a scheduled run of the same day may still spend the reserve
+    assert len(staged) < len(sessions)
+    # a scheduled run of the same day may still spend the reserve, and stops there
     simulator.reset_stats()
     with pytest.raises(TaskDeferred):
         ZoomSessionQosOperator(task_id="extract_qos", batch=batch).execute(context={})
