@@ -91,8 +91,8 @@ class ZoomVideoSdkHook(HttpHook):
     @property
     def client(self) -> ZoomClient:
         """The client for this hook's connection, built on first use: this reads the Airflow
-        connection (once per hook; threads share the result) and raises ``ZoomConfigError`` or
-        ``ValueError`` for settings or credentials that cannot work, before any request."""
+        connection (once per hook; threads share the result) and raises ``ZoomConfigError`` (a
+        ``PermanentError``) for settings or credentials that cannot work, before any request."""
         with self._client_lock:
             if self._client is None:
                 self._client = self._build_client()

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
+import math
+from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,12 +26,18 @@ from include.zoom_simulator import Simulator, SimulatorConfig
 from tests.conftest import API_KEY, API_SECRET
 from zoom_qos import tasks
 from zoom_qos.alerts import daily as day_alerts
+from zoom_qos.alerts.notify import NotifierConfigError
 from zoom_qos.core import config
-from zoom_qos.core.errors import InvalidParamError, PermanentError
+from zoom_qos.core.errors import InvalidParamError, PermanentError, SettingsError
 from zoom_qos.operators import fail_fast
+from zoom_qos.pipeline.privacy import Pseudonymizer
 from zoom_qos.pipeline.windows import check_listing_params, requested_window
 from zoom_qos.warehouse.connection import WarehouseConnectionError, airflow_target
+from zoom_qos.warehouse.sql import UnsupportedDatabaseError, check_dialect
+from zoom_qos.zoom.auth import ZoomJwtAuth
+from zoom_qos.zoom.budget import budget_for
 from zoom_qos.zoom.errors import ZoomConfigError
+from zoom_qos.zoom.pagination import RestartingPaginator
 from zoom_qos.zoom.settings import ZoomSettings
 
 WAREHOUSE_ENV = "AIRFLOW_CONN_ZOOM_QOS_WAREHOUSE"
@@ -107,14 +114,18 @@ def test_a_param_out_of_range_fails_before_any_request_or_write(simulator, zoom_
 
 
 @pytest.mark.parametrize("extra,named", [
+    ({"max_retries": "x"}, "'max_retries' must be a int, got 'x'"),  # the wrong type fails at once too
+    ({"read_user_grades": "sure"}, "'read_user_grades' must be a bool, got 'sure'"),
+    ({"backfill_reserve_requests": 60_000}, r"'backfill_reserve_requests' \(60,000\) and "
+                                            r"'live_daily_request_budget' \(3,000\) together must be less"),
     ({"max_concurrent_sessions": 0}, "'max_concurrent_sessions' is 0, but it must be from 1 to 256"),
     ({"heavy_requests_per_second": -1}, "'heavy_requests_per_second' is -1.0, but it must be more than 0"),
     ({"timeout_seconds": "NaN"}, "'timeout_seconds' is nan, but it must be more than 0 and at most 3,600"),
     ({"list_page_size": 0}, "'list_page_size' is 0, but Zoom's published definition allows 1 to 300"),
     ({"daily_request_limit": -5}, "'daily_request_limit' is -5, but it must be from 0 to 10,000,000"),
 ])
-def test_a_zoom_extra_out_of_range_fails_before_any_request_or_write(simulator, zoom_conn, data_dir, extra,
-                                                                     named):
+def test_a_bad_zoom_extra_fails_before_any_request_or_write(simulator, zoom_conn, data_dir, extra, named):
+    """Of the wrong type or out of range, a ``ZoomConfigError``: permanent, the task does not retry."""
     zoom_conn(**extra)
     simulator.reset_stats()
     with pytest.raises(AirflowFailException, match=named) as caught:
@@ -230,7 +241,7 @@ def test_the_safety_margin_must_leave_a_page_token_some_life():
                                    {"jwt_ttl_seconds": float("nan")}, {"heavy_requests_per_second": True}])
 def test_booleans_and_fractions_are_no_counts(extra):
     (name, _), = extra.items()
-    with pytest.raises(ValueError, match=f"Connection extra {name!r} must be a"):
+    with pytest.raises(ZoomConfigError, match=f"Connection extra {name!r} must be a"):
         ZoomSettings.from_extra(extra)
 
 
@@ -303,8 +314,8 @@ def test_a_hostile_schema_name_creates_nothing_on_postgresql(simulator, zoom_con
 
 # --------------------------------------------------------------------------- [zoom_qos] settings
 @pytest.mark.parametrize("key,read", [
-    ("alert_poor_share", day_alerts.alert_poor_share),
-    ("alert_count_gap", day_alerts.alert_count_gap),
+    ("alert_poor_share", config.alert_poor_share),
+    ("alert_count_gap", config.alert_count_gap),
     ("live_alert_poor_share", config.live_alert_poor_share),
 ])
 @pytest.mark.parametrize("raw,problem", [
@@ -314,7 +325,7 @@ def test_a_hostile_schema_name_creates_nothing_on_postgresql(simulator, zoom_con
 def test_a_share_is_a_finite_number_from_0_to_1(monkeypatch, key, read, raw, problem):
     assert 0 < read() < 1  # the default
     monkeypatch.setenv(f"AIRFLOW__ZOOM_QOS__{key.upper()}", raw)
-    with pytest.raises(ValueError, match=f"zoom_qos\\] {key} {problem}"):
+    with pytest.raises(SettingsError, match=f"zoom_qos\\] {key} {problem}"):
         read()
     monkeypatch.setenv(f"AIRFLOW__ZOOM_QOS__{key.upper()}", "1")
     assert read() == 1
@@ -329,5 +340,157 @@ def test_a_share_is_a_finite_number_from_0_to_1(monkeypatch, key, read, raw, pro
 ])
 def test_numbers_of_the_section_are_finite_and_in_range(monkeypatch, key, read, raw, problem):
     monkeypatch.setenv(f"AIRFLOW__ZOOM_QOS__{key.upper()}", raw)
-    with pytest.raises(ValueError, match=f"zoom_qos\\] {key} {problem}"):
+    with pytest.raises(SettingsError, match=f"zoom_qos\\] {key} {problem}"):
         read()
+
+
+# --------------------------------------------------------------------------- every path, whatever is wrong
+# Each way a setting reaches the package: a value of the wrong type and one out of range are refused
+# alike, with the settings error (a ``PermanentError``: the task fails at once, Airflow does not retry
+# what only a change of the setting can fix), naming the setting and never a secret.
+def refused(call: Callable[[], object], error: type[Exception] = SettingsError) -> str:
+    """The message of the error ``call`` raises, checked to be an ``error`` and permanent."""
+    with pytest.raises(error) as caught:
+        call()
+    assert isinstance(caught.value, PermanentError), type(caught.value).__mro__
+    return str(caught.value)
+
+
+#: Each number of the [zoom_qos] section and its public reader.
+SECTION_READERS: dict[str, Callable[[], float]] = {
+    "staging_retention_days": config.staging_retention_days,
+    "alert_poor_share": config.alert_poor_share,
+    "alert_count_gap": config.alert_count_gap,
+    "live_interval_minutes": config.live_interval_minutes,
+    "live_window_minutes": config.live_window_minutes,
+    "live_alert_poor_share": config.live_alert_poor_share,
+    "live_alert_min_samples": config.live_alert_min_samples,
+}
+
+
+def test_every_number_of_the_section_is_tried_here():
+    assert set(SECTION_READERS) == {s.key for s in config.SETTINGS.values() if s.kind != "text"}
+    # the daily alerts read theirs through the same definitions
+    assert (day_alerts.alert_poor_share, day_alerts.alert_count_gap) == (config.alert_poor_share,
+                                                                         config.alert_count_gap)
+    assert day_alerts.DEFAULT_ALERT_POOR_SHARE == config.ALERT_POOR_SHARE.default
+
+
+def out_of_range(setting: config.Setting) -> list[str]:
+    """Values just outside ``setting``'s range: below (or at, when it must be more) and above."""
+    values = [f"{setting.minimum:g}" if setting.above else f"{setting.minimum - 0.5:g}"]
+    if math.isfinite(setting.maximum):
+        values.append(f"{setting.maximum + 0.5:g}")
+    return values
+
+
+@pytest.mark.parametrize("key", sorted(SECTION_READERS))
+def test_a_section_number_of_the_wrong_type_or_out_of_range_is_a_settings_error(monkeypatch, key):
+    setting, read = config.SETTINGS[key], SECTION_READERS[key]
+    assert read() == setting.default  # unset: the default, which lies in the range
+    for raw in ["lots", "5 minutes", "0x10", *out_of_range(setting)]:
+        monkeypatch.setenv(f"AIRFLOW__ZOOM_QOS__{key.upper()}", raw)
+        message = refused(read)
+        assert f"[zoom_qos] {key} " in message and f"got {raw!r}" in message, message
+        assert "remove it to use the default" in message, message
+
+
+#: Each extra of the Zoom connection that a wrong type can reach (text extras take any text).
+TYPED_EXTRAS = [f for f in dataclasses.fields(ZoomSettings) if not isinstance(f.default, str)]
+
+
+def extra_out_of_range(field: dataclasses.Field[Any]) -> object | None:
+    if "endpoint" in field.metadata:
+        return 0
+    bounds = field.metadata.get("bounds")
+    if bounds is None:
+        return None  # a flag: only its type can be wrong
+    return bounds.low if bounds.above else bounds.low - 1
+
+
+@pytest.mark.parametrize("field", TYPED_EXTRAS, ids=lambda f: f.name)
+def test_a_zoom_extra_of_the_wrong_type_or_out_of_range_is_a_zoom_config_error(field):
+    # text is the path of a CA bundle for ``verify``, so its wrong types are others
+    bad = [7, "", [3], {"n": 1}] if field.name == "verify" else ["lots", [3], {"n": 1}, None]
+    outside = extra_out_of_range(field)
+    for raw in [*bad, *([] if outside is None else [outside])]:
+        message = refused(lambda raw=raw: ZoomSettings.from_extra({field.name: raw}), ZoomConfigError)
+        assert f"Connection extra {field.name!r}" in message, message
+    if field.name != "verify":  # a path of a CA bundle is text, so text is no wrong type for it
+        refused(lambda: ZoomSettings.from_extra({field.name: "x" * 10_000}), ZoomConfigError)
+
+
+@pytest.mark.parametrize("kwargs,named", [
+    ({"daily_limit": "60000"}, "'daily_request_limit'"),                    # the wrong type
+    ({"reserve": 1.5}, "'backfill_reserve_requests'"),
+    ({"live_budget": None}, "'live_daily_request_budget'"),
+    ({"daily_limit": True}, "'daily_request_limit'"),
+    ({"daily_limit": -1}, "'daily_request_limit'"),                         # out of range
+    ({"reserve": 60_000}, "'backfill_reserve_requests' (60,000) must be less than"),
+    ({"reserve": 50_000, "live_budget": 10_000}, "together must be less than 'daily_request_limit'"),
+])
+def test_the_budget_s_extras_wrong_or_out_of_range_are_a_zoom_config_error(tmp_path, kwargs, named):
+    arguments: dict[str, Any] = {"daily_limit": 60_000, "reserve": 0, "live_budget": 0, **kwargs}
+    for backfill in (False, True):
+        message = refused(lambda backfill=backfill: budget_for(
+            **arguments, backfill=backfill, account="acct", directory=tmp_path), ZoomConfigError)
+        assert named in message, message
+
+
+@pytest.mark.parametrize("key,secret,ttl", [
+    ("k", "s3cret-9a", "1800"), ("k", "s3cret-9a", None), ("k", "s3cret-9a", True),  # the wrong type
+    ("k", "s3cret-9a", 60), ("k", "s3cret-9a", 0), ("k", "s3cret-9a", float("nan")),  # out of range
+    ("", "s3cret-9a", 1800), ("k", "", 1800), (None, "s3cret-9a", 1800), ("k", 42, 1800),  # credentials
+])
+def test_the_jwt_settings_from_the_connection_are_a_zoom_config_error(key, secret, ttl):
+    message = refused(lambda: ZoomJwtAuth(key, secret, ttl_seconds=ttl), ZoomConfigError)
+    assert ("jwt_ttl_seconds" in message) != ("API key" in message), message
+    assert "s3cret-9a" not in message
+
+
+@pytest.mark.parametrize("ttl,safety", [
+    ("900", 60), (900, None), (float("nan"), 60),   # the wrong type (NaN is no number of seconds)
+    (60, 60), (60, 900), (0, 0),                    # out of range: no life left to a token
+])
+def test_the_page_token_settings_are_a_zoom_config_error(ttl, safety):
+    message = refused(lambda: RestartingPaginator(token_ttl=ttl, safety=safety), ZoomConfigError)
+    assert "'page_token_safety_seconds'" in message and "'page_token_ttl_seconds'" in message
+
+
+@pytest.mark.parametrize("key", [12345678901234567890, None, b"s1xteen-bytes-k3y!",  # the wrong type
+                                 "k3y-7f", "q" * 15])                                  # too short
+def test_the_pseudonymization_key_is_a_zoom_config_error_without_showing_it(key):
+    message = refused(lambda: Pseudonymizer(key), ZoomConfigError)
+    assert "'pseudonymization_key'" in message and "at least 16 characters" in message
+    if key is not None:
+        assert str(key) not in message and repr(key) not in message
+
+
+def test_a_notifier_setting_is_a_settings_error():
+    """Its wrong values are tried in tests/unit/alerts (a class path that does not import, JSON of
+    the wrong type, arguments the class refuses)."""
+    assert issubclass(NotifierConfigError, SettingsError) and issubclass(NotifierConfigError, ValueError)
+
+
+def test_an_unsupported_warehouse_is_a_permanent_warehouse_connection_error():
+    message = refused(lambda: check_dialect("mysql"), UnsupportedDatabaseError)
+    assert "'mysql'; use sqlite or postgresql" in message
+    assert issubclass(UnsupportedDatabaseError, WarehouseConnectionError)
+    assert issubclass(UnsupportedDatabaseError, ValueError)  # as before
+
+
+@pytest.mark.parametrize("schema", [123, ["zoom_qos"], "zoom qos", "x" * 64])  # the wrong type, a bad name
+def test_a_bad_warehouse_schema_extra_is_a_permanent_warehouse_connection_error(monkeypatch, schema):
+    define_postgres(monkeypatch, URL.create("postgresql", host="db.example.com", port=5432, username="etl",
+                                            database="analytics"), schema)
+    message = refused(airflow_target, WarehouseConnectionError)
+    assert "'warehouse_schema'" in message and "pw-7d1e" not in message
+
+
+def test_the_settings_errors_are_permanent_value_errors():
+    """Permanent: ``fail_fast`` fails the task at once. A ``ValueError`` too: callers that caught
+    the plain one before still do."""
+    for error in (SettingsError, ZoomConfigError, NotifierConfigError, WarehouseConnectionError,
+                  UnsupportedDatabaseError):
+        assert issubclass(error, PermanentError) and issubclass(error, ValueError), error
+    assert issubclass(ZoomConfigError, SettingsError)

@@ -25,7 +25,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from zoom_qos.alerts.notify import configured_notifier, notify
-from zoom_qos.core.config import CONFIG_SECTION, share_setting
+from zoom_qos.core.config import (  # the thresholds are defined there, re-exported here
+    CONFIG_SECTION,
+    DEFAULT_ALERT_COUNT_GAP,
+    DEFAULT_ALERT_POOR_SHARE,
+    alert_count_gap,
+    alert_poor_share,
+)
 from zoom_qos.core.contracts import window_days
 from zoom_qos.report.build import expected_report_path
 from zoom_qos.transform.parsing import utc_day
@@ -48,24 +54,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ALERT_POOR_SHARE = 0.2
-DEFAULT_ALERT_COUNT_GAP = 0.05
 #: The kinds of quality alert (``quality_alerts.kind``).
 POOR_SHARE = "poor_share"
 COUNT_GAP = "count_gap"
-
-
-def alert_poor_share() -> float:
-    """A day's poor share of a media type above this raises an alert (``alert_poor_share``); a
-    share, 0 to 1."""
-    return share_setting("alert_poor_share", DEFAULT_ALERT_POOR_SHARE)
-
-
-def alert_count_gap() -> float:
-    """A day's share of Zoom's session count missing from the warehouse above this raises an alert
-    (``alert_count_gap``); a share, 0 to 1."""
-    return share_setting("alert_count_gap", DEFAULT_ALERT_COUNT_GAP)
-
 
 
 # --------------------------------------------------------------------------- quality

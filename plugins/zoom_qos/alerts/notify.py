@@ -32,8 +32,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from zoom_qos.core.config import CONFIG_SECTION, setting
-from zoom_qos.core.errors import ZoomQosError
+from zoom_qos.core.config import CONFIG_SECTION, NOTIFIER, NOTIFIER_KWARGS
+from zoom_qos.core.errors import SettingsError
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseNotifier
@@ -56,14 +56,15 @@ _MESSAGE_ARGS = ("html_content", "text", "message", "body")
 CONTEXT_KEY = "zoom_qos_alert"
 
 
-class NotifierConfigError(ZoomQosError, ValueError):
-    """``[zoom_qos] notifier`` or ``notifier_kwargs`` cannot be used; the message names which."""
+class NotifierConfigError(SettingsError):
+    """``[zoom_qos] notifier`` or ``notifier_kwargs`` cannot be used; the message names which.
+    A ``SettingsError``: permanent, no retry fixes the configuration."""
 
 
 # --------------------------------------------------------------------------- the notifier
 def _notifier_setting() -> tuple[type[BaseNotifier], dict[str, Any]] | None:
     """The configured notifier class and its arguments, None when none is configured."""
-    path = (setting("notifier") or "").strip()
+    path = (NOTIFIER.raw() or "").strip()
     if not path:
         return None
     # Airflow's notifier machinery only when a notifier is configured
@@ -82,7 +83,7 @@ def _notifier_setting() -> tuple[type[BaseNotifier], dict[str, Any]] | None:
         raise NotifierConfigError(
             f"[{CONFIG_SECTION}] notifier = {path!r} is not an Airflow notifier (a BaseNotifier subclass)."
         )
-    raw = setting("notifier_kwargs") or "{}"
+    raw = NOTIFIER_KWARGS.raw() or "{}"
     try:
         kwargs = json.loads(raw)
     except json.JSONDecodeError as error:
@@ -169,7 +170,7 @@ def on_dag_failure(context: Mapping[str, Any]) -> None:
     Does nothing when no notifier is configured. A wrong configuration raises
     ``NotifierConfigError`` (the DAG processor logs it with the callback).
     """
-    if not (setting("notifier") or "").strip():
+    if not (NOTIFIER.raw() or "").strip():
         return
     subject, message, details = failure_message(context)
     notify(subject, message, context, **details)

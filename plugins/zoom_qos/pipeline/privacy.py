@@ -14,14 +14,24 @@ import hmac
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from zoom_qos.zoom.errors import ZoomConfigError
+
 PSEUDONYMIZED_FIELDS = ("name", "ip_address", "user_key")
 PREFIX = "pseudo:"
+#: The shortest key taken: a short key can be guessed, and with it every pseudonym recomputed.
+MIN_KEY_LENGTH = 16
 
 
 class Pseudonymizer:
     def __init__(self, key: str, fields: Iterable[str] = PSEUDONYMIZED_FIELDS) -> None:
-        if len(key) < 16:
-            raise ValueError("pseudonymization_key must be at least 16 characters long")
+        """``key`` is the Zoom connection's extra ``pseudonymization_key``: text of at least
+        ``MIN_KEY_LENGTH`` characters, else ``ZoomConfigError`` (permanent; the key is never shown)."""
+        if not isinstance(key, str) or len(key) < MIN_KEY_LENGTH:
+            what = "shorter" if isinstance(key, str) else f"a {type(key).__name__}, not text"
+            raise ZoomConfigError(
+                f"Connection extra 'pseudonymization_key' must be text of at least {MIN_KEY_LENGTH} "
+                f"characters, but it is {what}: set a longer random key (changing it changes every "
+                "pseudonym), or remove it to keep names, IP addresses and user keys as Zoom sends them.")
         self._key = key.encode()
         self.fields = tuple(fields)
         try:

@@ -241,6 +241,8 @@ def create_engine(url: URL, schema: str | None, creator: Callable[[], Any] | Non
     :func:`_install_sqlite_hooks`.
 
     ``creator`` (see :class:`WarehouseTarget`) opens each DB-API connection in place of ``url``.
+    A URL of another database raises ``UnsupportedDatabaseError``, a ``WarehouseConnectionError``
+    (permanent) like every other refusal of the connection here.
     """
     dialect = check_dialect(url.get_backend_name())
     options: dict[str, Any] = {}

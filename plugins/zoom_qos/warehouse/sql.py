@@ -6,14 +6,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from zoom_qos.core.errors import ZoomQosError
+from zoom_qos.core.errors import WarehouseConnectionError
 
 Dialect = Literal["sqlite", "postgresql"]
 DIALECTS: tuple[Dialect, ...] = ("sqlite", "postgresql")
 
 
-class UnsupportedDatabaseError(ZoomQosError, ValueError):
-    """The warehouse is neither SQLite nor PostgreSQL."""
+class UnsupportedDatabaseError(WarehouseConnectionError):
+    """The warehouse is neither SQLite nor PostgreSQL: the connection (or URL) must change, so it
+    is permanent, as any other ``WarehouseConnectionError`` (and a ``ValueError`` too)."""
 
 
 def check_dialect(name: str) -> Dialect:

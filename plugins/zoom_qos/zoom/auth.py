@@ -12,6 +12,7 @@ lines never show them.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import warnings
@@ -20,6 +21,8 @@ from collections.abc import Callable
 import jwt
 import requests
 from jwt.warnings import InsecureKeyLengthWarning
+
+from zoom_qos.zoom.errors import ZoomConfigError
 
 # Zoom issues the secrets; their length is not ours to choose, so PyJWT's advice is noise.
 warnings.filterwarnings("ignore", category=InsecureKeyLengthWarning)
@@ -50,14 +53,23 @@ class ZoomJwtAuth(requests.auth.AuthBase):
         on_secret: Callable[[str], None] | None = None,
     ) -> None:
         """``on_secret`` is called with the API secret now and with each token when it is minted
-        (before it is used), e.g. to have a log masker hide them; None when nothing masks logs."""
-        if not api_key or not api_secret:
-            raise ValueError(
+        (before it is used), e.g. to have a log masker hide them; None when nothing masks logs.
+
+        The key, the secret and ``ttl_seconds`` (the extra ``jwt_ttl_seconds``) are the Zoom
+        connection's: a missing credential or a lifetime that is not a finite number of seconds
+        above ``RENEW_BEFORE_SECONDS`` raises ``ZoomConfigError`` (permanent), naming the field,
+        never its value."""
+        if not api_key or not api_secret or not isinstance(api_key, str) or not isinstance(api_secret, str):
+            raise ZoomConfigError(
                 "The Zoom connection needs the Video SDK API key as login and the API secret "
-                "as password."
+                "as password: set both (App Marketplace > your Video SDK app > API keys)."
             )
-        if ttl_seconds <= RENEW_BEFORE_SECONDS:
-            raise ValueError(f"jwt_ttl_seconds must exceed {RENEW_BEFORE_SECONDS}")
+        if (isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int | float)
+                or not math.isfinite(ttl_seconds) or ttl_seconds <= RENEW_BEFORE_SECONDS):
+            raise ZoomConfigError(
+                f"Connection extra 'jwt_ttl_seconds' must be a number of seconds, more than "
+                f"{RENEW_BEFORE_SECONDS} (tokens are renewed {RENEW_BEFORE_SECONDS} s before they "
+                f"expire), got {ttl_seconds!r}: raise it, or remove it to use {DEFAULT_TTL_SECONDS}.")
         self._api_key = api_key
         self._api_secret = api_secret
         self._ttl = ttl_seconds

@@ -55,7 +55,7 @@ from zoom_qos.zoom.counters import (
     Spent,
     check_count,
 )
-from zoom_qos.zoom.errors import DailyBudgetExhaustedError, LiveBudgetExhaustedError
+from zoom_qos.zoom.errors import DailyBudgetExhaustedError, LiveBudgetExhaustedError, ZoomConfigError
 
 # The counters are re-exported: this module stays the one to import the budget's names from.
 __all__ = [
@@ -283,7 +283,9 @@ def budget_for(
     the folder of the file counter used without one (the deployment's ``[zoom_qos] budget_dir``).
     ``daily_limit`` 0 turns tracking off (live polling's included). The settings are checked for
     every run, so a bad reserve or live budget shows up in the next scheduled run, not only in
-    the next backfill or live poll.
+    the next backfill or live poll: ``ZoomConfigError`` (permanent) naming the extras, whether a
+    value is of the wrong type or out of range. Both ``backfill`` and ``live``, or neither
+    ``redis_url`` nor ``directory``, is the caller's mistake: ``ValueError``.
 
     Listing sessions cannot defer, so it should take ``backfill=False`` even in a backfill: a
     run that starts after the backfill's share is spent then lists (2 × ⌈sessions/300⌉
@@ -293,22 +295,24 @@ def budget_for(
     for name, value in (("daily_request_limit", daily_limit), ("backfill_reserve_requests", reserve),
                         ("live_daily_request_budget", live_budget)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"Connection extra {name!r} must be a whole number of requests, 0 or more; "
-                             f"got {value!r}")
+            raise ZoomConfigError(f"Connection extra {name!r} must be a whole number of requests, 0 or "
+                                  f"more; got {value!r}: set it to one, or remove it to use the default")
     if backfill and live:
         raise ValueError("A run is a backfill or live polling, not both")
     if daily_limit == 0:
         return UnlimitedBudget(clock)
     if reserve + live_budget >= daily_limit:
         if live_budget:
-            raise ValueError(
+            raise ZoomConfigError(
                 f"Connection extras 'backfill_reserve_requests' ({reserve:,}) and "
                 f"'live_daily_request_budget' ({live_budget:,}) together must be less than "
-                f"'daily_request_limit' ({daily_limit:,}), or backfills could never send a request"
+                f"'daily_request_limit' ({daily_limit:,}), or backfills could never send a request: "
+                "lower one of the first two, or raise the limit"
             )
-        raise ValueError(
+        raise ZoomConfigError(
             f"Connection extra 'backfill_reserve_requests' ({reserve:,}) must be less than "
-            f"'daily_request_limit' ({daily_limit:,}), or backfills could never send a request"
+            f"'daily_request_limit' ({daily_limit:,}), or backfills could never send a request: "
+            "lower the reserve, or raise the limit"
         )
     counter: DailyCounter
     if redis_url:

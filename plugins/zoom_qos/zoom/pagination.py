@@ -14,12 +14,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
-from zoom_qos.core.errors import ZoomQosError
 from zoom_qos.zoom.errors import (
     PageRestartsExhaustedError,
     PageTokenDeadlineError,
     PaginationError,
     ZoomApiError,
+    ZoomConfigError,
 )
 
 log = logging.getLogger(__name__)
@@ -69,8 +69,9 @@ def is_page_token_rejection(error: BaseException) -> bool:
     return 400 <= error.status < 500
 
 
-class _StartOver(ZoomQosError):
-    """Internal signal: the current pass must begin again from the first page."""
+class _StartOver(Exception):
+    """Internal signal: the current pass must begin again from the first page. Control flow, not
+    an error of the package: a plain ``Exception``, so no ``except ZoomQosError`` can catch it."""
 
     def __init__(self, error: BaseException) -> None:
         super().__init__(str(error))
@@ -94,8 +95,15 @@ class RestartingPaginator:
         max_pages: int = MAX_PAGES,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if token_ttl - safety <= 0:
-            raise ValueError("page_token_ttl_seconds must be larger than the safety margin")
+        # The extras page_token_ttl_seconds and page_token_safety_seconds: numbers, the margin
+        # below the lifetime (NaN, text, a bool: refused like any other wrong value).
+        numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (token_ttl, safety))
+        if not (numbers and token_ttl - safety > 0):
+            raise ZoomConfigError(
+                f"Connection extras 'page_token_ttl_seconds' ({token_ttl!r}) and "
+                f"'page_token_safety_seconds' ({safety!r}) must be numbers of seconds, the margin less "
+                "than the lifetime, or no page token could ever be sent: fix them, or remove both to "
+                "use the defaults.")
         self.token_lifetime = token_ttl - safety
         self.max_restarts = max_restarts
         self.max_pages = max_pages

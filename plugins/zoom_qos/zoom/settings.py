@@ -4,6 +4,8 @@ Each default is defined once: where a lower module owns the fact (Zoom's page-to
 ``pagination``, the backoff in ``retry``, the JWT lifetime in ``auth``, the page-size maxima in
 ``published``) the field refers to it; the rest are defined here. Each numeric extra's allowed
 range is written next to its field (``_within``, ``_page_size``) and checked by ``from_extra``.
+Whatever is wrong with an extra (its type, its range), it is refused with ``ZoomConfigError``
+(a ``SettingsError``, so permanent: the task fails without retrying).
 """
 
 from __future__ import annotations
@@ -137,10 +139,10 @@ class ZoomSettings:
     @classmethod
     def from_extra(cls, extra: Mapping[str, object]) -> ZoomSettings:
         """The settings a connection's extras ask for; unknown keys are ignored (they belong to
-        others), a value of the wrong type raises ``ValueError`` naming the key, and a value
-        outside its field's range (a page size above Zoom's published maximum, a rate of 0, NaN)
-        raises ``ZoomConfigError`` naming the key, the value and the range: all before any
-        request, so a task fails at once instead of sending requests that cannot work."""
+        others); a value of the wrong type, or outside its field's range (a page size above Zoom's
+        published maximum, a rate of 0, NaN), raises ``ZoomConfigError`` naming the key and what
+        it must be: all before any request, so a task fails at once instead of sending requests
+        that cannot work."""
         known = {f.name: f for f in dataclasses.fields(cls)}
         values: dict[str, Any] = {}  # each checked by _typed against its field's default
         for key, raw in extra.items():
@@ -151,12 +153,23 @@ class ZoomSettings:
                 values[key] = _typed(key, raw, default)
             except (TypeError, ValueError) as exc:
                 expected = "bool or a CA bundle path" if key == "verify" else type(default).__name__
-                raise ValueError(f"Connection extra {key!r} must be a {expected}, got {raw!r}") from exc
+                raise ZoomConfigError(
+                    f"Connection extra {key!r} must be a {expected}, got {_shown(raw)}: set it to one, "
+                    f"or remove it to use the default, {_shown(default)}.") from exc
         settings = cls(**values)
         for field in dataclasses.fields(cls):
             _check_field(field, getattr(settings, field.name))
         _check_token_margin(settings.page_token_ttl_seconds, settings.page_token_safety_seconds)
         return settings
+
+
+def _shown(value: object) -> str:
+    """``value`` for a message: a number as a person writes it, anything else its repr, cut short
+    (an extra of the wrong type may be anything, a whole JSON document)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return _number(value)
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:80]}… ({len(text):,} characters)"
 
 
 def _typed(key: str, raw: object, default: object) -> object:

@@ -17,6 +17,7 @@ from airflow.sdk import BaseNotifier
 from zoom_qos.alerts import daily as day_alerts
 from zoom_qos.alerts import notify as alerts
 from zoom_qos.alerts.daily import alert_quality
+from zoom_qos.core.errors import SettingsError
 from zoom_qos.warehouse import schema
 from zoom_qos.warehouse.store import Warehouse
 
@@ -182,6 +183,7 @@ def test_a_wrong_notifier_setting_fails_naming_it_before_anything_is_recorded(
     with pytest.raises(alerts.NotifierConfigError) as caught:
         day_alerts.quality_alerts(warehouse, [DAY], "r.html")
     assert named in str(caught.value)
+    assert isinstance(caught.value, SettingsError)  # permanent: the task fails without retrying
     assert alert_rows(warehouse) == [] and recording == []  # sent once the setting is fixed
 
 

@@ -1,6 +1,7 @@
 import pytest
 
 from zoom_qos.pipeline.privacy import PREFIX, Pseudonymizer
+from zoom_qos.zoom.errors import ZoomConfigError
 
 KEY = "a-long-enough-test-key-123"
 USER = {"id": "u1", "name": "Ada Lovelace", "ip_address": "203.0.113.7", "user_key": "uk-1",
@@ -29,6 +30,6 @@ def test_idempotent_and_empty_values_untouched():
 
 
 def test_short_keys_rejected_and_key_not_in_repr():
-    with pytest.raises(ValueError):
+    with pytest.raises(ZoomConfigError, match="'pseudonymization_key' must be text of at least 16"):
         Pseudonymizer("short")
     assert KEY not in repr(Pseudonymizer(KEY))

@@ -18,11 +18,14 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
+from zoom_qos.core.errors import PermanentError
 from zoom_qos.warehouse.connection import (
     DEFAULT_CONN_ID,
     WarehouseConnectionError,
     airflow_target,
+    create_engine,
 )
+from zoom_qos.warehouse.sql import UnsupportedDatabaseError
 from zoom_qos.warehouse.store import Warehouse
 
 SECRET = "s3cr:t/p@ss%word-9f2c"  # characters that need quoting in a URL; long enough to be masked
@@ -182,6 +185,15 @@ def test_unsupported_conn_type(monkeypatch: pytest.MonkeyPatch, conn_type: str) 
     message = str(info.value)
     assert f"{DEFAULT_CONN_ID!r}" in message and f"{conn_type!r}" in message
     assert message.endswith("supported: sqlite, postgres.")
+    assert_no_secret(info.value)
+    assert isinstance(info.value, PermanentError)  # a setting to fix: the task does not retry
+
+
+def test_an_engine_on_another_database_is_a_permanent_connection_error(tmp_path: Path) -> None:
+    """A URL of a database the warehouse does not run on (``check_dialect``): the same branch."""
+    with pytest.raises(UnsupportedDatabaseError, match="'mysql'; use sqlite or postgresql") as info:
+        create_engine(URL.create("mysql", host="db.example.com", username="etl", password=SECRET), None)
+    assert isinstance(info.value, WarehouseConnectionError) and isinstance(info.value, PermanentError)
     assert_no_secret(info.value)
 
 

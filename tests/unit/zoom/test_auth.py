@@ -3,6 +3,7 @@ import pytest
 import requests
 
 from zoom_qos.zoom.auth import RENEW_BEFORE_SECONDS, ZoomJwtAuth, make_jwt
+from zoom_qos.zoom.errors import ZoomConfigError
 
 
 def decode(token: str, secret: str = "s3cret") -> dict:
@@ -62,5 +63,12 @@ def test_bearer_header_and_no_secret_in_repr():
 
 @pytest.mark.parametrize("key,secret", [("", "s"), ("k", ""), (None, "s")])
 def test_missing_credentials_are_a_clear_error(key, secret):
-    with pytest.raises(ValueError, match="API key"):
+    with pytest.raises(ZoomConfigError, match="API key"):  # a setting to fix: permanent
         ZoomJwtAuth(key, secret)
+
+
+@pytest.mark.parametrize("ttl", [RENEW_BEFORE_SECONDS, 0, "1800", None])
+def test_a_token_lifetime_the_client_cannot_renew_in_time_is_refused(ttl):
+    with pytest.raises(ZoomConfigError, match=f"'jwt_ttl_seconds' must be a number of seconds, more than "
+                                              f"{RENEW_BEFORE_SECONDS}"):
+        ZoomJwtAuth("k", "s3cret", ttl_seconds=ttl)

@@ -23,7 +23,7 @@ from zoom_qos.zoom.budget import (
     next_reset,
 )
 from zoom_qos.zoom.counters import FileDailyCounter, RedisDailyCounter, Spent
-from zoom_qos.zoom.errors import DailyBudgetExhaustedError, ZoomApiError
+from zoom_qos.zoom.errors import DailyBudgetExhaustedError, ZoomApiError, ZoomConfigError
 from zoom_qos.zoom.settings import ZoomSettings
 
 DAY = date(2026, 11, 26)
@@ -302,7 +302,7 @@ def test_a_backfills_message_names_the_share_left_after_live_polling(clock, tmp_
 )
 def test_the_reserve_and_the_live_share_must_leave_room(tmp_path, limit, reserve, live_budget, match):
     for live in (False, True):  # checked for every run, whichever kind
-        with pytest.raises(ValueError, match=match):
+        with pytest.raises(ZoomConfigError, match=match):
             budget_for(daily_limit=limit, reserve=reserve, live_budget=live_budget, backfill=False, live=live,
                        account="acct", directory=tmp_path)
 
@@ -319,7 +319,7 @@ def test_a_budget_is_not_both_a_backfills_and_live_pollings(tmp_path):
 def test_the_live_share_defaults_to_3000_and_is_a_connection_extra():
     assert ZoomSettings().live_daily_request_budget == 3_000
     assert ZoomSettings.from_extra({"live_daily_request_budget": "0"}).live_daily_request_budget == 0
-    with pytest.raises(ValueError, match="live_daily_request_budget"):
+    with pytest.raises(ZoomConfigError, match="live_daily_request_budget"):
         ZoomSettings.from_extra({"live_daily_request_budget": "some"})
 
 
@@ -465,7 +465,7 @@ def test_a_daily_limit_of_zero_tracks_nothing(tmp_path, clock):
 )
 def test_the_factory_names_the_setting_that_is_wrong(tmp_path, limit, reserve, match):
     # a scheduled run too: a bad reserve must surface before the next backfill
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ZoomConfigError, match=match):
         budget_for(daily_limit=limit, reserve=reserve, backfill=False, account="acct", directory=tmp_path)
 
 

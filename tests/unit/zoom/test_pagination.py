@@ -1,12 +1,13 @@
 import pytest
 
+from zoom_qos.core.errors import ZoomQosError
 from zoom_qos.zoom.errors import (
     PageRestartsExhaustedError,
     PageTokenDeadlineError,
     PaginationError,
     ZoomApiError,
 )
-from zoom_qos.zoom.pagination import RestartingPaginator, is_page_token_rejection, next_token
+from zoom_qos.zoom.pagination import RestartingPaginator, _StartOver, is_page_token_rejection, next_token
 
 
 class Clock:
@@ -154,3 +155,10 @@ def test_last_pass_keeps_the_items_read_after_the_last_restart():
     pages = [(0, ["a", "b"]), (0, ["c"]), (1, ["a"]), (1, ["b", "c", "d"]), (2, []), (2, ["d", "c"])]
     assert last_pass(pages) == ["d", "c"]
     assert last_pass([(0, ["a"]), (0, ["b"])]) == ["a", "b"] and last_pass([]) == []
+
+
+def test_the_restart_signal_is_no_error_of_the_package():
+    """``_StartOver`` is control flow inside the paginator: an ``except ZoomQosError`` (or one of
+    its branches, which decide retries) must never catch it."""
+    assert issubclass(_StartOver, Exception) and not issubclass(_StartOver, ZoomQosError)
+    assert _StartOver.__name__.startswith("_")
