@@ -11,6 +11,7 @@ from urllib.parse import unquote
 import pytest
 import sqlalchemy as sa
 
+from tests.builders import ABSENT, zoom_session
 from tests.conftest import zoom_connection_json
 from tests.hostile_zoom import Answer, HostileZoom, Request, json_answer
 from zoom_qos import tasks
@@ -40,8 +41,8 @@ USER = {"id": "u1", "name": "Ana", "join_time": "2026-11-20T10:01:00Z", "leave_t
 
 def session(session_id: str, day: date = DAY) -> dict:
     start = datetime(day.year, day.month, day.day, 10, tzinfo=UTC)
-    return {"id": session_id, "session_name": "hostile", "start_time": f"{start:%Y-%m-%dT%H:%M:%SZ}",
-            "end_time": f"{start + timedelta(hours=1):%Y-%m-%dT%H:%M:%SZ}", "user_count": 1}
+    return zoom_session(session_id, name="hostile", start=start, length=timedelta(hours=1), users=1,
+                        details=False, duration=ABSENT)
 
 
 LISTED = ([session(i) for i in [*UNREQUESTABLE, *REQUESTABLE, TOO_LONG]]

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.builders import T0, zoom_session
 from zoom_qos.transform.parsing import (
     ParseIssues,
     is_empty,
@@ -503,9 +504,9 @@ _session_numbers = itertools.count()
 
 
 def _session(session_id: str) -> dict[str, Any]:
-    return {"id": session_id, "session_name": "generated", "start_time": "2025-03-01T09:59:00Z",
-            "end_time": "2025-03-01T11:00:00Z", "duration": "01:01:00", "user_count": 3,
-            "has_video": True, "audio_quality": "good"}
+    return zoom_session(session_id, name="generated", start=T0 - timedelta(minutes=1),
+                        length=timedelta(minutes=61), users=3, details=False,
+                        has_video=True, audio_quality="good")
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -14,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 from airflow.sdk import BaseNotifier
 
+from tests.builders import run_concurrently
 from zoom_qos.alerts import daily as day_alerts
 from zoom_qos.alerts import notify as alerts
 from zoom_qos.alerts.daily import alert_quality
@@ -189,26 +189,15 @@ def test_a_wrong_notifier_setting_fails_naming_it_before_anything_is_recorded(
 
 def test_two_runs_at_once_alert_once(warehouse, recording):
     seed(warehouse, DAY, audio=(9, 10), zoom_sessions=5)
-    results: list[list[dict[str, Any]]] = []
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(4)
 
-    def run() -> None:
+    def run() -> list[dict[str, Any]]:
         other = Warehouse(warehouse.url, schema=warehouse.schema or "zoom_qos")
         try:
-            barrier.wait()
-            results.append(day_alerts.quality_alerts(other, [DAY], "r.html"))
-        except BaseException as error:  # reported below
-            errors.append(error)
+            return day_alerts.quality_alerts(other, [DAY], "r.html")
         finally:
             other.dispose()
 
-    threads = [threading.Thread(target=run) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    results = run_concurrently(run, threads=4)
     assert sorted(a["kind"] for r in results for a in r) == ["count_gap", "poor_share"]
     assert sorted(c["alert"]["kind"] for c in recording) == ["count_gap", "poor_share"]
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from tests import builders
 from zoom_qos.transform.parsing import ParseIssues
 from zoom_qos.warehouse import schema as s
 from zoom_qos.warehouse.store import Warehouse
@@ -31,26 +32,26 @@ CHART_IDS = (
 )
 
 
-def at(day: date, hour: int, minute: int = 0) -> str:
-    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def at(day: date, hour: int, minute: int = 0) -> datetime:
+    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC)
 
 
 def zoom_session(sid: str, name: str, day: date, users: int = 1) -> dict[str, Any]:
-    return {"id": sid, "session_name": name, "start_time": at(day, 10), "end_time": at(day, 11),
-            "duration": "01:00:00", "user_count": users}
+    """A minimal listed session from 10:00 to 11:00 on ``day``."""
+    return builders.zoom_session(sid, name=name, start=at(day, 10), length=timedelta(hours=1), users=users,
+                                 details=False)
 
 
 def zoom_user(uid: str, day: date, latencies: list[int], device: str = "Mac", network: str = "Wifi",
               data_center: str = "EU (Frankfurt)", loss: str = "0.1%") -> dict[str, Any]:
     """One join with one audio sample per latency (over 150 ms is poor; jitter and loss are fine)."""
     samples = [
-        {"date_time": at(day, 10, minute + 1),
-         "audio_input": {"bitrate": "40 kbps", "latency": f"{latency} ms", "jitter": "5 ms",
-                         "avg_loss": loss, "max_loss": "1%"}}
+        builders.qos_sample(at(day, 10, minute + 1), audio_input=builders.stream_metrics(
+            "40 kbps", latency=f"{latency} ms", jitter="5 ms", avg_loss=loss, max_loss="1%"))
         for minute, latency in enumerate(latencies)
     ]
-    return {"id": uid, "name": "Ada", "join_time": at(day, 10), "leave_time": at(day, 10, 59),
-            "device": device, "network_type": network, "data_center": data_center, "user_qos": samples}
+    return builders.zoom_user(uid, name="Ada", device=device, join=at(day, 10), leave=at(day, 10, 59),
+                              samples=samples, network_type=network, data_center=data_center)
 
 
 # session id -> (session, users); poor shares 1.0, 0.5 (p95 300 ms), 0.5 (p95 200 ms), 0.0

@@ -7,18 +7,20 @@ version of the session exactly as it was (docs/warehouse.md: one transaction per
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
+from tests.builders import SESSION_ID, T0, qos_sample, stream_metrics, zoom_session, zoom_user
 from zoom_qos.transform.parsing import ParseIssues
 from zoom_qos.transform.rows import session_row, unique_users, user_rows
 from zoom_qos.warehouse import schema
 from zoom_qos.warehouse.plan import SessionInput
 from zoom_qos.warehouse.store import Warehouse
 
-SID = "sfk/aOFJSJSYhGwk1hnxgw=="
+SID = SESSION_ID
 JOIN = "2025-03-01T10:00:00Z"
 WRONG_TYPES: tuple[Any, ...] = ([1, 2], {"a": 1}, True, 3.5, 7)
 TEXT_FIELDS = ("name", "user_key", "device", "client", "os", "os_version", "browser_name",
@@ -28,26 +30,23 @@ METRICS = ("bitrate", "latency", "jitter", "avg_loss", "max_loss", "frame_rate",
 
 
 def session(**over: Any) -> dict[str, Any]:
-    return {"id": SID, "session_name": "demo", "start_time": "2025-03-01T09:59:00Z",
-            "end_time": "2025-03-01T11:00:00Z", "duration": "01:01:00", "user_count": 2, **over}
+    """A minimal listed session: the six core fields only, 09:59 to 11:00."""
+    return zoom_session(SID, name="demo", start=T0 - timedelta(minutes=1), length=timedelta(minutes=61),
+                        details=False, **over)
 
 
 def sample(minute: int = 1, **blocks: Any) -> dict[str, Any]:
-    base = {"date_time": f"2025-03-01T10:{minute:02d}:00Z",
-            "audio_input": {"bitrate": "23 kbps", "latency": "126 ms", "jitter": "6 ms",
-                            "avg_loss": "0.3%", "max_loss": "1.9%"},
-            "video_output": {"bitrate": "1.2 Mbps", "latency": "0.2 s", "jitter": "6 ms",
-                             "avg_loss": "0.3%", "max_loss": "8%", "resolution": "1280*720",
-                             "frame_rate": "12 fps"},
-            "cpu_usage": {"zoom_min_cpu_usage": "1%", "zoom_avg_cpu_usage": "8%",
-                          "zoom_max_cpu_usage": "12%", "system_max_cpu_usage": "40%"}}
-    base.update(blocks)
-    return base
+    """A sample ``minute`` minutes after 10:00: fine audio in, video out, CPU; ``blocks`` replace or add."""
+    video = stream_metrics("1.2 Mbps", latency="0.2 s", max_loss="8%", resolution="1280*720",
+                           frame_rate="12 fps")
+    cpu = {"zoom_min_cpu_usage": "1%", "zoom_avg_cpu_usage": "8%", "zoom_max_cpu_usage": "12%",
+           "system_max_cpu_usage": "40%"}
+    mine = {"audio_input": stream_metrics(), "video_output": video, "cpu_usage": cpu}
+    return qos_sample(T0 + timedelta(minutes=minute), **(mine | blocks))
 
 
 def user(uid: str = "u1", join: Any = JOIN, **over: Any) -> dict[str, Any]:
-    return {"id": uid, "name": "Ada", "join_time": join, "leave_time": "2025-03-01T10:30:00Z",
-            "device": "Mac", "user_qos": [sample(1), sample(2)], **over}
+    return zoom_user(uid, join=join, samples=[sample(1), sample(2)], **({"name": "Ada"} | over))
 
 
 @pytest.fixture

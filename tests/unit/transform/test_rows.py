@@ -8,18 +8,15 @@ from typing import Any
 
 import pytest
 
+from tests.builders import SESSION_ID, qos_sample, stream_metrics, zoom_user
 from zoom_qos.transform.parsing import ParseIssues
 from zoom_qos.transform.rows import daily_usage_rows, grade_index, session_row, unique_users, user_rows
 from zoom_qos.warehouse.schema import session_users, user_qos, user_system_qos
 
-SID = "sfk/aOFJSJSYhGwk1hnxgw=="
+SID = SESSION_ID
 JOIN = datetime(2025, 3, 1, 10, 0, 5, tzinfo=UTC)
 T1 = datetime(2025, 3, 1, 10, 1, tzinfo=UTC)
 T2 = datetime(2025, 3, 1, 10, 2, tzinfo=UTC)
-
-
-def audio(bitrate: str = "23 kbps") -> dict[str, str]:
-    return {"bitrate": bitrate, "latency": "126 ms", "jitter": "6 ms", "avg_loss": "0.3%", "max_loss": "1.9%"}
 
 
 def video() -> dict[str, str]:
@@ -35,9 +32,8 @@ def video() -> dict[str, str]:
 
 
 def make_user(**overrides: Any) -> dict[str, Any]:
-    """A QoS user object shaped like Zoom's `users/qos` response (ZOOM_API.md)."""
-    user: dict[str, Any] = {
-        "id": "16778240",
+    """A QoS user object shaped like Zoom's `users/qos` response (ZOOM_API.md): every field set."""
+    profile = {
         "name": "Jill Chill",
         "user_key": "jill-key",
         "is_original_host": True,
@@ -55,33 +51,27 @@ def make_user(**overrides: Any) -> dict[str, Any]:
         "camera": "FaceTime HD Camera",
         "data_center": "US",
         "connection_type": "UDP",
-        "join_time": "2025-03-01T10:00:05Z",
-        "leave_time": "2025-03-01T10:30:00Z",
-        "user_qos": [
-            {
-                "date_time": "2025-03-01T10:01:00Z",
-                "audio_input": audio(),
-                "audio_output": audio("-"),
-                "video_input": video(),
-                "video_output": {**video(), "resolution": "", "frame_rate": "-"},
-                "as_input": {"bitrate": "", "latency": "", "jitter": "", "avg_loss": "", "max_loss": ""},
-                "cpu_usage": {
-                    "zoom_min_cpu_usage": "1%",
-                    "zoom_avg_cpu_usage": "8%",
-                    "zoom_max_cpu_usage": "15%",
-                    "system_max_cpu_usage": "40%",
-                },
-                "wifi_rssi": {"max_rssi": -40, "avg_rssi": -55, "min_rssi": -70, "rssi_unit": "dBm"},
-                "cpu_pressure_level": "nominal",
-            },
-            {
-                "date_time": "2025-03-01T10:02:00Z",
-                "audio_input": audio("1.2 Mbps"),
-            },
-        ],
     }
-    user.update(overrides)
-    return user
+    samples = [
+        qos_sample(
+            T1,
+            audio_input=stream_metrics(),
+            audio_output=stream_metrics("-"),
+            video_input=video(),
+            video_output={**video(), "resolution": "", "frame_rate": "-"},
+            as_input={"bitrate": "", "latency": "", "jitter": "", "avg_loss": "", "max_loss": ""},
+            cpu_usage={
+                "zoom_min_cpu_usage": "1%",
+                "zoom_avg_cpu_usage": "8%",
+                "zoom_max_cpu_usage": "15%",
+                "system_max_cpu_usage": "40%",
+            },
+            wifi_rssi={"max_rssi": -40, "avg_rssi": -55, "min_rssi": -70, "rssi_unit": "dBm"},
+            cpu_pressure_level="nominal",
+        ),
+        qos_sample(T2, audio_input=stream_metrics("1.2 Mbps")),
+    ]
+    return zoom_user("16778240", join=JOIN, samples=samples, **(profile | overrides))
 
 
 def qos_row(stream: str, sampled_at: datetime = T1, **values: Any) -> dict[str, Any]:
@@ -297,9 +287,9 @@ def test_bad_samples_skipped_and_counted() -> None:
     samples = [
         "not a sample",
         None,
-        {"date_time": "garbage", "audio_input": audio()},
-        {"audio_input": audio()},
-        {"date_time": "2025-03-01T10:01:00Z", "audio_input": audio()},
+        {"date_time": "garbage", "audio_input": stream_metrics()},
+        {"audio_input": stream_metrics()},
+        {"date_time": "2025-03-01T10:01:00Z", "audio_input": stream_metrics()},
     ]
     issues = ParseIssues()
     rows = user_rows(SID, make_user(user_qos=samples), issues)
@@ -310,11 +300,11 @@ def test_bad_samples_skipped_and_counted() -> None:
 
 def test_duplicate_sample_last_wins() -> None:
     samples = [
-        {"date_time": "2025-03-01T10:01:00Z", "audio_input": audio("10 kbps")},
-        {"date_time": "2025-03-01T10:01:00+00:00", "audio_input": audio("20 kbps"), "cpu_usage": {}},
+        {"date_time": "2025-03-01T10:01:00Z", "audio_input": stream_metrics("10 kbps")},
+        {"date_time": "2025-03-01T10:01:00+00:00", "audio_input": stream_metrics("20 kbps"), "cpu_usage": {}},
         {
             "date_time": "2025-03-01T11:01:00+01:00",
-            "audio_input": audio("30 kbps"),
+            "audio_input": stream_metrics("30 kbps"),
             "cpu_pressure_level": "fair",
         },
     ]

@@ -11,7 +11,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from tests.unit.warehouse.test_loader import make_session, table_contents
+from tests.builders import ABSENT, qos_sample, run_concurrently, zoom_session, zoom_time, zoom_user
+from tests.unit.warehouse.test_loader import table_contents
 from zoom_qos.transform.parsing import ParseIssues
 from zoom_qos.warehouse import schema
 from zoom_qos.warehouse.live import evaluate_live_alerts, live_quality, mark_alert_notified
@@ -26,27 +27,18 @@ POLLED = datetime(2025, 3, 1, 10, 30, tzinfo=UTC)
 GOOD, POOR = 100, 200  # latency ms against the 150 ms default limit
 
 
-def iso(at: datetime) -> str:
-    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def live_session(session_id: str = LIVE_SID, **overrides: Any) -> dict[str, Any]:
     """A session as the live list gives it: no end yet."""
-    return make_session(session_id, end_time=None, duration=None, **overrides)
+    return zoom_session(session_id, length=None, **overrides)
 
 
 def user(user_id: str, latencies: list[float | None], *, join: datetime = T0, leave: datetime | None = None,
          stream: str = "audio_input", **extra: Any) -> dict[str, Any]:
     """A join with one sample a minute from its join time: ``latencies`` (None: bitrate only, unrated)."""
-    samples = []
-    for i, latency in enumerate(latencies):
-        block = {"bitrate": "20 kbps"} if latency is None else {"latency": f"{latency} ms"}
-        samples.append({"date_time": iso(join + timedelta(minutes=i)), stream: block})
-    row = {"id": user_id, "name": f"name-{user_id}", "device": "Mac", "network_type": "Wifi",
-           "data_center": "SC", "join_time": iso(join), "user_qos": samples, **extra}
-    if leave is not None:
-        row["leave_time"] = iso(leave)
-    return row
+    blocks = [{"bitrate": "20 kbps"} if ms is None else {"latency": f"{ms} ms"} for ms in latencies]
+    samples = [qos_sample(join + timedelta(minutes=i), **{stream: block}) for i, block in enumerate(blocks)]
+    return zoom_user(user_id, join=join, leave=ABSENT if leave is None else leave, samples=samples,
+                     network_type="Wifi", data_center="SC", **extra)
 
 
 def poll(wh: Warehouse, users: list[dict[str, Any]], session_id: str = LIVE_SID) -> Any:
@@ -56,7 +48,7 @@ def poll(wh: Warehouse, users: list[dict[str, Any]], session_id: str = LIVE_SID)
 
 def daily(wh: Warehouse, users: list[dict[str, Any]], status: str = "loaded",
           session_id: str = LIVE_SID) -> Any:
-    session = make_session(session_id, end_time=iso(T0 + timedelta(hours=1)))
+    session = zoom_session(session_id, end_time=zoom_time(T0 + timedelta(hours=1)))
     return wh.load_sessions([SessionInput(session, users if status == "loaded" else (), status, POLLED)],
                             ParseIssues())
 
@@ -367,27 +359,15 @@ def test_concurrent_evaluations_raise_an_alert_once(warehouse_url: URL) -> None:
     setup = Warehouse(warehouse_url)
     setup.ensure_schema()
     poll(setup, [user(f"u{i}", [POOR] * 8) for i in range(3)])
-    found: list[dict[str, Any]] = []
-    errors: list[BaseException] = []
-    start = threading.Barrier(4)
 
-    def work() -> None:
+    def work() -> list[dict[str, Any]]:
         wh = Warehouse(warehouse_url)
         try:
-            start.wait()
-            for _ in range(3):
-                found.extend(evaluate(wh)[0])
-        except BaseException as error:  # collected and asserted below
-            errors.append(error)
+            return [alert for _ in range(3) for alert in evaluate(wh)[0]]
         finally:
             wh.dispose()
 
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    found = [alert for raised in run_concurrently(work, threads=4) for alert in raised]
     assert sorted(a["user_id"] for a in found) == ["u0", "u1", "u2"]
     assert len(alerts(setup)) == 3
     setup.dispose()

@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
+from tests.builders import ABSENT, SESSION_ID, qos_sample, stream_metrics, zoom_session, zoom_user
 from zoom_qos.transform.parsing import ParseIssues
 from zoom_qos.warehouse import loader, plan, schema
 from zoom_qos.warehouse.loader import LoadSummary, SessionLoader, advisory_lock_key
@@ -23,64 +24,26 @@ from zoom_qos.warehouse.store import Warehouse
 # Fixtures pg_database (fresh PostgreSQL database), warehouse_url (sqlite / postgresql) and warehouse
 # (migrated, on each) come from tests/warehouse_fixtures.py.
 
-SID = "sfk/aOFJSJSYhGwk1hnxgw=="
+SID = SESSION_ID
 SID2 = "/leading//slash+=="
 T0 = datetime(2025, 3, 1, 10, tzinfo=UTC)
 
 
 # --------------------------------------------------------------------------- data
-def make_session(session_id: str = SID, **overrides: Any) -> dict[str, Any]:
-    session = {
-        "id": session_id,
-        "session_name": "Standup",
-        "start_time": "2025-03-01T10:00:00Z",
-        "end_time": "2025-03-01T11:02:03Z",
-        "duration": "01:02:03",
-        "user_count": 2,
-        "has_voip": False,
-        "has_video": True,
-        "has_screen_share": False,
-        "has_recording": False,
-        "has_pstn": False,
-        "session_key": "k1",
-        "audio_quality": "good",
-        "video_quality": "fair",
-        "screen_share_quality": None,
-    }
-    session.update(overrides)
-    return session
+#: The listed session these tests load (tests.builders' defaults; test_loader_status uses it too).
+make_session = zoom_session
 
 
 def make_user(user_id: str = "u1", join: str = "2025-03-01T10:00:05Z", **overrides: Any) -> dict[str, Any]:
-    user = {
-        "id": user_id,
-        "name": f"name-{user_id}",
-        "device": "Mac",
-        "is_original_host": user_id == "u1",
-        "join_time": join,
-        "leave_time": "2025-03-01T10:30:00Z",
-        "user_qos": [
-            {
-                "date_time": "2025-03-01T10:01:00Z",
-                "audio_input": {
-                    "bitrate": "23 kbps",
-                    "latency": "126 ms",
-                    "jitter": "6 ms",
-                    "avg_loss": "0.3%",
-                },
-                "video_input": {"bitrate": "1.2 Mbps", "resolution": "1280*720", "frame_rate": "12 fps"},
-                "cpu_usage": {"zoom_avg_cpu_usage": "8%"},
-                "wifi_rssi": {"avg_rssi": -55, "rssi_unit": "dBm"},
-            },
-            {
-                "date_time": "2025-03-01T10:02:00Z",
-                "audio_input": {"bitrate": "furlongs", "latency": "2 s"},
-            },
-        ],
-        "brand_new_field": {"nested": [1, 2, 3]},
-    }
-    user.update(overrides)
-    return user
+    """u1 is the original host; a full sample and one with an unparsable bitrate; a field Zoom may add."""
+    samples = [
+        qos_sample("2025-03-01T10:01:00Z", audio_input=stream_metrics(max_loss=ABSENT),
+                   video_input={"bitrate": "1.2 Mbps", "resolution": "1280*720", "frame_rate": "12 fps"},
+                   cpu_usage={"zoom_avg_cpu_usage": "8%"}, wifi_rssi={"avg_rssi": -55, "rssi_unit": "dBm"}),
+        qos_sample("2025-03-01T10:02:00Z", audio_input={"bitrate": "furlongs", "latency": "2 s"}),
+    ]
+    return zoom_user(user_id, join=join, samples=samples, is_original_host=user_id == "u1",
+                     brand_new_field={"nested": [1, 2, 3]}, **overrides)
 
 
 def table_contents(wh: Warehouse, table: sa.Table, exclude: tuple[str, ...] = ("loaded_at",)) -> list[dict]:

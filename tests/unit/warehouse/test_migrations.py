@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import Any
@@ -14,6 +13,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import URL
 
+from tests.builders import run_concurrently
 from zoom_qos.transform.parsing import ParseIssues
 from zoom_qos.warehouse import migrations, schema
 from zoom_qos.warehouse import views as views_module
@@ -415,26 +415,14 @@ def test_downgrade_to_0002_removes_only_the_v2_additions(warehouse: Warehouse) -
 
 
 def test_concurrent_ensure_schema(warehouse_url: URL) -> None:
-    errors: list[BaseException] = []
-    results: list[bool] = []
-    barrier = threading.Barrier(4)
-
-    def work() -> None:
+    def work() -> bool:
         wh = Warehouse(warehouse_url)
         try:
-            barrier.wait()
-            results.append(wh.ensure_schema())
-        except BaseException as error:  # asserted below
-            errors.append(error)
+            return wh.ensure_schema()
         finally:
             wh.dispose()
 
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    results = run_concurrently(work, threads=4)
     assert len(results) == 4
     wh = Warehouse(warehouse_url)
     assert_at_head(wh)
