@@ -17,6 +17,7 @@ from tests.integration.dagrun import (
     CONTRACT_TABLES,
     assert_matches_simulator,
     dags_test,
+    run_dag,
     sqlite_conn,
     warehouse_rows,
 )
@@ -87,6 +88,7 @@ def test_no_secret_reaches_logs_xcom_staging_or_the_warehouse(world, tmp_path, p
                             "login": "postgres", "password": db_password,
                             "schema": postgres_warehouse.database})
     staging = tmp_path / "staging"
+    # In the runner, each run starts knowing no secret to mask, as a fresh ``airflow`` process.
     output = dags_test(env, "-c", window(sim, 2, 2), AIRFLOW_CONN_ZOOM_QOS_WAREHOUSE=warehouse,
                        AIRFLOW__ZOOM_QOS__STAGING_URL=staging.as_uri(),
                        AIRFLOW_CONN_ZOOM_VIDEOSDK=zoom_connection_json(
@@ -126,23 +128,19 @@ def test_no_secret_reaches_logs_xcom_staging_or_the_warehouse(world, tmp_path, p
 def test_a_wrong_secret_fails_the_run_after_one_attempt_and_records_what_it_knew(world, tmp_path):
     """A user's mistake costs one attempt, says which fields to fix, and the run record still has
     the window asked for and the requests spent (one, and one with a renewed JWT)."""
-    import subprocess
-
-    from tests.integration.dagrun import AIRFLOW
     from zoom_qos.zoom.errors import AUTH_REFUSED_MESSAGE
 
     sim, env, _ = world
     db = tmp_path / "wrong-secret.db"
     sent = tmp_path / "notifications.jsonl"
     day = (sim.dataset.now.date() - timedelta(days=2)).isoformat()
-    done = subprocess.run(
-        [AIRFLOW, "dags", "test", "zoom_videosdk_qos", "-c", json.dumps({"from_date": day, "to_date": day})],
-        env={**env, "AIRFLOW_CONN_ZOOM_QOS_WAREHOUSE": sqlite_conn(db),
-             "AIRFLOW_CONN_ZOOM_VIDEOSDK": zoom_connection_json(sim.base_url, secret="wrong-secret-xyz"),
-             "AIRFLOW__ZOOM_QOS__NOTIFIER": "tests.notifiers.FileNotifier",
-             "AIRFLOW__ZOOM_QOS__NOTIFIER_KWARGS": json.dumps({"path": str(sent)})},
-        capture_output=True, text=True, timeout=600)
-    output = done.stdout + done.stderr
+    returncode, output = run_dag(
+        env, "dags", "test", "zoom_videosdk_qos", "-c", json.dumps({"from_date": day, "to_date": day}),
+        AIRFLOW_CONN_ZOOM_QOS_WAREHOUSE=sqlite_conn(db),
+        AIRFLOW_CONN_ZOOM_VIDEOSDK=zoom_connection_json(sim.base_url, secret="wrong-secret-xyz"),
+        AIRFLOW__ZOOM_QOS__NOTIFIER="tests.notifiers.FileNotifier",
+        AIRFLOW__ZOOM_QOS__NOTIFIER_KWARGS=json.dumps({"path": str(sent)}))
+    assert returncode != 0, output[-4000:]  # ``airflow dags test`` exits 1 when the run failed
     assert "state=failed" in output and AUTH_REFUSED_MESSAGE in output, output[-4000:]
     assert "wrong-secret-xyz" not in output
     meta = sqlite3.connect(Path(env["AIRFLOW_HOME"]) / "airflow.db")

@@ -1,5 +1,6 @@
 """The live DAG as a user runs it: ``airflow dags test zoom_videosdk_qos_live``, twice, the
-simulator's clock moved on between the polls."""
+simulator's clock moved on between the polls (the first in a fresh ``airflow`` process, as a user
+types it, the second in the test's DAG runner: the same command, see ``dagrun``)."""
 
 from __future__ import annotations
 
@@ -14,13 +15,13 @@ pytestmark = pytest.mark.e2e
 LIVE_DAG = "zoom_videosdk_qos_live"
 
 
-def poll(env: dict[str, str]) -> str:
-    return dags_test(env, dag_id=LIVE_DAG)
+def poll(env: dict[str, str], cli: bool = False) -> str:
+    return dags_test(env, dag_id=LIVE_DAG, cli=cli)
 
 
 def test_the_live_dag_polls_sessions_in_progress_and_records_each_poll(world):
     sim, env, db = world
-    first = poll(env)
+    first = poll(env, cli=True)
     sim.advance(180)
     second = poll(env)
     engine = sa.create_engine(f"sqlite:///{db}")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.dagrun import AIRFLOW, dags_test
+from tests.integration.dagrun import dags_test, run_dag
 
 pytestmark = pytest.mark.e2e
 
@@ -112,11 +112,9 @@ def report_path(loaded, tmp_path_factory) -> Path:
     """The report, rendered by the report DAG (``airflow dags test``) into ``[zoom_qos] report_dir``."""
     _, env, _ = loaded
     out = tmp_path_factory.mktemp("reports")
-    done = subprocess.run([AIRFLOW, "dags", "test", "zoom_videosdk_qos_report"],
-                          env={**env, "AIRFLOW__ZOOM_QOS__REPORT_DIR": str(out)},
-                          capture_output=True, text=True, timeout=600)
-    output = done.stdout + done.stderr
-    assert done.returncode == 0 and "state=success" in output, output[-4000:]
+    returncode, output = run_dag(env, "dags", "test", "zoom_videosdk_qos_report",
+                                 AIRFLOW__ZOOM_QOS__REPORT_DIR=str(out))
+    assert returncode == 0 and "state=success" in output, output[-4000:]
     reports = list(out.glob("zoom_qos_report_*.html"))
     assert len(reports) == 1, reports
     assert f"QoS report: {reports[0]}" in output

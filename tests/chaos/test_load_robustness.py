@@ -1,8 +1,13 @@
 """Bulk loads on PostgreSQL survive SIGKILL mid-transaction and concurrent overlapping runs.
 
-The loading happens in subprocesses (``load_worker.py``) so it can really be killed. Each
-session's rows in all six load tables (contract + raw) are compared by fingerprint with clean
-loads of the "old" and "new" data into separate schemas of the same database.
+The loading happens in subprocesses (``tests/integration/load_worker.py``) so it can really be
+killed. Each session's rows in all six load tables (contract + raw) are compared by fingerprint
+with clean loads of the "old" and "new" data into separate schemas of the same database.
+
+Part of ``make chaos`` (marker ``chaos``, as everything in this folder), not ``make test``: a loader
+process killed mid-transaction and two loader processes at once are what the deployment does to
+the code, not the code itself. Needs only the PostgreSQL server at 127.0.0.1:5432; on CI
+(``ZOOM_QOS_REQUIRE_POSTGRES=1``) it fails instead of skipping without it.
 """
 
 from __future__ import annotations
