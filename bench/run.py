@@ -42,6 +42,7 @@ from bench.common import (  # noqa: E402
 )
 
 airflow_env()
+from zoom_qos.core.config import LISTING_PARAMS  # noqa: E402
 from zoom_qos.pipeline.load import load_batches  # noqa: E402
 from zoom_qos.zoom.published import SESSION_QOS, SESSIONS  # noqa: E402
 
@@ -209,7 +210,9 @@ def _extraction_run(
                 run_id="extraction",
                 interval_start=None,
                 interval_end=None,
-                params={"from_date": day, "to_date": day, "batch_size": 10**6, "lookback_days": 0},
+                # one batch: the most a batch may hold (the day has ~2,100 sessions)
+                params={"from_date": day, "to_date": day, "batch_size": LISTING_PARAMS["batch_size"].maximum,
+                        "lookback_days": 0},
                 today=now.date(),
                 staging=staging,
             )

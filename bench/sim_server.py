@@ -108,8 +108,10 @@ def main() -> int:
         big.id, big.obj, big.n_users = obj["id"], obj, args.big_users
         big.start = datetime.fromisoformat(obj["start_time"].replace("Z", "+00:00"))
         big.end = datetime.fromisoformat(obj["end_time"].replace("Z", "+00:00"))
-        sim.dataset.find_session = lambda sid: big if sid == obj["id"] else real_find(sid)
-        sim.dataset.users_for_session = lambda sid: users if sid == obj["id"] else real_users(sid)
+        # The simulator asks as of a time (its clock): the big session is past whenever it is asked.
+        sim.dataset.find_session = lambda sid, at=None: big if sid == obj["id"] else real_find(sid, at)
+        sim.dataset.users_for_session = (
+            lambda sid, at=None: users if sid == obj["id"] else real_users(sid, at))
         Path(f"{args.ready_file}.session.json").write_text(json.dumps(obj))
     sim.set_faults(Faults(latency_ms=args.latency_ms))
     sim.start()
