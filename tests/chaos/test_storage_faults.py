@@ -40,6 +40,29 @@ def day_params(sim, days_ago: int) -> tuple[str, object]:
     return json.dumps({"from_date": day.isoformat(), "to_date": day.isoformat()}), day
 
 
+#: The staging tmpfs of the staging-full test.
+STAGING_TMPFS_BYTES = 1024 * 1024
+
+
+def staged_bytes(sim, day) -> list[int]:
+    """About what each ended session of ``day`` takes in staging, in the order it is extracted
+    (its users as JSON lines, as Zoom's bodies and the staging files hold them)."""
+    ended = sorted((s for s in sim.dataset.sessions_for_day(day) if s.get("end_time")), key=lambda s: s["id"])
+    return [sum(len(json.dumps(u)) + 1 for u in sim.dataset.users_for_session(s["id"])) for s in ended]
+
+
+def day_that_fills(sim, size: int) -> tuple[str, object]:
+    """The most recent past day whose staged QoS overflows ``size`` twice over while its first
+    session fits in a quarter of it: whatever the simulated data of the days, the disk fills mid-
+    extraction, after at least one session was staged whole."""
+    for days_ago in range(2, 60):
+        params, day = day_params(sim, days_ago)
+        sizes = staged_bytes(sim, day)
+        if sizes and sum(sizes) > 2 * size and sizes[0] < size // 4:
+            return params, day
+    raise AssertionError(f"no simulated day of the last 60 stages more than {2 * size:,} bytes")
+
+
 def failing_run(env: dict[str, str], params: str, **overrides: str) -> tuple[str, float]:
     """``airflow dags test`` that must fail; returns its output and how long it took."""
     started = time.monotonic()
@@ -73,12 +96,12 @@ def assert_nothing_half_written(staging: Path) -> None:
 
 def test_staging_full_fails_at_once_naming_the_path_and_the_retry_resumes(world, tmp_path, monkeypatch):
     sim, env, _ = world
-    params, day = day_params(sim, 2)
+    params, day = day_that_fills(sim, STAGING_TMPFS_BYTES)
     db = tmp_path / "warehouse.db"
     # One session at a time, so the sessions before the one that fills the disk are staged whole.
     one_at_a_time = zoom_connection_json(sim.base_url, max_concurrent_sessions=1)
     monkeypatch.setenv("AIRFLOW_CONN_ZOOM_VIDEOSDK", one_at_a_time)
-    with tmpfs(tmp_path / "staging", "1m") as staging:
+    with tmpfs(tmp_path / "staging", f"{STAGING_TMPFS_BYTES // 1024}k") as staging:
         output, elapsed = failing_run(env, params, AIRFLOW__ZOOM_QOS__STAGING_URL=staging.as_uri(),
                                       AIRFLOW_CONN_ZOOM_QOS_WAREHOUSE=sqlite_conn(db),
                                       AIRFLOW_CONN_ZOOM_VIDEOSDK=one_at_a_time)
