@@ -56,6 +56,10 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+#: Every table and index of the warehouse at the migration head (``schema`` and ``derived_schema``).
+METADATA = sa.MetaData()
+
+
 def json_type() -> sa.types.TypeEngine[Any]:
     # JSONB on PostgreSQL so analysts can index and query the raw layer; JSON text elsewhere.
     return sa.JSON().with_variant(JSONB(), "postgresql")

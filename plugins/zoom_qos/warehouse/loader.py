@@ -42,6 +42,7 @@ from zoom_qos.transform.parsing import ParseIssues
 from zoom_qos.warehouse import plan, schema
 from zoom_qos.warehouse.columns import utcnow
 from zoom_qos.warehouse.connection import write_transaction
+from zoom_qos.warehouse.derived import Derivation
 from zoom_qos.warehouse.plan import (
     CHILD_TABLES,
     DEFAULT_MAX_ROWS_PER_TRANSACTION,
@@ -176,12 +177,20 @@ class SessionLoader:
             if conn.dialect.name == "postgresql":
                 lock_sessions(conn, [p.session_id for p in group])
             written = _settle_statuses(conn, group)
+            derivation = Derivation(conn, self.schema_name)
+            derivation.lock()
+            counted = derivation.counted(p.session_id for p in written)
+            # Rows kept as they are (Zoom did not send QoS) and counted already: nothing to derive.
+            kept = {p.session_id for p in written if p.unread and not p.live} & counted
+            derivation.remove(sorted(counted - kept))
             writer = self._writer(conn, [p.session_id for p in written if not p.unread], loaded_at)
             for table in LOAD_TABLES:
                 self._write_rows(writer, table, [row for p in written for row in p.rows[table.name]])
             for prepared in written:
                 if prepared.rest is not None:
                     self._stream_rest(writer, prepared)
+            derivation.add(sorted({p.session_id for p in written if not p.live} - kept))
+            derivation.finish()
 
     def _writer(self, conn: Connection, replaced_ids: Sequence[str], loaded_at: datetime | None) -> Writer:
         """The writer of a transaction whose sessions are locked; it deletes the child rows of those

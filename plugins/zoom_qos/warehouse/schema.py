@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from zoom_qos.core.statuses import QosStatus
 from zoom_qos.transform.rows import SESSION_USER_TEXT_FIELDS
 from zoom_qos.warehouse.columns import (
+    METADATA,
     UtcDateTime,
     boolean,
     double,
@@ -27,8 +28,10 @@ from zoom_qos.warehouse.columns import (
     loaded_at,
     text,
 )
+from zoom_qos.warehouse.derived_schema import DERIVED_TABLES
 
 __all__ = [
+    "DERIVED_TABLES",
     "METADATA",
     "QOS_STATUSES",
     "QOS_THRESHOLD_DEFAULTS",
@@ -47,7 +50,6 @@ __all__ = [
     "user_system_qos",
 ]
 
-METADATA = sa.MetaData()
 
 
 #: ``sessions.qos_status`` values (revision 0003 keeps its own frozen copy in its CHECK):
@@ -104,6 +106,8 @@ sessions = sa.Table(
     sa.CheckConstraint(
         "qos_status IN (" + ", ".join(f"'{v}'" for v in QOS_STATUSES) + ")", name="ck_sessions_qos_status"
     ),
+    # Added by revision 0006_scoring: session_quality is read by day of start_time.
+    sa.Index("ix_sessions_start_time", "start_time"),
     comment="One row per Zoom Video SDK session Zoom lists, whether or not its QoS could be read.",
 )
 
@@ -388,6 +392,16 @@ qos_thresholds = sa.Table(
     sa.Column("jitter_ms", sa.Double(), nullable=False, comment="Jitter above this (ms) is poor."),
     sa.Column(
         "loss_pct", sa.Double(), nullable=False, comment="Packet loss above this (percent) is poor."
+    ),
+    double("min_frame_rate_fps", "Send-side video frame rate below this (fps) raises low_frame_rate."),
+    double("min_resolution_height", "Send-side video height below this (pixels) raises low_resolution."),
+    sa.Column(
+        "issue_min_share",
+        sa.Double(),
+        nullable=False,
+        server_default=sa.text("0.2"),
+        comment="Share of a join's samples meeting an issue's condition that raises it; a side whose "
+        "poor share reaches it is poor.",
     ),
     text("note", "Where the limits come from."),
     comment="QoS limits per media type; a sample exceeding any of them counts as poor. Editable.",

@@ -1,8 +1,9 @@
 """The SQL of the BI views in ``zoom_qos.warehouse.views``, for SQLite and PostgreSQL alike.
 
 Kept apart from the views' names, comments and column docs so each view's SELECT reads in one
-place, next to the snippets the views share (milliseconds, UTC day, media type, grouped stats
-with a nearest-rank p95): written once, they cannot drift apart between views or back ends.
+place. How a sample is read (media type, direction, poor, MOS) is ``zoom_qos.warehouse.scoring``'s,
+shared with the derived tables; the quality views read those tables (``derived_schema``), which the
+load keeps, so a dashboard never aggregates raw samples.
 The definitions these implement are in ``views``' module docstring. Every builder takes
 ``(dialect, prefix)`` as ``View.sql`` does. The text they return is checksummed into the
 warehouse (``zoom_qos.warehouse.migrations.view_checksum``): any change, even of whitespace,
@@ -15,6 +16,17 @@ from collections.abc import Sequence
 
 from zoom_qos.core.config import DEFAULT_LIVE_WINDOW_MINUTES
 from zoom_qos.core.statuses import LIVE
+from zoom_qos.warehouse.scoring import (
+    MEASURES,
+    MEDIA_TYPES,
+    METRICS,
+    dbl,
+    is_poor_sql,
+    media_type_sql,
+    millis_sql,
+    scored_samples_sql,
+    utc_day_sql,
+)
 from zoom_qos.warehouse.sql import check_dialect
 
 __all__ = [
@@ -22,116 +34,16 @@ __all__ = [
     "MEDIA_TYPES",
     "METRICS",
     "daily_breakdown_sql",
+    "daily_causes_sql",
     "daily_completeness_sql",
     "daily_quality_sql",
+    "grade_agreement_sql",
+    "join_quality_sql",
     "live_quality_sql",
     "qos_samples_sql",
     "run_health_sql",
     "session_quality_sql",
 ]
-
-#: Media types rated against ``qos_thresholds`` (``other`` streams are never rated).
-MEDIA_TYPES: tuple[str, ...] = ("audio", "video", "screen_share")
-
-#: (column in user_qos, column in qos_thresholds, unit label) of the rated metrics.
-METRICS: tuple[tuple[str, str, str], ...] = (
-    ("latency_ms", "latency_ms", "ms"),
-    ("jitter_ms", "jitter_ms", "ms"),
-    ("avg_loss_pct", "loss_pct", "%"),
-)
-
-# Short names used in aggregate column names: avg_latency_ms, p95_loss_pct, ...
-MEASURES: tuple[tuple[str, str], ...] = (
-    ("latency_ms", "latency_ms"),
-    ("jitter_ms", "jitter_ms"),
-    ("loss_pct", "avg_loss_pct"),
-)
-
-_DIMENSIONS: tuple[str, ...] = ("device", "network_type", "data_center")
-
-
-def _dbl(expr: str) -> str:
-    # "DOUBLE PRECISION" is a real type on PostgreSQL and REAL affinity on SQLite.
-    return f"CAST({expr} AS DOUBLE PRECISION)"
-
-
-def _millis(dialect: str, start: str, end: str) -> str:
-    """Whole milliseconds from ``start`` to ``end`` (NULL if either is NULL), as a number."""
-    if dialect == "postgresql":
-        return f"round(extract(epoch from ({end} - {start})) * 1000)"
-    return f"round((julianday({end}) - julianday({start})) * 86400000.0)"
-
-
-def _utc_day(dialect: str, ts: str) -> str:
-    if dialect == "postgresql":
-        return f"CAST(({ts} AT TIME ZONE 'UTC') AS date)"
-    return f"date({ts})"  # SQLite stores naive UTC text
-
-
-# --------------------------------------------------------------------------- aggregates
-def _stat_columns(alias_prefix: str = "") -> list[str]:
-    names = ["samples", "poor_samples", "poor_share"]
-    for short, _ in MEASURES:
-        names += [f"avg_{short}", f"p95_{short}"]
-    return [alias_prefix + n for n in names]
-
-
-def _grouped_stats(dialect: str, source: str, keys: Sequence[str]) -> str:
-    """SELECT keys, samples, poor_samples, poor_share, avg_/p95_ per measure FROM source.
-
-    ``source`` is a parenthesised subquery (or view name) with the key columns, ``is_poor``
-    and the metric columns. p95 is nearest-rank over non-NULL values on both back ends.
-    """
-    key_list = ", ".join(keys)
-    common = [
-        "count(*) AS samples",
-        "sum(is_poor) AS poor_samples",
-        f"avg({_dbl('is_poor')}) AS poor_share",
-    ]
-    if dialect == "postgresql":
-        measures = []
-        for short, col in MEASURES:
-            measures += [
-                f"avg({col}) AS avg_{short}",
-                f"percentile_disc(0.95) WITHIN GROUP (ORDER BY {col}) AS p95_{short}",
-            ]
-        return f"SELECT {key_list}, {', '.join(common + measures)} FROM {source} src GROUP BY {key_list}"
-    # SQLite: cume_dist per group over the non-NULL values (NULLs get their own partition).
-    windows = ", ".join(
-        f"cume_dist() OVER (PARTITION BY {key_list}, ({col} IS NULL) ORDER BY {col}) AS cd_{short}"
-        for short, col in MEASURES
-    )
-    measures = []
-    for short, col in MEASURES:
-        measures += [
-            f"avg({col}) AS avg_{short}",
-            f"min(CASE WHEN {col} IS NOT NULL AND cd_{short} >= 0.95 THEN {col} END) AS p95_{short}",
-        ]
-    return (
-        f"SELECT {key_list}, {', '.join(common + measures)} "
-        f"FROM (SELECT src.*, {windows} FROM {source} src) ranked GROUP BY {key_list}"
-    )
-
-
-# --------------------------------------------------------------------------- qos_samples
-def _media_type(col: str) -> str:
-    return (
-        f"CASE WHEN substr({col}, 1, 5) = 'audio' THEN 'audio' "
-        f"WHEN substr({col}, 1, 5) = 'video' THEN 'video' "
-        f"WHEN substr({col}, 1, 3) = 'as_' THEN 'screen_share' "
-        "ELSE 'other' END"
-    )
-
-
-def _is_poor(sample: str, threshold: str) -> str:
-    """The poor flag of a ``user_qos`` row ``sample`` against its ``qos_thresholds`` row ``threshold``:
-    1 poor, 0 not, NULL not rated. The one definition of "rated" and "poor" (qos_samples, live)."""
-    no_metric = " AND ".join(f"{sample}.{col} IS NULL" for col, _, _ in METRICS)
-    over = " OR ".join(f"{sample}.{col} > {threshold}.{tcol}" for col, tcol, _ in METRICS)
-    return (
-        f"CASE WHEN {threshold}.media_type IS NULL OR ({no_metric}) THEN NULL\n"
-        f"         WHEN {over} THEN 1 ELSE 0 END"
-    )
 
 
 def _not_live(prefix: str, session_id: str) -> str:
@@ -142,90 +54,97 @@ def _not_live(prefix: str, session_id: str) -> str:
     )
 
 
+# --------------------------------------------------------------------------- qos_samples
 def qos_samples_sql(dialect: str, prefix: str) -> str:
     check_dialect(dialect)
+    scored = scored_samples_sql(dialect, prefix, _not_live(prefix, "q.session_id"))
     return f"""SELECT b.session_id, b.user_id, b.join_time, b.sampled_at, b.stream, b.media_type,
-    {_utc_day(dialect, "b.sampled_at")} AS day,
+    {utc_day_sql(dialect, "b.sampled_at")} AS day,
     b.bitrate_kbps, b.latency_ms, b.jitter_ms, b.avg_loss_pct, b.max_loss_pct,
     b.resolution_width, b.resolution_height, b.frame_rate_fps,
-    {_is_poor("b", "t")} AS is_poor,
-    su.device, su.network_type, su.data_center
-FROM (SELECT q.*, {_media_type("q.stream")} AS media_type FROM {prefix}user_qos q
-      WHERE {_not_live(prefix, "q.session_id")}) b
-LEFT JOIN {prefix}qos_thresholds t ON t.media_type = b.media_type
+    b.is_poor,
+    su.device, su.network_type, su.data_center,
+    b.direction, b.r_factor, b.mos
+FROM ({scored}) b
 LEFT JOIN {prefix}session_users su
     ON su.session_id = b.session_id AND su.user_id = b.user_id AND su.join_time = b.join_time"""
 
 
-# --------------------------------------------------------------------------- session_quality
+# --------------------------------------------------------------------------- derived views
+def _stat_columns() -> list[str]:
+    names = ["samples", "poor_samples", "poor_share"]
+    for short, _ in MEASURES:
+        names += [f"avg_{short}", f"p95_{short}"]
+    return names
+
+
 def session_quality_sql(dialect: str, prefix: str) -> str:
     check_dialect(dialect)
-    millis = _millis(dialect, "join_time", "leave_time")
-    stats = _grouped_stats(dialect, f"{prefix}qos_samples", ["session_id", "media_type"])
-    pivot: list[str] = []
-    for media in MEDIA_TYPES:
-        for short, _ in MEASURES:
-            for agg in ("avg", "p95"):
-                pivot.append(
-                    f"max(CASE WHEN media_type = '{media}' THEN {agg}_{short} END) AS {media}_{agg}_{short}"
-                )
-        pivot.append(f"max(CASE WHEN media_type = '{media}' THEN poor_share END) AS {media}_poor_share")
     media_cols = ", ".join(
-        c
+        f"d.{media}_{what}"
         for media in MEDIA_TYPES
-        for c in [f"m.{media}_{agg}_{short}" for short, _ in MEASURES for agg in ("avg", "p95")]
-        + [f"m.{media}_poor_share"]
+        for what in [f"{agg}_{short}" for short, _ in MEASURES for agg in ("avg", "p95")] + ["poor_share"]
     )
     return f"""SELECT s.session_id, s.session_name, s.start_time, s.end_time, s.duration_seconds,
     s.user_count,
-    COALESCE(u.users, 0) AS users, COALESCE(u.joins, 0) AS joins, u.minutes,
-    COALESCE(a.samples, 0) AS samples, a.poor_share,
-    {media_cols}
+    COALESCE(d.users, 0) AS users, COALESCE(d.joins, 0) AS joins, d.minutes,
+    COALESCE(d.samples, 0) AS samples, d.poor_share,
+    {media_cols},
+    d.audio_mos, COALESCE(d.poor_joins, 0) AS poor_joins, d.main_cause
 FROM {prefix}sessions s
-LEFT JOIN (
-    SELECT session_id, count(DISTINCT user_id) AS users, count(*) AS joins,
-        {_dbl(f"sum({millis})")} / 60000.0 AS minutes
-    FROM {prefix}session_users GROUP BY session_id
-) u ON u.session_id = s.session_id
-LEFT JOIN (
-    SELECT session_id, count(*) AS samples, avg({_dbl("is_poor")}) AS poor_share
-    FROM {prefix}qos_samples GROUP BY session_id
-) a ON a.session_id = s.session_id
-LEFT JOIN (
-    SELECT session_id, {", ".join(pivot)}
-    FROM ({stats}) g GROUP BY session_id
-) m ON m.session_id = s.session_id
+LEFT JOIN {prefix}quality_sessions d ON d.session_id = s.session_id
 WHERE s.qos_status <> '{LIVE}'"""
 
 
-# --------------------------------------------------------------------------- daily views
-def _daily_sql_for(dialect: str, source: str, keys: Sequence[str]) -> str:
-    stats = _grouped_stats(dialect, source, keys)
-    key_list = ", ".join(keys)
-    on = " AND ".join(f"g.{k} = c.{k}" for k in keys)
-    stat_cols = ", ".join(f"g.{c}" for c in _stat_columns())
-    return f"""SELECT {", ".join(f"g.{k}" for k in keys)}, c.sessions, c.users, {stat_cols}
-FROM ({stats}) g
-JOIN (
-    SELECT {key_list}, count(DISTINCT session_id) AS sessions, count(DISTINCT user_id) AS users
-    FROM {source} src GROUP BY {key_list}
-) c ON {on}"""
+def _daily_sql_for(prefix: str, keys: Sequence[str], whole_day: bool) -> str:
+    stats = ", ".join(_stat_columns())
+    where = "dimension = ''" if whole_day else "dimension <> ''"
+    return f"""SELECT {", ".join(keys)}, sessions, users, {stats}
+FROM {prefix}quality_daily
+WHERE {where}"""
 
 
 def daily_quality_sql(dialect: str, prefix: str) -> str:
     check_dialect(dialect)
-    return _daily_sql_for(dialect, f"{prefix}qos_samples", ["day", "media_type"])
+    return _daily_sql_for(prefix, ["day", "media_type"], whole_day=True)
 
 
 def daily_breakdown_sql(dialect: str, prefix: str) -> str:
     check_dialect(dialect)
-    metric_cols = ", ".join(col for _, col in MEASURES)
-    unpivot = " UNION ALL ".join(
-        f"SELECT day, media_type, '{dim}' AS dimension, COALESCE({dim}, 'unknown') AS dimension_value, "
-        f"session_id, user_id, is_poor, {metric_cols} FROM {prefix}qos_samples"
-        for dim in _DIMENSIONS
+    return _daily_sql_for(prefix, ["day", "media_type", "dimension", "dimension_value"], whole_day=False)
+
+
+def join_quality_sql(dialect: str, prefix: str) -> str:
+    check_dialect(dialect)
+    return f"""SELECT j.session_id, j.user_id, j.join_time, j.media_type,
+    j.send_samples, j.send_poor_share, j.receive_samples, j.receive_poor_share,
+    j.avg_mos_send, j.avg_mos_receive, j.min_mos_receive,
+    j.issues, j.cause, j.cause_user_id, j.score_version,
+    j.day, j.send_poor_samples, j.receive_poor_samples,
+    su.user_name, su.device, su.network_type, su.data_center
+FROM {prefix}quality_joins j
+LEFT JOIN {prefix}session_users su
+    ON su.session_id = j.session_id AND su.user_id = j.user_id AND su.join_time = j.join_time"""
+
+
+def daily_causes_sql(dialect: str, prefix: str) -> str:
+    check_dialect(dialect)
+    return f"SELECT day, media_type, cause, joins FROM {prefix}quality_daily_causes"
+
+
+def grade_agreement_sql(dialect: str, prefix: str) -> str:
+    check_dialect(dialect)
+    grade = (
+        "CASE j.media_type WHEN 'audio' THEN su.audio_quality WHEN 'video' THEN su.video_quality "
+        "ELSE su.screen_share_quality END"
     )
-    return _daily_sql_for(dialect, f"({unpivot})", ["day", "media_type", "dimension", "dimension_value"])
+    return f"""SELECT j.media_type, {grade} AS zoom_grade, count(*) AS joins,
+    sum(CASE WHEN j.cause <> 'none' THEN 1 ELSE 0 END) AS poor_joins
+FROM {prefix}quality_joins j
+JOIN {prefix}session_users su
+    ON su.session_id = j.session_id AND su.user_id = j.user_id AND su.join_time = j.join_time
+WHERE {grade} IS NOT NULL AND {grade} <> ''
+GROUP BY j.media_type, {grade}"""
 
 
 # --------------------------------------------------------------------------- run_health
@@ -249,7 +168,7 @@ def _thousands(dialect: str, col: str) -> str:
 
 def run_health_sql(dialect: str, prefix: str) -> str:
     check_dialect(dialect)
-    millis = _millis(dialect, "started_at", "finished_at")
+    millis = millis_sql(dialect, "started_at", "finished_at")
 
     def pos(col: str) -> str:
         return f"COALESCE({col}, 0) > 0"
@@ -263,7 +182,7 @@ def run_health_sql(dialect: str, prefix: str) -> str:
     )
     reason = f"NULLIF(rtrim({pieces}, '; '), '')"
     return f"""SELECT run_id, dag_id, window_start, window_end, outcome, started_at, finished_at,
-    {_dbl(millis)} / 1000.0 AS duration_seconds,
+    {dbl(millis)} / 1000.0 AS duration_seconds,
     sessions_listed, sessions_loaded, sessions_skipped, users_loaded, qos_rows, system_rows,
     api_requests, retries, rate_limit_waits, rate_limit_wait_seconds, token_restarts,
     unparsed_values, dq_hard_violations,
@@ -281,7 +200,7 @@ FROM {prefix}pipeline_runs"""
 # --------------------------------------------------------------------------- daily_completeness
 def daily_completeness_sql(dialect: str, prefix: str) -> str:
     check_dialect(dialect)
-    day = _utc_day(dialect, "start_time")
+    day = utc_day_sql(dialect, "start_time")
     status_counts = ", ".join(
         f"sum(CASE WHEN qos_status = '{status}' THEN 1 ELSE 0 END) AS {status}"
         for status in ("loaded", "pending", "unavailable")
@@ -329,7 +248,7 @@ def live_quality_sql(
     conditions = ["q.sampled_at <= :until"] * until + ["q.session_id IN :session_ids"] * sessions
     bound = "".join(f"\n    {'AND' if i else 'WHERE'} {c}" for i, c in enumerate(conditions))
     live = f"JOIN {prefix}sessions s ON s.session_id = q.session_id AND s.qos_status = '{LIVE}'"
-    age = _millis(dialect, "r.sampled_at", "w.last_sampled_at")
+    age = millis_sql(dialect, "r.sampled_at", "w.last_sampled_at")
     extra = (
         ",\n    sum(r.is_poor) AS poor_samples, su.device, su.network_type, su.data_center" if details else ""
     )
@@ -337,7 +256,7 @@ def live_quality_sql(
     rated = ", ".join(f"'{m}'" for m in MEDIA_TYPES)
     metric_cols = ", ".join(f"q.{col}" for col, _, _ in METRICS)
     return f"""SELECT w.session_id, w.session_name, w.user_id, su.user_name, w.join_time, r.media_type,
-    count(r.is_poor) AS rated_samples, avg({_dbl("r.is_poor")}) AS poor_share,
+    count(r.is_poor) AS rated_samples, avg({dbl("r.is_poor")}) AS poor_share,
     w.last_sampled_at{extra}
 FROM (
     SELECT q.session_id, s.session_name, q.user_id, q.join_time, max(q.sampled_at) AS last_sampled_at
@@ -345,10 +264,11 @@ FROM (
     GROUP BY q.session_id, s.session_name, q.user_id, q.join_time
 ) w
 JOIN (
-    SELECT c.session_id, c.user_id, c.join_time, c.sampled_at, c.media_type, {_is_poor("c", "t")} AS is_poor
+    SELECT c.session_id, c.user_id, c.join_time, c.sampled_at, c.media_type,
+        {is_poor_sql("c", "t")} AS is_poor
     FROM (
         SELECT q.session_id, q.user_id, q.join_time, q.sampled_at, {metric_cols},
-            {_media_type("q.stream")} AS media_type
+            {media_type_sql("q.stream")} AS media_type
         FROM {prefix}user_qos q {live}{bound}
     ) c
     LEFT JOIN {prefix}qos_thresholds t ON t.media_type = c.media_type

@@ -45,8 +45,11 @@ from zoom_qos.warehouse.view_sql import (
     MEDIA_TYPES,
     METRICS,
     daily_breakdown_sql,
+    daily_causes_sql,
     daily_completeness_sql,
     daily_quality_sql,
+    grade_agreement_sql,
+    join_quality_sql,
     live_quality_sql,
     qos_samples_sql,
     run_health_sql,
@@ -102,6 +105,15 @@ _QOS_SAMPLES_COLUMNS: dict[str, str] = {
     "device": "session_users.device of the join (NULL if unknown).",
     "network_type": "session_users.network_type of the join (NULL if unknown).",
     "data_center": "session_users.data_center of the join (NULL if unknown).",
+    "direction": (
+        "send (*_input, *_device_to_rwg: what the user sends), receive (*_output, *_device_from_rwg: what "
+        "the user receives) or NULL (any other stream)."
+    ),
+    "r_factor": (
+        "E-model R factor (score version 1) of an audio sample with latency, jitter and average loss, "
+        "0..100; else NULL."
+    ),
+    "mos": "Mean opinion score 1..4.5 from r_factor (audio only); else NULL.",
 }
 
 
@@ -133,6 +145,12 @@ def _session_quality_columns() -> dict[str, str]:
                 f"Nearest-rank 95th percentile {what} of {label} samples, in {unit}."
             )
         cols[f"{media}_poor_share"] = f"Poor {label} samples / rated {label} samples (0..1)."
+    cols["audio_mos"] = "Mean MOS of the session's receive-side audio samples (1..4.5); NULL if none."
+    cols["poor_joins"] = "Distinct joins with a cause other than none in any media type (join_quality)."
+    cols["main_cause"] = (
+        "Most frequent cause among the session's poor join_quality rows, ties broken by the cause order "
+        "of docs/quality.md; NULL when no join is poor."
+    )
     return cols
 
 
@@ -235,6 +253,52 @@ _LIVE_COLUMNS: dict[str, str] = {
 }
 
 
+_JOIN_QUALITY_COLUMNS: dict[str, str] = {
+    "session_id": "Zoom session id of the join (session_users).",
+    "user_id": "Zoom user id of the join.",
+    "join_time": "The join's join_time (UTC).",
+    "media_type": "audio, video or screen_share.",
+    "send_samples": "Rated send-side samples of the media type (what the user sent).",
+    "send_poor_share": "Poor share of send_samples (0..1); NULL when 0 samples.",
+    "receive_samples": "Rated receive-side samples of the media type (what the user received).",
+    "receive_poor_share": "Poor share of receive_samples (0..1); NULL when 0 samples.",
+    "avg_mos_send": "Mean MOS of the send-side audio samples (audio only, else NULL).",
+    "avg_mos_receive": "Mean MOS of the receive-side audio samples (audio only, else NULL).",
+    "min_mos_receive": "Lowest MOS of the receive-side audio samples (audio only, else NULL).",
+    "issues": (
+        "Raised issues, comma-separated in this order: high_latency, high_jitter, high_loss, "
+        "low_frame_rate, low_resolution, cpu_pressure, weak_wifi, reconnected; '' when none."
+    ),
+    "cause": (
+        "Why the media was poor: device_cpu, weak_wifi, own_uplink, remote_sender, session_wide, "
+        "own_downlink or unknown (the first that holds); none when neither side is poor."
+    ),
+    "cause_user_id": "For remote_sender: the participant whose poor send side the user heard; else NULL.",
+    "score_version": "Version of the scoring rules (1).",
+    "day": "UTC day of join_time.",
+    "send_poor_samples": "Of send_samples, those rated poor.",
+    "receive_poor_samples": "Of receive_samples, those rated poor.",
+    "user_name": "session_users.user_name of the join.",
+    "device": "session_users.device of the join.",
+    "network_type": "session_users.network_type of the join.",
+    "data_center": "session_users.data_center of the join.",
+}
+
+_DAILY_CAUSES_COLUMNS: dict[str, str] = {
+    "day": "UTC day of the joins' join_time.",
+    "media_type": "audio, video or screen_share.",
+    "cause": "A cause of join_quality (none included).",
+    "joins": "join_quality rows of the day, media type and cause.",
+}
+
+_GRADE_AGREEMENT_COLUMNS: dict[str, str] = {
+    "media_type": "audio, video or screen_share.",
+    "zoom_grade": "Zoom's own grade of the join (session_users.*_quality): good, fair, poor or bad.",
+    "joins": "join_quality rows with that grade.",
+    "poor_joins": "Of joins, those our scoring found poor (cause other than none).",
+}
+
+
 VIEWS: list[View] = [
     View(
         name="qos_samples",
@@ -270,6 +334,31 @@ VIEWS: list[View] = [
         ),
         sql=daily_breakdown_sql,
         columns=_BREAKDOWN_COLUMNS,
+    ),
+    View(
+        name="join_quality",
+        comment=(
+            "One row per join and media type with samples: send and receive poor shares, audio MOS, "
+            "the issues raised and the cause of poor quality (docs/quality.md). Sessions in progress "
+            "are left out."
+        ),
+        sql=join_quality_sql,
+        columns=_JOIN_QUALITY_COLUMNS,
+    ),
+    View(
+        name="daily_causes",
+        comment="One row per UTC day (of join_time), media type and cause: how many joins had it.",
+        sql=daily_causes_sql,
+        columns=_DAILY_CAUSES_COLUMNS,
+    ),
+    View(
+        name="grade_agreement",
+        comment=(
+            "Where per-user grades are read: per media type and Zoom grade, how many joins our scoring "
+            "found poor."
+        ),
+        sql=grade_agreement_sql,
+        columns=_GRADE_AGREEMENT_COLUMNS,
     ),
     View(
         name="run_health",

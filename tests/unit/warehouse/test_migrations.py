@@ -25,7 +25,7 @@ from zoom_qos.warehouse.views import View
 # Fixtures pg_database (fresh PostgreSQL database) and warehouse_url (sqlite / postgresql).
 
 SCHEMA = "zoom_qos"
-HEAD = "0005_live"
+HEAD = "0006_scoring"
 T0 = datetime(2025, 3, 1, 10, tzinfo=UTC)
 GRADE_COLUMNS = ("participant_uuid", "audio_quality", "video_quality", "screen_share_quality")
 
@@ -431,14 +431,15 @@ def test_concurrent_ensure_schema(warehouse_url: URL) -> None:
     wh.dispose()
 
 
-def test_nothing_changed_costs_two_queries(warehouse: Warehouse) -> None:
+def test_nothing_changed_costs_four_small_reads(warehouse: Warehouse) -> None:
     warehouse.ensure_schema()
     statements: list[str] = []
     sa.event.listen(warehouse.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
     assert warehouse.ensure_schema() is False
     queries = [q for q in statements if q != "BEGIN"]  # SQLite's explicit BEGIN (deferred)
-    assert len(queries) == 2, statements
+    assert len(queries) == 4, statements
     assert "alembic_version" in queries[0] and "schema_objects" in queries[1]
+    assert "derived_state" in queries[2] and "qos_thresholds" in queries[3]
 
 
 # --------------------------------------------------------------------------- views

@@ -16,6 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from zoom_qos.warehouse import schema
+from zoom_qos.warehouse.derived import recompute_all
+from zoom_qos.warehouse.migrations import ensure_schema
 from zoom_qos.warehouse.sql import UnsupportedDatabaseError, object_prefix
 from zoom_qos.warehouse.store import Warehouse
 from zoom_qos.warehouse.views import MEDIA_TYPES, VIEWS, view_by_name
@@ -38,8 +40,11 @@ class Db:
     prefix: str
 
     def sql(self, statement: str, params: dict[str, Any] | None = None) -> None:
+        """Run a statement; the derived tables follow a threshold change as a task's ensure_schema
+        makes them."""
         with self.engine.begin() as conn:
             conn.execute(sa.text(statement.replace("{p}", self.prefix)), params or {})
+        ensure_schema(self.engine, self.schema)
 
     def rows(self, view: str, order_by: str) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
@@ -54,6 +59,8 @@ class Db:
         keys = dict.fromkeys(k for row in rows for k in row)
         with self.engine.begin() as conn:
             conn.execute(table.insert(), [{**stamp, **dict.fromkeys(keys), **row} for row in rows])
+            # Rows written outside the pipeline: derive from them as `zoom-qos warehouse upgrade` does.
+            recompute_all(conn, self.schema)
 
 
 def build_schema(wh: Warehouse) -> str:
@@ -204,8 +211,8 @@ def by_key(rows: list[dict[str, Any]], *keys: str) -> dict[tuple[Any, ...], dict
 def test_views_declared_in_dependency_order_with_docs() -> None:
     names = [v.name for v in VIEWS]
     assert names == [
-        "qos_samples", "session_quality", "daily_quality", "daily_quality_breakdown", "run_health",
-        "daily_completeness", "live_session_quality",
+        "qos_samples", "session_quality", "daily_quality", "daily_quality_breakdown", "join_quality",
+        "daily_causes", "grade_agreement", "run_health", "daily_completeness", "live_session_quality",
     ]
     for index, view in enumerate(VIEWS):
         assert view.comment.strip(), view.name
@@ -369,7 +376,9 @@ def random_dataset(seed: int = 11) -> tuple[list[dict[str, Any]], list[dict[str,
         sessions_.append(session(sid, start, user_count=3))
         for u in range(rng.randint(1, 3)):
             device = rng.choice(["A", "B", None])
-            j = join(sid, f"ru{u}", start + minute(u), start + minute(30 + u), device=device)
+            grades = {f"{m}_quality": rng.choice(["good", "fair", "poor", "bad", None])
+                      for m in ("audio", "video", "screen_share")}
+            j = join(sid, f"ru{u}", start + minute(u), start + minute(30 + u), device=device, **grades)
             joins.append(j)
             for i in range(rng.randint(5, 60)):
                 for stream in ("audio_input", "video_output", "as_input", "other_x"):
@@ -421,6 +430,9 @@ def test_both_back_ends_give_identical_figures(make_db: Any) -> None:
         "session_quality": "session_id",
         "daily_quality": "day, media_type",
         "daily_quality_breakdown": "day, media_type, dimension, dimension_value",
+        "join_quality": "session_id, user_id, join_time, media_type",
+        "daily_causes": "day, media_type, cause",
+        "grade_agreement": "media_type, zoom_grade",
         "run_health": "run_id",
         "daily_completeness": "usage_date",
         "live_session_quality": "session_id, user_id, join_time, media_type",

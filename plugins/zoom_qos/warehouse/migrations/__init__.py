@@ -39,6 +39,7 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection, Engine
 
+from zoom_qos.warehouse import derived
 from zoom_qos.warehouse import views as views_module
 from zoom_qos.warehouse.schema import schema_objects
 from zoom_qos.warehouse.sql import object_prefix
@@ -192,13 +193,21 @@ def _is_current(engine: Engine, schema: str | None, wanted: dict[str, str]) -> b
                 return False
             stored = {name: (checksum, bool(present)) for name, checksum, present in
                       conn.execute(objects.stored_views_sql())}
+            if stored != {name: (checksum, True) for name, checksum in wanted.items()}:
+                return False
+            if conn.dialect.name == "postgresql":
+                conn = conn.execution_options(schema_translate_map={None: schema})
+            return derived.state_is_current(conn)
         except (sa.exc.ProgrammingError, sa.exc.OperationalError):
             return False  # a table is missing: new or pre-Alembic warehouse
-    return stored == {name: (checksum, True) for name, checksum in wanted.items()}
 
 
-def ensure_schema(engine: Engine, schema: str | None) -> bool:
-    """Bring the warehouse to the head revision and its views up to date.
+def ensure_schema(engine: Engine, schema: str | None, progress: derived.Progress | None = None) -> bool:
+    """Bring the warehouse to the head revision, its views and its derived tables up to date.
+
+    The derived tables are recomputed from the stored samples, in the same transaction, when they
+    were made by other scoring rules or other ``qos_thresholds`` (:mod:`zoom_qos.warehouse.derived`);
+    ``progress`` hears how far that got.
 
     Idempotent and safe to call from many processes at once. Returns True when something
     had to be checked under the lock (first run, upgrade or view change), False on the fast
@@ -226,6 +235,7 @@ def ensure_schema(engine: Engine, schema: str | None) -> bool:
                     _ddl(conn, f"CREATE SCHEMA {conn.dialect.identifier_preparer.quote_schema(schema)}")
             _upgrade(conn, schema)
             _sync_views(conn, schema, views)
+            derived.bring_up_to_date(conn, schema, progress)
     return True
 
 
