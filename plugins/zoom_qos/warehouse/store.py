@@ -26,6 +26,7 @@ from zoom_qos.warehouse.connection import (
     create_engine,
     write_transaction,
 )
+from zoom_qos.warehouse.derived import Progress
 from zoom_qos.warehouse.loader import LoadSummary, SessionLoader
 from zoom_qos.warehouse.plan import DEFAULT_MAX_ROWS_PER_TRANSACTION, SessionInput
 from zoom_qos.warehouse.sql import check_dialect
@@ -69,13 +70,14 @@ class Warehouse:
         log.info("Warehouse: %r", warehouse)  # no password: the URL repr masks it, hooks' URLs lack it
         return warehouse
 
-    def ensure_schema(self) -> bool:
-        """Migrate the warehouse to the head revision and refresh changed BI views.
+    def ensure_schema(self, progress: Progress | None = None, *, recompute: bool = False) -> bool:
+        """Migrate the warehouse to the head revision, refresh changed BI views, and recompute the
+        derived tables if the scoring rules or ``qos_thresholds`` changed (or ``recompute``: always).
 
         Idempotent, safe to run from many processes at once, and cheap when nothing changed
         (see :mod:`zoom_qos.warehouse.migrations`). Returns True when it had to take the schema lock.
         """
-        return migrations.ensure_schema(self.engine, self.schema)
+        return migrations.ensure_schema(self.engine, self.schema, progress, recompute=recompute)
 
     def load_sessions(
         self,

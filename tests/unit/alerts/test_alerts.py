@@ -19,6 +19,7 @@ from zoom_qos.alerts import notify as alerts
 from zoom_qos.alerts.daily import alert_quality
 from zoom_qos.core.errors import SettingsError
 from zoom_qos.warehouse import schema
+from zoom_qos.warehouse.derived import recompute_all
 from zoom_qos.warehouse.store import Warehouse
 
 DAY = date(2026, 11, 20)
@@ -74,6 +75,7 @@ def seed(wh: Warehouse, day: date, *, audio: tuple[int, int], video: tuple[int, 
         if zoom_sessions is not None:
             conn.execute(schema.daily_usage.insert(), [{"usage_date": day, "sessions": zoom_sessions,
                                                         "fetched_at": now}])
+        recompute_all(conn, wh.schema)  # rows written outside the loader: derive from them
 
 
 def alert_rows(wh: Warehouse) -> list[dict[str, Any]]:

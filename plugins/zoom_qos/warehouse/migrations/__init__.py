@@ -202,12 +202,15 @@ def _is_current(engine: Engine, schema: str | None, wanted: dict[str, str]) -> b
             return False  # a table is missing: new or pre-Alembic warehouse
 
 
-def ensure_schema(engine: Engine, schema: str | None, progress: derived.Progress | None = None) -> bool:
+def ensure_schema(
+    engine: Engine, schema: str | None, progress: derived.Progress | None = None, *, recompute: bool = False
+) -> bool:
     """Bring the warehouse to the head revision, its views and its derived tables up to date.
 
     The derived tables are recomputed from the stored samples, in the same transaction, when they
     were made by other scoring rules or other ``qos_thresholds`` (:mod:`zoom_qos.warehouse.derived`);
-    ``progress`` hears how far that got.
+    ``progress`` hears how far that got. ``recompute`` recomputes them whatever they were made with
+    (``zoom-qos warehouse upgrade``: rows may have been changed outside the pipeline).
 
     Idempotent and safe to call from many processes at once. Returns True when something
     had to be checked under the lock (first run, upgrade or view change), False on the fast
@@ -218,7 +221,7 @@ def ensure_schema(engine: Engine, schema: str | None, progress: derived.Progress
     views = _current_views()
     prefix = object_prefix(engine.dialect.name, schema)
     wanted = {v.name: view_checksum(v, engine.dialect.name, prefix) for v in views}
-    if _is_current(engine, schema, wanted):
+    if not recompute and _is_current(engine, schema, wanted):
         return False
     with engine.connect() as conn:
         if conn.dialect.name == "postgresql":
@@ -235,7 +238,10 @@ def ensure_schema(engine: Engine, schema: str | None, progress: derived.Progress
                     _ddl(conn, f"CREATE SCHEMA {conn.dialect.identifier_preparer.quote_schema(schema)}")
             _upgrade(conn, schema)
             _sync_views(conn, schema, views)
-            derived.bring_up_to_date(conn, schema, progress)
+            if recompute:
+                derived.recompute_all(conn, schema, progress)
+            else:
+                derived.bring_up_to_date(conn, schema, progress)
     return True
 
 
