@@ -59,12 +59,62 @@ def _reaches(part: str, whole: str, limit: str = "ims") -> str:
     return f"({whole} > 0 AND {dbl(part)} / {whole} >= {limit})"
 
 
+# --------------------------------------------------------------------------- the scored samples
+#: The per-connection scratch table holding one chunk's scored samples: every statement below reads
+#: it, so each sample is scored (and joined to its join's attributes) once per load.
+SCRATCH = "zoom_qos_scored_samples"
+
+_SCRATCH_COLUMNS = (
+    ("session_id", "TEXT"), ("user_id", "TEXT"), ("join_time", "{ts}"), ("media_type", "TEXT"),
+    ("direction", "TEXT"), ("day", "DATE"), ("minute", "{minute}"), ("latency_ms", "DOUBLE PRECISION"),
+    ("jitter_ms", "DOUBLE PRECISION"), ("avg_loss_pct", "DOUBLE PRECISION"), ("is_poor", "INTEGER"),
+    ("mos", "DOUBLE PRECISION"), ("over_latency", "INTEGER"), ("over_jitter", "INTEGER"),
+    ("over_loss", "INTEGER"), ("low_fps", "INTEGER"), ("low_height", "INTEGER"),
+    ("issue_min_share", "DOUBLE PRECISION"), ("device", "TEXT"), ("network_type", "TEXT"),
+    ("data_center", "TEXT"),
+)
+
+
+def scratch_ddl(dialect: str) -> str:
+    """``CREATE TEMP TABLE IF NOT EXISTS`` the scratch table (emptied at each commit on PostgreSQL;
+    the caller empties it on SQLite, which has no ``ON COMMIT``)."""
+    ts = "TIMESTAMPTZ" if dialect == "postgresql" else "TEXT"
+    minute = ts
+    cols = ", ".join(f"{name} {kind.format(ts=ts, minute=minute)}" for name, kind in _SCRATCH_COLUMNS)
+    tail = " ON COMMIT DELETE ROWS" if dialect == "postgresql" else ""
+    return f"CREATE TEMP TABLE IF NOT EXISTS {SCRATCH} ({cols}){tail}"
+
+
+def scratch_fill_sql(dialect: str, prefix: str) -> str:
+    """``INSERT INTO`` the scratch table the sessions' samples, scored (``scoring.scored_samples_sql``)."""
+    scored = scored_samples_sql(dialect, prefix, _IN_SESSIONS, limits=True)
+    rated = "s.is_poor IS NOT NULL"
+    sent_video = f"{rated} AND s.direction = 'send' AND s.media_type = 'video'"
+    values = [
+        "s.session_id", "s.user_id", "s.join_time", "s.media_type", "s.direction",
+        utc_day_sql(dialect, "s.sampled_at"), "s.minute", "s.latency_ms", "s.jitter_ms", "s.avg_loss_pct",
+        "s.is_poor", "s.mos",
+        f"CASE WHEN {rated} AND s.latency_ms > s.limit_latency_ms THEN 1 ELSE 0 END",
+        f"CASE WHEN {rated} AND s.jitter_ms > s.limit_jitter_ms THEN 1 ELSE 0 END",
+        f"CASE WHEN {rated} AND s.avg_loss_pct > s.limit_loss_pct THEN 1 ELSE 0 END",
+        f"CASE WHEN {sent_video} AND s.frame_rate_fps < s.limit_frame_rate_fps THEN 1 ELSE 0 END",
+        f"CASE WHEN {sent_video} AND s.resolution_height < s.limit_height THEN 1 ELSE 0 END",
+        "s.issue_min_share", *(f"su.{d}" for d in DIMENSIONS),
+    ]  # fmt: skip
+    return f"""INSERT INTO {SCRATCH} ({", ".join(name for name, _ in _SCRATCH_COLUMNS)})
+SELECT {", ".join(values)}
+FROM ({scored}) s
+LEFT JOIN {prefix}session_users su ON {_on("su", "s")}"""
+
+
 # --------------------------------------------------------------------------- join_quality
 def join_quality_sql(dialect: str, prefix: str) -> str:
-    """``INSERT INTO quality_joins``: one row per join and rated media type with samples."""
+    """``INSERT INTO quality_joins`` from the scratch table: one row per join and rated media type.
+
+    The minute-level part (causes) reads only the poor samples: a join's minutes without a poor
+    sample of a media type never count for any cause of it, nor for anyone else's.
+    """
     p = prefix
-    scored = scored_samples_sql(dialect, p, _IN_SESSIONS, limits=True)
-    rated = "s.is_poor IS NOT NULL"
     send, receive = "s.direction = 'send'", "s.direction = 'receive'"
     issues = [
         ("high_latency", _reaches("lat_n", "rated")),
@@ -94,33 +144,25 @@ def join_quality_sql(dialect: str, prefix: str) -> str:
     send_samples, send_poor_samples, send_poor_share, receive_samples, receive_poor_samples,
     receive_poor_share, avg_mos_send, avg_mos_receive, min_mos_receive, issues, cause, cause_user_id,
     score_version)
-WITH s AS (
-    SELECT * FROM ({scored}) scored WHERE issue_min_share IS NOT NULL
-),
-jm AS (
+WITH jm AS (
     SELECT {keys}, max(s.issue_min_share) AS ims,
         count(s.is_poor) AS rated,
         count(CASE WHEN {send} THEN s.is_poor END) AS send_n,
         COALESCE(sum(CASE WHEN {send} THEN s.is_poor END), 0) AS send_poor,
         count(CASE WHEN {receive} THEN s.is_poor END) AS recv_n,
         COALESCE(sum(CASE WHEN {receive} THEN s.is_poor END), 0) AS recv_poor,
-        sum(CASE WHEN {rated} AND s.latency_ms > s.limit_latency_ms THEN 1 ELSE 0 END) AS lat_n,
-        sum(CASE WHEN {rated} AND s.jitter_ms > s.limit_jitter_ms THEN 1 ELSE 0 END) AS jit_n,
-        sum(CASE WHEN {rated} AND s.avg_loss_pct > s.limit_loss_pct THEN 1 ELSE 0 END) AS loss_n,
-        sum(CASE WHEN {rated} AND {send} AND s.media_type = 'video'
-            AND s.frame_rate_fps < s.limit_frame_rate_fps THEN 1 ELSE 0 END) AS fps_n,
-        sum(CASE WHEN {rated} AND {send} AND s.media_type = 'video'
-            AND s.resolution_height < s.limit_height THEN 1 ELSE 0 END) AS res_n,
+        sum(s.over_latency) AS lat_n, sum(s.over_jitter) AS jit_n, sum(s.over_loss) AS loss_n,
+        sum(s.low_fps) AS fps_n, sum(s.low_height) AS res_n,
         avg(CASE WHEN {send} THEN s.mos END) AS avg_mos_send,
         avg(CASE WHEN {receive} THEN s.mos END) AS avg_mos_receive,
         min(CASE WHEN {receive} THEN s.mos END) AS min_mos_receive
-    FROM s GROUP BY {keys}
+    FROM {SCRATCH} s WHERE s.issue_min_share IS NOT NULL GROUP BY {keys}
 ),
 mm AS (
-    SELECT {keys}, s.minute, max(s.is_poor) AS poor,
-        max(CASE WHEN {send} THEN s.is_poor END) AS send_poor,
-        max(CASE WHEN {receive} THEN s.is_poor END) AS recv_poor
-    FROM s GROUP BY {keys}, s.minute
+    SELECT {keys}, s.minute,
+        max(CASE WHEN {send} THEN 1 ELSE 0 END) AS send_poor,
+        max(CASE WHEN {receive} THEN 1 ELSE 0 END) AS recv_poor
+    FROM {SCRATCH} s WHERE s.is_poor = 1 GROUP BY {keys}, s.minute
 ),
 sys AS (
     SELECT q.session_id, q.user_id, q.join_time, {minute_sql(dialect, "q.sampled_at")} AS minute,
@@ -133,13 +175,13 @@ sysj AS (
 ),
 sysm AS (
     SELECT session_id, user_id, join_time, minute, max(cpu) AS cpu, max(wifi) AS wifi
-    FROM sys GROUP BY session_id, user_id, join_time, minute
+    FROM sys WHERE cpu = 1 OR wifi = 1 GROUP BY session_id, user_id, join_time, minute
 ),
 pm AS (
     SELECT m.session_id, m.user_id, m.join_time, m.media_type, count(*) AS poor_minutes,
         sum(COALESCE(y.cpu, 0)) AS cpu_minutes, sum(COALESCE(y.wifi, 0)) AS wifi_minutes
     FROM mm m LEFT JOIN sysm y ON {_on("y", "m")} AND y.minute = m.minute
-    WHERE m.poor = 1 GROUP BY m.session_id, m.user_id, m.join_time, m.media_type
+    GROUP BY m.session_id, m.user_id, m.join_time, m.media_type
 ),
 rm AS (
     SELECT {_JOIN_MEDIA}, count(*) AS minutes FROM mm WHERE recv_poor = 1 GROUP BY {_JOIN_MEDIA}
@@ -202,35 +244,35 @@ FROM scored_joins j
 LEFT JOIN senders w ON {_on("w", "j", (*_JOIN, "media_type"))} AND w.pick = 1"""
 
 
-# --------------------------------------------------------------------------- per join and day
 def join_days_sql(dialect: str, prefix: str) -> str:
-    """``INSERT INTO quality_join_days``: sample counts per join, media type and UTC day."""
-    p = prefix
-    scored = scored_samples_sql(dialect, p, _IN_SESSIONS)
-    day = utc_day_sql(dialect, "s.sampled_at")
-    dims = ", ".join(f"su.{d}" for d in DIMENSIONS)
-    return f"""INSERT INTO {p}quality_join_days (session_id, user_id, join_time, media_type, day,
-    {", ".join(DIMENSIONS)}, samples, rated_samples, poor_samples)
-SELECT s.session_id, s.user_id, s.join_time, s.media_type, {day}, {dims},
-    count(*), count(s.is_poor), COALESCE(sum(s.is_poor), 0)
-FROM ({scored}) s
-LEFT JOIN {p}session_users su ON {_on("su", "s")}
-GROUP BY s.session_id, s.user_id, s.join_time, s.media_type, {day}, {dims}"""
+    """``INSERT INTO quality_join_days`` from the scratch table: counts per join, media type and day."""
+    keys = ", ".join(("session_id", "user_id", "join_time", "media_type", "day", *DIMENSIONS))
+    return f"""INSERT INTO {prefix}quality_join_days ({keys}, samples, rated_samples, poor_samples)
+SELECT {keys}, count(*), count(is_poor), COALESCE(sum(is_poor), 0)
+FROM {SCRATCH} GROUP BY {keys}"""
 
 
-def value_counts_sql(dialect: str, prefix: str, sign: int) -> str:
-    """Add (``sign`` 1) or take away (-1) the sessions' samples in ``quality_value_counts``."""
+def value_counts_sql(dialect: str, prefix: str, sign: int, *, scratch: bool = True) -> str:
+    """Add (``sign`` 1, from the scratch table) or take away (-1, from the stored rows: before they are
+    replaced) the sessions' samples in ``quality_value_counts``."""
     p = prefix
-    media = media_type_sql("q.stream")
-    day = utc_day_sql(dialect, "q.sampled_at")
-    dims = ", ".join(f"su.{d}" for d in DIMENSIONS)
-    per_metric = "\n    UNION ALL\n    ".join(
-        f"SELECT {day} AS day, {media} AS media_type, {dims}, '{name}' AS metric, q.{col} AS value "
-        f"FROM {p}user_qos q LEFT JOIN {p}session_users su ON {_on('su', 'q')} "
-        f"WHERE {_IN_SESSIONS} AND q.{col} IS NOT NULL"
-        for name, col in _VALUE_METRICS
-    )
-    plain = ", ".join(DIMENSIONS)
+    dims = ", ".join(DIMENSIONS)
+    if scratch:
+        per_metric = "\n    UNION ALL\n    ".join(
+            f"SELECT day, media_type, {dims}, '{name}' AS metric, {col} AS value "
+            f"FROM {SCRATCH} WHERE {col} IS NOT NULL"
+            for name, col in _VALUE_METRICS
+        )
+    else:
+        media = media_type_sql("q.stream")
+        day = utc_day_sql(dialect, "q.sampled_at")
+        su_dims = ", ".join(f"su.{d}" for d in DIMENSIONS)
+        per_metric = "\n    UNION ALL\n    ".join(
+            f"SELECT {day} AS day, {media} AS media_type, {su_dims}, '{name}' AS metric, q.{col} AS value "
+            f"FROM {p}user_qos q LEFT JOIN {p}session_users su ON {_on('su', 'q')} "
+            f"WHERE {_IN_SESSIONS} AND q.{col} IS NOT NULL"
+            for name, col in _VALUE_METRICS
+        )
     expanded = "\n    UNION ALL\n    ".join(
         ["SELECT day, media_type, '' AS dimension, '' AS dimension_value, metric, value, n FROM g"]
         + [
@@ -241,9 +283,9 @@ def value_counts_sql(dialect: str, prefix: str, sign: int) -> str:
     return f"""INSERT INTO {p}quality_value_counts AS vc (day, media_type, dimension, dimension_value, metric,
     value, samples)
 WITH g AS (
-    SELECT day, media_type, {plain}, metric, value, count(*) AS n FROM (
+    SELECT day, media_type, {dims}, metric, value, count(*) AS n FROM (
     {per_metric}
-    ) v GROUP BY day, media_type, {plain}, metric, value
+    ) v GROUP BY day, media_type, {dims}, metric, value
 )
 SELECT day, media_type, dimension, dimension_value, metric, value, {int(sign)} * sum(n) FROM (
     {expanded}
@@ -256,10 +298,10 @@ DO UPDATE SET samples = vc.samples + excluded.samples"""
 
 # --------------------------------------------------------------------------- per session
 def session_quality_sql(dialect: str, prefix: str) -> str:
-    """``INSERT INTO quality_sessions``: one row per session (after its ``quality_joins`` rows)."""
+    """``INSERT INTO quality_sessions``: one row per session, from the scratch table and the sessions'
+    ``quality_joins`` rows (written first)."""
     p = prefix
-    scored = scored_samples_sql(dialect, p, _IN_SESSIONS)
-    stats = grouped_stats_sql(dialect, f"({scored})", ["session_id", "media_type"])
+    stats = grouped_stats_sql(dialect, SCRATCH, ["session_id", "media_type"])
     pivot, media_cols = [], []
     for media in MEDIA_TYPES:
         for short, _ in MEASURES:
@@ -286,7 +328,7 @@ LEFT JOIN (
 LEFT JOIN (
     SELECT session_id, count(*) AS samples, avg({dbl("is_poor")}) AS poor_share,
         avg(CASE WHEN media_type = 'audio' AND direction = 'receive' THEN mos END) AS audio_mos
-    FROM ({scored}) x GROUP BY session_id
+    FROM {SCRATCH} x GROUP BY session_id
 ) a ON a.session_id = s.session_id
 LEFT JOIN (
     SELECT session_id, {", ".join(pivot)}

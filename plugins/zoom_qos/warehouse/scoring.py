@@ -139,31 +139,41 @@ def is_poor_sql(sample: str, threshold: str) -> str:
     )
 
 
+def _clamp(dialect: Dialect | str, expr: str, low: float, high: float) -> str:
+    """``expr`` kept within [low, high] (``expr`` is never NULL where this is used)."""
+    if dialect == "postgresql":
+        return f"GREATEST({low}, LEAST({high}, {expr}))"
+    return f"max({low}, min({high}, {expr}))"  # SQLite's multi-argument scalar max/min
+
+
 def _r_raw(sample: str) -> str:
     """The E-model's R before clamping: effective latency d = latency + 2 × jitter + 10."""
     d = f"({sample}.latency_ms + 2 * {sample}.jitter_ms + 10)"
     return (
-        f"(CASE WHEN {d} < 160 THEN 93.2 - {d} / 40.0 ELSE 93.2 - ({d} - 120) / 10.0 END"
+        f"(93.2 - CASE WHEN {d} < 160 THEN {d} / 40.0 ELSE ({d} - 120) / 10.0 END"
         f" - 2.5 * {sample}.avg_loss_pct)"
     )
 
 
-def r_factor_sql(sample: str, media_type: str) -> str:
+def _scored(sample: str, media_type: str, value: str) -> str:
+    """``value`` for an audio sample with latency, jitter and average loss, else NULL."""
+    known = " AND ".join(f"{sample}.{col} IS NOT NULL" for col, _, _ in METRICS)
+    return f"CASE WHEN {media_type} = 'audio' AND {known} THEN {value} END"
+
+
+def r_factor_sql(dialect: Dialect | str, sample: str, media_type: str) -> str:
     """The sample's R factor (simplified ITU-T G.107 E-model, score version 1), clamped to [0, 100];
     NULL unless an audio sample with latency, jitter and average loss."""
-    raw = _r_raw(sample)
-    known = " AND ".join(f"{sample}.{col} IS NOT NULL" for col, _, _ in METRICS)
-    return (
-        f"CASE WHEN {media_type} <> 'audio' OR NOT ({known}) THEN NULL "
-        f"WHEN {raw} < 0 THEN 0.0 WHEN {raw} > 100 THEN 100.0 ELSE {raw} END"
-    )
+    return _scored(sample, media_type, _clamp(dialect, _r_raw(sample), 0.0, 100.0))
 
 
-def mos_sql(r: str) -> str:
-    """MOS = 1 + 0.035 R + 0.000007 R (R − 60)(100 − R), clamped to [1, 4.5], from a column ``r``
-    holding :func:`r_factor_sql` (NULL stays NULL)."""
-    raw = f"(1 + 0.035 * {r} + 0.000007 * {r} * ({r} - 60) * (100 - {r}))"
-    return f"CASE WHEN {r} IS NULL THEN NULL WHEN {raw} < 1 THEN 1.0 WHEN {raw} > 4.5 THEN 4.5 ELSE {raw} END"
+def mos_sql(dialect: Dialect | str, sample: str, media_type: str) -> str:
+    """The sample's MOS = 1 + 0.035 R + 0.000007 R (R − 60)(100 − R), clamped to [1, 4.5]; NULL
+    where :func:`r_factor_sql` is. Built from the sample's columns, not from a column holding R:
+    PostgreSQL would inline R's expression at each of its four uses anyway."""
+    r = _clamp(dialect, _r_raw(sample), 0.0, 100.0)
+    return _scored(sample, media_type, _clamp(dialect, f"(1 + 0.035 * {r} + 0.000007 * {r} * ({r} - 60) * "
+                                                       f"(100 - {r}))", 1.0, 4.5))
 
 
 def cpu_condition_sql(system: str) -> str:
@@ -198,9 +208,9 @@ def scored_samples_sql(dialect: Dialect | str, prefix: str, where: str, *, limit
     return f"""SELECT b.session_id, b.user_id, b.join_time, b.sampled_at, b.stream, b.media_type, b.direction,
     b.bitrate_kbps, b.latency_ms, b.jitter_ms, b.avg_loss_pct, b.max_loss_pct,
     b.resolution_width, b.resolution_height, b.frame_rate_fps,
-    {is_poor_sql("b", "t")} AS is_poor, b.r_factor, {mos_sql("b.r_factor")} AS mos{extra}
+    {is_poor_sql("b", "t")} AS is_poor, b.r_factor, b.mos{extra}
 FROM (SELECT q.*, {media} AS media_type, {direction_sql("q.stream")} AS direction,
-          {r_factor_sql("q", media)} AS r_factor
+          {r_factor_sql(dialect, "q", media)} AS r_factor, {mos_sql(dialect, "q", media)} AS mos
       FROM {prefix}user_qos q WHERE {where}) b
 LEFT JOIN {prefix}qos_thresholds t ON t.media_type = b.media_type"""
 
