@@ -29,6 +29,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--live-scenarios", type=int, default=3,
                    help="scripted live sessions around the anchor (churn, degrading, ending...; default 3)")
     p.add_argument("--live-anchor", help="where the live sessions sit, ISO-8601 (default: --now)")
+    p.add_argument("--quality-scenarios", action="store_true",
+                   help="add six scripted past sessions with known call-quality causes on the UTC day "
+                        "before the anchor's (GET /_sim/quality_scenarios lists them)")
     p.add_argument("--token-ttl", type=float, default=900.0, help="page token lifetime in seconds")
     p.add_argument("--daily-limit", type=int, default=60000)
     p.add_argument("--no-rate-limits", action="store_true", help="do not enforce rate limits")
@@ -70,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         daily_limit=args.daily_limit,
         enforce_rate_limits=not args.no_rate_limits, tls_cert=cert, tls_key=key,
         clock_speed=args.clock_speed, live_scenarios=args.live_scenarios, live_anchor=anchor,
+        quality_scenarios=args.quality_scenarios,
     )
     try:
         sim = Simulator(config, host=args.host, port=args.port, verbose=args.verbose)

@@ -59,6 +59,10 @@ class SimulatorConfig:
     # Where the live sessions are placed; None = `now`. A frozen simulator at a later `now` with the
     # same anchor serves exactly what a running one serves once its clock gets there.
     live_anchor: datetime | None = None
+    # Six scripted past sessions on the UTC day before the anchor's (``live_anchor``, else `now`),
+    # each with known call-quality causes (see Dataset.quality_scenarios). Off: the data is as
+    # without them (they come from their own RNG, so the other sessions are the same either way).
+    quality_scenarios: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.clock_speed < float("inf"):

@@ -252,6 +252,7 @@ class _Session:
     # (empty, long form) of the `duration` string, to render the running duration of a live session.
     duration_format: tuple[bool, bool] = (False, True)
     scenario: _Scenario | None = None
+    quality: _QualityScript | None = None
 
 
 @dataclass
@@ -290,13 +291,103 @@ SCENARIO_KINDS = ("churn", "degrading", "ending")
 _MINUTE = timedelta(minutes=1)
 
 
+@dataclass(frozen=True)
+class _QualityRole:
+    """One user of a scripted quality session: what goes wrong for them, and the verdict expected.
+
+    Minutes count from the session's start: a join made in the session's first minute takes its
+    k-th sample (k = 1, 2, ...) in minute k, a few seconds past it.
+    """
+
+    role: str
+    send_bad: range = range(0)  # minutes whose send-side samples (audio_input, video_input) are bad
+    receive_bad: range = range(0)  # minutes whose receive-side samples (audio_output, video_output) are bad
+    cpu_starved: bool = False  # every system sample: Zoom 97 %, system 99 %, pressure "critical"
+    weak_wifi: bool = False  # on Wifi with an average RSSI of -82 dBm in every system sample
+    # (join, leave) offsets from the session's start in seconds, one per join; () = the whole session.
+    spans: tuple[tuple[int, int], ...] = ()
+    # Per join: (cause, role that cause_user_id names or None, audio issues, video issues).
+    expect: tuple[tuple[str, str | None, str, str], ...] = (("none", None, "", ""),)
+
+
+@dataclass(frozen=True)
+class _QualityScript:
+    """The script of one past quality session (``Dataset.quality_scenarios``)."""
+
+    kind: str
+    name: str
+    description: str
+    roles: tuple[_QualityRole, ...]
+
+
+#: The scripted past sessions of ``Dataset.quality_scenarios``, in the order (and hour) they are placed.
+QUALITY_KINDS = ("broken_uplink", "bad_downlink", "cpu_starved", "weak_wifi", "session_outage", "reconnect")
+#: Samples (one a minute) of a join that lasts the whole scripted session.
+QUALITY_MINUTES = 20
+_ALL = range(1, QUALITY_MINUTES + 1)
+_NET = "high_latency,high_jitter,high_loss"
+_GOOD = _QualityRole("participant")
+_QUALITY_SCRIPTS: dict[str, tuple[str, str, tuple[_QualityRole, ...]]] = {
+    "broken_uplink": (
+        "Scripted: broken uplink",
+        "the sender's send side (audio_input, video_input) is bad in every minute, and so is every other "
+        "user's receive side (audio_output, video_output): the sender's cause is own_uplink, everyone "
+        "else's remote_sender naming the sender",
+        (_QualityRole("host_listener", receive_bad=_ALL, expect=(("remote_sender", "sender", _NET, _NET),)),
+         _QualityRole("sender", send_bad=_ALL, expect=(("own_uplink", None, _NET, _NET),)),
+         _QualityRole("listener", receive_bad=_ALL, expect=(("remote_sender", "sender", _NET, _NET),)),
+         _QualityRole("listener", receive_bad=_ALL, expect=(("remote_sender", "sender", _NET, _NET),))),
+    ),
+    "bad_downlink": (
+        "Scripted: bad downlink",
+        "only the victim's receive side is bad, in every minute: the victim's cause is own_downlink, "
+        "everyone else's none",
+        (_GOOD, _QualityRole("victim", receive_bad=_ALL, expect=(("own_downlink", None, _NET, _NET),)),
+         _GOOD, _GOOD),
+    ),
+    "cpu_starved": (
+        "Scripted: CPU starved",
+        "the victim's CPU is saturated (Zoom 97 %, system 99 %, pressure critical) and its send side is "
+        "bad in every minute (video at 5 fps, 320*180): cause device_cpu; the others' receive side "
+        "stays good (none)",
+        (_GOOD, _QualityRole("victim", send_bad=_ALL, cpu_starved=True, expect=((
+            "device_cpu", None, f"{_NET},cpu_pressure",
+            f"{_NET},low_frame_rate,low_resolution,cpu_pressure"),)),
+         _GOOD),
+    ),
+    "weak_wifi": (
+        "Scripted: weak Wi-Fi",
+        "the victim is on Wifi at -82 dBm (min -88, max -76) with its send and receive sides bad in "
+        "every minute: cause weak_wifi; the others stay good (none)",
+        (_GOOD, _GOOD, _QualityRole("victim", send_bad=_ALL, receive_bad=_ALL, weak_wifi=True,
+                                    expect=(("weak_wifi", None, f"{_NET},weak_wifi", f"{_NET},weak_wifi"),))),
+    ),
+    "session_outage": (
+        "Scripted: session outage",
+        "every user's receive side is bad in minutes 6 to 15 of the 20, send sides good: everyone's "
+        "cause is session_wide",
+        tuple(_QualityRole("participant", receive_bad=range(6, 16),
+                           expect=(("session_wide", None, _NET, _NET),)) for _ in range(4)),
+    ),
+    "reconnect": (
+        "Scripted: reconnect",
+        "all quality good; the reconnector leaves at minute 8 and rejoins 40 s later: its first join "
+        "has the issue reconnected (cause none), its second none",
+        (_GOOD, _GOOD, _QualityRole("reconnector", spans=((17, 8 * 60 + 20), (9 * 60, 20 * 60 + 50)),
+                                    expect=(("none", None, "reconnected", "reconnected"),
+                                            ("none", None, "", "")))),
+    ),
+}
+
+
 class Dataset:
     """The simulated account's sessions over the last `history_days` days up to `now`.
 
     ``now`` is the dataset's clock: frozen at the construction time unless ``clock_speed`` > 0,
     then ``start + wall-clock elapsed × clock_speed`` (plus what ``advance``/``set_now`` added).
     Sessions are placed by the seed and the ``anchor`` (the live scenarios and the two long-running
-    live sessions sit just before it; default: the construction ``now``), never by the clock: the
+    live sessions sit just before it, the ``quality_scenarios`` sessions, when on, on the UTC day
+    before its day; default: the construction ``now``), never by the clock: the
     clock only decides what is visible. So every session, user and sample is the same whenever it
     is asked for, and a session that has ended is served exactly as by a frozen dataset whose
     ``now`` is later (with the same anchor).
@@ -304,7 +395,8 @@ class Dataset:
 
     def __init__(self, seed: int, now: datetime, sessions_per_day: int = 12,
                  history_days: int = 183, detail_cache_size: int = 256, *, clock_speed: float = 0.0,
-                 anchor: datetime | None = None, live_scenarios: int = 3) -> None:
+                 anchor: datetime | None = None, live_scenarios: int = 3,
+                 quality_scenarios: bool = False) -> None:
         if clock_speed < 0 or not math.isfinite(clock_speed):
             raise ValueError("clock_speed must be a finite number >= 0")
         if live_scenarios < 0:
@@ -316,6 +408,7 @@ class Dataset:
         self.sessions_per_day = sessions_per_day
         self.history_days = history_days
         self.n_live_scenarios = live_scenarios
+        self.with_quality_scenarios = bool(quality_scenarios)
         self._clock_lock = threading.Lock()
         self._wall_start = monotonic()
         self._offset = 0.0  # simulated seconds added by advance() / set_now()
@@ -323,6 +416,7 @@ class Dataset:
         self._days: dict[date, list[_Session]] = {}
         self._index: dict[str, _Session] = {}
         self._scenarios: list[_Session] | None = None
+        self._quality: list[_Session] | None = None
         self._details: OrderedDict[str, _Detail] = OrderedDict()
         self._detail_cache_size = detail_cache_size
 
@@ -441,6 +535,7 @@ class Dataset:
                 sid = "+" + sid[1:]
             sessions.append(self._make_session(rng, sid, day, start, dur))
         sessions += [s for s in self._scenario_sessions() if s.day == day]
+        sessions += [s for s in self._quality_sessions() if s.day == day]
         sessions.sort(key=lambda s: (s.start, s.id))
         return sessions
 
@@ -587,6 +682,90 @@ class Dataset:
             })
         return out
 
+    # ------------------------------------------------------- quality scenarios
+    @property
+    def quality_day(self) -> date:
+        """The UTC day of the scripted quality sessions: the day before the anchor's."""
+        return self.anchor.date() - timedelta(days=1)
+
+    def _quality_sessions(self) -> list[_Session]:
+        with self._lock:
+            if self._quality is None:
+                self._quality = ([self._make_quality_session(i) for i in range(len(QUALITY_KINDS))]
+                                 if self.with_quality_scenarios else [])
+            return self._quality
+
+    def _make_quality_session(self, i: int) -> _Session:
+        """Scripted past session ``i`` (QUALITY_KINDS), from its own RNG (the days' data is untouched):
+        on ``quality_day`` from (9 + i):00:00 UTC for 21 minutes; joins in its first minute, 20
+        samples each (one a minute) unless the script says otherwise."""
+        kind = QUALITY_KINDS[i]
+        name, description, roles = _QUALITY_SCRIPTS[kind]
+        day = self.quality_day
+        rng = random.Random(f"zoom-sim:{self.seed}:quality:{day.isoformat()}:{kind}")
+        start = datetime.combine(day, time(9 + i), tzinfo=UTC)
+        end = start + (QUALITY_MINUTES + 1) * _MINUTE
+        sid = base64.b64encode(rng.randbytes(18)).decode("ascii")
+        quality = "good" if kind == "reconnect" else "poor"
+        obj: dict[str, Any] = {
+            "id": sid,
+            "session_name": name,
+            "start_time": iso(start),
+            "end_time": iso(end),
+            "duration": _render_duration(int((end - start).total_seconds()), True),
+            "user_count": len(roles),
+            "has_voip": True,
+            "has_video": True,
+            "has_screen_share": False,
+            "has_recording": False,
+            "has_pstn": False,
+            "has_session_summary": False,
+            "session_key": f"key-{rng.randrange(16**8):08x}",
+            "audio_quality": quality,
+            "video_quality": quality,
+            "screen_share_quality": "",
+        }
+        script = _QualityScript(kind, name, description, roles)
+        return _Session(sid, day, start, end, obj, True, False, len(roles), quality=script)
+
+    def quality_scenarios(self) -> list[dict[str, Any]]:
+        """The scripted past sessions whose call-quality causes are known ([] unless the dataset was
+        built with ``quality_scenarios=True``), for end-to-end tests of the warehouse's scoring.
+
+        One dict per session, in QUALITY_KINDS order: ``id``, ``kind``, ``description``, ``start``,
+        ``end`` (aware datetimes), ``users`` (``[{"user_id", "role"}]`` in the order drawn) and
+        ``expected``: the ``join_quality`` rows the warehouse contract (v3) gives with the default
+        thresholds, one per join and media type (``audio``, ``video``), ordered by join time, user id
+        and media type: ``{"user_id", "join_time", "media_type", "cause", "cause_user_id", "issues"}``
+        (``issues`` comma-separated in the contract's order, ``""`` when none). Independent of the clock.
+        """
+        out: list[dict[str, Any]] = []
+        for s in self._quality_sessions():
+            assert s.quality is not None
+            self._day(s.day)  # index it with its day
+            detail = self._detail(s)
+            ids = detail.user_ids
+            by_role = {role.role: uid for uid, role in zip(ids, s.quality.roles, strict=True)}
+            expected: list[dict[str, Any]] = []
+            for uid, role in zip(ids, s.quality.roles, strict=True):
+                joins = sorted(j.join for j in detail.joins if j.row["user_id"] == uid)
+                for join, (cause, named, audio, video) in zip(joins, role.expect, strict=True):
+                    for media, issues in (("audio", audio), ("video", video)):
+                        expected.append({
+                            "user_id": uid, "join_time": join, "media_type": media, "cause": cause,
+                            "cause_user_id": by_role[named] if named is not None else None,
+                            "issues": issues,
+                        })
+            expected.sort(key=lambda r: (r["join_time"], r["user_id"], r["media_type"]))
+            out.append({
+                "id": s.id, "kind": s.quality.kind, "description": s.quality.description,
+                "start": s.start, "end": s.end,
+                "users": [{"user_id": uid, "role": role.role} for uid, role in zip(ids, s.quality.roles,
+                                                                                    strict=True)],
+                "expected": expected,
+            })
+        return out
+
     # ------------------------------------------------------------ what is seen
     def session_object(self, session: _Session, at: datetime | None = None) -> dict[str, Any]:
         """The session as the list endpoint serves it at ``at`` (default ``now``): once ended, its
@@ -679,8 +858,12 @@ class Dataset:
             if cached is not None:
                 self._details.move_to_end(session.id)
                 return cached
-            detail = (self._generate_scenario_users(session) if session.scenario is not None
-                      else self._generate_users(session))
+            if session.scenario is not None:
+                detail = self._generate_scenario_users(session)
+            elif session.quality is not None:
+                detail = self._generate_quality_users(session)
+            else:
+                detail = self._generate_users(session)
             self._details[session.id] = detail
             while len(self._details) > self._detail_cache_size:
                 self._details.popitem(last=False)
@@ -822,6 +1005,137 @@ class Dataset:
         detail = self._assemble(joins, counter)
         detail.user_ids = user_ids
         return detail
+
+    def _generate_quality_users(self, s: _Session) -> _Detail:
+        """The users of a scripted quality session: Windows/Mac clients with audio and video, each
+        join one sample a minute with exactly the blocks audio_input, audio_output, video_input,
+        video_output and a system sample; every value present and clean (no odd values, no spikes)."""
+        assert s.quality is not None
+        rng = random.Random(f"zoom-sim:{self.seed}:users:{s.id}")
+        joins: list[_Join] = []
+        user_ids: list[str] = []
+        for u, role in enumerate(s.quality.roles):
+            while True:  # redraw until a desktop client (deterministic per seed)
+                ident, extra, _, _ = self._draw_user(rng, s, u)
+                if ident["device"] in ("Windows", "Mac"):
+                    break
+            ident.pop("future_field", None)
+            if role.weak_wifi:
+                ident["network_type"] = "Wifi"
+            elif ident["network_type"] not in ("Wired", "Wifi"):
+                ident["network_type"] = "Wired"
+            user_ids.append(ident["id"])
+            first = 5 + 6 * u  # seconds into the session's first minute
+            spans = role.spans or ((first, first + QUALITY_MINUTES * 60 + 10),)
+            for j_start, j_end in spans:
+                joins.append(self._render_quality_join(rng, s, ident, extra, role,
+                                                       s.start + timedelta(seconds=j_start),
+                                                       s.start + timedelta(seconds=j_end)))
+        detail = self._assemble(joins, _Counter())
+        detail.user_ids = user_ids
+        return detail
+
+    def _render_quality_join(self, rng: random.Random, s: _Session, ident: dict[str, Any],
+                             extra: dict[str, Any], role: _QualityRole, join: datetime,
+                             leave: datetime) -> _Join:
+        """One scripted join: a sample a minute after joining (``join + k min``, k = 1..), each with
+        the four media blocks (bad where the role's minutes say) and a system sample."""
+        user = dict(ident)
+        user["join_time"] = iso(join)
+        user["leave_time"] = iso(leave)
+        key = {"session_id": s.id, "user_id": ident["id"], "join_time": join}
+        row: dict[str, Any] = dict(key)
+        row["leave_time"] = leave
+        row["user_name"] = _text(ident["name"])
+        for col in _IDENTITY_COLUMNS:
+            row[col] = _text(ident[col])
+        row["is_original_host"] = ident["is_original_host"]
+        samples: list[dict[str, Any]] = []
+        qos_rows: list[dict[str, Any]] = []
+        sys_rows: list[dict[str, Any]] = []
+        poor = {media: [0, 0] for media in _MEDIA_GRADE}
+        cumulative: dict[str, list[tuple[int, int]]] = {media: [(0, 0)] for media in _MEDIA_GRADE}
+        wifi = ident["network_type"] == "Wifi"
+        for k in range(int((leave - join).total_seconds()) // 60):
+            at = join + timedelta(minutes=k + 1)
+            minute = int((at - s.start).total_seconds()) // 60
+            sample: dict[str, Any] = {"date_time": iso(at)}
+            base = {**key, "sampled_at": at}
+            for name, media in (("audio_input", "audio"), ("audio_output", "audio"),
+                                ("video_input", "video"), ("video_output", "video")):
+                send = name.endswith("_input")
+                bad = minute in (role.send_bad if send else role.receive_bad)
+                starved = role.cpu_starved and send and media == "video"
+                block, qrow, is_bad = self._render_quality_block(rng, media, bad, starved)
+                sample[name] = block
+                qos_rows.append({**base, "stream": name, **qrow})
+                poor[media][0] += is_bad
+                poor[media][1] += 1
+            sys_row: dict[str, Any] = {c: None for c in TABLE_COLUMNS["user_system_qos"][4:]}
+            if role.cpu_starved:
+                zmin, zavg, zmax, smax, pressure = 60, 85, 97, 99, "critical"
+            else:
+                zmin = rng.randint(4, 8)
+                zavg = zmin + rng.randint(8, 14)
+                zmax, smax, pressure = rng.randint(28, 32), rng.randint(43, 47), "nominal"
+            cpu: dict[str, Any] = {}
+            for field_name, col, v in (("zoom_min_cpu_usage", "zoom_min_cpu_pct", zmin),
+                                       ("zoom_avg_cpu_usage", "zoom_avg_cpu_pct", zavg),
+                                       ("zoom_max_cpu_usage", "zoom_max_cpu_pct", zmax),
+                                       ("system_max_cpu_usage", "system_max_cpu_pct", smax)):
+                cpu[field_name] = f"{v}%"
+                sys_row[col] = float(v)
+            sample["cpu_usage"] = cpu
+            if wifi:
+                ravg = -82 if role.weak_wifi else -50
+                rmax, rmin = (-76, -88) if role.weak_wifi else (-45, -55)
+                sample["wifi_rssi"] = {"max_rssi": rmax, "avg_rssi": ravg, "min_rssi": rmin,
+                                       "rssi_unit": "dBm"}
+                sys_row.update(wifi_max_rssi=float(rmax), wifi_avg_rssi=float(ravg),
+                               wifi_min_rssi=float(rmin), wifi_rssi_unit="dBm")
+            sample["cpu_pressure_level"] = pressure
+            sys_row["cpu_pressure_level"] = pressure
+            sys_rows.append({**base, **sys_row})
+            samples.append(sample)
+            for media, counts in poor.items():
+                cumulative[media].append((counts[0], counts[1]))
+        user["user_qos"] = samples
+        member = {k: v for k, v in user.items() if k != "user_qos"}
+        member["participant_uuid"] = extra["participant_uuid"]
+        for media, column in _MEDIA_GRADE.items():
+            member[column] = grade(*poor[media])
+        member["audio_call"] = [dict(call) for call in extra["audio_call"]]
+        row["participant_uuid"] = extra["participant_uuid"]
+        for column in _MEDIA_GRADE.values():
+            row[column] = _text(member[column])
+        return _Join(user, member, row, qos_rows, sys_rows, join, leave, cumulative)
+
+    @staticmethod
+    def _render_quality_block(rng: random.Random, media: str, bad: bool, starved: bool
+                              ) -> tuple[dict[str, Any], dict[str, Any], bool]:
+        """One clean stream block of a scripted session: good (latency ~40 ms, jitter ~4 ms, loss
+        ~0.1 %) or bad (~320 ms, ~70 ms, ~8 %); video 1280*720 at 25-30 fps, 320*180 at 5 fps when
+        ``starved``. Returns (block as served, row values, poor by POOR_LIMITS)."""
+        latency = rng.randint(300, 340) if bad else rng.randint(35, 45)
+        jitter = rng.randint(60, 80) if bad else rng.randint(3, 5)
+        avg_loss = rng.choice((7.5, 8.0, 8.5)) if bad else rng.choice((0.1, 0.1, 0.2))
+        max_loss = round(avg_loss + rng.choice((0.2, 0.4, 0.6)) * (10 if bad else 1), 1)
+        bitrate = rng.randint(40, 64) if media == "audio" else rng.randint(800, 1400) // (3 if bad else 1)
+        block: dict[str, Any] = {
+            "bitrate": f"{bitrate} kbps", "latency": f"{latency} ms", "jitter": f"{jitter} ms",
+            "avg_loss": f"{avg_loss:g}%", "max_loss": f"{max_loss:g}%",
+        }
+        qrow: dict[str, Any] = {
+            "bitrate_kbps": float(bitrate), "latency_ms": float(latency), "jitter_ms": float(jitter),
+            "avg_loss_pct": avg_loss, "max_loss_pct": max_loss,
+            "resolution_width": None, "resolution_height": None, "frame_rate_fps": None,
+        }
+        if media == "video":
+            (w, h), fps = ((320, 180), 5) if starved else ((1280, 720), rng.randint(25, 30))
+            block["resolution"] = f"{w}*{h}"
+            block["frame_rate"] = f"{fps} fps"
+            qrow.update(resolution_width=w, resolution_height=h, frame_rate_fps=float(fps))
+        return block, qrow, is_poor(latency, jitter, avg_loss)
 
     @staticmethod
     def _assemble(joins: list[_Join], counter: _Counter) -> _Detail:

@@ -102,6 +102,17 @@ def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> _Res
     return _Response(status, json.dumps(body, ensure_ascii=False).encode("utf-8"), headers=headers or {})
 
 
+def _jsonable(value: Any) -> Any:
+    """``value`` with every datetime as ISO-8601 text (lists, tuples and dicts walked)."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
 def _error(status: int, code: int, message: str, headers: dict[str, str] | None = None) -> _Response:
     return _json(status, {"code": code, "message": message}, headers)
 
@@ -264,7 +275,8 @@ class Simulator:
         self.dataset = Dataset(self.config.seed, start, self.config.sessions_per_day,
                                history_days=self.config.history_days, clock_speed=self.config.clock_speed,
                                anchor=self.config.resolved_anchor(start),
-                               live_scenarios=self.config.live_scenarios)
+                               live_scenarios=self.config.live_scenarios,
+                               quality_scenarios=self.config.quality_scenarios)
         self.verbose = verbose
         self._host, self._port = host, port
         self._lock = threading.Lock()
@@ -344,6 +356,10 @@ class Simulator:
         """The clock as ``GET /_sim/clock`` shows it."""
         return {"now": self.dataset.now.isoformat(), "clock_speed": self.dataset.clock_speed,
                 "anchor": self.dataset.anchor.isoformat()}
+
+    def quality_scenarios(self) -> dict[str, Any]:
+        """``GET /_sim/quality_scenarios``: ``Dataset.quality_scenarios`` as JSON (times ISO-8601)."""
+        return {"quality_scenarios": _jsonable(self.dataset.quality_scenarios())}
 
     # ------------------------------------------------------- faults & stats
     @property
@@ -438,6 +454,8 @@ class Simulator:
                 return _error(400, 400, f"Invalid faults: {exc}")
             self.set_faults(faults)
             return _json(200, faults.to_dict())
+        if path == "/_sim/quality_scenarios" and method == "GET":
+            return _json(200, self.quality_scenarios())
         if path == "/_sim/reset" and method == "POST":
             self.reset()
             return _json(200, {"status": "reset"})
