@@ -1,7 +1,8 @@
 """What the report shows, read from the warehouse's BI views into plain Python values.
 
 :func:`load_report_data` runs the report's queries over ``qos_samples``, ``session_quality``,
-``daily_completeness``, ``run_health`` and ``qos_thresholds`` (see ``docs/warehouse.md``) and
+``join_quality``, ``daily_causes`` (:mod:`zoom_qos.report.causes`), ``daily_completeness``,
+``run_health`` and ``qos_thresholds`` (see ``docs/warehouse.md``) and
 returns a :class:`ReportData` that is the same on SQLite and PostgreSQL, so the page never sees a
 back end. The queries are raw SQL over views (views are not SQLAlchemy tables), so the schema
 prefix and the dialect check come from :mod:`zoom_qos.warehouse.sql`, as for the views themselves.
@@ -16,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,8 +24,9 @@ import sqlalchemy as sa
 from zoom_qos.core.config import DEFAULT_WAREHOUSE_SCHEMA
 from zoom_qos.core.contracts import LIVE_DAG_ID
 from zoom_qos.core.statuses import LIVE
+from zoom_qos.report.causes import period_causes, worst_joins
+from zoom_qos.report.reader import Reader, int_value, num_value
 from zoom_qos.transform.parsing import utc_day
-from zoom_qos.warehouse.sql import Dialect, check_dialect, object_prefix
 from zoom_qos.warehouse.views import MEDIA_TYPES
 
 __all__ = [
@@ -67,6 +68,8 @@ DIMENSIONS: tuple[tuple[str, str], ...] = (
 )
 REQUIRED_VIEWS = (
     "qos_samples",
+    "join_quality",
+    "daily_causes",
     "session_quality",
     "daily_quality",
     "daily_quality_breakdown",
@@ -109,6 +112,9 @@ class ReportData:
     #: metric column -> its threshold when every media type has the same one, else None
     thresholds: dict[str, float | None] = field(default_factory=dict)
     worst: list[dict[str, Any]] = field(default_factory=list)
+    #: poor joins of the period, worst first (``join_quality``), and each day's causes (``daily_causes``)
+    worst_joins: list[dict[str, Any]] = field(default_factory=list)
+    causes: list[dict[str, Any]] = field(default_factory=list)
     #: dimension -> [(value, poor share, samples)], highest share first
     breakdowns: dict[str, list[tuple[str, float, int]]] = field(default_factory=dict)
     latest_run: dict[str, Any] | None = None
@@ -122,45 +128,6 @@ class ReportData:
     def days(self) -> list[date]:
         """Every UTC day of the period, oldest first."""
         return [self.start + timedelta(days=i) for i in range((self.end - self.start).days + 1)]
-
-
-def _num(value: Any) -> float | None:
-    if value is None:
-        return None
-    return float(value) if isinstance(value, Decimal | int | float) else float(str(value))
-
-
-def _int(value: Any) -> int:
-    return int(value or 0)
-
-
-class _Reader:
-    """Raw SQL over the views, with the schema prefix and the date parameters of the dialect."""
-
-    def __init__(self, engine: sa.Engine, schema: str | None) -> None:
-        self.dialect: Dialect = check_dialect(engine.dialect.name)
-        self.schema = schema if self.dialect == "postgresql" else None
-        self.prefix = object_prefix(self.dialect, self.schema)
-
-    def day(self, value: date) -> date | str:
-        # qos_samples.day is a date on PostgreSQL and 'YYYY-MM-DD' text on SQLite.
-        return value if self.dialect == "postgresql" else value.isoformat()
-
-    def rows(self, conn: sa.Connection, sql: str, **params: Any) -> list[dict[str, Any]]:
-        """``sql`` with ``{p}`` before each object name, as dicts."""
-        return [dict(r._mapping) for r in conn.execute(sa.text(sql.replace("{p}", self.prefix)), params)]
-
-    def greatest(self, *columns: str) -> str:
-        """Largest non-NULL of the columns (-1 if all are NULL) on both back ends."""
-        name = "greatest" if self.dialect == "postgresql" else "max"
-        return f"{name}({', '.join(f'COALESCE({c}, -1)' for c in columns)})"
-
-    def bucket(self, column: str, width: float) -> str:
-        # Values are non-negative (negative ones are data-quality findings and land in bin 0);
-        # CAST truncates on SQLite but rounds on PostgreSQL, hence floor() there.
-        if self.dialect == "postgresql":
-            return f"floor({column} / {width!r})"
-        return f"CAST({column} / {width!r} AS INTEGER)"
 
 
 def _engine_and_schema(source: object, schema: str | None) -> tuple[sa.Engine, str | None]:
@@ -202,7 +169,7 @@ def load_report_data(
     if days < 1:
         raise ValueError("days must be at least 1")
     engine, schema = _engine_and_schema(source, schema)
-    reader = _Reader(engine, schema)
+    reader = Reader(engine, schema)
     missing = sorted(set(REQUIRED_VIEWS) - set(sa.inspect(engine).get_view_names(schema=reader.schema)))
     if missing:
         raise RuntimeError(
@@ -223,6 +190,8 @@ def load_report_data(
         data.thresholds = _thresholds(conn, reader)
         data.histograms = {h.column: _histogram(conn, reader, window, h) for h in HISTOGRAMS}
         data.worst = _worst_sessions(conn, reader, start, end)
+        data.worst_joins = worst_joins(conn, reader, window)
+        data.causes = period_causes(conn, reader, window)
         data.breakdowns = _breakdowns(conn, reader, window)
     return data
 
@@ -230,7 +199,7 @@ def load_report_data(
 _RATED = ", ".join(f"'{m}'" for m in MEDIA_TYPES)
 
 
-def _totals(conn: sa.Connection, r: _Reader, window: Mapping[str, Any]) -> dict[str, int]:
+def _totals(conn: sa.Connection, r: Reader, window: Mapping[str, Any]) -> dict[str, int]:
     over = [
         f"sum(CASE WHEN q.{h.column} > t.{h.threshold_column} THEN 1 ELSE 0 END) AS over_{h.column}, "
         f"count(CASE WHEN t.{h.threshold_column} IS NOT NULL THEN q.{h.column} END) AS rated_{h.column}"
@@ -245,11 +214,11 @@ def _totals(conn: sa.Connection, r: _Reader, window: Mapping[str, Any]) -> dict[
         WHERE q.day >= :start AND q.day <= :end""",
         **window,
     )[0]
-    return {key: _int(value) for key, value in row.items()}
+    return {key: int_value(value) for key, value in row.items()}
 
 
 def _trend(
-    conn: sa.Connection, r: _Reader, window: Mapping[str, Any]
+    conn: sa.Connection, r: Reader, window: Mapping[str, Any]
 ) -> dict[str, list[tuple[date, float | None, int]]]:
     """Per day and media type: poor share (as ``daily_quality.poor_share``) and samples."""
     rows = r.rows(
@@ -262,23 +231,24 @@ def _trend(
     )
     trend: dict[str, list[tuple[date, float | None, int]]] = {}
     for row in rows:
-        rated = _int(row["rated"])
-        share = _int(row["poor"]) / rated if rated else None
-        trend.setdefault(row["media_type"], []).append((utc_day(row["day"]), share, _int(row["samples"])))
+        rated = int_value(row["rated"])
+        share = int_value(row["poor"]) / rated if rated else None
+        point = (utc_day(row["day"]), share, int_value(row["samples"]))
+        trend.setdefault(row["media_type"], []).append(point)
     return {media: trend[media] for media in MEDIA_TYPES if media in trend}
 
 
-def _thresholds(conn: sa.Connection, r: _Reader) -> dict[str, float | None]:
+def _thresholds(conn: sa.Connection, r: Reader) -> dict[str, float | None]:
     rows = r.rows(conn, f"SELECT * FROM {{p}}qos_thresholds WHERE media_type IN ({_RATED})")
     result: dict[str, float | None] = {}
     for h in HISTOGRAMS:
-        values = {_num(row[h.threshold_column]) for row in rows}
+        values = {num_value(row[h.threshold_column]) for row in rows}
         result[h.column] = values.pop() if len(values) == 1 else None
     return result
 
 
 def _histogram(
-    conn: sa.Connection, r: _Reader, window: Mapping[str, Any], h: Histogram
+    conn: sa.Connection, r: Reader, window: Mapping[str, Any], h: Histogram
 ) -> list[tuple[float, float | None, int]]:
     bucket = r.bucket(h.column, h.width)
     rows = r.rows(
@@ -289,11 +259,11 @@ def _histogram(
     )
     counts = [0] * (h.bins + 1)  # the last bin holds everything from bins * width up
     for row in rows:
-        counts[min(max(int(_num(row["bucket"]) or 0), 0), h.bins)] += _int(row["n"])
+        counts[min(max(int(num_value(row["bucket"]) or 0), 0), h.bins)] += int_value(row["n"])
     return [(i * h.width, (i + 1) * h.width if i < h.bins else None, n) for i, n in enumerate(counts)]
 
 
-def _worst_sessions(conn: sa.Connection, r: _Reader, start: date, end: date) -> list[dict[str, Any]]:
+def _worst_sessions(conn: sa.Connection, r: Reader, start: date, end: date) -> list[dict[str, Any]]:
     """Sessions started in the period, most poor samples first, then the worst p95 latency."""
     latency = r.greatest(*(f"{m}_p95_latency_ms" for m in MEDIA_TYPES))
     jitter = r.greatest(*(f"{m}_p95_jitter_ms" for m in MEDIA_TYPES))
@@ -308,8 +278,8 @@ def _worst_sessions(conn: sa.Connection, r: _Reader, start: date, end: date) -> 
         bounds = {"start": start.isoformat(), "stop": (end + timedelta(days=1)).isoformat()}
     rows = r.rows(
         conn,
-        f"""SELECT session_id, session_name, start_time, users, samples, poor_share,
-            {latency} AS p95_latency_ms, {jitter} AS p95_jitter_ms, {loss} AS p95_loss_pct
+        f"""SELECT session_id, session_name, start_time, users, samples, poor_share, audio_mos,
+            main_cause, {latency} AS p95_latency_ms, {jitter} AS p95_jitter_ms, {loss} AS p95_loss_pct
         FROM {{p}}session_quality
         WHERE start_time >= :start AND start_time < :stop AND poor_share IS NOT NULL
         ORDER BY poor_share DESC, {latency} DESC, session_id
@@ -317,15 +287,16 @@ def _worst_sessions(conn: sa.Connection, r: _Reader, start: date, end: date) -> 
         **bounds,
     )
     for row in rows:
+        row["audio_mos"] = num_value(row["audio_mos"])
         for key in ("p95_latency_ms", "p95_jitter_ms", "p95_loss_pct", "poor_share"):
-            value = _num(row[key])
+            value = num_value(row[key])
             row[key] = None if value is None or value < 0 else value
-        row["users"], row["samples"] = _int(row["users"]), _int(row["samples"])
+        row["users"], row["samples"] = int_value(row["users"]), int_value(row["samples"])
     return rows
 
 
 def _breakdowns(
-    conn: sa.Connection, r: _Reader, window: Mapping[str, Any]
+    conn: sa.Connection, r: Reader, window: Mapping[str, Any]
 ) -> dict[str, list[tuple[str, float, int]]]:
     """Per device, network type and data center: poor share over the period and samples.
 
@@ -348,9 +319,9 @@ def _breakdowns(
     for row in rows:
         for dim in dims:
             acc = sums[dim].setdefault(str(row[dim]), [0, 0, 0])
-            acc[0] += _int(row["samples"])
-            acc[1] += _int(row["poor"])
-            acc[2] += _int(row["rated"])
+            acc[0] += int_value(row["samples"])
+            acc[1] += int_value(row["poor"])
+            acc[2] += int_value(row["rated"])
     result: dict[str, list[tuple[str, float, int]]] = {}
     for dim in dims:
         values = [
@@ -362,7 +333,7 @@ def _breakdowns(
 
 
 def _completeness(
-    conn: sa.Connection, r: _Reader, window: Mapping[str, Any], days: Sequence[date]
+    conn: sa.Connection, r: Reader, window: Mapping[str, Any], days: Sequence[date]
 ) -> list[DayCompleteness]:
     """``daily_completeness`` for every day of the period (a day missing from it held nothing)."""
     rows = r.rows(
@@ -378,17 +349,17 @@ def _completeness(
         utc_day(row["usage_date"]): DayCompleteness(
             day=utc_day(row["usage_date"]),
             zoom_sessions=None if row["zoom_sessions"] is None else int(row["zoom_sessions"]),
-            warehouse_sessions=_int(row["warehouse_sessions"]),
-            loaded=_int(row["sessions_loaded"]),
-            pending=_int(row["sessions_pending"]),
-            unavailable=_int(row["sessions_unavailable"]),
+            warehouse_sessions=int_value(row["warehouse_sessions"]),
+            loaded=int_value(row["sessions_loaded"]),
+            pending=int_value(row["sessions_pending"]),
+            unavailable=int_value(row["sessions_unavailable"]),
         )
         for row in rows
     }
     return [by_day.get(day) or DayCompleteness(day=day, zoom_sessions=None) for day in days]
 
 
-def _live(conn: sa.Connection, r: _Reader) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _live(conn: sa.Connection, r: Reader) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Sessions in progress: each join's current poor share, and the alerts still open on them."""
     joins = r.rows(
         conn,
@@ -407,7 +378,7 @@ def _live(conn: sa.Connection, r: _Reader) -> tuple[list[dict[str, Any]], list[d
     return joins, alerts
 
 
-def _latest_run(conn: sa.Connection, r: _Reader) -> dict[str, Any] | None:
+def _latest_run(conn: sa.Connection, r: Reader) -> dict[str, Any] | None:
     rows = r.rows(
         conn,
         """SELECT run_id, outcome, health, health_reason, started_at, finished_at, sessions_loaded

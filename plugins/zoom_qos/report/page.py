@@ -26,6 +26,7 @@ from zoom_qos.report.charts import MEDIA_LABELS, bar_chart, histogram, line_char
 from zoom_qos.report.data import DIMENSIONS, HISTOGRAMS, DayCompleteness, ReportData
 from zoom_qos.report.format import MISSING, bin_label, num, pct, text_time, with_unit
 from zoom_qos.warehouse.live import LIVE_WINDOW_MINUTES
+from zoom_qos.warehouse.scoring import CAUSES
 
 __all__ = ["MAX_BARS", "TEMPLATE", "Chart", "Table", "render_html"]
 
@@ -91,6 +92,10 @@ def render_html(data: ReportData, generated_at: datetime | None = None) -> str:
         histograms=_histogram_charts(data),
         worst=_worst_table(data),
         worst_summary=_worst_summary(data),
+        worst_joins=_worst_joins_table(data),
+        worst_joins_summary=_worst_joins_summary(data),
+        causes=_causes_table(data),
+        causes_summary=_causes_summary(data),
         breakdowns=_breakdown_charts(data),
         completeness=[(d, _day_sentence(d), _day_check(d)) for d in data.completeness],
         completeness_summary=_completeness_summary(data),
@@ -217,7 +222,7 @@ def _histogram_charts(data: ReportData) -> list[Chart]:
 
 def _worst_table(data: ReportData) -> Table:
     headers = ["#", "session", "session id", "start (UTC)", "users", "samples", "poor share",
-               "p95 latency", "p95 jitter", "p95 loss"]
+               "p95 latency", "p95 jitter", "p95 loss", "audio MOS", "main cause"]
     rows = [
         (
             i,
@@ -230,10 +235,74 @@ def _worst_table(data: ReportData) -> Table:
             num(w["p95_latency_ms"], "ms"),
             num(w["p95_jitter_ms"], "ms"),
             num(w["p95_loss_pct"], "%", 1),
+            num(w["audio_mos"], "", 2),
+            (w["main_cause"] or "").replace("_", " "),
         )
         for i, w in enumerate(data.worst, start=1)
     ]
-    return Table(headers, rows, frozenset({0, 4, 5, 6, 7, 8, 9}))
+    return Table(headers, rows, frozenset({0, 4, 5, 6, 7, 8, 9, 10}))
+
+
+def _worst_joins_table(data: ReportData) -> Table:
+    headers = ["#", "session", "user", "joined (UTC)", "media", "cause", "heard from", "issues",
+               "send poor", "receive poor", "MOS heard"]
+    rows = [
+        (
+            i,
+            j["session_name"] or j["session_id"],
+            j["user_name"] or j["user_id"],
+            text_time(j["join_time"]),
+            MEDIA_LABELS.get(j["media_type"], j["media_type"]),
+            j["cause"].replace("_", " "),
+            (j["cause_user_name"] or j["cause_user_id"]) if j["cause_user_id"] else "",
+            j["issues"].replace(",", ", ").replace("_", " "),
+            pct(j["send_poor_share"]),
+            pct(j["receive_poor_share"]),
+            num(j["avg_mos_receive"], "", 2),
+        )
+        for i, j in enumerate(data.worst_joins, start=1)
+    ]
+    return Table(headers, rows, frozenset({0, 8, 9, 10}))
+
+
+def _worst_joins_summary(data: ReportData) -> str:
+    if not data.worst_joins:
+        return ""
+    causes: dict[str, int] = {}
+    for j in data.worst_joins:
+        causes[j["cause"]] = causes.get(j["cause"], 0) + 1
+    top = max(causes, key=lambda c: causes[c])
+    return (
+        f"The {len(data.worst_joins)} joins of the period with the highest poor share on either side, "
+        f"with the cause our rules found (docs/quality.md) and the issues raised; most often: "
+        f"{top.replace('_', ' ')} ({causes[top]} of them). “heard from” names the participant whose "
+        "poor uplink a remote_sender join heard; “MOS heard” is the mean audio MOS received (1 to 4.5)."
+    )
+
+
+def _causes_table(data: ReportData) -> Table:
+    """One row per day and media type, a column per cause found in the period."""
+    present = [c for c in CAUSES if any(row["cause"] == c for row in data.causes)]
+    cells: dict[tuple[object, str], dict[str, int]] = {}
+    for row in data.causes:
+        cells.setdefault((row["day"], row["media_type"]), {})[row["cause"]] = row["joins"]
+    rows = [
+        (str(day), MEDIA_LABELS.get(media, media), *(f"{counts.get(c, 0):,}" for c in present))
+        for (day, media), counts in cells.items()
+    ]
+    return Table(["day", "media", *(c.replace("_", " ") for c in present)], rows,
+                 frozenset(range(2, 2 + len(present))))
+
+
+def _causes_summary(data: ReportData) -> str:
+    if not data.causes:
+        return ""
+    totals: dict[str, int] = {}
+    for row in data.causes:
+        totals[row["cause"]] = totals.get(row["cause"], 0) + row["joins"]
+    parts = ", ".join(f"{c.replace('_', ' ')} {totals[c]:,}" for c in CAUSES if c in totals)
+    return (f"Poor joins of the period by cause (a join poor in audio and video counts in each): {parts}. "
+            "Days are the UTC days the joins started.")
 
 
 def _worst_summary(data: ReportData) -> str:

@@ -38,6 +38,7 @@ from tests.unit.report.hostileworld import (
     RUN_ID,
     SESSION_ID,
     SESSION_NAME,
+    USER_NAME,
     load_hostile,
 )
 from tests.unit.report.reportworld import LAST_DAY
@@ -193,6 +194,10 @@ def worst_table(root: Node) -> Node:
     return root.one("table", cls="worst")
 
 
+def worst_joins_table(root: Node) -> Node:
+    return root.one("table", cls="worst-joins")
+
+
 def figure(chart_id: str) -> Callable[[Node], Node]:
     return lambda root: root.one("figure", id=chart_id)
 
@@ -241,6 +246,11 @@ PLACES: tuple[Place, ...] = (
           SESSION_NAME, "within"),
     Place("worst-summary-session-id-for-a-nameless-session", ("nameless",),
           lambda r: r.one("div", id="worst-sessions").find("p"), SESSION_ID, "within"),
+    # Worst joins of the period, with their cause
+    Place("worst-joins-session-name", ("named",), column(worst_joins_table, 1), SESSION_NAME),
+    Place("worst-joins-session-id-for-a-nameless-session", ("nameless",), column(worst_joins_table, 1),
+          SESSION_ID),
+    Place("worst-joins-user-name", ("named",), column(worst_joins_table, 2), USER_NAME),
     # Breakdowns: per device, network type and data center
     *_breakdown_places("device", DEVICE),
     *_breakdown_places("network-type", NETWORK),
