@@ -42,6 +42,7 @@ from bench.common import (  # noqa: E402
 )
 
 airflow_env()
+from bench.scale import bench_scale  # noqa: E402
 from zoom_qos.core.config import LISTING_PARAMS  # noqa: E402
 from zoom_qos.pipeline.load import load_batches  # noqa: E402
 from zoom_qos.zoom.published import SESSION_QOS, SESSIONS  # noqa: E402
@@ -787,6 +788,43 @@ def markdown(r: dict) -> str:
                 None,
             )
         )
+    sc = r.get("scale")
+    if sc:
+        d, scan = sc["dashboard"], sc["dashboard"]["full_scan_user_qos_seconds"]
+        size = f"{sc['days']} days × {sc['sessions_per_day']:,} sessions, {sc['user_qos_rows']:,} samples"
+        for name, q in d["queries"].items():
+            lines.append(
+                _row(
+                    f"7. dashboard: {name.replace('_', ' ')} ({size})",
+                    f"{1000 * q['seconds']:.1f} ms, {q['rows']:,} rows",
+                    f"full scan of user_qos {1000 * scan:.0f} ms",
+                    q["ratio_to_scan"],
+                    "≤ 0.02 and < 1 s",
+                    q["ratio_to_scan"] <= 0.02 and q["seconds"] < 1,
+                )
+            )
+        ld7 = sc["load_day"]
+        lines.append(
+            _row(
+                f"7. load of one more day, derived tables kept "
+                f"({ld7['rows']:,} rows, {ld7['transactions']} tx)",
+                f"{ld7['load_seconds']} s",
+                f"COPY {ld7['copy_seconds']} s",
+                ld7["ratio"],
+                "≥ 0.5",
+                ld7["ratio"] >= 0.5,
+            )
+        )
+        lines.append(
+            _row(
+                "7. `zoom-qos warehouse upgrade` (recompute every derived table)",
+                f"{sc['upgrade_seconds']} s, {sc['upgrade_samples_per_second']:,} samples/s",
+                f"{sc['user_qos_rows']:,} samples",
+                f"{sc['upgrade_seconds_per_million_samples']} s per million samples",
+                "(report)",
+                None,
+            )
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -818,7 +856,10 @@ def main() -> int:
     )
     p.add_argument("--skip-dlt", action="store_true")
     p.add_argument("--skip-airflow", action="store_true")
-    p.add_argument("--only", default="extraction,load,memory,e2e")
+    p.add_argument("--scale-days", type=int, default=int(os.environ.get("BENCH_SCALE_DAYS", 10)))
+    p.add_argument("--scale-sessions", type=int, default=int(os.environ.get("BENCH_SCALE_SESSIONS", 2000)),
+                   help="sessions a day of the scale benchmark (4 joins, 30 samples, 6 streams each)")
+    p.add_argument("--only", default="extraction,load,memory,e2e,scale")
     args = p.parse_args()
     only = set(args.only.split(","))
 
@@ -859,6 +900,9 @@ def main() -> int:
     if "e2e" in only:
         log("5+6: end to end vs dlt, and airflow dags test")
         results["e2e"] = bench_e2e_and_airflow(now, day, args)
+    if "scale" in only:
+        log("7: the warehouse at scale (dashboard queries, load of a day, upgrade)")
+        results["scale"] = bench_scale(args.scale_days, args.scale_sessions)
     results["total_seconds"] = round(time.monotonic() - started, 1)
     (BENCH / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     (BENCH / "results.md").write_text(markdown(results))

@@ -10,10 +10,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from tests import quality_reference
 from tests.builders import qos_sample, stream_metrics, zoom_session, zoom_user
 from zoom_qos.transform.parsing import ParseIssues
+from zoom_qos.warehouse import schema
 from zoom_qos.warehouse.derived import recompute_all
-from zoom_qos.warehouse.derived_schema import DERIVED_TABLES
+from zoom_qos.warehouse.derived_schema import DERIVED_TABLES, quality_joins
 from zoom_qos.warehouse.plan import SessionInput
 from zoom_qos.warehouse.sql import object_prefix
 from zoom_qos.warehouse.store import Warehouse
@@ -257,3 +259,42 @@ def test_mos_of_each_sample_follows_the_formula(warehouse: Warehouse) -> None:
     assert math.isclose(jq[0], sum(expected) / len(expected), abs_tol=0.01)
     assert math.isclose(jq[1], min(expected), abs_tol=0.01) and jq[2] is None
     assert min(expected) == 1.0 and max(expected) > 4.3  # both clamps and the top of the scale are exercised
+
+
+def test_join_quality_equals_the_reference_implementation(warehouse: Warehouse) -> None:
+    """The SQL of every back end against tests/quality_reference.py (the contract in plain Python),
+    over random calls with every cause, on the rows the warehouse stored."""
+    load(warehouse, *(SessionInput(*random_session(f"Q{i}", DAY1 + timedelta(hours=i))) for i in range(12)))
+    tables = {}
+    with warehouse.engine.connect() as conn:
+        for name in ("session_users", "user_qos", "user_system_qos"):
+            table = getattr(schema, name)
+            tables[name] = [dict(r._mapping) for r in conn.execute(sa.select(table))]
+        got = {
+            (r.session_id, r.user_id, r.join_time, r.media_type): r
+            for r in conn.execute(sa.select(quality_joins))
+        }
+    want = quality_reference.join_quality(
+        tables["session_users"], tables["user_qos"], tables["user_system_qos"]
+    )
+    assert len(want) == len(got) > 0
+    causes = set()
+    for row in want:
+        mine = got[(row["session_id"], row["user_id"], row["join_time"], row["media_type"])]
+        causes.add(row["cause"])
+        assert (mine.issues, mine.cause, mine.cause_user_id) == (
+            row["issues"],
+            row["cause"],
+            row["cause_user_id"],
+        )
+        assert (mine.send_samples, mine.receive_samples) == (row["send_samples"], row["receive_samples"])
+        for column in (
+            "send_poor_share",
+            "receive_poor_share",
+            "avg_mos_send",
+            "avg_mos_receive",
+            "min_mos_receive",
+        ):
+            a, b = getattr(mine, column), row[column]
+            assert (a is None and b is None) or math.isclose(a, b, abs_tol=1e-9), (column, a, b)
+    assert {"own_uplink", "remote_sender", "own_downlink", "device_cpu", "weak_wifi", "none"} <= causes
