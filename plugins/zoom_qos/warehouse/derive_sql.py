@@ -17,7 +17,6 @@ from zoom_qos.warehouse.scoring import (
     cpu_condition_sql,
     dbl,
     grouped_stats_sql,
-    media_type_sql,
     millis_sql,
     minute_sql,
     scored_samples_sql,
@@ -252,27 +251,16 @@ SELECT {keys}, count(*), count(is_poor), COALESCE(sum(is_poor), 0)
 FROM {SCRATCH} GROUP BY {keys}"""
 
 
-def value_counts_sql(dialect: str, prefix: str, sign: int, *, scratch: bool = True) -> str:
-    """Add (``sign`` 1, from the scratch table) or take away (-1, from the stored rows: before they are
-    replaced) the sessions' samples in ``quality_value_counts``."""
+def value_counts_sql(dialect: str, prefix: str, sign: int) -> str:
+    """Add (``sign`` 1) or take away (-1: before they are replaced) the scratch table's samples in
+    ``quality_value_counts``."""
     p = prefix
     dims = ", ".join(DIMENSIONS)
-    if scratch:
-        per_metric = "\n    UNION ALL\n    ".join(
-            f"SELECT day, media_type, {dims}, '{name}' AS metric, {col} AS value "
-            f"FROM {SCRATCH} WHERE {col} IS NOT NULL"
-            for name, col in _VALUE_METRICS
-        )
-    else:
-        media = media_type_sql("q.stream")
-        day = utc_day_sql(dialect, "q.sampled_at")
-        su_dims = ", ".join(f"su.{d}" for d in DIMENSIONS)
-        per_metric = "\n    UNION ALL\n    ".join(
-            f"SELECT {day} AS day, {media} AS media_type, {su_dims}, '{name}' AS metric, q.{col} AS value "
-            f"FROM {p}user_qos q LEFT JOIN {p}session_users su ON {_on('su', 'q')} "
-            f"WHERE {_IN_SESSIONS} AND q.{col} IS NOT NULL"
-            for name, col in _VALUE_METRICS
-        )
+    per_metric = "\n    UNION ALL\n    ".join(
+        f"SELECT day, media_type, {dims}, '{name}' AS metric, {col} AS value "
+        f"FROM {SCRATCH} WHERE {col} IS NOT NULL"
+        for name, col in _VALUE_METRICS
+    )
     expanded = "\n    UNION ALL\n    ".join(
         ["SELECT day, media_type, '' AS dimension, '' AS dimension_value, metric, value, n FROM g"]
         + [

@@ -82,7 +82,7 @@ def _statements(dialect: str, prefix: str) -> dict[str, sa.TextClause]:
         "joins": derive_sql.join_quality_sql(dialect, prefix),
         "join_days": derive_sql.join_days_sql(dialect, prefix),
         "add_values": derive_sql.value_counts_sql(dialect, prefix, 1),
-        "remove_values": derive_sql.value_counts_sql(dialect, prefix, -1, scratch=False),
+        "remove_values": derive_sql.value_counts_sql(dialect, prefix, -1),
         "sessions": derive_sql.session_quality_sql(dialect, prefix),
         "days": derive_sql.days_of_sessions_sql(prefix),
         "daily": derive_sql.quality_daily_sql(dialect, prefix),
@@ -147,12 +147,19 @@ class Derivation:
 
     def remove(self, session_ids: Sequence[str], *, values: bool = True) -> None:
         """Take the sessions' current rows out of the derived tables (before their rows change)."""
-        for chunk in _chunks(sorted(set(session_ids))):
+        ids = sorted(set(session_ids))
+        if not ids:
+            return
+        self._run("scratch")
+        for chunk in _chunks(ids):
             self._note_days(chunk)
             if values:
-                self._run("remove_values", chunk)
+                self._run("clear")
+                self._run("fill", chunk)  # the rows about to be replaced, read once
+                self._run("remove_values")
             for table in (quality_joins, quality_join_days, quality_sessions):
                 self.conn.execute(table.delete().where(table.c.session_id.in_(chunk)))
+        self._run("clear")
 
     def add(self, session_ids: Sequence[str], *, values: bool = True) -> None:
         """Derive the sessions' rows from their stored rows (after they were written)."""
