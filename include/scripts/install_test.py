@@ -302,6 +302,13 @@ class Run:
         sessions = count_rows(warehouse, "sessions")
         self.check("the warehouse is $AIRFLOW_HOME/zoom_qos/warehouse.db, with sessions", sessions > 0,
                    f"{sessions} sessions, {count_rows(warehouse, 'user_qos')} user_qos rows")
+        with self.step("zoom-qos warehouse upgrade, the installed console script, on that warehouse"):
+            done = self.run("zoom-qos-upgrade", self.venv / "bin" / "zoom-qos", "warehouse", "upgrade",
+                            env=airflow_env, timeout=600, fatal=False)
+            self.check("zoom-qos warehouse upgrade recomputed the derived tables",
+                       done.returncode == 0 and "Upgraded" in done.stdout
+                       and count_rows(warehouse, "quality_sessions") == sessions,
+                       (done.stdout.strip().splitlines() or [f"exit {done.returncode}"])[-1])
         changed = sorted(set(snapshot(installed).items()) ^ set(before.items()))
         self.check("nothing was written into the installed package", not changed,
                    ", ".join(sorted({name for name, _ in changed})))
