@@ -37,8 +37,6 @@ __all__ = [
 
 #: The ``session_users`` attributes ``daily_quality_breakdown`` breaks down by.
 DIMENSIONS: tuple[str, ...] = ("device", "network_type", "data_center")
-#: (metric name in ``quality_value_counts``, ``user_qos`` column).
-_VALUE_METRICS: tuple[tuple[str, str], ...] = tuple((short, col) for short, col in MEASURES)
 
 _IN_SESSIONS = "q.session_id IN :session_ids"
 _JOIN = ("session_id", "user_id", "join_time")
@@ -259,7 +257,7 @@ def value_counts_sql(dialect: str, prefix: str, sign: int) -> str:
     per_metric = "\n    UNION ALL\n    ".join(
         f"SELECT day, media_type, {dims}, '{name}' AS metric, {col} AS value "
         f"FROM {SCRATCH} WHERE {col} IS NOT NULL"
-        for name, col in _VALUE_METRICS
+        for name, col in MEASURES  # (metric name in quality_value_counts, column)
     )
     expanded = "\n    UNION ALL\n    ".join(
         ["SELECT day, media_type, '' AS dimension, '' AS dimension_value, metric, value, n FROM g"]

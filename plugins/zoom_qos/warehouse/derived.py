@@ -98,6 +98,7 @@ def _statements(dialect: str, prefix: str) -> dict[str, sa.TextClause]:
     return statements
 
 
+@functools.cache
 def scoring_checksum(dialect: str) -> str:
     """sha256 of the derivation's SQL (schema-free) and score version: what the rows were made by."""
     text = json.dumps(
@@ -145,7 +146,7 @@ class Derivation:
     def _note_days(self, chunk: list[str]) -> None:
         self.days.update(self.conn.execute(self.sql["days"], {"session_ids": chunk}).scalars())
 
-    def remove(self, session_ids: Sequence[str], *, values: bool = True) -> None:
+    def remove(self, session_ids: Sequence[str]) -> None:
         """Take the sessions' current rows out of the derived tables (before their rows change)."""
         ids = sorted(set(session_ids))
         if not ids:
@@ -153,10 +154,9 @@ class Derivation:
         self._run("scratch")
         for chunk in _chunks(ids):
             self._note_days(chunk)
-            if values:
-                self._run("clear")
-                self._run("fill", chunk)  # the rows about to be replaced, read once
-                self._run("remove_values")
+            self._run("clear")
+            self._run("fill", chunk)  # the rows about to be replaced, read once
+            self._run("remove_values")
             for table in (quality_joins, quality_join_days, quality_sessions):
                 self.conn.execute(table.delete().where(table.c.session_id.in_(chunk)))
         self._run("clear")
@@ -202,10 +202,13 @@ def _wanted(conn: Connection) -> dict[str, str]:
     return {_SCORING: scoring_checksum(conn.dialect.name), _THRESHOLDS: _thresholds_checksum(conn)}
 
 
+def _stored(conn: Connection) -> dict[str, str]:
+    return dict(conn.execute(sa.select(derived_state.c.name, derived_state.c.checksum)).tuples().all())
+
+
 def state_is_current(conn: Connection) -> bool:
     """True when the derived rows were made by these rules and thresholds (two small reads)."""
-    stored = dict(conn.execute(sa.select(derived_state.c.name, derived_state.c.checksum)).tuples().all())
-    return stored == _wanted(conn)
+    return _stored(conn) == _wanted(conn)
 
 
 def recompute_all(
@@ -249,8 +252,7 @@ def _record_state(conn: Connection) -> None:
 def bring_up_to_date(conn: Connection, schema: str | None, progress: Progress | None = None) -> bool:
     """Recompute the derived rows if the rules or the thresholds changed since they were made
     (all of them for new rules, all but the value counts for new thresholds). True if it did."""
-    stored = dict(conn.execute(sa.select(derived_state.c.name, derived_state.c.checksum)).tuples().all())
-    wanted = _wanted(conn)
+    stored, wanted = _stored(conn), _wanted(conn)
     if stored == wanted:
         return False
     values = stored.get(_SCORING) != wanted[_SCORING]

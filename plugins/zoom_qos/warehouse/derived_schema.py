@@ -108,23 +108,25 @@ quality_join_days = sa.Table(
     "Kept by the load.",
 )
 
+def _day_group(dimension_comment: str) -> list[sa.Column[Any]]:
+    """The key of a day-level group: UTC day, media type, dimension and its value."""
+    return [
+        _day("UTC day of the samples."),
+        _media("audio, video, screen_share or other."),
+        sa.Column("dimension", sa.Text(), primary_key=True, comment=dimension_comment),
+        sa.Column(
+            "dimension_value",
+            sa.Text(),
+            primary_key=True,
+            comment="'' for the whole day; else the value ('unknown' where NULL).",
+        ),
+    ]
+
+
 quality_value_counts = sa.Table(
     "quality_value_counts",
     METADATA,
-    _day("UTC day of the samples."),
-    _media("audio, video, screen_share or other."),
-    sa.Column(
-        "dimension",
-        sa.Text(),
-        primary_key=True,
-        comment="'' (the whole day), device, network_type or data_center.",
-    ),
-    sa.Column(
-        "dimension_value",
-        sa.Text(),
-        primary_key=True,
-        comment="'' for the whole day; else the value ('unknown' where NULL).",
-    ),
+    *_day_group("'' (the whole day), device, network_type or data_center."),
     sa.Column("metric", sa.Text(), primary_key=True, comment="latency_ms, jitter_ms or loss_pct."),
     sa.Column("value", sa.Double(), primary_key=True, comment="One distinct value of the metric."),
     _count("samples", "Samples of the group with that value."),
@@ -150,20 +152,7 @@ def _stat_columns() -> list[sa.Column[Any]]:
 quality_daily = sa.Table(
     "quality_daily",
     METADATA,
-    _day("UTC day of the samples."),
-    _media("audio, video, screen_share or other."),
-    sa.Column(
-        "dimension",
-        sa.Text(),
-        primary_key=True,
-        comment="'' (daily_quality), device, network_type or data_center (daily_quality_breakdown).",
-    ),
-    sa.Column(
-        "dimension_value",
-        sa.Text(),
-        primary_key=True,
-        comment="'' for the whole day; else the value ('unknown' where NULL).",
-    ),
+    *_day_group("'' (daily_quality), device, network_type or data_center (daily_quality_breakdown)."),
     *_stat_columns(),
     comment="The rows of daily_quality and daily_quality_breakdown. Kept by the load.",
 )
