@@ -286,6 +286,22 @@ class _Join:
     cumulative: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
 
 
+def _finish_join(user: dict[str, Any], extra: dict[str, Any], row: dict[str, Any],
+                 poor: dict[str, list[int]], qos_rows: list[dict[str, Any]], sys_rows: list[dict[str, Any]],
+                 join: datetime, leave: datetime, cumulative: dict[str, list[tuple[int, int]]]) -> _Join:
+    """A rendered join (its QoS user with ``user_qos`` set) as both user lists serve it, with the
+    grades from its poor counts on the users-list member and the warehouse row."""
+    member = {k: v for k, v in user.items() if k != "user_qos"}
+    member["participant_uuid"] = extra["participant_uuid"]
+    for media, column in _MEDIA_GRADE.items():
+        member[column] = grade(*poor[media])
+    member["audio_call"] = [dict(call) for call in extra["audio_call"]]
+    row["participant_uuid"] = extra["participant_uuid"]
+    for column in _MEDIA_GRADE.values():
+        row[column] = _text(member[column])
+    return _Join(user, member, row, qos_rows, sys_rows, join, leave, cumulative)
+
+
 #: What the live scenario sessions do (``Dataset.live_scenarios``); beyond the third, all "ending".
 SCENARIO_KINDS = ("churn", "degrading", "ending")
 _MINUTE = timedelta(minutes=1)
@@ -1100,15 +1116,7 @@ class Dataset:
             for media, counts in poor.items():
                 cumulative[media].append((counts[0], counts[1]))
         user["user_qos"] = samples
-        member = {k: v for k, v in user.items() if k != "user_qos"}
-        member["participant_uuid"] = extra["participant_uuid"]
-        for media, column in _MEDIA_GRADE.items():
-            member[column] = grade(*poor[media])
-        member["audio_call"] = [dict(call) for call in extra["audio_call"]]
-        row["participant_uuid"] = extra["participant_uuid"]
-        for column in _MEDIA_GRADE.values():
-            row[column] = _text(member[column])
-        return _Join(user, member, row, qos_rows, sys_rows, join, leave, cumulative)
+        return _finish_join(user, extra, row, poor, qos_rows, sys_rows, join, leave, cumulative)
 
     @staticmethod
     def _render_quality_block(rng: random.Random, media: str, bad: bool, starved: bool
@@ -1239,15 +1247,7 @@ class Dataset:
             for media, counts in poor.items():
                 cumulative[media].append((counts[0], counts[1]))
         user["user_qos"] = samples
-        member = {k: v for k, v in user.items() if k != "user_qos"}
-        member["participant_uuid"] = extra["participant_uuid"]
-        for media, column in _MEDIA_GRADE.items():
-            member[column] = grade(*poor[media])
-        member["audio_call"] = [dict(call) for call in extra["audio_call"]]
-        row["participant_uuid"] = extra["participant_uuid"]
-        for column in _MEDIA_GRADE.values():
-            row[column] = _text(member[column])
-        return _Join(user, member, row, qos_rows, sys_rows, join, leave, cumulative)
+        return _finish_join(user, extra, row, poor, qos_rows, sys_rows, join, leave, cumulative)
 
     def _render_block(self, rng: random.Random, media: str, resolution: tuple[int, int], level: int,
                       counter: _Counter) -> tuple[dict[str, Any], dict[str, Any], bool]:
