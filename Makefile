@@ -75,3 +75,17 @@ cluster-test: $(VENV)/.dev
 .PHONY: install-test
 install-test:
 	$(PYTHON) -m include.scripts.install_test $(INSTALL_TEST_ARGS)
+
+## The call-quality dashboard in Apache Superset 6.1.0 (its own venv in .superset/): the demo into PostgreSQL,
+## the dashboard imported, Superset left running on http://127.0.0.1:8088 (`make bi-stop` stops it).
+.PHONY: bi-demo bi-stop bi-test
+bi-demo: $(VENV)/.runtime
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m include.scripts.superset_bi demo
+bi-stop:
+	$(BIN)/python -m include.scripts.superset_bi stop
+
+## The dashboard tested for real: a fresh Superset venv, the bundle imported against a warehouse loaded by our
+## DAGs, every chart's data through Superset's REST API, the dashboard checked logged in in headless Chromium
+## (Debian's chromium and chromium-driver), the screenshot in docs/images/, a second import still one dashboard.
+bi-test: $(VENV)/.runtime
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m include.scripts.superset_bi test

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from zoom_qos.cli import warehouse
+from zoom_qos.cli import superset, warehouse
 from zoom_qos.core.errors import ZoomQosError
 
 __all__ = ["main", "run"]
@@ -22,6 +22,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens (INFO)")
     groups = parser.add_subparsers(dest="group", metavar="COMMAND", required=True)
     warehouse.add_commands(groups)
+    superset.add_commands(groups)
     return parser
 
 

@@ -41,6 +41,7 @@ __all__ = [
     "WarehouseConnectionError",
     "WarehouseTarget",
     "airflow_target",
+    "client_url",
     "create_engine",
     "sqlite_file_target",
     "write_transaction",
@@ -96,6 +97,30 @@ def airflow_target(
     if conn is None:
         return sqlite_file_target(default_sqlite_path)
     return _target_from_connection(conn, conn_id)
+
+
+#: libpq parameters of a postgres connection's extra that another client's driver takes as well.
+_CLIENT_LIBPQ_EXTRAS = ("sslmode", "sslrootcert", "sslcert", "sslkey", "connect_timeout", "options")
+
+
+def client_url(conn_id: str = DEFAULT_CONN_ID) -> tuple[URL, str | None]:
+    """The warehouse of ``conn_id`` as another SQL client (a BI tool) reaches it: a plain
+    SQLAlchemy URL *with* the password, and the PostgreSQL schema (None on SQLite).
+
+    It is for a file the user asked for (``zoom-qos superset bundle``); never log it. As for the
+    pipeline, an undefined connection means the embedded SQLite file.
+    """
+    conn = _get_airflow_connection(conn_id)
+    if conn is None:
+        return sqlite_file_target().url, None
+    conn_type = (conn.conn_type or "").strip().lower()
+    if conn_type not in _POSTGRES_ALIASES:
+        return _target_from_connection(conn, conn_id).url, None
+    extra = conn.extra_dejson
+    query = {key: str(extra[key]) for key in _CLIENT_LIBPQ_EXTRAS if extra.get(key) not in (None, "")}
+    url = URL.create("postgresql", username=conn.login or None, password=conn.password or None,
+                     host=conn.host or None, port=conn.port, database=conn.schema or None, query=query)
+    return url, _warehouse_schema(conn, conn_id)
 
 
 def _get_airflow_connection(conn_id: str) -> AirflowConnection | None:

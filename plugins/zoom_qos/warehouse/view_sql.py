@@ -121,7 +121,7 @@ def join_quality_sql(dialect: str, prefix: str) -> str:
     j.avg_mos_send, j.avg_mos_receive, j.min_mos_receive,
     j.issues, j.cause, j.cause_user_id, j.score_version,
     j.day, j.send_poor_samples, j.receive_poor_samples,
-    su.user_name, su.device, su.network_type, su.data_center
+    su.user_name, su.device, su.network_type, su.data_center, su.location, su.client, su.os
 FROM {prefix}quality_joins j
 LEFT JOIN {prefix}session_users su
     ON su.session_id = j.session_id AND su.user_id = j.user_id AND su.join_time = j.join_time"""

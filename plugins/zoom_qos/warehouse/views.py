@@ -282,6 +282,9 @@ _JOIN_QUALITY_COLUMNS: dict[str, str] = {
     "device": "session_users.device of the join.",
     "network_type": "session_users.network_type of the join.",
     "data_center": "session_users.data_center of the join.",
+    "location": "session_users.location of the join (as Zoom reports it).",
+    "client": "session_users.client of the join (the SDK or app).",
+    "os": "session_users.os of the join.",
 }
 
 _DAILY_CAUSES_COLUMNS: dict[str, str] = {
