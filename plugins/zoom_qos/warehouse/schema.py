@@ -29,6 +29,7 @@ from zoom_qos.warehouse.columns import (
     text,
 )
 from zoom_qos.warehouse.derived_schema import DERIVED_TABLES
+from zoom_qos.warehouse.webhook_schema import WEBHOOK_TABLES
 
 __all__ = [
     "DERIVED_TABLES",
@@ -36,6 +37,7 @@ __all__ = [
     "QOS_STATUSES",
     "QOS_THRESHOLD_DEFAULTS",
     "TABLES",
+    "WEBHOOK_TABLES",
     "daily_usage",
     "pipeline_runs",
     "qos_alerts",

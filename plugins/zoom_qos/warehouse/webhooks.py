@@ -1,0 +1,176 @@
+"""The webhook store: Zoom's events kept durably, and the ``session.ended`` ones handed to the events DAG.
+
+The receiver calls :func:`store_event` and answers Zoom 2xx only after it returns: the row is
+committed (a failure raises, the receiver answers 5xx, and Zoom retries). An event is stored once
+per identity (``ZoomEvent.key``): a retry or duplicate only counts a delivery. The events DAG reads
+the ``session.ended`` rows not handled yet (:func:`due_ended_events`), loads their sessions and
+records what came of each (:func:`record_outcomes`); the triggerer waits for such rows with
+:func:`due_count`. The daily run leaves out the sessions the events path loaded
+(:func:`event_loaded_sessions`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import Connection, Engine
+
+from zoom_qos.warehouse.connection import write_transaction
+from zoom_qos.warehouse.webhook_schema import webhook_delivery_failures, webhook_events, zoom_session_alerts
+from zoom_qos.zoom.webhooks import SESSION_ALERT, SESSION_ENDED, ZoomEvent
+
+__all__ = [
+    "LOADED",
+    "PENDING",
+    "STORED_EVENTS",
+    "EndedEvent",
+    "Outcome",
+    "due_count",
+    "due_ended_events",
+    "event_loaded_sessions",
+    "record_delivery_failures",
+    "record_outcomes",
+    "store_event",
+]
+
+#: The events kept (others are answered 200 and counted by the receiver, not stored).
+STORED_EVENTS = frozenset({"session.started", SESSION_ENDED, SESSION_ALERT, "session.user_joined",
+                           "session.user_left"})
+LOADED, PENDING = "loaded", "pending"
+#: Outcomes that close an event; ``pending`` leaves it open until ``next_attempt_at``.
+_CLOSING = frozenset({LOADED, "unavailable", "left_to_daily"})
+_IDS_PER_QUERY = 500
+
+
+@dataclass(frozen=True)
+class EndedEvent:
+    """A stored ``session.ended`` still to handle."""
+
+    key: str
+    session_id: str
+    event_ts: datetime
+    attempts: int
+    #: ``payload.object``: session_id, session_name, session_key, start_time, end_time.
+    object: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What handling one event came to: ``loaded``, ``pending`` (with ``retry_at``), ``unavailable``
+    or ``left_to_daily``."""
+
+    outcome: str
+    retry_at: datetime | None = None
+
+
+def _insert(conn: Connection) -> Any:
+    return pg_dialect.insert if conn.dialect.name == "postgresql" else sqlite_dialect.insert
+
+
+def store_event(engine: Engine, event: ZoomEvent, now: datetime) -> bool:
+    """Commit ``event`` (and, for ``session.alert``, its ``zoom_session_alerts`` row) in one
+    transaction; True if it is new, False for a delivery of an event already stored."""
+    row = {"event_key": event.key, "event": event.event, "event_ts": event.event_ts,
+           "session_id": event.session_id, "request_id": event.request_id, "payload": event.object,
+           "received_at": now}
+    with write_transaction(engine) as conn:
+        insert = _insert(conn)
+        added = conn.execute(insert(webhook_events).values(**row).on_conflict_do_nothing()).rowcount
+        if not added:
+            conn.execute(sa.update(webhook_events).where(webhook_events.c.event_key == event.key)
+                         .values(deliveries=webhook_events.c.deliveries + 1))
+            return False
+        if event.event == SESSION_ALERT and event.session_id:
+            issues = event.object.get("issues")
+            alert = {"session_id": event.session_id, "event_ts": event.event_ts,
+                     "alert_id": _text(event.object.get("id")),
+                     "session_name": _text(event.object.get("session_name")),
+                     "session_key": _text(event.object.get("session_key")),
+                     "issues": ", ".join(str(i) for i in issues) if isinstance(issues, list) else "",
+                     "received_at": now}
+            conn.execute(insert(zoom_session_alerts).values(**alert).on_conflict_do_nothing())
+        return True
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _due(now: datetime) -> sa.ColumnElement[bool]:
+    e = webhook_events.c
+    return sa.and_(e.event == SESSION_ENDED, e.handled_at.is_(None),
+                   sa.or_(e.next_attempt_at.is_(None), e.next_attempt_at <= now))
+
+
+def due_ended_events(engine: Engine, now: datetime, limit: int = 1000) -> list[EndedEvent]:
+    """The ``session.ended`` events not handled yet whose next attempt is due, oldest first; one per
+    session (a session's later duplicates are closed with it)."""
+    e = webhook_events.c
+    query = (sa.select(e.event_key, e.session_id, e.event_ts, e.attempts, e.payload)
+             .where(_due(now)).order_by(e.event_ts, e.event_key).limit(limit))
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    out: dict[str, EndedEvent] = {}
+    for key, session_id, ts, attempts, payload in rows:
+        out.setdefault(session_id, EndedEvent(key, session_id, ts, attempts, dict(payload or {})))
+    return list(out.values())
+
+
+def due_count(engine: Engine, now: datetime) -> tuple[int, datetime | None]:
+    """How many ``session.ended`` events are due now, and when the next pending one falls due
+    (None if none waits): what the triggerer's watcher waits on."""
+    e = webhook_events.c
+    waiting = sa.and_(e.event == SESSION_ENDED, e.handled_at.is_(None), e.next_attempt_at > now)
+    with engine.connect() as conn:
+        due = int(conn.execute(sa.select(sa.func.count()).where(_due(now))).scalar_one())
+        nxt = conn.execute(sa.select(sa.func.min(e.next_attempt_at)).where(waiting)).scalar_one()
+    return due, nxt
+
+
+def record_outcomes(engine: Engine, outcomes: Mapping[str, Outcome], run: str, now: datetime) -> None:
+    """Record what came of each session's events (by session id): every open ``session.ended`` of
+    that session is closed, or left pending until ``retry_at``; attempts counted once."""
+    e = webhook_events.c
+    with write_transaction(engine) as conn:
+        for session_id, result in outcomes.items():
+            open_rows = sa.and_(e.event == SESSION_ENDED, e.session_id == session_id, e.handled_at.is_(None))
+            values: dict[str, Any] = {"attempts": e.attempts + 1, "outcome": result.outcome,
+                                      "handled_by": run}
+            if result.outcome in _CLOSING:
+                values.update(handled_at=now, next_attempt_at=None)
+            else:
+                values.update(next_attempt_at=result.retry_at or now)
+            conn.execute(sa.update(webhook_events).where(open_rows).values(**values))
+
+
+def event_loaded_sessions(engine: Engine, session_ids: Collection[str]) -> set[str]:
+    """The sessions of ``session_ids`` the events path loaded: the daily run does not read them again."""
+    e = webhook_events.c
+    ids = list(session_ids)
+    found: set[str] = set()
+    with engine.connect() as conn:
+        for start in range(0, len(ids), _IDS_PER_QUERY):
+            chunk = ids[start : start + _IDS_PER_QUERY]
+            query = sa.select(e.session_id).where(e.event == SESSION_ENDED, e.outcome == LOADED,
+                                                  e.session_id.in_(chunk)).distinct()
+            found.update(str(v) for v in conn.execute(query).scalars())
+    return found
+
+
+def record_delivery_failures(engine: Engine, rows: list[dict[str, Any]], now: datetime) -> int:
+    """Keep the failed deliveries of Zoom's ``webhook_logs`` (each once); returns how many are new."""
+    if not rows:
+        return 0
+    added = 0
+    with write_transaction(engine) as conn:
+        insert = _insert(conn)
+        for row in rows:
+            stmt = insert(webhook_delivery_failures).values(**row, recorded_at=now).on_conflict_do_nothing()
+            added += conn.execute(stmt).rowcount
+    return added
