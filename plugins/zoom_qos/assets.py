@@ -18,9 +18,11 @@ the table's real URI (``postgres://host:port/database/schema/table``, or
 
 from __future__ import annotations
 
-from airflow.sdk import Asset, AssetAlias
+from airflow.sdk import Asset, AssetAlias, AssetWatcher
 
-__all__ = ["ZOOM_QOS_ASSET", "ZOOM_QOS_TABLES"]
+from zoom_qos.triggers import StoredEventsTrigger
+
+__all__ = ["ZOOM_ENDED_SESSIONS", "ZOOM_QOS_ASSET", "ZOOM_QOS_TABLES"]
 
 ZOOM_QOS_ASSET = Asset(
     name="zoom_qos_warehouse",
@@ -31,3 +33,14 @@ ZOOM_QOS_ASSET = Asset(
 
 #: Resolved by each load to the warehouse tables it wrote (their URIs depend on the connection).
 ZOOM_QOS_TABLES = AssetAlias(name="zoom_qos_tables", group="zoom_qos")
+
+#: Sessions Zoom said have ended (``session.ended``, stored by the webhook receiver) and not loaded
+#: yet. Its watcher runs in Airflow's triggerer and fires when new ones are due; the DAG
+#: ``zoom_videosdk_qos_events`` is scheduled on it. Building the trigger here touches nothing: it
+#: connects only when the triggerer runs it.
+ZOOM_ENDED_SESSIONS = Asset(
+    name="zoom_ended_sessions",
+    uri="zoom-qos://webhooks/session-ended",
+    group="zoom_qos",
+    watchers=[AssetWatcher(name="zoom_session_ended", trigger=StoredEventsTrigger())],
+)

@@ -9,7 +9,7 @@ and the hooks that turn Airflow connections into the pipeline's clients.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing, contextmanager
 from datetime import timedelta
 from typing import Any, cast
@@ -32,7 +32,7 @@ from zoom_qos.core.contracts import (
 )
 from zoom_qos.core.errors import NothingToLoad, PermanentError
 from zoom_qos.hooks import ZoomVideoSdkHook
-from zoom_qos.pipeline import listing, live, runrecord
+from zoom_qos.pipeline import events, listing, live, runrecord
 from zoom_qos.pipeline.windows import check_listing_params
 
 log = logging.getLogger(__name__)
@@ -77,15 +77,37 @@ def listing_task(**context: Any) -> list[BatchRef]:
     """The daily DAG's listing: returns the batches (what the extraction is mapped over) and
     pushes the listing's stats (``STATS_XCOM_KEY``), also when it fails (what it knew: its window,
     its requests) or finds nothing Zoom still serves (then the task is skipped)."""
-    ti = context["ti"]
     progress: dict[str, Any] = {}
+    return _staged(context, progress, lambda: list_sessions(
+        dag_id=context["dag"].dag_id, run_id=context["run_id"],
+        interval_start=context.get("data_interval_start"),
+        interval_end=context.get("data_interval_end"), params=context["params"], progress=progress))
+
+
+def events_listing_task(**context: Any) -> list[BatchRef]:
+    """The events DAG's listing: the sessions of the stored ``session.ended`` events not handled
+    yet, staged as the daily listing stages its own; skipped when there is none."""
+    return _staged(context, {}, lambda: events.claim_ended(
+        dag_id=context["dag"].dag_id, run_id=context["run_id"],
+        batch_size=int(context["params"]["batch_size"])))
+
+
+def settle_events_task(**context: Any) -> dict[str, str]:
+    """After the events DAG's load: each event's outcome (loaded, pending and when to ask again…)."""
+    batches = cast("list[BatchRef] | None", context["ti"].xcom_pull(task_ids=LIST_TASK_ID)) or []
+    with fail_fast():
+        return events.settle(session_ids=events.staged_session_ids(batches),
+                             run=f"{context['dag'].dag_id}/{context['run_id']}")
+
+
+def _staged(context: Mapping[str, Any], progress: dict[str, Any],
+            stage: Callable[[], tuple[list[BatchRef], ListingStats]]) -> list[BatchRef]:
+    """A listing's XComs: the batches returned, its stats pushed (``STATS_XCOM_KEY``) whatever
+    happens, the task skipped when there is nothing to load."""
+    ti = context["ti"]
     try:
         with fail_fast():
-            batches, stats = list_sessions(
-                dag_id=context["dag"].dag_id, run_id=context["run_id"],
-                interval_start=context.get("data_interval_start"),
-                interval_end=context.get("data_interval_end"), params=context["params"],
-                progress=progress)
+            batches, stats = stage()
     except NothingToLoad as why:
         ti.xcom_push(key=STATS_XCOM_KEY, value=ListingStats(skipped=str(why)))
         raise AirflowSkipException(str(why)) from why

@@ -129,3 +129,20 @@ def test_the_live_dag_polls_one_run_at_a_time_at_the_configured_interval(dagbag,
     monkeypatch.setenv("AIRFLOW__ZOOM_QOS__LIVE_INTERVAL_MINUTES", "2")
     bag = DagBag(dag_folder=str(ROOT / "dags" / "zoom_videosdk_qos_live.py"))
     assert bag.dags["zoom_videosdk_qos_live"].timetable.delta == timedelta(minutes=2)
+
+
+def test_the_events_dag_runs_on_the_watched_asset_with_the_daily_runs_tasks(dagbag):
+    from airflow.triggers.base import BaseEventTrigger
+
+    from zoom_qos.assets import ZOOM_ENDED_SESSIONS
+
+    dag = dagbag.dags.get("zoom_videosdk_qos_events")
+    assert dag is not None
+    assert set(dag.task_ids) == {"list_sessions", "extract_qos", "load_warehouse", "settle_events",
+                                 "record_run"}
+    assert dag.get_task("settle_events").upstream_task_ids == {"load_warehouse"}
+    assert dag.get_task("record_run").trigger_rule == "all_done"
+    assert dag.max_active_runs == 1
+    (watcher,) = ZOOM_ENDED_SESSIONS.watchers
+    assert isinstance(watcher.trigger, BaseEventTrigger)
+    assert list(dag.timetable.asset_condition.objects) == [ZOOM_ENDED_SESSIONS]

@@ -12,10 +12,11 @@ from collections.abc import Mapping
 from datetime import date, timedelta
 from typing import Any, Final, TypedDict
 
-#: The DAGs' ids: the daily run's, the live polls' and the report's.
+#: The DAGs' ids: the daily run's, the live polls', the report's and the ended sessions' (webhooks).
 DAILY_DAG_ID: Final = "zoom_videosdk_qos"
 LIVE_DAG_ID: Final = "zoom_videosdk_qos_live"
 REPORT_DAG_ID: Final = "zoom_videosdk_qos_report"
+EVENTS_DAG_ID: Final = "zoom_videosdk_qos_events"
 
 #: The daily DAG's tasks.
 LIST_TASK_ID: Final = "list_sessions"
@@ -23,6 +24,9 @@ EXTRACT_TASK_ID: Final = "extract_qos"
 LOAD_TASK_ID: Final = "load_warehouse"
 ALERTS_TASK_ID: Final = "check_alerts"
 RECORD_TASK_ID: Final = "record_run"
+#: The events DAG lists its sessions from the stored session.ended events (LIST_TASK_ID, so the run
+#: record reads it as the daily listing), then records what came of each event.
+SETTLE_TASK_ID: Final = "settle_events"
 #: The live DAG's and the report DAG's one task each.
 LIVE_POLL_TASK_ID: Final = "poll_live"
 REPORT_TASK_ID: Final = "render_report"

@@ -29,6 +29,7 @@ from zoom_qos.pipeline.windows import (
 from zoom_qos.transform.parsing import parse_timestamp
 from zoom_qos.warehouse.opening import ensure_reachable, opened_warehouse
 from zoom_qos.warehouse.store import Warehouse
+from zoom_qos.warehouse.webhooks import event_loaded_sessions
 from zoom_qos.zoom.client import ZoomClient
 from zoom_qos.zoom.errors import ZoomApiError
 from zoom_qos.zoom.ids import unrequestable_reason
@@ -121,27 +122,16 @@ def _list_and_stage(*, client: ZoomClient, params: Mapping[str, Any], window: Wi
         if earlier:
             log.info("Lookback: %d of %d sessions before %s have their QoS loaded; not read again",
                      listed - len(sessions), len(earlier), first_day)
+    if not (params.get("from_date") or params.get("to_date")):
+        _leave_out_event_loaded(opened, sessions)
     revisits = opened.pending_sessions(exclude=set(sessions))
     for session_id, session in revisits.items():
         sessions[session_id] = session
     if revisits:
         log.info("Asking again for %d pending or live sessions Zoom did not list this time", len(revisits))
 
-    # A fresh folder per listing: a retried extraction resumes inside it, a re-listing starts anew.
-    folder = run_folder(staging or staging_url(), dag_id, run_id) / f"listing-{uuid.uuid4().hex[:12]}"
-    ordered = iter(sorted(sessions.values(), key=lambda s: str(s["id"])))
-    batches: list[BatchRef] = []
-    first = 1
-    for index, size in enumerate(batch_sizes(len(sessions), int(params["batch_size"]),
-                                             MAX_BATCHES)):
-        name = f"batch-{index:05d}"
-        sessions_uri = folder / "sessions" / f"{name}.jsonl"
-        write_jsonl(sessions_uri, islice(ordered, size))
-        # first/last/of: the batch's place in the listing, the label of its mapped task in the UI
-        batches.append({"index": index, "sessions_uri": str(sessions_uri),
-                        "qos_uri": str(folder / "qos" / name), "sessions": size,
-                        "first": first, "last": first + size - 1, "of": len(sessions)})
-        first += size
+    batches = stage_batches(list(sessions.values()), staging=staging, dag_id=dag_id, run_id=run_id,
+                            batch_size=int(params["batch_size"]))
     # Every listed session is kept; those whose id cannot be requested safely are staged as
     # unavailable by the extraction without a request (``extraction.BatchExtractor``).
     unrequestable = sum(unrequestable_reason(s["id"]) is not None for s in sessions.values())
@@ -163,6 +153,39 @@ def _list_and_stage(*, client: ZoomClient, params: Mapping[str, Any], window: Wi
     log.info("Window %s..%s: %d sessions in %d batches", part.start, part.end, len(sessions),
              len(batches))
     return batches, stats
+
+
+def _leave_out_event_loaded(opened: Warehouse, sessions: dict[str, dict[str, Any]]) -> None:
+    """Sessions the events path loaded (``session.ended``) are not read again: the list's own
+    objects only refresh their list fields. A manual reload reads everything it names."""
+    requestable = [i for i, v in sessions.items() if unrequestable_reason(v["id"]) is None]
+    loaded = event_loaded_sessions(opened.engine, requestable)
+    if not loaded:
+        return
+    opened.refresh_listed([sessions.pop(session_id) for session_id in sorted(loaded)])
+    log.info("%d sessions were loaded from Zoom's session.ended events; their QoS is not read again",
+             len(loaded))
+
+
+def stage_batches(sessions: list[dict[str, Any]], *, staging: str | None, dag_id: str, run_id: str,
+                  batch_size: int) -> list[BatchRef]:
+    """Stage ``sessions`` (Zoom's session objects, each with its ``id``) in batches for the mapped
+    extraction, in a fresh folder of the run: a retried extraction resumes inside it, a new listing
+    starts anew. Returns the batch references."""
+    folder = run_folder(staging or staging_url(), dag_id, run_id) / f"listing-{uuid.uuid4().hex[:12]}"
+    ordered = iter(sorted(sessions, key=lambda s: str(s["id"])))
+    batches: list[BatchRef] = []
+    first = 1
+    for index, size in enumerate(batch_sizes(len(sessions), batch_size, MAX_BATCHES)):
+        name = f"batch-{index:05d}"
+        sessions_uri = folder / "sessions" / f"{name}.jsonl"
+        write_jsonl(sessions_uri, islice(ordered, size))
+        # first/last/of: the batch's place in the listing, the label of its mapped task in the UI
+        batches.append({"index": index, "sessions_uri": str(sessions_uri),
+                        "qos_uri": str(folder / "qos" / name), "sessions": size,
+                        "first": first, "last": first + size - 1, "of": len(sessions)})
+        first += size
+    return batches
 
 
 def _start_day(session: Mapping[str, Any]) -> date | None:

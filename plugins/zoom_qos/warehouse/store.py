@@ -16,6 +16,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 
 from zoom_qos.core.statuses import LIVE, LOADED, PENDING
 from zoom_qos.transform.parsing import ParseIssues
+from zoom_qos.transform.rows import session_row
 from zoom_qos.warehouse import migrations, runs
 from zoom_qos.warehouse import schema as tables
 from zoom_qos.warehouse.columns import utcnow
@@ -195,6 +196,30 @@ class Warehouse:
                     if row.end_time is not None and row.loaded_at >= row.end_time + settle
                 )
         return settled
+
+    def refresh_listed(self, listed: Sequence[Mapping[str, Any]]) -> int:
+        """Take the sessions list's own objects for ``loaded`` sessions whose QoS is not read again
+        (the events path loaded them from what ``session.ended`` carries): their list fields
+        (duration, user count, flags, quality grades) and raw payload, in one transaction. Their
+        times, status, joins and samples stay as loaded (the derived tables do not read these
+        fields). Returns how many sessions were refreshed."""
+        sessions, raw = tables.sessions, tables.raw_sessions
+        now = utcnow()
+        refreshed = 0
+        with write_transaction(self.engine) as conn:
+            for session in listed:
+                row = session_row(session, ParseIssues())
+                if row is None:
+                    continue
+                fields = {k: v for k, v in row.items() if k not in ("session_id", "start_time", "end_time")}
+                done = conn.execute(sa.update(sessions).where(
+                    sessions.c.session_id == row["session_id"], sessions.c.qos_status == LOADED,
+                ).values(**fields, loaded_at=now)).rowcount
+                if done:
+                    upsert(conn, raw, [{"session_id": row["session_id"], "payload": dict(session),
+                                        "loaded_at": now}])
+                    refreshed += done
+        return refreshed
 
     def pending_sessions(self, exclude: Collection[str] = ()) -> dict[str, dict[str, Any]]:
         """The ``pending`` and ``live`` sessions not in ``exclude``, by id, as Zoom listed them last

@@ -21,14 +21,15 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection, Engine
 
+from zoom_qos.core.statuses import LOADED, UNAVAILABLE
+from zoom_qos.warehouse.columns import UtcDateTime
 from zoom_qos.warehouse.connection import write_transaction
 from zoom_qos.warehouse.webhook_schema import webhook_delivery_failures, webhook_events, zoom_session_alerts
 from zoom_qos.zoom.webhooks import SESSION_ALERT, SESSION_ENDED, ZoomEvent
 
 __all__ = [
-    "LOADED",
-    "PENDING",
     "STORED_EVENTS",
+    "LEFT_TO_DAILY",
     "EndedEvent",
     "Outcome",
     "due_count",
@@ -42,9 +43,11 @@ __all__ = [
 #: The events kept (others are answered 200 and counted by the receiver, not stored).
 STORED_EVENTS = frozenset({"session.started", SESSION_ENDED, SESSION_ALERT, "session.user_joined",
                            "session.user_left"})
-LOADED, PENDING = "loaded", "pending"
-#: Outcomes that close an event; ``pending`` leaves it open until ``next_attempt_at``.
-_CLOSING = frozenset({LOADED, "unavailable", "left_to_daily"})
+#: An event's outcome when its backoff ran out: the daily run reads the session as any other.
+LEFT_TO_DAILY = "left_to_daily"
+#: Outcomes that close an event (a session's ``qos_status``, or left to the daily run); ``pending``
+#: leaves it open until ``next_attempt_at``.
+_CLOSING = frozenset({LOADED, UNAVAILABLE, LEFT_TO_DAILY})
 _IDS_PER_QUERY = 500
 
 
@@ -62,8 +65,8 @@ class EndedEvent:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What handling one event came to: ``loaded``, ``pending`` (with ``retry_at``), ``unavailable``
-    or ``left_to_daily``."""
+    """What handling one session's events came to: its ``qos_status`` (``loaded``, ``pending`` with
+    ``retry_at``, ``unavailable``) or ``left_to_daily``."""
 
     outcome: str
     retry_at: datetime | None = None
@@ -81,8 +84,9 @@ def store_event(engine: Engine, event: ZoomEvent, now: datetime) -> bool:
            "received_at": now}
     with write_transaction(engine) as conn:
         insert = _insert(conn)
-        added = conn.execute(insert(webhook_events).values(**row).on_conflict_do_nothing()).rowcount
-        if not added:
+        stmt = insert(webhook_events).values(**row).on_conflict_do_nothing()
+        # RETURNING, not rowcount: both drivers answer it the same way
+        if conn.execute(stmt.returning(webhook_events.c.event_key)).first() is None:
             conn.execute(sa.update(webhook_events).where(webhook_events.c.event_key == event.key)
                          .values(deliveries=webhook_events.c.deliveries + 1))
             return False
@@ -123,14 +127,13 @@ def due_ended_events(engine: Engine, now: datetime, limit: int = 1000) -> list[E
 
 
 def due_count(engine: Engine, now: datetime) -> tuple[int, datetime | None]:
-    """How many ``session.ended`` events are due now, and when the next pending one falls due
-    (None if none waits): what the triggerer's watcher waits on."""
+    """How many ``session.ended`` events are due now, and since when the latest of them is (its
+    arrival, or the end of its backoff): what the triggerer's watcher looks at."""
     e = webhook_events.c
-    waiting = sa.and_(e.event == SESSION_ENDED, e.handled_at.is_(None), e.next_attempt_at > now)
+    since = sa.type_coerce(sa.func.max(sa.func.coalesce(e.next_attempt_at, e.received_at)), UtcDateTime())
     with engine.connect() as conn:
-        due = int(conn.execute(sa.select(sa.func.count()).where(_due(now))).scalar_one())
-        nxt = conn.execute(sa.select(sa.func.min(e.next_attempt_at)).where(waiting)).scalar_one()
-    return due, nxt
+        due, latest = conn.execute(sa.select(sa.func.count(), since).where(_due(now))).one()
+    return int(due), latest
 
 
 def record_outcomes(engine: Engine, outcomes: Mapping[str, Outcome], run: str, now: datetime) -> None:
@@ -171,6 +174,7 @@ def record_delivery_failures(engine: Engine, rows: list[dict[str, Any]], now: da
     with write_transaction(engine) as conn:
         insert = _insert(conn)
         for row in rows:
-            stmt = insert(webhook_delivery_failures).values(**row, recorded_at=now).on_conflict_do_nothing()
-            added += conn.execute(stmt).rowcount
+            stmt = (insert(webhook_delivery_failures).values(**row, recorded_at=now).on_conflict_do_nothing()
+                    .returning(webhook_delivery_failures.c.event))
+            added += conn.execute(stmt).first() is not None
     return added

@@ -1,0 +1,80 @@
+"""The webhook store: each event kept once however often Zoom delivers it, Zoom's alerts in their own
+table, and the ``session.ended`` rows handed to the events DAG and closed by what came of them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+
+from zoom_qos.warehouse.store import Warehouse
+from zoom_qos.warehouse.webhook_schema import webhook_events, zoom_session_alerts
+from zoom_qos.warehouse.webhooks import (
+    Outcome,
+    due_count,
+    due_ended_events,
+    event_loaded_sessions,
+    record_outcomes,
+    store_event,
+)
+from zoom_qos.zoom.webhooks import ZoomEvent
+
+T0 = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)
+
+
+def ended(session_id: str, at: datetime = T0, request_id: str = "r1") -> ZoomEvent:
+    obj = {"session_id": session_id, "session_name": "n", "start_time": "2026-05-04T09:00:00Z",
+           "end_time": at.isoformat()}
+    return ZoomEvent("session.ended", at, obj, request_id)
+
+
+def rows(wh: Warehouse) -> list[dict]:
+    with wh.engine.connect() as conn:
+        query = sa.select(webhook_events).order_by(webhook_events.c.event_ts)
+        return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def test_an_event_is_stored_once_and_its_deliveries_counted(warehouse: Warehouse) -> None:
+    assert store_event(warehouse.engine, ended("A"), T0)
+    # Zoom's retry of the same event carries another request id: still the same event.
+    assert not store_event(warehouse.engine, ended("A", request_id="r2"), T0 + timedelta(minutes=5))
+    (row,) = rows(warehouse)
+    assert (row["session_id"], row["deliveries"], row["request_id"], row["received_at"]) == ("A", 2, "r1", T0)
+    assert row["payload"]["session_name"] == "n"
+    # Another event of the same session (a second end, another event_ts) is a new row.
+    assert store_event(warehouse.engine, ended("A", T0 + timedelta(hours=1)), T0)
+    assert len(rows(warehouse)) == 2
+
+
+def test_zoom_alerts_land_in_their_table_in_zooms_words(warehouse: Warehouse) -> None:
+    obj = {"id": "al-1", "session_id": "S", "session_name": "Standup", "session_key": "k",
+           "issues": ["Unstable audio quality", "High CPU occupation"]}
+    assert store_event(warehouse.engine, ZoomEvent("session.alert", T0, obj, None), T0)
+    assert not store_event(warehouse.engine, ZoomEvent("session.alert", T0, obj, "x"), T0)
+    with warehouse.engine.connect() as conn:
+        (alert,) = conn.execute(sa.select(zoom_session_alerts)).all()
+    assert (alert.session_id, alert.alert_id, alert.issues) == (
+        "S", "al-1", "Unstable audio quality, High CPU occupation")
+
+
+def test_due_events_one_per_session_and_pending_ones_wait_for_their_backoff(warehouse: Warehouse) -> None:
+    for sid, minutes in (("A", 0), ("B", 1), ("C", 2)):
+        store_event(warehouse.engine, ended(sid, T0 + timedelta(minutes=minutes)), T0)
+    store_event(warehouse.engine, ended("A", T0 + timedelta(minutes=3)), T0)  # A ended twice
+    due = due_ended_events(warehouse.engine, T0)
+    assert [e.session_id for e in due] == ["A", "B", "C"]
+    assert due_count(warehouse.engine, T0)[0] == 4
+
+    later = T0 + timedelta(minutes=10)
+    record_outcomes(warehouse.engine, {"A": Outcome("loaded"), "B": Outcome("pending", later)}, "run-1", T0)
+    assert [e.session_id for e in due_ended_events(warehouse.engine, T0)] == ["C"]
+    count, latest = due_count(warehouse.engine, T0)
+    assert count == 1 and latest == T0  # C arrived at T0
+    # Once B's backoff is over it is due again, with its attempt counted.
+    (b,) = [e for e in due_ended_events(warehouse.engine, later) if e.session_id == "B"]
+    assert b.attempts == 1
+    assert due_count(warehouse.engine, later) == (2, later)
+    by_session = {(r["session_id"], r["event_ts"]): r for r in rows(warehouse)}
+    assert all(r["outcome"] == "loaded" and r["handled_by"] == "run-1"
+               for (sid, _), r in by_session.items() if sid == "A")
+    assert event_loaded_sessions(warehouse.engine, ["A", "B", "C", "Z"]) == {"A"}
