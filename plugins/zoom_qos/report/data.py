@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from zoom_qos.core.config import DEFAULT_WAREHOUSE_SCHEMA
 from zoom_qos.core.contracts import LIVE_DAG_ID
 from zoom_qos.core.statuses import LIVE
+from zoom_qos.report.alerts import flagged_sessions
 from zoom_qos.report.causes import period_causes, worst_joins
 from zoom_qos.report.reader import Reader, int_value, num_value
 from zoom_qos.transform.parsing import utc_day
@@ -123,6 +124,8 @@ class ReportData:
     #: joins of sessions in progress (``live_session_quality``), worst first; and their open alerts
     live: list[dict[str, Any]] = field(default_factory=list)
     live_alerts: list[dict[str, Any]] = field(default_factory=list)
+    #: Sessions Zoom's session.alert or our live alerts flagged (alert_comparison), latest first.
+    flagged: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def days(self) -> list[date]:
@@ -183,6 +186,7 @@ def load_report_data(
         data.latest_run = _latest_run(conn, reader)
         data.completeness = _completeness(conn, reader, window, data.days)
         data.live, data.live_alerts = _live(conn, reader)
+        data.flagged = flagged_sessions(conn, reader)
         if not data.has_data:
             return data
         data.totals = _totals(conn, reader, window)

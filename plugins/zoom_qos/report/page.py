@@ -101,6 +101,7 @@ def render_html(data: ReportData, generated_at: datetime | None = None) -> str:
         completeness_summary=_completeness_summary(data),
         live=_live_table(data),
         live_summary=_live_summary(data),
+        flagged=_flagged_table(data),
     )
 
 
@@ -123,6 +124,24 @@ def _live_table(data: ReportData) -> Table:
         for j in data.live
     ]
     return Table(headers, rows, frozenset({4, 5}))
+
+
+def _flagged_table(data: ReportData) -> Table:
+    """Sessions flagged by Zoom's own alerts (session.alert) beside those our live alerts flagged."""
+    headers = ["session", "Zoom alerted", "Zoom's issues (latest)", "first Zoom alert", "we alerted",
+               "our first alert"]
+    rows = [
+        (
+            f["session_name"] or f["session_id"],
+            f"{f['zoom_alerts']:,}" if f["flagged_by_zoom"] else "no",
+            f["zoom_last_issues"] or "",
+            text_time(f["zoom_first_alert_at"]),
+            f"{f['our_alerts']:,}" if f["flagged_by_us"] else "no",
+            text_time(f["our_first_alert_at"]),
+        )
+        for f in data.flagged
+    ]
+    return Table(headers, rows)
 
 
 def _live_summary(data: ReportData) -> str:

@@ -39,6 +39,7 @@ __all__ = [
     "daily_quality_sql",
     "grade_agreement_sql",
     "join_quality_sql",
+    "alert_comparison_sql",
     "live_quality_sql",
     "qos_samples_sql",
     "run_health_sql",
@@ -279,3 +280,21 @@ LEFT JOIN {prefix}session_users su
     ON su.session_id = w.session_id AND su.user_id = w.user_id AND su.join_time = w.join_time
 GROUP BY w.session_id, w.session_name, w.user_id, su.user_name, w.join_time, r.media_type,
     w.last_sampled_at{extra_keys}"""
+
+
+def alert_comparison_sql(dialect: str, prefix: str) -> str:
+    check_dialect(dialect)
+    return f"""SELECT k.session_id, s.session_name,
+    CASE WHEN z.alerts IS NULL THEN 0 ELSE 1 END AS flagged_by_zoom,
+    CASE WHEN o.alerts IS NULL THEN 0 ELSE 1 END AS flagged_by_us,
+    COALESCE(z.alerts, 0) AS zoom_alerts, z.first_at AS zoom_first_alert_at,
+    (SELECT a.issues FROM {prefix}zoom_session_alerts a WHERE a.session_id = k.session_id
+     ORDER BY a.event_ts DESC LIMIT 1) AS zoom_last_issues,
+    COALESCE(o.alerts, 0) AS our_alerts, o.first_at AS our_first_alert_at
+FROM (SELECT session_id FROM {prefix}zoom_session_alerts
+      UNION SELECT session_id FROM {prefix}qos_alerts) k
+LEFT JOIN (SELECT session_id, COUNT(*) AS alerts, MIN(event_ts) AS first_at
+           FROM {prefix}zoom_session_alerts GROUP BY session_id) z ON z.session_id = k.session_id
+LEFT JOIN (SELECT session_id, COUNT(*) AS alerts, MIN(first_seen_at) AS first_at
+           FROM {prefix}qos_alerts GROUP BY session_id) o ON o.session_id = k.session_id
+LEFT JOIN {prefix}sessions s ON s.session_id = k.session_id"""

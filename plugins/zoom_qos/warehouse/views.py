@@ -44,6 +44,7 @@ from zoom_qos.warehouse.view_sql import (
     MEASURES,
     MEDIA_TYPES,
     METRICS,
+    alert_comparison_sql,
     daily_breakdown_sql,
     daily_causes_sql,
     daily_completeness_sql,
@@ -287,6 +288,18 @@ _JOIN_QUALITY_COLUMNS: dict[str, str] = {
     "os": "session_users.os of the join.",
 }
 
+_ALERT_COMPARISON_COLUMNS: dict[str, str] = {
+    "session_id": "A session Zoom (session.alert, zoom_session_alerts) or our live DAG (qos_alerts) flagged.",
+    "session_name": "Zoom session_name (sessions); NULL if the session is not in the warehouse yet.",
+    "flagged_by_zoom": "1 if Zoom sent a session.alert for the session, else 0.",
+    "flagged_by_us": "1 if the live DAG raised a qos_alerts row for one of its joins, else 0.",
+    "zoom_alerts": "session.alert notifications of the session.",
+    "zoom_first_alert_at": "Zoom's event_ts of its first alert (UTC); NULL if none.",
+    "zoom_last_issues": "The issues of Zoom's latest alert, in its words; NULL if none.",
+    "our_alerts": "qos_alerts rows of the session (per join and media type).",
+    "our_first_alert_at": "first_seen_at of our first alert (UTC); NULL if none.",
+}
+
 _DAILY_CAUSES_COLUMNS: dict[str, str] = {
     "day": "UTC day of the joins' join_time.",
     "media_type": "audio, video or screen_share.",
@@ -388,6 +401,15 @@ VIEWS: list[View] = [
         ),
         sql=live_quality_sql,
         columns=_LIVE_COLUMNS,
+    ),
+    View(
+        name="alert_comparison",
+        comment=(
+            "One row per session flagged by Zoom's own session.alert or by our live alerts (qos_alerts): "
+            "which of the two flagged it, how often and when first."
+        ),
+        sql=alert_comparison_sql,
+        columns=_ALERT_COMPARISON_COLUMNS,
     ),
 ]
 

@@ -190,6 +190,10 @@ def live_table(root: Node) -> Node:
     return root.one("section", id="live-now").one("table", cls="live")
 
 
+def alerts_table(root: Node) -> Node:
+    return root.one("section", id="alerts").one("table", cls="alerts")
+
+
 def worst_table(root: Node) -> Node:
     return root.one("table", cls="worst")
 
@@ -237,6 +241,10 @@ PLACES: tuple[Place, ...] = (
     Place("live-table-session-id-for-a-nameless-session", ("nameless",), column(live_table, 0),
           LIVE_SESSION_ID),
     Place("live-table-user-id-for-a-nameless-user", ("nameless",), column(live_table, 1), LIVE_USER_ID),
+    # Alerts, Zoom's and ours: the live session the live alert flagged
+    Place("alerts-table-session-name", ("named",), column(alerts_table, 0), LIVE_SESSION_NAME),
+    Place("alerts-table-session-id-for-a-nameless-session", ("nameless",), column(alerts_table, 0),
+          LIVE_SESSION_ID),
     # The media column shows a media type with spaces for its underscores ("screen share").
     Place("live-table-media-type", ("media",), column(live_table, 3), MEDIA.replace("_", " ")),
     # Worst sessions of the period

@@ -21,6 +21,7 @@ from zoom_qos.warehouse.migrations import ensure_schema
 from zoom_qos.warehouse.sql import UnsupportedDatabaseError, object_prefix
 from zoom_qos.warehouse.store import Warehouse
 from zoom_qos.warehouse.views import MEDIA_TYPES, VIEWS, view_by_name
+from zoom_qos.warehouse.webhook_schema import zoom_session_alerts
 
 T0 = datetime(2025, 3, 1, 10, tzinfo=UTC)
 PLUS_TWO = timezone(timedelta(hours=2))
@@ -213,6 +214,7 @@ def test_views_declared_in_dependency_order_with_docs() -> None:
     assert names == [
         "qos_samples", "session_quality", "daily_quality", "daily_quality_breakdown", "join_quality",
         "daily_causes", "grade_agreement", "run_health", "daily_completeness", "live_session_quality",
+        "alert_comparison",
     ]
     for index, view in enumerate(VIEWS):
         assert view.comment.strip(), view.name
@@ -436,6 +438,7 @@ def test_both_back_ends_give_identical_figures(make_db: Any) -> None:
         "run_health": "run_id",
         "daily_completeness": "usage_date",
         "live_session_quality": "session_id, user_id, join_time, media_type",
+        "alert_comparison": "session_id",
     }
     for backend in ("sqlite", "postgresql"):
         db = make_db(backend)
@@ -447,6 +450,12 @@ def test_both_back_ends_give_identical_figures(make_db: Any) -> None:
         db.insert(schema.session_users, joins)
         db.insert(schema.user_qos, samples)
         load_runs(db)
+        flagged = sessions_[0]["session_id"]
+        db.insert(zoom_session_alerts, [{"session_id": flagged, "event_ts": T0, "issues": "Call Reconnection",
+                                         "received_at": T0}])
+        db.insert(schema.qos_alerts, [{"session_id": "elsewhere", "user_id": "u", "join_time": T0,
+                                       "media_type": "video", "first_seen_at": T0, "poor_share": 0.5,
+                                       "rated_samples": 4, "window_minutes": 10}])
         results[backend] = {view.name: normed(db.rows(view.name, order[view.name])) for view in VIEWS}
     for view in VIEWS:
         lite, pg = results["sqlite"][view.name], results["postgresql"][view.name]

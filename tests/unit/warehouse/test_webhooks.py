@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
+from zoom_qos.warehouse.schema import qos_alerts
+from zoom_qos.warehouse.sql import object_prefix
 from zoom_qos.warehouse.store import Warehouse
 from zoom_qos.warehouse.webhook_schema import webhook_events, zoom_session_alerts
 from zoom_qos.warehouse.webhooks import (
@@ -78,3 +80,25 @@ def test_due_events_one_per_session_and_pending_ones_wait_for_their_backoff(ware
     assert all(r["outcome"] == "loaded" and r["handled_by"] == "run-1"
                for (sid, _), r in by_session.items() if sid == "A")
     assert event_loaded_sessions(warehouse.engine, ["A", "B", "C", "Z"]) == {"A"}
+
+
+def test_alert_comparison_says_which_side_flagged_each_session(warehouse: Warehouse) -> None:
+    def alert(session_id: str, at: datetime, issues: list[str]) -> ZoomEvent:
+        return ZoomEvent("session.alert", at, {"session_id": session_id, "issues": issues}, None)
+
+    store_event(warehouse.engine, alert("both", T0, ["Unstable audio quality"]), T0)
+    store_event(warehouse.engine, alert("both", T0 + timedelta(minutes=3), ["Call Reconnection"]), T0)
+    store_event(warehouse.engine, alert("zoom-only", T0, ["High CPU occupation"]), T0)
+    ours = [{"session_id": sid, "user_id": "u", "join_time": T0, "media_type": "audio",
+             "first_seen_at": T0 + timedelta(minutes=m), "poor_share": 0.9, "rated_samples": 10,
+             "window_minutes": 10} for sid, m in (("both", 1), ("both", 2), ("ours-only", 5))]
+    with warehouse.engine.begin() as conn:
+        conn.execute(sa.insert(qos_alerts), ours)
+        got = {r.session_id: r for r in conn.execute(sa.text(
+            f"SELECT * FROM {object_prefix(warehouse.dialect, warehouse.schema)}alert_comparison"))}
+    assert set(got) == {"both", "zoom-only", "ours-only"}
+    both = got["both"]
+    assert (both.flagged_by_zoom, both.flagged_by_us, both.zoom_alerts, both.our_alerts) == (1, 1, 2, 2)
+    assert both.zoom_last_issues == "Call Reconnection"
+    assert (got["zoom-only"].flagged_by_us, got["ours-only"].flagged_by_zoom) == (0, 0)
+    assert got["ours-only"].zoom_last_issues is None and got["ours-only"].our_alerts == 1
