@@ -32,6 +32,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quality-scenarios", action="store_true",
                    help="add six scripted past sessions with known call-quality causes on the UTC day "
                         "before the anchor's (GET /_sim/quality_scenarios lists them)")
+    p.add_argument("--unit-faults", action="store_true",
+                   help="serve a few metric values in units no loader knows (\"23 furlongs\"), which Zoom "
+                        "does not send: for tests of how a loader counts what it cannot parse")
+    p.add_argument("--duration-faults", action="store_true",
+                   help="make ~3 %% of sessions' duration disagree with end - start by over 60 s (like the "
+                        "definition's example, \"30:00\" for ten minutes): for tests of that check")
     p.add_argument("--token-ttl", type=float, default=900.0, help="page token lifetime in seconds")
     p.add_argument("--daily-limit", type=int, default=60000)
     p.add_argument("--no-rate-limits", action="store_true", help="do not enforce rate limits")
@@ -73,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         daily_limit=args.daily_limit,
         enforce_rate_limits=not args.no_rate_limits, tls_cert=cert, tls_key=key,
         clock_speed=args.clock_speed, live_scenarios=args.live_scenarios, live_anchor=anchor,
-        quality_scenarios=args.quality_scenarios,
+        quality_scenarios=args.quality_scenarios, unit_faults=args.unit_faults,
+        duration_faults=args.duration_faults,
     )
     try:
         sim = Simulator(config, host=args.host, port=args.port, verbose=args.verbose)

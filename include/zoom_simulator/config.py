@@ -63,6 +63,10 @@ class SimulatorConfig:
     # each with known call-quality causes (see Dataset.quality_scenarios). Off: the data is as
     # without them (they come from their own RNG, so the other sessions are the same either way).
     quality_scenarios: bool = False
+    # Values in a unit no loader knows ("23 furlongs"): Zoom sends none, so only tests of that path ask.
+    unit_faults: bool = False
+    # ~3 % of `duration` strings off end - start by over 60 s, as in the definition's example, not in data.
+    duration_faults: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.clock_speed < float("inf"):

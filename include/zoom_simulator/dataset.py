@@ -27,6 +27,7 @@ AUDIO_BLOCKS = ("audio_input", "audio_output", "audio_device_from_rwg", "audio_d
 VIDEO_BLOCKS = ("video_input", "video_output", "video_device_from_rwg", "video_device_to_rwg")
 SHARE_BLOCKS = ("as_input", "as_output", "as_device_from_rwg", "as_device_to_rwg")
 NEW_BLOCK = "audio_sharing_input"  # a block Zoom might add later
+#: Units no loader knows, served only with ``unit_faults`` on (Zoom itself sends only its documented units).
 UNKNOWN_UNITS = ("furlongs", "parsecs", "widgets")
 
 _WORDS = (
@@ -88,7 +89,8 @@ _CONDITIONS = ((40.0, 4.0, 0.1), (100.0, 14.0, 0.7), (230.0, 45.0, 3.5))
 POOR_LIMITS = {"latency_ms": 150.0, "jitter_ms": 40.0, "avg_loss_pct": 2.0}
 #: Share of poor samples below which a join's grade is good, fair, poor (above the last: bad).
 GRADE_BOUNDS = (0.10, 0.30, 0.60)
-#: Share of past sessions whose ``duration`` string disagrees with end - start by over a minute.
+#: Share of past sessions whose ``duration`` string disagrees with end - start by over a minute
+#: (only with ``duration_faults`` on: Zoom's definition shows one in an example, data has shown none).
 DURATION_MISMATCH_RATE = 0.03
 
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -175,6 +177,9 @@ def _lognormal(rng: random.Random, median: float, sigma: float) -> float:
 
 @dataclass
 class _Counter:
+    """The rendering of one session's users: the unknown-unit switch, and what a loader cannot parse."""
+
+    unit_faults: bool = False
     unparseable: int = 0
 
 
@@ -183,8 +188,9 @@ def _render_metric(
 ) -> tuple[Any, float | None]:
     """Render one metric number as Zoom would, returning (rendered, value a loader must store).
 
-    kind is the canonical unit: "kbps", "ms", "pct" or "fps". A low rate of odd values
-    (empty, "-", "N/A", missing key, bare JSON number, unknown unit) exercises the loader.
+    kind is the canonical unit: "kbps", "ms", "pct" or "fps". A low rate of the odd values Zoom
+    sends (empty, "-", "N/A", missing key, bare JSON number) exercises the loader; with
+    ``counter.unit_faults`` also a value in an unknown unit, which Zoom does not send.
     """
     r = rng.random()
     if r < 0.010:
@@ -198,9 +204,14 @@ def _render_metric(
     if r < 0.038:
         return value, float(value)
     if r < 0.043:
-        counter.unparseable += 1
-        return f"{_fmt(value)} {rng.choice(UNKNOWN_UNITS)}", None
-    alt = rng.random() < 0.06
+        # The unit is drawn either way, so the switch changes these values and nothing else.
+        unit = rng.choice(UNKNOWN_UNITS)
+        if counter.unit_faults:
+            counter.unparseable += 1
+            return f"{_fmt(value)} {unit}", None
+        alt = False  # off: the value as usual, in its canonical unit
+    else:
+        alt = rng.random() < 0.06
     if kind == "kbps":
         if value < 1:  # sub-kbps values are always sent in bps
             bps = round(value * 1000)
@@ -412,7 +423,8 @@ class Dataset:
     def __init__(self, seed: int, now: datetime, sessions_per_day: int = 12,
                  history_days: int = 183, detail_cache_size: int = 256, *, clock_speed: float = 0.0,
                  anchor: datetime | None = None, live_scenarios: int = 3,
-                 quality_scenarios: bool = False) -> None:
+                 quality_scenarios: bool = False, unit_faults: bool = False,
+                 duration_faults: bool = False) -> None:
         if clock_speed < 0 or not math.isfinite(clock_speed):
             raise ValueError("clock_speed must be a finite number >= 0")
         if live_scenarios < 0:
@@ -425,6 +437,8 @@ class Dataset:
         self.history_days = history_days
         self.n_live_scenarios = live_scenarios
         self.with_quality_scenarios = bool(quality_scenarios)
+        self.unit_faults = bool(unit_faults)
+        self.duration_faults = bool(duration_faults)
         self._clock_lock = threading.Lock()
         self._wall_start = monotonic()
         self._offset = 0.0  # simulated seconds added by advance() / set_now()
@@ -564,7 +578,8 @@ class Dataset:
         # Every draw happens whether or not the session is live, so past data never depends on `now`.
         empty_duration = rng.random() < 0.01
         long_form = rng.random() < 0.6
-        mismatch = not empty_duration and rng.random() < DURATION_MISMATCH_RATE
+        # Drawn either way, so the switch changes these `duration` strings and nothing else.
+        mismatch = not empty_duration and rng.random() < DURATION_MISMATCH_RATE and self.duration_faults
         tripled, extra_minutes = rng.random() < 0.5, rng.randint(2, 45)
         if mismatch:  # like Zoom's own example: "30:00" for a ten-minute session
             shown = dur * 3 if tripled else dur + 60 * extra_minutes
@@ -981,7 +996,7 @@ class Dataset:
 
     def _generate_users(self, s: _Session) -> _Detail:
         rng = random.Random(f"zoom-sim:{self.seed}:users:{s.id}")
-        counter = _Counter()
+        counter = _Counter(unit_faults=self.unit_faults)
         span = max(1, int((s.end - s.start).total_seconds()))
         joins: list[_Join] = []
         for u in range(s.n_users):
@@ -1004,7 +1019,7 @@ class Dataset:
         samples every minute of every join (no cap), the "victim" bad after ``degrades_at``."""
         assert s.scenario is not None
         rng = random.Random(f"zoom-sim:{self.seed}:users:{s.id}")
-        counter = _Counter()
+        counter = _Counter(unit_faults=self.unit_faults)
         joins: list[_Join] = []
         user_ids: list[str] = []
         for u, (role, spans) in enumerate(s.scenario.users):
@@ -1329,6 +1344,7 @@ class Dataset:
 
     def unparseable_count(self, from_date: date, to_date: date, at: datetime | None = None) -> int:
         """How many values in the window a loader cannot take as given: metric values in an unknown
-        unit, plus session ``duration`` strings that disagree with ``end - start`` by over 60 s."""
+        unit (``unit_faults``), plus session ``duration`` strings that disagree with ``end - start``
+        by over 60 s (``duration_faults``). Both switches off (the default): 0."""
         return sum(self._detail(s).unparseable + s.duration_mismatch
                    for s in self.past_sessions(from_date, to_date, at))

@@ -276,7 +276,9 @@ class Simulator:
                                history_days=self.config.history_days, clock_speed=self.config.clock_speed,
                                anchor=self.config.resolved_anchor(start),
                                live_scenarios=self.config.live_scenarios,
-                               quality_scenarios=self.config.quality_scenarios)
+                               quality_scenarios=self.config.quality_scenarios,
+                               unit_faults=self.config.unit_faults,
+                               duration_faults=self.config.duration_faults)
         self.verbose = verbose
         self._host, self._port = host, port
         self._lock = threading.Lock()

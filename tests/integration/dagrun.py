@@ -74,11 +74,15 @@ def migrated_metadata_db(tmp_path_factory) -> Path:
 def world(tmp_path_factory, migrated_metadata_db):
     """A simulator, an Airflow home with a migrated metadata database and an environment for
     ``airflow`` commands: all the module's own (its runs, XComs, logs, warehouse file and staging
-    folder are apart from other modules'); only the migration is done once per session."""
+    folder are apart from other modules'); only the migration is done once per session.
+
+    The simulator also serves what Zoom does not send but a loader must count, not store: values
+    in an unknown unit and ``duration`` strings that disagree with the times (``unparsed_values``)."""
     home = tmp_path_factory.mktemp("airflow-home")
     shutil.copyfile(migrated_metadata_db, home / METADATA_DB)
-    sim = Simulator(SimulatorConfig(api_key=API_KEY, api_secret=API_SECRET, seed=11,
-                                    sessions_per_day=10), host="127.0.0.1", port=0).start()
+    sim = Simulator(SimulatorConfig(api_key=API_KEY, api_secret=API_SECRET, seed=11, sessions_per_day=10,
+                                    unit_faults=True, duration_faults=True),
+                    host="127.0.0.1", port=0).start()
     env = airflow_env(home, sim, home / "warehouse.db", home / "staging")
     yield sim, env, home / "warehouse.db"
     sim.stop()

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from include.zoom_simulator import TABLE_COLUMNS, Dataset
-from include.zoom_simulator.dataset import GRADE_COLUMNS, is_poor
+from include.zoom_simulator.dataset import GRADE_COLUMNS, UNKNOWN_UNITS, is_poor
 from tests.simulator.simhelpers import NOW
 
 LO, HI = date(2026, 11, 1), date(2026, 11, 14)
@@ -95,8 +95,23 @@ def _elapsed(session: dict[str, Any]) -> int:
     return int((_ts(session["end_time"]) - _ts(session["start_time"])).total_seconds())
 
 
-def test_a_few_durations_disagree_with_the_times(ds: Dataset) -> None:
-    past = [o for d in ds.days() for o in ds.sessions_for_day(d) if o["end_time"] and o["duration"]]
+def _past(ds: Dataset) -> list[dict[str, Any]]:
+    """Every past session of the dataset's history with a ``duration``, as listed."""
+    return [o for d in ds.days() for o in ds.sessions_for_day(d) if o["end_time"] and o["duration"]]
+
+
+def test_by_default_every_duration_agrees_with_the_times(ds: Dataset) -> None:
+    past = _past(ds)
+    assert past and all(abs(_seconds(o["duration"]) - _elapsed(o)) <= 60 for o in past)
+    assert ds.unparseable_count(LO, HI) == 0
+
+
+def test_a_few_durations_disagree_with_the_times_when_switched_on(ds: Dataset) -> None:
+    """``duration_faults`` (with ``unit_faults``, the values ``unparseable_count`` counts); only
+    the ``duration`` strings differ from the default dataset's sessions."""
+    ds, default = Dataset(42, NOW, unit_faults=True, duration_faults=True), ds
+    past = _past(ds)
+    assert [{**o, "duration": None} for o in past] == [{**o, "duration": None} for o in _past(default)]
     off = [o for o in past if abs(_seconds(o["duration"]) - _elapsed(o)) > 60]
     assert 0.01 < len(off) / len(past) < 0.06
     assert {o["duration"].count(":") for o in past} == {1, 2}  # "MM:SS" and "HH:MM:SS"
@@ -106,10 +121,11 @@ def test_a_few_durations_disagree_with_the_times(ds: Dataset) -> None:
     assert mismatched
     for o in mismatched:  # the truth is end - start, not the string
         assert truth[o["id"]]["duration_seconds"] == _elapsed(o)
-    odd = re.compile(r" (furlongs|parsecs|widgets)$")
+    odd = re.compile(rf" ({'|'.join(UNKNOWN_UNITS)})$")
     odd_units = sum(1 for s in ds.past_sessions(day, day) for u in ds.users_for_session(s.id)
                     for sample in u["user_qos"] for block in sample.values() if isinstance(block, dict)
                     for v in block.values() if isinstance(v, str) and odd.search(v))
+    assert odd_units > 0
     assert ds.unparseable_count(day, day) == odd_units + len(mismatched)
 
 

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,9 @@ import pytest
 import requests
 
 from include.zoom_simulator import Dataset, Faults, Simulator, SimulatorConfig, decode_session_segment
+from include.zoom_simulator.dataset import UNKNOWN_UNITS
 from include.zoom_simulator.server import QOS_NOT_AVAILABLE
-from tests.simulator.simhelpers import KEY, NOW, SECRET, enc
+from tests.simulator.simhelpers import KEY, NOW, SECRET, enc, make_simulator
 
 DAY = date(2026, 11, 20)
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,6 +72,40 @@ def crawl_qos(sim: Simulator, session_id: str, page_size: int | None = None) -> 
         token = body["next_page_token"]
         if not token:
             return users
+
+
+#: A metric value in a unit no loader knows (only with ``unit_faults``).
+UNKNOWN_UNIT = re.compile(rf" ({'|'.join(UNKNOWN_UNITS)})$")
+#: Every string a stream or system block holds in Zoom's own data: a number in one of its units, a
+#: resolution, the RSSI unit, or one of the empty-ish values ("", "-", "N/A").
+ZOOM_VALUE = re.compile(r"[\d.]+ (kbps|Mbps|bps|ms|s|fps)|[\d.]+%|\d+\*\d+|dBm|-|N/A|")
+
+
+@pytest.fixture(scope="module")
+def unparseable_sim() -> Iterator[Simulator]:
+    """A simulator that also serves what a loader cannot parse, which Zoom does not send: values in
+    an unknown unit and ``duration`` strings that disagree with the session's times."""
+    with make_simulator(unit_faults=True, duration_faults=True) as s:
+        yield s
+
+
+def served_window(sim: Simulator, lo: date, hi: date) -> tuple[list[dict[str, Any]], dict[str, list[Any]]]:
+    """The past sessions of [lo, hi] as listed, and each one's QoS users as crawled."""
+    sessions: list[dict[str, Any]] = []
+    token = ""
+    while True:
+        body = list_sessions(sim, type="past", **{"from": lo.isoformat(), "to": hi.isoformat()},
+                             page_size=300, next_page_token=token).json()
+        sessions += body["sessions"]
+        token = body["next_page_token"]
+        if not token:
+            return sessions, {s["id"]: crawl_qos(sim, s["id"], page_size=10) for s in sessions}
+
+
+def block_values(users: list[dict[str, Any]]) -> list[Any]:
+    """Every value in the samples' blocks (stream, CPU and Wi-Fi), in the order served."""
+    return [v for u in users for sample in u["user_qos"] for b in sample.values() if isinstance(b, dict)
+            for v in b.values()]
 
 
 def iso_time(text: str) -> datetime:
@@ -216,7 +252,7 @@ def test_qos_user_shape(sim: Simulator) -> None:
     rendered = [v for s in samples for b in s.values() if isinstance(b, dict) for v in b.values()]
     assert any(isinstance(v, str) and v.endswith(" kbps") for v in rendered)
     assert any(isinstance(v, str) and v.endswith(" Mbps") for v in rendered)
-    assert any(isinstance(v, str) and re.search(r" (furlongs|parsecs|widgets)$", v) for v in rendered)
+    assert not any(isinstance(v, str) and UNKNOWN_UNIT.search(v) for v in rendered)  # see unit_faults
     assert any(isinstance(v, int | float) and not isinstance(v, bool) for v in rendered)
     assert any(v.endswith(" s") for v in rendered if isinstance(v, str))
     assert any(v.endswith(" bps") and not v.endswith("kbps") for v in rendered if isinstance(v, str))
@@ -477,17 +513,43 @@ def test_dataset_covers_six_months_and_edges(sim: Simulator) -> None:
     assert any(s["end_time"] and s["end_time"][:10] != s["start_time"][:10] for s in every)
 
 
-def test_expected_rows_match_served_data(sim: Simulator) -> None:
+def test_by_default_only_the_odd_values_zoom_sends_are_served(sim: Simulator,
+                                                              unparseable_sim: Simulator) -> None:
+    """The default data is as Zoom sends it: every block value a number, a number in one of Zoom's
+    units or an empty-ish value, every ``duration`` within a minute of the times, nothing a loader
+    cannot parse. The switches add values in an unknown unit (and disagreeing durations) in place
+    of some values, and change nothing else."""
     lo, hi = date(2026, 11, 19), date(2026, 11, 20)
-    sessions, token = [], ""
-    while True:
-        body = list_sessions(sim, type="past", **{"from": lo.isoformat(), "to": hi.isoformat()},
-                             page_size=300, next_page_token=token).json()
-        sessions += body["sessions"]
-        token = body["next_page_token"]
-        if not token:
-            break
-    served = {s["id"]: crawl_qos(sim, s["id"], page_size=10) for s in sessions}
+    sessions, served = served_window(sim, lo, hi)
+    values = [v for users in served.values() for v in block_values(users)]
+    assert values and all(isinstance(v, int | float) or ZOOM_VALUE.fullmatch(v) for v in values)
+    assert {"", "-", "N/A"} <= set(values) and any(isinstance(v, int | float) for v in values)
+    assert all(abs(duration_seconds(s["duration"])
+                   - (iso_time(s["end_time"]) - iso_time(s["start_time"])).total_seconds()) <= 60
+               for s in sessions if s["duration"])
+    assert sim.dataset.unparseable_count(lo, hi) == 0
+
+    on_sessions, on_served = served_window(unparseable_sim, lo, hi)
+    assert [{**s, "duration": None} for s in on_sessions] == [{**s, "duration": None} for s in sessions]
+    assert on_served.keys() == served.keys()
+    changed = 0
+    for sid, users in served.items():
+        assert [{**u, "user_qos": None} for u in on_served[sid]] == [{**u, "user_qos": None} for u in users]
+        on_values = block_values(on_served[sid])
+        assert len(on_values) == len(block_values(users))
+        for off, on in zip(block_values(users), on_values, strict=True):
+            if on != off:  # only a value now in an unknown unit differs
+                assert isinstance(on, str) and UNKNOWN_UNIT.search(on), (off, on)
+                changed += 1
+    assert changed > 0
+    assert changed == sum(1 for users in on_served.values() for v in block_values(users)
+                          if isinstance(v, str) and UNKNOWN_UNIT.search(v))
+
+
+def test_expected_rows_match_served_data(unparseable_sim: Simulator) -> None:
+    sim = unparseable_sim
+    lo, hi = date(2026, 11, 19), date(2026, 11, 20)
+    sessions, served = served_window(sim, lo, hi)
     rows = sim.dataset.expected_rows(lo, hi)
     assert [r["session_id"] for r in rows["sessions"]] == [s["id"] for s in sessions]
     joins = [(sid, u["id"], u["join_time"]) for sid, users in served.items() for u in users]
@@ -500,7 +562,7 @@ def test_expected_rows_match_served_data(sim: Simulator) -> None:
     assert len(rows["user_system_qos"]) == system
     assert {r["stream"] for r in rows["user_qos"]} >= {"audio_input", "video_input", "as_input"}
     odd_units = sum(1 for _, _, s in samples for b in s.values() if isinstance(b, dict) for v in b.values()
-                    if isinstance(v, str) and re.search(r"(furlongs|parsecs|widgets)$", v))
+                    if isinstance(v, str) and UNKNOWN_UNIT.search(v))
     elapsed = {s["id"]: (iso_time(s["end_time"]) - iso_time(s["start_time"])).total_seconds()
                for s in sessions}
     mismatched = sum(1 for s in sessions
