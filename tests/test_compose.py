@@ -300,3 +300,21 @@ def test_docker_compose_config_is_valid(extra_args):
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, f"docker-compose config failed:\n{result.stdout}\n{result.stderr}"
+
+
+def test_superset_is_optional_pinned_and_imports_the_bundle_built_for_the_warehouse_service(services):
+    bundle, superset = services["superset-bundle"], services["superset"]
+    assert bundle["profiles"] == superset["profiles"] == ["superset"]
+    pins = (ROOT / "include/bi/superset/requirements.txt").read_text()
+    pinned = re.search(r"^apache_superset==(\S+)$", pins, re.MULTILINE)
+    assert pinned and superset["image"] == f"apache/superset:{pinned.group(1)}"
+    command = bundle["command"]
+    assert command[:3] == ["zoom-qos", "superset", "bundle"]
+    uri = with_defaults(command[command.index("--database-uri") + 1])
+    assert "@warehouse-db:5432/" in uri and uri.endswith("?warehouse_schema=zoom_qos")
+    out = command[command.index("--out") + 1]
+    assert superset["depends_on"]["superset-bundle"] == {"condition": "service_completed_successfully"}
+    folder = str(Path(out).parent)
+    assert mounts(superset)[folder] == mounts(bundle)[folder] == "superset-bundle"
+    init = (ROOT / "include/bi/superset/docker-init.sh").read_text()
+    assert f"superset import-dashboards -p {out}" in init
