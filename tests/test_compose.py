@@ -318,3 +318,11 @@ def test_superset_is_optional_pinned_and_imports_the_bundle_built_for_the_wareho
     assert mounts(superset)[folder] == mounts(bundle)[folder] == "superset-bundle"
     init = (ROOT / "include/bi/superset/docker-init.sh").read_text()
     assert f"superset import-dashboards -p {out}" in init
+
+
+def test_the_webhook_receiver_serves_with_the_airflow_connections(services):
+    receiver = services["zoom-webhooks"]
+    assert receiver["command"][:3] == ["zoom-qos", "webhooks", "serve"]
+    assert "/health" in " ".join(receiver["healthcheck"]["test"])
+    env = environment(receiver)
+    assert all(name in env for name in CONNECTIONS)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from zoom_qos.cli import superset, warehouse
+from zoom_qos.cli import superset, warehouse, webhooks
 from zoom_qos.core.errors import ZoomQosError
 
 __all__ = ["main", "run"]
@@ -23,6 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     groups = parser.add_subparsers(dest="group", metavar="COMMAND", required=True)
     warehouse.add_commands(groups)
     superset.add_commands(groups)
+    webhooks.add_commands(groups)
     return parser
 
 
