@@ -43,6 +43,7 @@ from bench.common import (  # noqa: E402
 
 airflow_env()
 from bench.scale import bench_scale  # noqa: E402
+from bench.webhooks import bench_webhooks  # noqa: E402
 from zoom_qos.core.config import LISTING_PARAMS  # noqa: E402
 from zoom_qos.pipeline.load import load_batches  # noqa: E402
 from zoom_qos.zoom.published import SESSION_QOS, SESSIONS  # noqa: E402
@@ -825,6 +826,21 @@ def markdown(r: dict) -> str:
                 None,
             )
         )
+    wh = r.get("webhooks")
+    if wh:
+        st, base = wh["stored"], wh["no_store"]
+        lines.append(
+            _row(
+                f"8. webhook receiver: {wh['events']:,} signed events from {wh['senders']} senders, stored "
+                f"in PostgreSQL ({wh['rows']:,} rows, {wh['distinct']:,} distinct)",
+                f"{st['events_per_second']:,} events/s, answer median {st['median_ms']} ms, "
+                f"p99 {st['p99_ms']} ms",
+                f"no store: {base['events_per_second']:,} events/s, p99 {base['p99_ms']} ms",
+                wh["ratio"],
+                "(report); every event stored once",
+                wh["rows"] == wh["distinct"] == wh["events"],
+            )
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -859,7 +875,7 @@ def main() -> int:
     p.add_argument("--scale-days", type=int, default=int(os.environ.get("BENCH_SCALE_DAYS", 10)))
     p.add_argument("--scale-sessions", type=int, default=int(os.environ.get("BENCH_SCALE_SESSIONS", 2000)),
                    help="sessions a day of the scale benchmark (4 joins, 30 samples, 6 streams each)")
-    p.add_argument("--only", default="extraction,load,memory,e2e,scale")
+    p.add_argument("--only", default="extraction,load,memory,e2e,scale,webhooks")
     args = p.parse_args()
     only = set(args.only.split(","))
 
@@ -903,6 +919,9 @@ def main() -> int:
     if "scale" in only:
         log("7: the warehouse at scale (dashboard queries, load of a day, upgrade)")
         results["scale"] = bench_scale(args.scale_days, args.scale_sessions)
+    if "webhooks" in only:
+        log("8: the webhook receiver under a burst")
+        results["webhooks"] = bench_webhooks()
     results["total_seconds"] = round(time.monotonic() - started, 1)
     (BENCH / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     (BENCH / "results.md").write_text(markdown(results))
