@@ -89,3 +89,11 @@ bi-stop:
 ## (Debian's chromium and chromium-driver), the screenshot in docs/images/, a second import still one dashboard.
 bi-test: $(VENV)/.runtime
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m include.scripts.superset_bi test
+
+## Zoom's webhooks driving the loads on real Airflow processes (api-server, scheduler, dag-processor,
+## triggerer; LocalExecutor; PostgreSQL): signed session.ended notifications to the receiver, each session
+## loaded through the triggerer's watcher and zoom_videosdk_qos_events, latency reported; forged, stale,
+## unsigned and oversized requests change nothing.
+.PHONY: events-test
+events-test: $(VENV)/.dev
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m include.scripts.events_test $(EVENTS_TEST_ARGS)
