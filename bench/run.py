@@ -43,7 +43,7 @@ from bench.common import (  # noqa: E402
 
 airflow_env()
 from bench.scale import bench_scale  # noqa: E402
-from bench.webhooks import bench_webhooks  # noqa: E402
+from bench.webhooks import bench_event_latency, bench_webhooks  # noqa: E402
 from zoom_qos.core.config import LISTING_PARAMS  # noqa: E402
 from zoom_qos.pipeline.load import load_batches  # noqa: E402
 from zoom_qos.zoom.published import SESSION_QOS, SESSIONS  # noqa: E402
@@ -841,6 +841,20 @@ def markdown(r: dict) -> str:
                 wh["rows"] == wh["distinct"] == wh["events"],
             )
         )
+    ev = r.get("events")
+    if ev:
+        lines.append(
+            _row(
+                f"9. session.ended to loaded: {ev.get('sessions')} sessions over {ev['spread_s']:.0f} s "
+                "(receiver, triggerer, scheduler)",
+                f"median {ev.get('median_s')} s, worst {ev.get('worst_s')} s"
+                + (f" — FAILED: {ev['failure'].splitlines()[0]}" if ev.get("failure") else ""),
+                f"target {ev['target_s']} s",
+                None if ev.get("worst_s") is None else round(ev["worst_s"] / ev["target_s"], 3),
+                "worst ≤ 180 s",
+                not ev.get("failure") and ev.get("worst_s") is not None and ev["worst_s"] <= ev["target_s"],
+            )
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -875,7 +889,7 @@ def main() -> int:
     p.add_argument("--scale-days", type=int, default=int(os.environ.get("BENCH_SCALE_DAYS", 10)))
     p.add_argument("--scale-sessions", type=int, default=int(os.environ.get("BENCH_SCALE_SESSIONS", 2000)),
                    help="sessions a day of the scale benchmark (4 joins, 30 samples, 6 streams each)")
-    p.add_argument("--only", default="extraction,load,memory,e2e,scale,webhooks")
+    p.add_argument("--only", default="extraction,load,memory,e2e,scale,webhooks,events")
     args = p.parse_args()
     only = set(args.only.split(","))
 
@@ -922,6 +936,9 @@ def main() -> int:
     if "webhooks" in only:
         log("8: the webhook receiver under a burst")
         results["webhooks"] = bench_webhooks()
+    if "events" in only:
+        log("9: a session's notification to its rows loaded (real triggerer and scheduler)")
+        results["events"] = bench_event_latency()
     results["total_seconds"] = round(time.monotonic() - started, 1)
     (BENCH / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     (BENCH / "results.md").write_text(markdown(results))

@@ -4,6 +4,8 @@
 (uvicorn on 127.0.0.1) storing into PostgreSQL, then the same burst to a receiver whose store does
 nothing (the HTTP, signature and parsing cost alone): the ratio of the two is what durability costs.
 Reports events/s and the answer time's median and p99, and checks every event was stored once.
+Row 9 is ``make events-test`` at full size: the latency from a session's ``session.ended`` to its
+rows ``loaded``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import sqlalchemy as sa
 import uvicorn
 
 from bench.common import PG_URL, drop_schema, ensure_database
+from include.scripts.events_test import TARGET_SECONDS, execute
 from zoom_qos.receiver.app import PATH, create_app
 from zoom_qos.warehouse.store import Warehouse
 from zoom_qos.warehouse.webhook_schema import webhook_events
@@ -90,3 +93,11 @@ def bench_webhooks() -> dict[str, Any]:
     return {"events": EVENTS, "senders": SENDERS, "stored": stored, "no_store": baseline,
             "rows": rows[0], "distinct": rows[1],
             "ratio": round(stored["events_per_second"] / baseline["events_per_second"], 2)}
+
+
+def bench_event_latency(sessions: int = 50, spread: float = 600.0) -> dict[str, Any]:
+    """Row 9: ``make events-test`` at the issue's size (50 sessions ending across ten minutes):
+    notification-to-loaded latency through the real receiver, triggerer and scheduler."""
+    report, failure = execute(sessions, spread)
+    latency = report.get("latency") or {}
+    return {**latency, "spread_s": spread, "target_s": TARGET_SECONDS, "failure": failure}

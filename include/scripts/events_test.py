@@ -222,13 +222,11 @@ def run(args: argparse.Namespace, cluster: Cluster, report: dict[str, Any]) -> N
     report["runs"] = {outcome: n for outcome, n in runs}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sessions", type=int, default=10, help="sessions notified as ended")
-    parser.add_argument("--spread", type=float, default=60.0,
-                        help="seconds the notifications are spread over")
-    parser.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
-    args = parser.parse_args(argv)
+def execute(sessions: int, spread: float, keep: bool = False) -> tuple[dict[str, Any], str | None]:
+    """Run the whole check; returns the report and the failure (None when it passed). Everything it
+    started is stopped and its databases dropped, whatever happened (the work folder is kept on a
+    failure, or with ``keep``)."""
+    args = argparse.Namespace(sessions=sessions, spread=spread)
     cluster = Cluster(Path(tempfile.mkdtemp(prefix="zoomqos-events-")))
     report: dict[str, Any] = {}
     failure: str | None = None
@@ -247,13 +245,26 @@ def main(argv: list[str] | None = None) -> int:
             cluster.drop_databases()
         if problems:
             failure = (failure + "\n" if failure else "") + "cleanup: " + "; ".join(problems)
+    if failure:
+        failure += f"\nLogs: {cluster.logs}"
+    elif not keep:
+        shutil.rmtree(cluster.workdir, ignore_errors=True)
+    return report, failure
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=10, help="sessions notified as ended")
+    parser.add_argument("--spread", type=float, default=60.0,
+                        help="seconds the notifications are spread over")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
+    args = parser.parse_args(argv)
+    report, failure = execute(args.sessions, args.spread, args.keep)
     print("\n==> Events test summary")
     print(json.dumps(report, indent=1, default=str))
     if failure:
-        print(f"\nFAIL: {failure}\nLogs: {cluster.logs}")
+        print(f"\nFAIL: {failure}")
         return 1
-    if not args.keep:
-        shutil.rmtree(cluster.workdir, ignore_errors=True)
     lat = report["latency"]
     print(f"\nPASS: {lat['loaded']} sessions loaded from Zoom's notifications, latency median "
           f"{lat['median_s']} s, worst {lat['worst_s']} s (target {TARGET_SECONDS} s); forged, stale, "
