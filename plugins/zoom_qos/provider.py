@@ -3,7 +3,8 @@
 Airflow discovers providers through the ``apache_airflow_provider`` entry point of installed
 packages; ``pip install`` of this project (see README, "Install into your Airflow")
 registers this function, and the UI's connection form then shows "Video SDK API key" and
-"Video SDK API secret" instead of login and password.
+"Video SDK API secret" instead of login and password, and the extra ``webhook_secret_token`` (the
+webhook receiver's, docs/webhooks.md) as a password field.
 """
 
 from __future__ import annotations
@@ -38,6 +39,16 @@ def get_provider_info() -> dict[str, Any]:
                 "connection-type": "zoom_videosdk",
                 # The label of the type in the UI's connection-type list (else the raw type id).
                 "hook-name": "Zoom Video SDK",
+                # A secret, like the API secret: a password field in the UI's form (the API and the
+                # logs also hide extras whose name says secret or token, this one included).
+                "conn-fields": {
+                    "webhook_secret_token": {
+                        "label": "Webhook secret token",
+                        "schema": {"type": ["string", "null"], "format": "password"},
+                        "description": "The Video SDK app's secret token (Marketplace → the app → "
+                        "Features), for zoom-qos webhooks serve; not the API secret.",
+                    },
+                },
                 "ui-field-behaviour": {
                     "hidden-fields": ["schema", "port"],
                     "relabeling": {

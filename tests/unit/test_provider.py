@@ -68,3 +68,17 @@ def test_the_wheel_lists_every_package_of_the_tree_and_ships_the_dags():
     assert {"zoom_qos.core", "zoom_qos.pipeline", "zoom_qos.alerts"} <= tree
     assert set(setup_module.packages()) == tree | {"zoom_qos.example_dags"}
     assert (root / "dags" / "__init__.py").is_file()
+
+
+def test_the_webhook_secret_token_is_a_secret_in_the_form_and_to_airflows_masker():
+    """Like the API secret (the password field): a password field in the connection form, and a
+    name Airflow's API and logs hide (``redact`` of the extras), so it never shows in clear."""
+    from airflow._shared.secrets_masker import redact  # what the API redacts connections with
+    from airflow.providers_manager import ProvidersManager
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        widget = ProvidersManager().connection_form_widgets["extra__zoom_videosdk__webhook_secret_token"]
+    assert widget.is_sensitive and widget.field["schema"]["format"] == "password"
+    extra = {"webhook_secret_token": "tok-9f1c2b7e", "read_user_grades": True}
+    assert redact(extra) == {"webhook_secret_token": "***", "read_user_grades": True}

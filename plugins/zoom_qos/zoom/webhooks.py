@@ -147,6 +147,8 @@ def parse_event(body: bytes, request_id: str | None = None) -> ZoomEvent:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as error:
         raise BadEventError("body is not JSON") from error
+    except RecursionError as error:  # 64 KiB of "[" is JSON nested deeper than the parser goes
+        raise BadEventError("body is JSON nested too deeply to be a Zoom event") from error
     if not isinstance(data, dict):
         raise BadEventError("body is not a JSON object")
     event, payload = data.get("event"), data.get("payload")

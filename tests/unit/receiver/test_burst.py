@@ -5,7 +5,6 @@ lands in zoom_session_alerts. (Its answer times are measured by `make bench`, no
 from __future__ import annotations
 
 import json
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -14,8 +13,8 @@ from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
-import uvicorn
 
+from tests.unit.receiver.server import running
 from zoom_qos.receiver.app import PATH, create_app
 from zoom_qos.warehouse.store import Warehouse
 from zoom_qos.warehouse.webhook_schema import webhook_events, zoom_session_alerts
@@ -31,17 +30,8 @@ def receiver(warehouse: Warehouse) -> Iterator[str]:
     def store(event: ZoomEvent) -> bool:
         return store_event(warehouse.engine, event, datetime.now(UTC))
 
-    config = uvicorn.Config(create_app(SECRET, store), host="127.0.0.1", port=0, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}{PATH}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with running(create_app(SECRET, store)) as (host, port):
+        yield f"http://{host}:{port}{PATH}"
 
 
 def deliver(url: str, raw: bytes) -> int:

@@ -1,4 +1,5 @@
-"""Zoom's webhook protocol as published: the signature over the raw body, the event's identity."""
+"""Zoom's webhook protocol as published: the signature over the raw body (constant-time, a 5-minute
+window), URL validation only for a token of Zoom's shape, what parses as an event, and its identity."""
 
 from __future__ import annotations
 
@@ -9,7 +10,19 @@ from datetime import UTC, datetime
 
 import pytest
 
-from zoom_qos.zoom.webhooks import BadEventError, SignatureError, parse_event, sign, verify_signature
+from zoom_qos.zoom import webhooks
+from zoom_qos.zoom.webhooks import (
+    MAX_BODY_BYTES,
+    URL_VALIDATION,
+    BadEventError,
+    BodyTooLargeError,
+    SignatureError,
+    ZoomEvent,
+    parse_event,
+    sign,
+    url_validation_answer,
+    verify_signature,
+)
 
 
 def test_the_signature_is_zooms_v0_hmac_of_timestamp_and_raw_body() -> None:
@@ -47,3 +60,124 @@ def test_an_events_identity_ignores_the_delivery_and_follows_the_event() -> None
 def test_what_is_not_a_zoom_event_is_refused(raw: bytes) -> None:
     with pytest.raises(BadEventError):
         parse_event(raw)
+
+
+# --- signature: every way a request can fail to be Zoom's -------------------------------------
+
+SECRET = "tok-5d1e0c9b"
+NOW = 1_700_000_000
+RAW = b'{"event":"session.ended","event_ts":1700000000000,"payload":{"object":{"session_id":"S"}}}'
+GOOD = {"x-zm-request-timestamp": str(NOW), "x-zm-signature": sign(SECRET, str(NOW), RAW)}
+
+
+@pytest.mark.parametrize(("headers", "why"), [
+    ({}, "unsigned"),
+    ({"x-zm-request-timestamp": str(NOW)}, "unsigned"),
+    ({"x-zm-signature": GOOD["x-zm-signature"]}, "unsigned"),
+    ({**GOOD, "x-zm-request-timestamp": "17e8"}, "not a time"),
+    ({**GOOD, "x-zm-request-timestamp": "-1700000000"}, "not a time"),
+    ({**GOOD, "x-zm-request-timestamp": "1" * 13}, "not a time"),
+    ({**GOOD, "x-zm-request-timestamp": str(NOW - 301)}, "stale"),
+    ({**GOOD, "x-zm-signature": GOOD["x-zm-signature"].upper()}, "not of the form"),
+    ({**GOOD, "x-zm-signature": GOOD["x-zm-signature"][3:]}, "not of the form"),
+    ({**GOOD, "x-zm-signature": "v1=" + GOOD["x-zm-signature"][3:]}, "not of the form"),
+    ({**GOOD, "x-zm-signature": sign("another-token", str(NOW), RAW)}, "does not match"),
+])
+def test_unsigned_malformed_stale_or_forged_requests_are_refused_without_repeating_a_header(
+    headers: dict[str, str], why: str
+) -> None:
+    with pytest.raises(SignatureError, match=why) as caught:
+        verify_signature(SECRET, headers, RAW, now=NOW)
+    assert caught.value.status == 401
+    assert all(value not in str(caught.value) for value in headers.values())
+
+
+def test_a_signature_is_refused_when_no_secret_token_is_configured() -> None:
+    headers = {"x-zm-request-timestamp": str(NOW), "x-zm-signature": sign("", str(NOW), RAW)}
+    with pytest.raises(SignatureError, match="no webhook secret token"):
+        verify_signature("", headers, RAW, now=NOW)
+
+
+def test_the_window_is_the_callers_and_holds_both_ways() -> None:
+    verify_signature(SECRET, GOOD, RAW, now=NOW - 300)  # a sender's clock a little ahead
+    with pytest.raises(SignatureError, match="stale"):
+        verify_signature(SECRET, GOOD, RAW, now=NOW + 61, window=60)
+
+
+def test_the_constant_time_comparison_is_what_decides(monkeypatch: pytest.MonkeyPatch) -> None:
+    """hmac.compare_digest, not ==: it alone turns a forged signature into a pass or a good one into
+    a refusal (a plain == would ignore what it says)."""
+    calls: list[tuple[str, str]] = []
+
+    def says(answer: bool) -> object:
+        def compare(a: str, b: str) -> bool:
+            calls.append((a, b))
+            return answer
+        return compare
+
+    forged = {**GOOD, "x-zm-signature": sign("another-token", str(NOW), RAW)}
+    monkeypatch.setattr(webhooks.hmac, "compare_digest", says(True))
+    verify_signature(SECRET, forged, RAW, now=NOW)
+    monkeypatch.setattr(webhooks.hmac, "compare_digest", says(False))
+    with pytest.raises(SignatureError):
+        verify_signature(SECRET, GOOD, RAW, now=NOW)
+    assert calls == [(GOOD["x-zm-signature"], forged["x-zm-signature"]),
+                     (GOOD["x-zm-signature"], GOOD["x-zm-signature"])]
+
+
+# --- URL validation ---------------------------------------------------------------------------
+
+def challenge(token: object) -> ZoomEvent:
+    return parse_event(json.dumps({"event": URL_VALIDATION, "payload": {"plainToken": token}}).encode())
+
+
+def test_url_validation_is_zooms_hmac_of_the_plain_token() -> None:
+    answer = url_validation_answer(SECRET, challenge("qgg8vlvZRS6UYooatFL8Aw"))
+    expected = hmac.new(SECRET.encode(), b"qgg8vlvZRS6UYooatFL8Aw", hashlib.sha256).hexdigest()
+    assert answer == {"plainToken": "qgg8vlvZRS6UYooatFL8Aw", "encryptedToken": expected}
+
+
+@pytest.mark.parametrize("token", [None, 12345678, "short", "x" * 65, "has space in it", "v0:1700000000:{}",
+                                   "tok\nen-1234", "ünïcödé-token"])
+def test_url_validation_refuses_a_plain_token_not_of_zooms_shape(token: object) -> None:
+    with pytest.raises(BadEventError, match="plainToken"):
+        url_validation_answer(SECRET, challenge(token))
+
+
+# --- parsing ----------------------------------------------------------------------------------
+
+def test_a_body_over_the_bound_is_refused_with_413_before_it_is_parsed() -> None:
+    with pytest.raises(BodyTooLargeError) as caught:
+        parse_event(b"{" * (MAX_BODY_BYTES + 1))
+    assert caught.value.status == 413 and isinstance(caught.value, BadEventError)
+
+
+@pytest.mark.parametrize("raw", [b"[" * 60_000, b'{"a":' * 12_000])
+def test_json_nested_too_deeply_is_a_bad_event_not_a_crash(raw: bytes) -> None:
+    with pytest.raises(BadEventError, match="nested too deeply") as caught:
+        parse_event(raw)
+    assert caught.value.status == 400
+
+
+ENDED = b'{"event": "session.ended", "event_ts": '
+
+
+@pytest.mark.parametrize("raw", [b"", b"\xff\xfe\x00", b"null", b'"text"',
+                                 ENDED + b'1700000000000, "payload": []}',
+                                 ENDED + b'1700000000000, "payload": {"object": []}}',
+                                 ENDED + b'1, "payload": {"object": {"session_id": "S"}}}'])
+def test_bodies_that_are_not_zoom_events_are_bad_events(raw: bytes) -> None:
+    with pytest.raises(BadEventError) as caught:
+        parse_event(raw)
+    assert caught.value.status == 400 and not isinstance(caught.value, BodyTooLargeError)
+
+
+def test_a_request_id_that_is_not_printable_text_is_dropped_not_stored() -> None:
+    assert parse_event(RAW, "rid-42").request_id == "rid-42"
+    assert parse_event(RAW, "rid\n42").request_id is None
+    assert parse_event(RAW, "r" * 201).request_id is None
+
+
+def test_url_validation_needs_no_event_ts_and_keeps_its_payload_as_the_object() -> None:
+    event = challenge("qgg8vlvZRS6UYooatFL8Aw")
+    assert event.event == URL_VALIDATION and event.object == {"plainToken": "qgg8vlvZRS6UYooatFL8Aw"}
