@@ -287,8 +287,9 @@ def _docker_compose() -> str:
 
 @pytest.mark.parametrize(
     "extra_args",
-    [[], ["--profile", "simulator"], ["--profile", "debug"], ["--env-file", ".env.example"]],
-    ids=["default", "simulator-profile", "debug-profile", "env-example"],
+    [[], ["--profile", "simulator"], ["--profile", "debug"], ["--profile", "webhooks"],
+     ["--env-file", ".env.example"]],
+    ids=["default", "simulator-profile", "debug-profile", "webhooks-profile", "env-example"],
 )
 def test_docker_compose_config_is_valid(extra_args):
     binary = _docker_compose()
@@ -322,7 +323,15 @@ def test_superset_is_optional_pinned_and_imports_the_bundle_built_for_the_wareho
 
 def test_the_webhook_receiver_serves_with_the_airflow_connections(services):
     receiver = services["zoom-webhooks"]
-    assert receiver["command"][:3] == ["zoom-qos", "webhooks", "serve"]
-    assert "/health" in " ".join(receiver["healthcheck"]["test"])
+    command = receiver["command"]
+    assert command[:3] == ["zoom-qos", "webhooks", "serve"]
+    assert command[command.index("--port") + 1] == "8090"
+    assert receiver["ports"] == ["${ZOOM_WEBHOOKS_PORT:-8090}:8090"]
+    assert "http://localhost:8090/health" in receiver["healthcheck"]["test"]
     env = environment(receiver)
     assert all(name in env for name in CONNECTIONS)
+    # The image's /entrypoint would run `airflow zoom-qos ...`; without the token it cannot start,
+    # so it is optional, like the simulator.
+    assert "/entrypoint" not in receiver["entrypoint"]
+    assert receiver["profiles"] == ["webhooks"]
+    assert receiver["depends_on"] == {"warehouse-db": {"condition": "service_healthy"}}
