@@ -850,6 +850,9 @@ def markdown(r: dict) -> str:
                 f"9. session.ended to loaded: {ev.get('sessions')} sessions over {ev['spread_s']:.0f} s "
                 "(receiver, triggerer, scheduler)",
                 f"median {ev.get('median_s')} s, worst {ev.get('worst_s')} s"
+                + (f"; {ev['loaded_after_outage']} more ended during a 60 s receiver outage, loaded through "
+                   f"Zoom's retries (worst {ev.get('worst_after_outage_s')} s)"
+                   if ev.get("loaded_after_outage") else "")
                 + (f" — FAILED: {ev['failure'].splitlines()[0]}" if ev.get("failure") else ""),
                 f"target {ev['target_s']} s",
                 None if ev.get("worst_s") is None else round(ev["worst_s"] / ev["target_s"], 3),

@@ -5,8 +5,8 @@
 same burst to a receiver whose store does nothing (the HTTP, signature and parsing cost alone): the
 ratio of the two is what durability costs. Reports events/s and the answer time's median and p99, and
 checks every event was stored once and the re-sent ones only counted as deliveries.
-Row 9 is ``make events-test`` at full size: the latency from a session's ``session.ended`` to its
-rows ``loaded``.
+Row 9 is ``make events-test`` at full size: the latency from a session's end (the simulator notifies
+it then) to its rows ``loaded``.
 """
 
 from __future__ import annotations

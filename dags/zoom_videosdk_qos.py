@@ -3,7 +3,8 @@
 Each run covers one UTC day (plus ``lookback_days`` before it, to catch sessions that were
 still live at the previous run): list the day's past sessions → read every session's user
 QoS in mapped batches → upsert into the warehouse → alert on the days' quality → record what the
-run did. A failed run is sent to the ``[zoom_qos] notifier``, when one is configured.
+run did; beside them, Zoom's failed webhook deliveries are recorded (when webhooks are in use). A
+failed run is sent to the ``[zoom_qos] notifier``, when one is configured.
 
 Manual reload of chosen days: trigger with ``{"from_date": "YYYY-MM-DD", "to_date": "YYYY-MM-DD"}``.
 Connections: ``zoom_videosdk`` (Zoom) and ``zoom_qos_warehouse`` (optional; SQLite otherwise).
@@ -27,6 +28,7 @@ from zoom_qos.core.contracts import (
     EXTRACT_TASK_ID,
     LIST_TASK_ID,
     LOAD_TASK_ID,
+    RECONCILE_TASK_ID,
     RECORD_TASK_ID,
 )
 from zoom_qos.operators import WarehouseLoadOperator, ZoomSessionQosOperator
@@ -96,6 +98,8 @@ def zoom_videosdk_qos():
     recorded = task(tasks.record_task, task_id=RECORD_TASK_ID, trigger_rule="all_done", retries=0,
                     execution_timeout=tasks.RECORD_TIMEOUT)()
     extracted >> loaded >> alerted >> recorded
+    # Beside the load: the deliveries Zoom's webhook log marks failed (skipped without webhooks).
+    task(tasks.reconcile_task, task_id=RECONCILE_TASK_ID, retries=1, execution_timeout=tasks.RECORD_TIMEOUT)()
 
 
 zoom_videosdk_qos()

@@ -13,6 +13,9 @@ from .config import Faults, SimulatorConfig, parse_utc
 from .server import Simulator
 from .tls import make_self_signed_cert
 
+#: Where the CLI reads the webhook secret token (never an argument: a command line is visible to all)
+WEBHOOK_TOKEN_ENV = "ZOOM_SIM_WEBHOOK_SECRET_TOKEN"
+
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m include.zoom_simulator", description=__doc__)
@@ -38,6 +41,13 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--duration-faults", action="store_true",
                    help="make ~3 %% of sessions' duration disagree with end - start by over 60 s (like the "
                         "definition's example, \"30:00\" for ten minutes): for tests of that check")
+    p.add_argument("--ending-every", type=float, default=240.0,
+                   help="seconds between the ends of the scripted ending live sessions")
+    p.add_argument("--webhook-url", help="POST Zoom's event notifications (session.ended, session.alert) "
+                   "here, signed with the token in $ZOOM_SIM_WEBHOOK_SECRET_TOKEN")
+    p.add_argument("--webhook-time-scale", type=float, default=1.0,
+                   help="wall seconds per second of Zoom's retry schedule "
+                   "(1/30: retries after 10 s, 40 s, 2 min)")
     p.add_argument("--token-ttl", type=float, default=900.0, help="page token lifetime in seconds")
     p.add_argument("--daily-limit", type=int, default=60000)
     p.add_argument("--no-rate-limits", action="store_true", help="do not enforce rate limits")
@@ -66,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         now = parse_utc(args.now) if args.now else None
         anchor = parse_utc(args.live_anchor) if args.live_anchor else None
         faults = Faults.from_dict(json.loads(args.faults)) if args.faults else Faults()
+        webhook_token = os.environ.get(WEBHOOK_TOKEN_ENV) if args.webhook_url else None
+        if args.webhook_url and not webhook_token:
+            raise ValueError(f"--webhook-url needs the secret token in ${WEBHOOK_TOKEN_ENV}")
     except (ValueError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -80,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
         enforce_rate_limits=not args.no_rate_limits, tls_cert=cert, tls_key=key,
         clock_speed=args.clock_speed, live_scenarios=args.live_scenarios, live_anchor=anchor,
         quality_scenarios=args.quality_scenarios, unit_faults=args.unit_faults,
-        duration_faults=args.duration_faults,
+        duration_faults=args.duration_faults, ending_every_seconds=args.ending_every,
+        webhook_url=args.webhook_url, webhook_secret_token=webhook_token,
+        webhook_time_scale=args.webhook_time_scale,
     )
     try:
         sim = Simulator(config, host=args.host, port=args.port, verbose=args.verbose)
@@ -95,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Zoom API simulator listening on {sim.base_url}", flush=True)
     if config.clock_speed:
         print(f"Simulated clock from {sim.now.isoformat()} at x{config.clock_speed:g}", flush=True)
+    if sim.webhooks is not None:
+        print(f"Sending Zoom's event notifications to {sim.webhooks.url}", flush=True)
     if cert:
         print(f"TLS certificate (clients trust this file): {cert}", flush=True)
     if args.ready_file:

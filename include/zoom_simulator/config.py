@@ -19,7 +19,8 @@ ENDPOINT_LIST = "list_sessions"
 ENDPOINT_QOS = "user_qos"
 ENDPOINT_USERS = "session_users"
 ENDPOINT_DAILY = "daily_report"
-ENDPOINT_NAMES = (ENDPOINT_LIST, ENDPOINT_QOS, ENDPOINT_USERS, ENDPOINT_DAILY)
+ENDPOINT_WEBHOOK_LOGS = "webhook_logs"
+ENDPOINT_NAMES = (ENDPOINT_LIST, ENDPOINT_QOS, ENDPOINT_USERS, ENDPOINT_DAILY, ENDPOINT_WEBHOOK_LOGS)
 
 
 @dataclass(frozen=True)
@@ -67,12 +68,22 @@ class SimulatorConfig:
     unit_faults: bool = False
     # ~3 % of `duration` strings off end - start by over 60 s, as in the definition's example, not in data.
     duration_faults: bool = False
+    # Seconds between the ends of the scripted "ending" live sessions (live_scenarios beyond 2).
+    ending_every_seconds: float = 240.0
+    # Zoom's side of webhooks (include/zoom_simulator/webhooks.py): with both set, every session
+    # ending (and every alert) is POSTed, signed with the token, to the URL, with Zoom's retries.
+    webhook_url: str | None = None
+    webhook_secret_token: str | None = field(default=None, repr=False)
+    # Wall seconds per second of Zoom's retry schedule (+5, +20, +60 min): 1/30 makes it 10 s, 40 s, 2 min.
+    webhook_time_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.clock_speed < float("inf"):
             raise ValueError("clock_speed must be a finite number >= 0")
         if self.live_scenarios < 0:
             raise ValueError("live_scenarios must be >= 0")
+        if (self.webhook_url is None) != (self.webhook_secret_token is None):
+            raise ValueError("webhook_url and webhook_secret_token go together: give both or neither")
 
     def resolved_now(self) -> datetime:
         """Return the start time as an aware UTC datetime truncated to the second."""

@@ -424,11 +424,14 @@ class Dataset:
                  history_days: int = 183, detail_cache_size: int = 256, *, clock_speed: float = 0.0,
                  anchor: datetime | None = None, live_scenarios: int = 3,
                  quality_scenarios: bool = False, unit_faults: bool = False,
-                 duration_faults: bool = False) -> None:
+                 duration_faults: bool = False, ending_every_seconds: float = 240.0) -> None:
         if clock_speed < 0 or not math.isfinite(clock_speed):
             raise ValueError("clock_speed must be a finite number >= 0")
         if live_scenarios < 0:
             raise ValueError("live_scenarios must be >= 0")
+        if not 0 < ending_every_seconds < float("inf"):
+            raise ValueError("ending_every_seconds must be a finite number > 0")
+        self.ending_every = timedelta(seconds=ending_every_seconds)
         self.seed = seed
         self._start = _utc_second(now)
         self.anchor = _utc_second(anchor) if anchor is not None else self._start
@@ -624,7 +627,8 @@ class Dataset:
         A+3 min (and leaves at A+25 min), one leaves at A+2 min and rejoins at A+6 min, one joins
         at A+8 min. degrading: started ~10 min before A, ~50-55 min long; from A+5 min one user's
         audio and video samples are bad until the end. ending (k = 0, 1, ...): started ~25 min
-        before A, ends between A+3+4k and A+4+4k minutes.
+        before A, ends between A+3min+kE and A+4min+kE (E: ``ending_every_seconds``, 4 min by
+        default), so N of them end over N×E.
         """
         a = self.anchor
         rng = random.Random(f"zoom-sim:{self.seed}:scenario:{a.isoformat()}:{i}")
@@ -661,13 +665,14 @@ class Dataset:
         else:
             k = i - (len(SCENARIO_KINDS) - 1)
             start = a - (25 + 3 * k) * _MINUTE - jitter
-            end = a + (3 + 4 * k) * _MINUTE + sec(rng.randrange(60))
+            end = a + 3 * _MINUTE + k * self.ending_every + sec(rng.randrange(60))
             users = (
                 ("host", ((start + sec(5), end),)),
                 ("attendee", ((start + _MINUTE, end - sec(20)),)),
                 ("attendee", ((start + 2 * _MINUTE, start + 10 * _MINUTE),)),
             )
-            description = f"ends at A+{3 + 4 * k}min (+<60 s), between two polls a few minutes apart"
+            ends_at = 180 + k * self.ending_every.total_seconds()
+            description = f"ends at A+{ends_at:g}s (+<60 s), between two polls a few minutes apart"
         sid = base64.b64encode(rng.randbytes(18)).decode("ascii")
         dur = int((end - start).total_seconds())
         quality = "poor" if kind == "degrading" else "good"
@@ -846,6 +851,37 @@ class Dataset:
             out.extend(s for s in self._sessions(d, t) if s.end <= t)
             d += timedelta(days=1)
         return out
+
+    def ended_between(self, since: datetime, until: datetime) -> list[_Session]:
+        """Sessions that ended in (since, until], by end time: what Zoom notifies as ``session.ended``."""
+        out: list[_Session] = []
+        first, last = self._day_range(until)
+        day = max(first, (since - timedelta(days=1)).date())
+        while day <= until.date():
+            out.extend(s for s in self._day(day) if since < s.end <= until)
+            day += timedelta(days=1)
+        return sorted(out, key=lambda s: (s.end, s.id))
+
+    def alerts_between(self, since: datetime, until: datetime) -> list[tuple[datetime, _Session, list[str]]]:
+        """Zoom's ``session.alert``s raised in (since, until]: a degrading scenario when it degrades
+        (audio and video), a session-wide incident halfway through (audio)."""
+        out: list[tuple[datetime, _Session, list[str]]] = []
+        first, _ = self._day_range(until)
+        day = max(first, (since - timedelta(days=1)).date())
+        while day <= until.date():
+            for s in self._day(day):
+                if s.scenario is not None and s.scenario.degrades_at is not None:
+                    when = s.scenario.degrades_at
+                    issues = ["Unstable audio quality", "Unstable video quality"]
+                elif s.trouble > 0:
+                    when, issues = s.start + (s.end - s.start) / 2, ["Unstable audio quality"]
+                else:
+                    continue
+                when = _utc_second(when)
+                if since < when <= until and when < s.end:
+                    out.append((when, s, issues))
+            day += timedelta(days=1)
+        return sorted(out, key=lambda a: (a[0], a[1].id))
 
     def live_sessions(self, from_day: date | None = None, to_day: date | None = None,
                       at: datetime | None = None) -> list[_Session]:

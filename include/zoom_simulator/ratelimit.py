@@ -12,8 +12,9 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-HEAVY = "Heavy"
-RESOURCE_INTENSIVE = "Resource-intensive"
+from zoom_qos.zoom.published import HEAVY, MEDIUM, MEDIUM_PER_SECOND, RESOURCE_INTENSIVE
+
+__all__ = ["HEAVY", "MEDIUM", "RESOURCE_INTENSIVE", "Decision", "RateLimiter", "next_utc_midnight"]
 
 
 def next_utc_midnight(now: datetime | None = None) -> str:
@@ -69,6 +70,7 @@ class RateLimiter:
             self._buckets = {
                 HEAVY: _Bucket(self._heavy_per_second, self._heavy_per_second),
                 RESOURCE_INTENSIVE: _Bucket(self._resource_per_minute, self._resource_per_minute / 60.0),
+                MEDIUM: _Bucket(MEDIUM_PER_SECOND, MEDIUM_PER_SECOND),
             }
             self._day = datetime.now(UTC).date()
             self._daily_used = 0
@@ -79,12 +81,14 @@ class RateLimiter:
             today = datetime.now(UTC).date()
             if today != self._day:
                 self._day, self._daily_used = today, 0
-            if self._daily_used >= self.daily_limit:
+            capped = category != MEDIUM  # the daily cap counts Heavy and Resource-intensive calls
+            if capped and self._daily_used >= self.daily_limit:
                 return Decision(False, category, "Daily-limit", self.daily_limit, 0)
             bucket = self._buckets[category]
             ok, wait = bucket.take()
-            limit = int(self._heavy_per_second if category == HEAVY else self._resource_per_minute)
+            limit = int({HEAVY: self._heavy_per_second, MEDIUM: MEDIUM_PER_SECOND}.get(
+                category, self._resource_per_minute))
             if not ok:
                 return Decision(False, category, "QPS", limit, 0, max(1, math.ceil(wait)))
-            self._daily_used += 1
+            self._daily_used += capped
             return Decision(True, category, "QPS", limit, int(bucket.tokens))

@@ -42,6 +42,7 @@ from .config import (
     ENDPOINT_NAMES,
     ENDPOINT_QOS,
     ENDPOINT_USERS,
+    ENDPOINT_WEBHOOK_LOGS,
     Faults,
     SimulatorConfig,
     parse_utc,
@@ -49,6 +50,7 @@ from .config import (
 from .dataset import Dataset
 from .ratelimit import HEAVY, Decision, RateLimiter, next_utc_midnight
 from .tls import server_context
+from .webhooks import FAULT_KINDS, WebhookSender
 
 QPS_MESSAGE = "You have reached the maximum per-second rate limit for this API. Try again later."
 DAILY_MESSAGE = ("You have reached the maximum daily rate limit for this API. "
@@ -75,6 +77,7 @@ _ROUTES: tuple[tuple[str, re.Pattern[str], Endpoint], ...] = (
     (ENDPOINT_QOS, re.compile(r"^/v2/videosdk/sessions/(.+)/users/qos/?$"), published.SESSION_QOS),
     (ENDPOINT_USERS, re.compile(r"^/v2/videosdk/sessions/(.+)/users/?$"), published.SESSION_USERS),
     (ENDPOINT_DAILY, re.compile(r"^/v2/videosdk/report/daily/?$"), published.DAILY_USAGE),
+    (ENDPOINT_WEBHOOK_LOGS, re.compile(r"^/v2/videosdk/report/webhook_logs/?$"), published.WEBHOOK_LOGS),
 )
 ENDPOINTS: dict[str, Endpoint] = {name: endpoint for name, _, endpoint in _ROUTES}
 _ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
@@ -278,7 +281,13 @@ class Simulator:
                                live_scenarios=self.config.live_scenarios,
                                quality_scenarios=self.config.quality_scenarios,
                                unit_faults=self.config.unit_faults,
-                               duration_faults=self.config.duration_faults)
+                               duration_faults=self.config.duration_faults,
+                               ending_every_seconds=self.config.ending_every_seconds)
+        self.webhooks: WebhookSender | None = None
+        if self.config.webhook_url and self.config.webhook_secret_token:
+            self.webhooks = WebhookSender(self.dataset, self.config.webhook_url,
+                                          self.config.webhook_secret_token,
+                                          time_scale=self.config.webhook_time_scale)
         self.verbose = verbose
         self._host, self._port = host, port
         self._lock = threading.Lock()
@@ -305,12 +314,16 @@ class Simulator:
         self._server = _Server((self._host, self._port), self, self._ssl_context)
         self._thread = threading.Thread(target=self._server.serve_forever, name="zoom-simulator", daemon=True)
         self._thread.start()
+        if self.webhooks is not None:
+            self.webhooks.start()
         return self
 
     def stop(self) -> None:
         """Stop serving and release the port."""
         if self._server is None:
             return
+        if self.webhooks is not None:
+            self.webhooks.stop()
         self._server.shutdown()
         self._server.server_close()
         if self._thread is not None:
@@ -458,6 +471,12 @@ class Simulator:
             return _json(200, faults.to_dict())
         if path == "/_sim/quality_scenarios" and method == "GET":
             return _json(200, self.quality_scenarios())
+        if path == "/_sim/webhooks" and method == "GET":
+            if self.webhooks is None:
+                return _error(404, 404, "Webhooks are off: start with a webhook URL and secret token.")
+            return _json(200, self.webhooks.state())
+        if path == "/_sim/webhooks/send" and method == "POST":
+            return self._send_webhook_fault(body)
         if path == "/_sim/reset" and method == "POST":
             self.reset()
             return _json(200, {"status": "reset"})
@@ -479,6 +498,26 @@ class Simulator:
         except (ValueError, TypeError, UnicodeError) as exc:
             return _error(400, 400, f"Invalid clock: {exc}")
         return _json(200, self.clock())
+
+    def _send_webhook_fault(self, body: bytes) -> _Response:
+        """``{"kind": one of FAULT_KINDS, "session_id": optional}``: one faulty delivery, sent now
+        (about the given session, else the last one that ended); answers the endpoint's status."""
+        if self.webhooks is None:
+            return _error(404, 404, "Webhooks are off: start with a webhook URL and secret token.")
+        try:
+            data = json.loads(body.decode("utf-8") or "{}")
+            kind = data.get("kind") if isinstance(data, dict) else None
+            if kind not in FAULT_KINDS:
+                raise ValueError(f"kind must be one of {', '.join(FAULT_KINDS)}")
+            at = self.now
+            wanted = data.get("session_id")
+            session = (self.dataset.find_session(str(wanted), at) if wanted else
+                       next(iter(reversed(self.dataset.ended_between(at - timedelta(days=1), at))), None))
+            if session is None or session.end > at:
+                raise ValueError("no such ended session")
+            return _json(200, self.webhooks.send_fault(kind, session))
+        except (ValueError, TypeError, UnicodeError) as exc:
+            return _error(400, 400, f"Invalid webhook fault: {exc}")
 
     # ------------------------------------------------------------------- API
     @staticmethod
@@ -572,6 +611,8 @@ class Simulator:
             return self._list_sessions(params, faults, at)
         if endpoint == ENDPOINT_DAILY:
             return self._daily_report(params, faults, at)
+        if endpoint == ENDPOINT_WEBHOOK_LOGS:
+            return self._webhook_logs(params, faults, at)
         assert match is not None  # session routes always capture the id
         if endpoint == ENDPOINT_QOS:
             return self._user_qos(match.group(1), params, faults, at)
@@ -585,6 +626,8 @@ class Simulator:
     def _limit_for(self, category: str) -> int:
         if category == HEAVY:
             return int(self.config.heavy_rate_per_second)
+        if category == published.MEDIUM:
+            return int(published.MEDIUM_PER_SECOND)
         return int(self.config.resource_intensive_per_minute)
 
     def _qps_429(self, d: Decision, faults: Faults) -> _Response:
@@ -847,3 +890,53 @@ class Simulator:
             sessions = max(0, counts["sessions"] + faults.daily_report_offsets.get(day.isoformat(), 0))
             dates.append({"date": day.isoformat(), **counts, "sessions": sessions})
         return _json(200, {"year": year, "month": month, "dates": dates})
+
+    def _webhook_logs(self, params: dict[str, str], faults: Faults, at: datetime) -> _Response:
+        """Zoom's log of webhook deliveries: the last seven days, failed ones by default (``type``
+        2), ``from``/``to`` as ``yyyy-MM-ddTHH:mm:ssZ``; no webhooks configured, an empty log."""
+        endpoint = published.WEBHOOK_LOGS
+        stamps: dict[str, datetime] = {}
+        for name in ("from", "to"):
+            raw = params.get(name)
+            if raw in (None, ""):
+                continue
+            try:
+                if not re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", raw):
+                    raise ValueError(raw)
+                stamps[name] = parse_utc(raw)
+            except ValueError:
+                raise _ApiError(400, ErrorCode.WEBHOOK_LOGS_DATE_FORMAT,
+                                "The dates must follow the format: yyyy-MM-dd'T'HH:mm:ss'Z'.") from None
+        retry = params.get("retry_num")
+        if retry not in (None, "") and (not retry.isdigit() or int(retry) > published.WEBHOOK_MAX_RETRY_NUM):
+            raise _ApiError(400, ErrorCode.WEBHOOK_LOGS_RETRY_NUM,
+                            "The 'retry_num' value must be an integer within the range of 0 to 3.")
+        self._checked_params(endpoint, params)
+        window = timedelta(days=published.WEBHOOK_LOGS_DAYS)
+        start, end = stamps.get("from", at - window), stamps.get("to", at)
+        if start >= at:
+            raise _ApiError(400, ErrorCode.WEBHOOK_LOGS_FROM_IN_FUTURE,
+                            "The 'from' date must be before the current date(UTC).")
+        if end < start:
+            raise _ApiError(400, ErrorCode.WEBHOOK_LOGS_TO_BEFORE_FROM,
+                            "The 'to' date must be after the 'from' date.")
+        if start < at - window or end - start > window:
+            raise _ApiError(400, ErrorCode.WEBHOOK_LOGS_RANGE,
+                            "The date range must be within the last seven days.")
+        kind = int(params.get("type") or published.WEBHOOK_LOGS_FAILED)
+        wanted_event = params.get("event") or ""
+        entries = []
+        for entry in self.webhooks.log() if self.webhooks is not None else []:
+            entry.pop("session_id", None)
+            ok = entry["status"] in (200, 204)
+            when = parse_utc(entry["date_time"])
+            unwanted = ok if kind == published.WEBHOOK_LOGS_FAILED else (
+                not ok if kind == published.WEBHOOK_LOGS_SUCCEEDED else False)
+            if (unwanted or not start <= when <= end or (wanted_event and entry["event"] != wanted_event)
+                    or (retry not in (None, "") and entry["retry_num"] != int(retry))):
+                continue
+            entries.append(entry)
+        size = self._page_size(endpoint, params)
+        key = ("webhook_logs", kind, start, end, wanted_event, retry or "")
+        page, nxt = self._page(entries, params, key, size, faults)
+        return _json(200, {"next_page_token": nxt, "page_size": size, "webhook_logs": page})

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -26,7 +26,9 @@ from requests_toolbelt.adapters.socket_options import TCPKeepAliveAdapter
 from zoom_qos.core import config
 from zoom_qos.core.config import DEFAULT_ZOOM_BASE_URL, ZOOM_CONN_ID
 from zoom_qos.zoom.client import JsonDict, RequestStats, SessionType, ZoomClient
+from zoom_qos.zoom.published import WEBHOOK_LOGS_FAILED
 from zoom_qos.zoom.settings import ZoomSettings
+from zoom_qos.zoom.webhooks import WEBHOOK_SECRET_EXTRA
 
 __all__ = ["RequestStats", "ZoomSettings", "ZoomVideoSdkHook", "zoom_base_url"]
 
@@ -129,6 +131,15 @@ class ZoomVideoSdkHook(HttpHook):
         idle, count, interval = self._keep_alive
         return lambda: TCPKeepAliveAdapter(idle=idle, count=count, interval=interval)
 
+    def webhooks_configured(self) -> bool:
+        """Whether the connection holds a webhook secret token (its extra ``webhook_secret_token``):
+        the account's app sends webhooks, so Zoom's log of them is worth reading."""
+        token = self.get_connection(self.zoom_conn_id).extra_dejson.get(WEBHOOK_SECRET_EXTRA)
+        if isinstance(token, str) and token.strip():
+            mask_secret(token.strip())
+            return True
+        return False
+
     @property
     def settings(self) -> ZoomSettings:
         """The connection's settings (reads the connection on first use, see :attr:`client`)."""
@@ -174,6 +185,11 @@ class ZoomVideoSdkHook(HttpHook):
     def daily_usage(self, year: int, month: int) -> list[JsonDict]:
         """See :meth:`ZoomClient.daily_usage`."""
         return self.client.daily_usage(year, month)
+
+    def iter_webhook_logs(self, from_time: datetime, to_time: datetime, *,
+                          log_type: int = WEBHOOK_LOGS_FAILED) -> Iterator[JsonDict]:
+        """See :meth:`ZoomClient.iter_webhook_logs`."""
+        return self.client.iter_webhook_logs(from_time, to_time, log_type=log_type)
 
     def test_connection(self) -> tuple[bool, str]:
         """Used by the Airflow UI's Test button: one cheap authenticated request.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing, contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
@@ -32,7 +32,7 @@ from zoom_qos.core.contracts import (
 )
 from zoom_qos.core.errors import NothingToLoad, PermanentError
 from zoom_qos.hooks import ZoomVideoSdkHook
-from zoom_qos.pipeline import events, listing, live, runrecord
+from zoom_qos.pipeline import events, listing, live, reconcile, runrecord
 from zoom_qos.pipeline.windows import check_listing_params
 
 log = logging.getLogger(__name__)
@@ -142,6 +142,20 @@ def record_task(**context: Any) -> str:
         raise AirflowFailException("The run failed (a task failed, or hard data-quality violations); "
                                    "see its pipeline_runs row and the task logs.")
     return outcome
+
+
+def reconcile_task(**context: Any) -> reconcile.ReconcileResult:
+    """Zoom's failed webhook deliveries recorded; skipped where webhooks are not in use (no
+    ``webhook_secret_token`` on the Zoom connection) and for runs of days Zoom's log no longer covers."""
+    interval_end = context.get("data_interval_end")
+    if interval_end is not None and interval_end < datetime.now(UTC) - reconcile.LOG_REACH:
+        raise AirflowSkipException(f"Zoom's webhook log reaches {reconcile.LOG_REACH.days} days back; "
+                                   "this run's days are older.")
+    with fail_fast(), closing(ZoomVideoSdkHook(ZOOM_CONN_ID)) as hook:
+        if not hook.webhooks_configured():
+            raise AirflowSkipException("The Zoom connection has no webhook_secret_token: webhooks are "
+                                       "not in use, nothing to reconcile.")
+        return reconcile.reconcile_deliveries(source=hook.client)
 
 
 def live_poll_task(**context: Any) -> dict[str, Any]:

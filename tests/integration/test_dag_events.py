@@ -9,6 +9,8 @@ stores them (``store_event``), for sessions the simulator serves, chosen from wh
 from __future__ import annotations
 
 import shutil
+import socket
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,14 +21,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from include.zoom_simulator import Simulator, SimulatorConfig
-from include.zoom_simulator.config import ENDPOINT_QOS
-from tests.conftest import API_KEY, API_SECRET
+from include.zoom_simulator.config import ENDPOINT_QOS, ENDPOINT_WEBHOOK_LOGS
+from include.zoom_simulator.webhooks import ended_object, event_body
+from tests.conftest import API_KEY, API_SECRET, zoom_connection_json
 from tests.integration.dagrun import METADATA_DB, airflow_env, dags_test, sqlite_conn
 from zoom_qos.core.contracts import EVENTS_DAG_ID
 from zoom_qos.pipeline.events import FIRST_RETRY
 from zoom_qos.warehouse import schema
 from zoom_qos.warehouse.store import Warehouse
-from zoom_qos.warehouse.webhook_schema import webhook_events
+from zoom_qos.warehouse.webhook_schema import webhook_delivery_failures, webhook_events
 from zoom_qos.warehouse.webhooks import store_event
 from zoom_qos.zoom.webhooks import ZoomEvent
 
@@ -134,3 +137,40 @@ def test_ended_sessions_are_loaded_then_the_daily_run_does_not_read_them_again(
         assert "user_count" in raw  # the list's own object replaced what the event carried
     finally:
         wh.dispose()
+
+
+def test_the_daily_run_records_the_deliveries_zoom_failed(world: tuple, tmp_path: Path) -> None:
+    """A session.ended Zoom could not deliver (nothing listening: refused, retried three times) is in
+    Zoom's webhook log; the daily run's reconciliation keeps each failed attempt, once."""
+    _, _, home = world
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()[1]
+    sim = Simulator(SimulatorConfig(api_key=API_KEY, api_secret=API_SECRET, seed=5, sessions_per_day=4,
+                                    live_scenarios=0, webhook_url=f"http://127.0.0.1:{dead}/webhooks/zoom",
+                                    webhook_secret_token="whsec-test", webhook_time_scale=1 / 36000),
+                    host="127.0.0.1", port=0).start()
+    wh = Warehouse(URL.create("sqlite", database=str(tmp_path / "reconcile.db")))
+    try:
+        assert sim.webhooks is not None
+        day = (sim.now - timedelta(days=1)).date()
+        session = sim.dataset.past_sessions(day, day)[0]
+        sim.webhooks.enqueue("session.ended", event_body("session.ended", session.end, ended_object(session)),
+                             session.id)
+        deadline = time.monotonic() + 20
+        while len(sim.webhooks.log()) < 4 or sim.webhooks.pending():
+            assert time.monotonic() < deadline, sim.webhooks.state()
+            time.sleep(0.05)
+        env = airflow_env(home, sim, tmp_path / "reconcile.db", tmp_path / "staging")
+        with_token = zoom_connection_json(sim.base_url, webhook_secret_token="whsec-test")
+        for _ in range(2):  # twice: nothing doubles
+            dags_test(env, (day + timedelta(days=1)).isoformat(), AIRFLOW_CONN_ZOOM_VIDEOSDK=with_token)
+        assert sim.stats()["by_endpoint"][ENDPOINT_WEBHOOK_LOGS] == 2
+        f = webhook_delivery_failures.c
+        with wh.engine.connect() as conn:
+            rows = conn.execute(sa.select(f.retry_num, f.status, f.failed_reason_type, f.session_id, f.event)
+                                .order_by(f.retry_num)).all()
+        assert [tuple(r) for r in rows] == [(n, -1, 2, session.id, "session.ended") for n in range(4)]
+    finally:
+        wh.dispose()
+        sim.stop()

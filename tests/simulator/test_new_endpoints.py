@@ -104,7 +104,7 @@ def test_stats_count_the_new_endpoints(sim: Simulator) -> None:
     users(sim, sid)
     get(sim, "videosdk/report/daily", year=2026, month=11)
     assert sim.stats()["by_endpoint"] == {"list_sessions": 0, "user_qos": 0, "session_users": 2,
-                                          "daily_report": 1}
+                                          "daily_report": 1, "webhook_logs": 0}
 
 
 def test_new_endpoints_are_heavy() -> None:

@@ -124,7 +124,8 @@ def test_every_endpoint_of_the_definition_is_served(sim: Simulator) -> None:
     paths = {SESSIONS.name: ("videosdk/sessions", {"type": "past", "from": "2026-11-20", "to": "2026-11-20"}),
              SESSION_QOS.name: (f"videosdk/sessions/{enc(sid)}/users/qos", {"type": "past"}),
              SESSION_USERS.name: (f"videosdk/sessions/{enc(sid)}/users", {"type": "past"}),
-             DAILY_USAGE.name: ("videosdk/report/daily", {"year": 2026, "month": 11})}
+             DAILY_USAGE.name: ("videosdk/report/daily", {"year": 2026, "month": 11}),
+             published.WEBHOOK_LOGS.name: ("videosdk/report/webhook_logs", {"type": 1})}
     assert set(paths) == {e.name for e in published.ENDPOINTS}
     for endpoint in published.ENDPOINTS:
         path, params = paths[endpoint.name]

@@ -463,7 +463,8 @@ def test_control_endpoints(sim: Simulator) -> None:
     list_sessions(sim, type="past")
     stats = requests.get(f"{root}/_sim/stats", timeout=10).json()
     assert stats["requests"] == 1
-    assert stats["by_endpoint"] == {"list_sessions": 1, "user_qos": 0, "session_users": 0, "daily_report": 0}
+    assert stats["by_endpoint"] == {"list_sessions": 1, "user_qos": 0, "session_users": 0, "daily_report": 0,
+                                    "webhook_logs": 0}
     assert stats["status_counts"] == {"200": 1}
     r = requests.post(f"{root}/_sim/faults", json={"qps_429_every": 1, "gone_sessions": ["x"]}, timeout=10)
     assert r.status_code == 200 and sim.faults.qps_429_every == 1 and sim.faults.gone_sessions == ["x"]

@@ -44,6 +44,7 @@ def every_endpoint(sim: Simulator, sid: str) -> dict[str, requests.Response]:
         "user_qos": qos(sim, sid),
         "session_users": users(sim, sid),
         "daily_report": get(sim, "videosdk/report/daily", year=2026, month=11),
+        "webhook_logs": get(sim, "videosdk/report/webhook_logs"),
     }
 
 
@@ -105,7 +106,7 @@ def test_forbidden_endpoints(sim: Simulator) -> None:
     sim.set_faults(Faults(forbidden_endpoints=["session_users", "daily_report"]))
     statuses = every_endpoint(sim, ids(sim, 1)[0])
     assert {name: r.status_code for name, r in statuses.items()} == {
-        "list_sessions": 200, "user_qos": 200, "session_users": 403, "daily_report": 403}
+        "list_sessions": 200, "user_qos": 200, "session_users": 403, "daily_report": 403, "webhook_logs": 200}
     body = statuses["session_users"].json()
     assert body["code"] == FORBIDDEN_CODE and "scope" in body["message"] and "/users" in body["message"]
     assert "report/daily" in statuses["daily_report"].json()["message"]

@@ -24,14 +24,13 @@ from zoom_qos.receiver.app import PATH, create_app
 from zoom_qos.warehouse.connection import DEFAULT_CONN_ID
 from zoom_qos.warehouse.store import Warehouse
 from zoom_qos.warehouse.webhooks import store_event
-from zoom_qos.zoom.webhooks import ZoomEvent
+from zoom_qos.zoom.webhooks import WEBHOOK_SECRET_EXTRA, ZoomEvent
 
 __all__ = ["MAX_CONCURRENCY", "SECRET_EXTRA", "add_commands", "listen", "secret_token", "serve"]
 
 log = logging.getLogger(__name__)
 
-#: The Zoom connection's extra holding the app's webhook secret token.
-SECRET_EXTRA = "webhook_secret_token"
+SECRET_EXTRA = WEBHOOK_SECRET_EXTRA
 #: Connections and requests served at once; past it uvicorn answers 503 (Zoom retries a 5xx). With
 #: bodies bounded at 64 KiB, this bounds what a flood of requests can make the receiver hold.
 MAX_CONCURRENCY = 200

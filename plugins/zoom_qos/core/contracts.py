@@ -24,6 +24,8 @@ EXTRACT_TASK_ID: Final = "extract_qos"
 LOAD_TASK_ID: Final = "load_warehouse"
 ALERTS_TASK_ID: Final = "check_alerts"
 RECORD_TASK_ID: Final = "record_run"
+#: The daily DAG's reading of Zoom's webhook log (failed deliveries).
+RECONCILE_TASK_ID: Final = "reconcile_webhooks"
 #: The events DAG lists its sessions from the stored session.ended events (LIST_TASK_ID, so the run
 #: record reads it as the daily listing), then records what came of each event.
 SETTLE_TASK_ID: Final = "settle_events"

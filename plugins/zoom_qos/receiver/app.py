@@ -13,6 +13,7 @@ HTTPS ingress (docs/webhooks.md).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections import Counter
@@ -34,6 +35,7 @@ from zoom_qos.zoom.webhooks import (
     WebhookError,
     ZoomEvent,
     parse_event,
+    signature_hash,
     url_validation_answer,
     verify_signature,
 )
@@ -63,7 +65,8 @@ def create_app(secret_token: str, store: Callable[[ZoomEvent], bool], *,
         try:
             body = await _bounded_body(request)
             verify_signature(secret_token, request.headers, body, clock(), window)
-            event = parse_event(body, request.headers.get("x-zm-request-id"))
+            event = dataclasses.replace(parse_event(body, request.headers.get("x-zm-request-id")),
+                                        signature_hash=signature_hash(request.headers))
         except BodyTooLargeError as error:
             return refuse("too_large", error.status, str(error))
         except SignatureError as error:

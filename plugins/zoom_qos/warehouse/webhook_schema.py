@@ -5,7 +5,8 @@ committed, and the DAG ``zoom_videosdk_qos_events`` loads the sessions of the ``
 rows it has not handled yet. ``zoom_session_alerts`` keeps Zoom's own ``session.alert``s (per
 session; Zoom names no user). ``webhook_delivery_failures`` holds the deliveries Zoom's
 ``webhook_logs`` report marks failed, so an operator sees a broken endpoint before data is late.
-Declared beside ``schema`` on the same ``METADATA`` (revision 0007_webhooks creates them).
+Declared beside ``schema`` on the same ``METADATA`` (revision 0007_webhooks creates them, 0008_webhook_logs
+rebuilds ``webhook_delivery_failures``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import sqlalchemy as sa
 
 from zoom_qos.warehouse.columns import METADATA, UtcDateTime, json_type, text
 
-__all__ = ["WEBHOOK_TABLES", "webhook_delivery_failures", "webhook_events", "zoom_session_alerts"]
+__all__ = ["WEBHOOK_TABLES", "webhook_delivery_failures", "webhook_events", "webhook_signatures_seen",
+           "zoom_session_alerts"]
 
 webhook_events = sa.Table(
     "webhook_events",
@@ -100,20 +102,60 @@ zoom_session_alerts = sa.Table(
 webhook_delivery_failures = sa.Table(
     "webhook_delivery_failures",
     METADATA,
-    sa.Column("event", sa.Text(), primary_key=True, comment="Zoom's event name of the failed delivery."),
-    sa.Column("event_ts", UtcDateTime(), primary_key=True, comment="Zoom's event_ts of it (UTC)."),
     sa.Column(
-        "delivered_at", UtcDateTime(), primary_key=True, comment="When Zoom tried the delivery (UTC)."
+        "request_id",
+        sa.Text(),
+        primary_key=True,
+        comment="Zoom's request_id of the delivery (the same for its retries; 'sha256:…' of the log "
+        "entry when Zoom gives none).",
     ),
-    text("session_id", "The session the event was about, when the log names it."),
-    text("status", "The delivery's status as Zoom's webhook_logs report gives it."),
-    sa.Column("retry_num", sa.Integer(), nullable=True, comment="Zoom's retry number of that delivery."),
+    sa.Column(
+        "retry_num",
+        sa.Integer(),
+        primary_key=True,
+        comment="Zoom's retry_num: 0 the first attempt, 1-3 retries.",
+    ),
+    sa.Column("event", sa.Text(), nullable=False, comment="Zoom's event name, e.g. session.ended."),
+    sa.Column("event_ts", UtcDateTime(), nullable=True, comment="The event's event_ts (UTC), from its body."),
+    text("session_id", "payload.object.session_id of the event, from its body; NULL if none."),
+    sa.Column(
+        "status",
+        sa.Integer(),
+        nullable=False,
+        comment="The HTTP status our endpoint answered; -1 when none came (connection refused, "
+        "timed out).",
+    ),
+    sa.Column(
+        "failed_reason_type",
+        sa.Integer(),
+        nullable=True,
+        comment="Zoom's reason code for a connection error (1 read time out, 2 connection refused, "
+        "9 certificate error, 12 TLS verify failed …; docs/webhooks.md).",
+    ),
     text("endpoint", "The URL Zoom delivered to."),
+    sa.Column("attempted_at", UtcDateTime(), nullable=False, comment="When Zoom tried (its date_time, UTC)."),
     sa.Column(
         "recorded_at", UtcDateTime(), nullable=False, comment="When the reconciliation recorded it (UTC)."
     ),
-    comment="Deliveries Zoom's webhook_logs report marks failed (read daily): the sessions concerned "
-    "are left to the daily run.",
+    comment="Deliveries Zoom's webhook_logs report marks failed (read by the daily run): each failed "
+    "attempt once. The sessions concerned are left to the daily run.",
 )
 
-WEBHOOK_TABLES: tuple[sa.Table, ...] = (webhook_events, zoom_session_alerts, webhook_delivery_failures)
+webhook_signatures_seen = sa.Table(
+    "webhook_signatures_seen",
+    METADATA,
+    sa.Column(
+        "signature_hash",
+        sa.Text(),
+        primary_key=True,
+        comment="sha256 of a stored delivery's x-zm-signature: the same signed request sent again (a "
+        "replay) is recognised and changes nothing. Zoom's own retries are signed anew.",
+    ),
+    sa.Column("received_at", UtcDateTime(), nullable=False, comment="When it was stored (UTC)."),
+    sa.Index("ix_webhook_signatures_seen_received_at", "received_at"),
+    comment="The receiver's memory of the signed requests it stored, kept for twice the signature "
+    "window (older requests are refused as stale anyway).",
+)
+
+WEBHOOK_TABLES: tuple[sa.Table, ...] = (webhook_events, zoom_session_alerts, webhook_delivery_failures,
+                                        webhook_signatures_seen)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,10 +24,22 @@ from sqlalchemy.engine import Connection, Engine
 from zoom_qos.core.statuses import LOADED, UNAVAILABLE
 from zoom_qos.warehouse.columns import UtcDateTime
 from zoom_qos.warehouse.connection import write_transaction
-from zoom_qos.warehouse.webhook_schema import webhook_delivery_failures, webhook_events, zoom_session_alerts
-from zoom_qos.zoom.webhooks import SESSION_ALERT, SESSION_ENDED, ZoomEvent
+from zoom_qos.warehouse.webhook_schema import (
+    webhook_delivery_failures,
+    webhook_events,
+    webhook_signatures_seen,
+    zoom_session_alerts,
+)
+from zoom_qos.zoom.webhooks import (
+    SESSION_ALERT,
+    SESSION_ENDED,
+    SIGNATURE_WINDOW_SECONDS,
+    LoggedDelivery,
+    ZoomEvent,
+)
 
 __all__ = [
+    "REPLAY_MEMORY",
     "STORED_EVENTS",
     "LEFT_TO_DAILY",
     "EndedEvent",
@@ -38,6 +50,7 @@ __all__ = [
     "record_delivery_failures",
     "record_outcomes",
     "store_event",
+    "stored_event_sessions",
 ]
 
 #: The events kept (others are answered 200 and counted by the receiver, not stored).
@@ -49,6 +62,8 @@ LEFT_TO_DAILY = "left_to_daily"
 #: leaves it open until ``next_attempt_at``.
 _CLOSING = frozenset({LOADED, UNAVAILABLE, LEFT_TO_DAILY})
 _IDS_PER_QUERY = 500
+#: How long a stored signed request is remembered: twice the window in which it is accepted at all.
+REPLAY_MEMORY = timedelta(seconds=2 * SIGNATURE_WINDOW_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -78,12 +93,15 @@ def _insert(conn: Connection) -> Any:
 
 def store_event(engine: Engine, event: ZoomEvent, now: datetime) -> bool:
     """Commit ``event`` (and, for ``session.alert``, its ``zoom_session_alerts`` row) in one
-    transaction; True if it is new, False for a delivery of an event already stored."""
+    transaction; True if it is new, False for a delivery of an event already stored (counted) or the
+    same signed request again (a replay: nothing changes)."""
     row = {"event_key": event.key, "event": event.event, "event_ts": event.event_ts,
            "session_id": event.session_id, "request_id": event.request_id, "payload": event.object,
            "received_at": now}
     with write_transaction(engine) as conn:
         insert = _insert(conn)
+        if event.signature_hash is not None and not _first_sight(conn, event.signature_hash, now):
+            return False
         stmt = insert(webhook_events).values(**row).on_conflict_do_nothing()
         # RETURNING, not rowcount: both drivers answer it the same way
         if conn.execute(stmt.returning(webhook_events.c.event_key)).first() is None:
@@ -100,6 +118,15 @@ def store_event(engine: Engine, event: ZoomEvent, now: datetime) -> bool:
                      "received_at": now}
             conn.execute(insert(zoom_session_alerts).values(**alert).on_conflict_do_nothing())
         return True
+
+
+def _first_sight(conn: Connection, signature: str, now: datetime) -> bool:
+    """Remember a signed request; False if it was stored before (within the memory). Entries older
+    than the memory go: such a request is refused as stale before it gets here."""
+    seen = webhook_signatures_seen
+    conn.execute(sa.delete(seen).where(seen.c.received_at < now - REPLAY_MEMORY))
+    stmt = _insert(conn)(seen).values(signature_hash=signature, received_at=now).on_conflict_do_nothing()
+    return conn.execute(stmt.returning(seen.c.signature_hash)).first() is not None
 
 
 def _text(value: Any) -> str | None:
@@ -166,15 +193,30 @@ def event_loaded_sessions(engine: Engine, session_ids: Collection[str]) -> set[s
     return found
 
 
-def record_delivery_failures(engine: Engine, rows: list[dict[str, Any]], now: datetime) -> int:
-    """Keep the failed deliveries of Zoom's ``webhook_logs`` (each once); returns how many are new."""
-    if not rows:
-        return 0
+def record_delivery_failures(engine: Engine, failures: Collection[LoggedDelivery], now: datetime) -> int:
+    """Keep failed deliveries of Zoom's ``webhook_logs``, each attempt once (a reconciliation that
+    runs twice, or two at once, adds nothing the second time); returns how many are new."""
     added = 0
+    columns = ("request_id", "retry_num", "event", "event_ts", "session_id", "status", "failed_reason_type",
+               "endpoint", "attempted_at")
     with write_transaction(engine) as conn:
         insert = _insert(conn)
-        for row in rows:
+        for failure in failures:
+            row = {name: getattr(failure, name) for name in columns}
             stmt = (insert(webhook_delivery_failures).values(**row, recorded_at=now).on_conflict_do_nothing()
-                    .returning(webhook_delivery_failures.c.event))
+                    .returning(webhook_delivery_failures.c.request_id))
             added += conn.execute(stmt).first() is not None
     return added
+
+
+def stored_event_sessions(engine: Engine, event: str, session_ids: Collection[str]) -> set[str]:
+    """The sessions of ``session_ids`` with an ``event`` the receiver stored."""
+    e = webhook_events.c
+    ids = sorted(session_ids)
+    found: set[str] = set()
+    with engine.connect() as conn:
+        for start in range(0, len(ids), _IDS_PER_QUERY):
+            query = sa.select(e.session_id).where(e.event == event,
+                                                  e.session_id.in_(ids[start : start + _IDS_PER_QUERY]))
+            found.update(str(v) for v in conn.execute(query).scalars())
+    return found

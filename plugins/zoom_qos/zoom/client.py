@@ -51,7 +51,15 @@ from zoom_qos.zoom.errors import (
 )
 from zoom_qos.zoom.ids import encode_session_id, shown_id
 from zoom_qos.zoom.pagination import MAX_PAGES, RestartingPaginator
-from zoom_qos.zoom.published import DAILY_USAGE, HEAVY, RESOURCE_INTENSIVE, SESSIONS
+from zoom_qos.zoom.published import (
+    DAILY_USAGE,
+    HEAVY,
+    MEDIUM,
+    RESOURCE_INTENSIVE,
+    SESSIONS,
+    WEBHOOK_LOGS,
+    WEBHOOK_LOGS_FAILED,
+)
 from zoom_qos.zoom.ratelimit import RateLimiter, RedisRateLimiter
 from zoom_qos.zoom.retry import Backoff
 from zoom_qos.zoom.settings import ZoomSettings
@@ -232,7 +240,8 @@ class ZoomClient:
             # Counted first, then paced: a slot is only ever taken right before its request. Had the
             # count to wait (its Redis away), a slot taken before it would be stale by then, and every
             # thread waiting so would send at once when Redis came back.
-            self._budget.spend(endpoint=path)  # raises, sending nothing, when spent
+            if category != MEDIUM:  # Zoom's daily cap counts Heavy and Resource-intensive calls only
+                self._budget.spend(endpoint=path)  # raises, sending nothing, when spent
             waited_here = self._limiter.acquire(category)
             if waited_here:
                 waited += waited_here
@@ -383,6 +392,28 @@ class ZoomClient:
         page = self.get_json(DAILY_USAGE.path, {"year": year, "month": month}, DAILY_USAGE.category)
         return list_field(page, DAILY_USAGE.list_field, DAILY_USAGE.path)
 
+    def iter_webhook_logs(self, from_time: datetime, to_time: datetime, *,
+                          log_type: int = WEBHOOK_LOGS_FAILED) -> Iterator[JsonDict]:
+        """Zoom's log of its webhook deliveries to this app in [from_time, to_time] (at most the
+        last seven days; ``GET /videosdk/report/webhook_logs``, a Medium call outside the daily
+        cap): by default only the failed ones. After a page-token restart entries repeat: callers
+        key them by ``request_id`` and ``retry_num``."""
+        params: dict[str, QueryValue] = {
+            "from": _zoom_time(from_time), "to": _zoom_time(to_time), "type": log_type,
+            "page_size": WEBHOOK_LOGS.max_page_size}
+        paginator = self._paginator()
+
+        def fetch(token: str | None, deadline: float | None) -> JsonDict:
+            return self.get_json(WEBHOOK_LOGS.path, {**params, "next_page_token": token},
+                                 WEBHOOK_LOGS.category, deadline=deadline)
+
+        try:
+            for page in paginator.pages(fetch, what=f"webhook logs {params['from']}..{params['to']}",
+                                        items=WEBHOOK_LOGS.list_field):
+                yield from list_field(page, WEBHOOK_LOGS.list_field, WEBHOOK_LOGS.path)
+        finally:
+            self._count(token_restarts=paginator.restarts)
+
     def test_connection(self) -> tuple[bool, str]:
         """One cheap authenticated request (today's sessions, one per page), for a UI's Test
         button: returns ``(ok, message)`` and never raises."""
@@ -405,6 +436,12 @@ def _session_type(value: object) -> SessionType:
         if value == session_type:
             return session_type
     raise ValueError(f"session_type must be one of {', '.join(SESSION_TYPES)}, got {value!r}")
+
+
+def _zoom_time(moment: datetime) -> str:
+    """``yyyy-MM-dd'T'HH:mm:ss'Z'``, the only form ``webhook_logs`` takes (naive means UTC)."""
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _key_hint(api_key: str) -> str:

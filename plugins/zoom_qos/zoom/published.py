@@ -23,6 +23,10 @@ from typing import Any
 #: Zoom's rate-limit categories of the endpoints we read (a published fact: each endpoint's label).
 HEAVY = "Heavy"
 RESOURCE_INTENSIVE = "Resource-intensive"
+MEDIUM = "Medium"
+#: Zoom's Medium limit on the Pro plan (Business+ allows more): the only Medium endpoint we read is
+#: ``webhook_logs``, a few requests a day. Medium requests do not count toward the daily cap.
+MEDIUM_PER_SECOND = 20.0
 
 
 class ErrorCode(IntEnum):
@@ -34,6 +38,11 @@ class ErrorCode(IntEnum):
     ENDPOINT_NOT_RECOGNIZED = 2300  # 404: what an over-encoded path produces
     SESSION_NOT_AVAILABLE = 3001  # 404: "not valid or the session has not ended yet"
     SESSION_TOO_OLD = 12702  # 400: "cannot access a session that old"
+    WEBHOOK_LOGS_TO_BEFORE_FROM = 1501  # 400: "The 'to' date must be after the 'from' date."
+    WEBHOOK_LOGS_RANGE = 1502  # 400: "The date range must be within the last seven days."
+    WEBHOOK_LOGS_DATE_FORMAT = 1503  # 400: "The dates must follow the format: yyyy-MM-dd'T'HH:mm:ss'Z'."
+    WEBHOOK_LOGS_FROM_IN_FUTURE = 1504  # 400: "The 'from' date must be before the current date(UTC)."
+    WEBHOOK_LOGS_RETRY_NUM = 1506  # 400: "The 'retry_num' value must be an integer within ... 0 to 3."
 
 
 @dataclass(frozen=True)
@@ -177,7 +186,41 @@ DAILY_USAGE = Endpoint(
     errors=frozenset({(400, ErrorCode.NOT_VIDEO_SDK_ACCOUNT), (400, ErrorCode.INVALID_FIELD)}),
 )
 
-ENDPOINTS: tuple[Endpoint, ...] = (SESSIONS, SESSION_QOS, SESSION_USERS, DAILY_USAGE)
+#: ``type`` of ``webhook_logs``: 1 every delivery, 2 (the default) failed ones, 3 successful ones.
+WEBHOOK_LOGS_ALL, WEBHOOK_LOGS_FAILED, WEBHOOK_LOGS_SUCCEEDED = 1, 2, 3
+#: How far back ``webhook_logs`` reaches, and the longest ``from``..``to`` it takes.
+WEBHOOK_LOGS_DAYS = 7
+#: Zoom retries a delivery at most three times (``retry_num`` 0 is the first attempt).
+WEBHOOK_MAX_RETRY_NUM = 3
+_DATE_TIME = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z"
+
+WEBHOOK_LOGS = Endpoint(
+    name="get_webhook_logs",
+    path="videosdk/report/webhook_logs",
+    category=MEDIUM,
+    query={
+        "next_page_token": QueryParam(),
+        "page_size": _page_size(default=30, maximum=300),
+        "from": QueryParam(pattern=_DATE_TIME),
+        "to": QueryParam(pattern=_DATE_TIME),
+        "event": QueryParam(),
+        "type": QueryParam(integer=True, minimum=1, maximum=3, default=WEBHOOK_LOGS_FAILED),
+        "retry_num": QueryParam(integer=True, minimum=0, maximum=WEBHOOK_MAX_RETRY_NUM),
+    },
+    list_field="webhook_logs",
+    fields={"next_page_token": "string", "page_size": "integer", "webhook_logs": "array"},
+    item_fields={
+        "event": "string", "status": "integer", "failed_reason_type": "integer", "endpoint": "string",
+        "subscription_id": "string", "request_headers": "string", "request_body": "string",
+        "response_headers": "string", "response_body": "string", "date_time": "string",
+        "trace_id": "string", "request_id": "string", "retry_num": "integer",
+    },
+    errors=frozenset({(400, ErrorCode.WEBHOOK_LOGS_TO_BEFORE_FROM), (400, ErrorCode.WEBHOOK_LOGS_RANGE),
+                      (400, ErrorCode.WEBHOOK_LOGS_DATE_FORMAT), (400, ErrorCode.WEBHOOK_LOGS_FROM_IN_FUTURE),
+                      (400, ErrorCode.WEBHOOK_LOGS_RETRY_NUM), (401, ErrorCode.INVALID_ACCESS_TOKEN)}),
+)
+
+ENDPOINTS: tuple[Endpoint, ...] = (SESSIONS, SESSION_QOS, SESSION_USERS, DAILY_USAGE, WEBHOOK_LOGS)
 
 #: Quality grades of sessions and users.
 QUALITY_GRADES = ("good", "fair", "poor", "bad")

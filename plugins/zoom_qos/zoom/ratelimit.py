@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from zoom_qos.zoom.published import HEAVY, RESOURCE_INTENSIVE
+from zoom_qos.zoom.published import HEAVY, MEDIUM, MEDIUM_PER_SECOND, RESOURCE_INTENSIVE
 from zoom_qos.zoom.retry import DEFAULT_MAX_TOTAL_SECONDS
 from zoom_qos.zoom.shared_redis import RedisOutage, connect
 
@@ -73,6 +73,7 @@ class RateLimiter:
             RESOURCE_INTENSIVE: TokenBucket(
                 resource_intensive_per_minute / 60.0, burst_for(resource_intensive_per_minute)
             ),
+            MEDIUM: TokenBucket(MEDIUM_PER_SECOND, burst_for(MEDIUM_PER_SECOND)),
         }
 
     def acquire(self, category: str) -> float:
@@ -125,6 +126,7 @@ class RedisRateLimiter:
             HEAVY: (1.0 / heavy_per_second, burst_for(heavy_per_second)),
             RESOURCE_INTENSIVE: (60.0 / resource_intensive_per_minute,
                                  burst_for(resource_intensive_per_minute)),
+            MEDIUM: (1.0 / MEDIUM_PER_SECOND, burst_for(MEDIUM_PER_SECOND)),
         }
 
     def acquire(self, category: str) -> float:

@@ -26,12 +26,16 @@ __all__ = [
     "MAX_BODY_BYTES",
     "SIGNATURE_WINDOW_SECONDS",
     "URL_VALIDATION",
+    "WEBHOOK_SECRET_EXTRA",
     "BadEventError",
+    "LoggedDelivery",
     "SignatureError",
     "WebhookError",
     "ZoomEvent",
+    "logged_delivery",
     "parse_event",
     "sign",
+    "signature_hash",
     "url_validation_answer",
     "verify_signature",
 ]
@@ -41,6 +45,8 @@ MAX_BODY_BYTES = 64 * 1024
 #: A signed request older (or newer) than this is refused: a captured delivery cannot be replayed later.
 SIGNATURE_WINDOW_SECONDS = 300
 URL_VALIDATION = "endpoint.url_validation"
+#: The Zoom connection's extra holding the app's webhook secret token (Marketplace → the app → Features).
+WEBHOOK_SECRET_EXTRA = "webhook_secret_token"
 #: The events whose object names a session (``payload.object.session_id``).
 SESSION_ENDED, SESSION_ALERT = "session.ended", "session.alert"
 #: Zoom's plainToken: a short random string of URL-safe characters (seen 22); anything else is refused.
@@ -82,6 +88,9 @@ class ZoomEvent:
     #: ``payload.object`` as Zoom sent it.
     object: dict[str, Any]
     request_id: str | None
+    #: sha256 of the delivery's ``x-zm-signature`` (set by the receiver once it is verified): one
+    #: signed request, so the same request replayed is known. Zoom signs each of its retries anew.
+    signature_hash: str | None = None
 
     @property
     def session_id(self) -> str | None:
@@ -95,6 +104,11 @@ class ZoomEvent:
         ident = self.session_id or str(self.object.get("id") or self.object.get("uuid") or "")
         stamp = int(self.event_ts.timestamp() * 1000)
         return hashlib.sha256(f"{self.event}|{stamp}|{ident}".encode()).hexdigest()
+
+
+def signature_hash(headers: Any) -> str:
+    """What identifies one signed request (its ``x-zm-signature``, hashed): call after verifying it."""
+    return hashlib.sha256(str(headers.get("x-zm-signature") or "").encode()).hexdigest()
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -172,3 +186,73 @@ def parse_event(body: bytes, request_id: str | None = None) -> ZoomEvent:
     if request_id is not None and (len(request_id) > 200 or not request_id.isprintable()):
         request_id = None
     return ZoomEvent(event, datetime.fromtimestamp(ts / 1000, UTC), obj, request_id)
+
+
+@dataclass(frozen=True)
+class LoggedDelivery:
+    """One attempt of Zoom's ``webhook_logs`` report: what the reconciliation keeps of it."""
+
+    request_id: str
+    retry_num: int
+    event: str
+    event_ts: datetime | None
+    session_id: str | None
+    status: int
+    failed_reason_type: int | None
+    endpoint: str | None
+    attempted_at: datetime
+
+    @property
+    def failed(self) -> bool:
+        """Zoom counts 200 and 204 as delivered, anything else (and no answer, -1) as failed."""
+        return self.status not in (200, 204)
+
+
+def logged_delivery(entry: Any) -> LoggedDelivery:
+    """A ``webhook_logs`` entry as a :class:`LoggedDelivery`; :class:`BadEventError` when it lacks what
+    identifies an attempt (``event``, an integer ``status``, ``date_time``). The request body, which
+    may hold names, is read for the event's session and time and not kept."""
+    if not isinstance(entry, dict):
+        raise BadEventError("a webhook_logs entry is not an object")
+    event, status, when = entry.get("event"), entry.get("status"), entry.get("date_time")
+    if not isinstance(event, str) or not event or isinstance(status, bool) or not isinstance(status, int):
+        raise BadEventError("a webhook_logs entry without an event name or an integer status")
+    try:
+        attempted_at = datetime.fromisoformat(str(when).replace("Z", "+00:00"))
+    except ValueError:
+        raise BadEventError(f"a webhook_logs entry with date_time {str(when)[:40]!r}") from None
+    if attempted_at.tzinfo is None:
+        attempted_at = attempted_at.replace(tzinfo=UTC)
+    retry = entry.get("retry_num")
+    retry_num = retry if isinstance(retry, int) and not isinstance(retry, bool) else 0
+    body = str(entry.get("request_body") or "")
+    request_id = entry.get("request_id")
+    if not isinstance(request_id, str) or not request_id:
+        request_id = "sha256:" + hashlib.sha256(f"{event}|{when}|{body}".encode()).hexdigest()
+    event_ts, session_id = _about(body)
+    reason = entry.get("failed_reason_type")
+    endpoint = entry.get("endpoint")
+    return LoggedDelivery(
+        request_id=request_id[:200], retry_num=retry_num, event=event[:100], event_ts=event_ts,
+        session_id=session_id, status=status,
+        failed_reason_type=reason if isinstance(reason, int) and not isinstance(reason, bool) else None,
+        endpoint=endpoint[:2000] if isinstance(endpoint, str) else None,
+        attempted_at=attempted_at.astimezone(UTC))
+
+
+def _about(body: str) -> tuple[datetime | None, str | None]:
+    """The event time and session of a logged request body (either None when it does not say)."""
+    try:
+        data = json.loads(body) if body else None
+    except (ValueError, RecursionError):
+        return None, None
+    if not isinstance(data, dict):
+        return None, None
+    ts = data.get("event_ts")
+    event_ts = (datetime.fromtimestamp(ts / 1000, UTC)
+                if isinstance(ts, int) and not isinstance(ts, bool) and _MIN_TS_MS <= ts <= _MAX_TS_MS
+                else None)
+    payload = data.get("payload")
+    obj = payload.get("object") if isinstance(payload, dict) else None
+    session_id = obj.get("session_id") if isinstance(obj, dict) else None
+    return event_ts, session_id if isinstance(session_id, str) and session_id else None

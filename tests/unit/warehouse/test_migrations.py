@@ -25,7 +25,7 @@ from zoom_qos.warehouse.views import View
 # Fixtures pg_database (fresh PostgreSQL database) and warehouse_url (sqlite / postgresql).
 
 SCHEMA = "zoom_qos"
-HEAD = "0007_webhooks"
+HEAD = "0008_webhook_logs"
 T0 = datetime(2025, 3, 1, 10, tzinfo=UTC)
 GRADE_COLUMNS = ("participant_uuid", "audio_quality", "video_quality", "screen_share_quality")
 

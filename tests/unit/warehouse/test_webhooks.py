@@ -3,6 +3,7 @@ table, and the ``session.ended`` rows handed to the events DAG and closed by wha
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -10,8 +11,9 @@ import sqlalchemy as sa
 from zoom_qos.warehouse.schema import qos_alerts
 from zoom_qos.warehouse.sql import object_prefix
 from zoom_qos.warehouse.store import Warehouse
-from zoom_qos.warehouse.webhook_schema import webhook_events, zoom_session_alerts
+from zoom_qos.warehouse.webhook_schema import webhook_events, webhook_signatures_seen, zoom_session_alerts
 from zoom_qos.warehouse.webhooks import (
+    REPLAY_MEMORY,
     Outcome,
     due_count,
     due_ended_events,
@@ -102,3 +104,23 @@ def test_alert_comparison_says_which_side_flagged_each_session(warehouse: Wareho
     assert both.zoom_last_issues == "Call Reconnection"
     assert (got["zoom-only"].flagged_by_us, got["ours-only"].flagged_by_zoom) == (0, 0)
     assert got["ours-only"].zoom_last_issues is None and got["ours-only"].our_alerts == 1
+
+
+def test_the_same_signed_request_again_changes_nothing_and_is_forgotten_after_the_memory(
+    warehouse: Warehouse
+) -> None:
+    first = dataclasses.replace(ended("A"), signature_hash="sig-1")
+    assert store_event(warehouse.engine, first, T0)
+    assert not store_event(warehouse.engine, first, T0 + timedelta(seconds=30))  # replayed: not counted
+    assert rows(warehouse)[0]["deliveries"] == 1
+    retry = dataclasses.replace(ended("A", request_id="r1"), signature_hash="sig-2")  # Zoom re-signs
+    assert not store_event(warehouse.engine, retry, T0 + timedelta(minutes=5))
+    assert rows(warehouse)[0]["deliveries"] == 2
+    with warehouse.engine.connect() as conn:
+        remembered = conn.execute(sa.select(webhook_signatures_seen.c.signature_hash)).scalars().all()
+    assert sorted(remembered) == ["sig-1", "sig-2"]
+    later = dataclasses.replace(ended("B"), signature_hash="sig-3")
+    assert store_event(warehouse.engine, later, T0 + REPLAY_MEMORY + timedelta(minutes=6))
+    with warehouse.engine.connect() as conn:
+        remembered = conn.execute(sa.select(webhook_signatures_seen.c.signature_hash)).scalars().all()
+    assert remembered == ["sig-3"]  # the older ones are past the window in which they could be accepted

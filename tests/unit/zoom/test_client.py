@@ -474,3 +474,22 @@ def test_a_live_client_spends_only_live_pollings_share(http_server, tmp_path):
     assert FileDailyCounter(tmp_path, account).get(today) == Spent(scheduled=1, backfill=0, live=2)
     with pytest.raises(ValueError, match="not both"):
         client(live=True, backfill=True)
+
+
+def test_zooms_webhook_log_is_asked_as_published_and_costs_nothing_of_the_daily_cap(http_server, tmp_path):
+    from zoom_qos.zoom.budget import LiveBudgetExhaustedError
+    from zoom_qos.zoom.published import WEBHOOK_LOGS, request_problems
+
+    extra = {"daily_request_limit": 100, "backfill_reserve_requests": 10, "live_daily_request_budget": 1}
+    live = ZoomClient(ZoomSettings.from_extra(extra), api_key="test-key", api_secret="test-secret",
+                      base_url=f"http://127.0.0.1:{http_server.port}/v2", budget_dir=tmp_path, live=True)
+    now = dt.datetime(2026, 11, 26, 12, 0, 5, 999, tzinfo=dt.UTC)
+    list(live.iter_session_qos_pages("abc", session_type="live"))  # live polling's whole share
+    with pytest.raises(LiveBudgetExhaustedError):
+        list(live.iter_session_qos_pages("abd", session_type="live"))
+    for _ in range(3):  # Medium: outside the daily cap, so never refused by the budget
+        assert list(live.iter_webhook_logs(now - dt.timedelta(days=7), now)) == []
+    sent = _sent(http_server)[-3:]
+    assert sent[0] == ("/v2/videosdk/report/webhook_logs", {
+        "from": "2026-11-19T12:00:05Z", "to": "2026-11-26T12:00:05Z", "type": "2", "page_size": "300"})
+    assert request_problems(WEBHOOK_LOGS, sent[0][1]) == []

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -181,3 +182,37 @@ def test_a_request_id_that_is_not_printable_text_is_dropped_not_stored() -> None
 def test_url_validation_needs_no_event_ts_and_keeps_its_payload_as_the_object() -> None:
     event = challenge("qgg8vlvZRS6UYooatFL8Aw")
     assert event.event == URL_VALIDATION and event.object == {"plainToken": "qgg8vlvZRS6UYooatFL8Aw"}
+
+
+# ------------------------------------------------------------------ Zoom's webhook log
+WHEN = "2022-09-09T08:11:38Z"
+
+def test_a_logged_delivery_is_read_as_published() -> None:
+    body = '{"event":"session.ended","event_ts":1757398366655,"payload":{"object":{"session_id":"S=="}}}'
+    d = webhooks.logged_delivery({
+        "event": "session.ended", "status": -1, "failed_reason_type": 2, "retry_num": 1,
+        "request_id": "e8ca3e3c_0196", "date_time": WHEN, "endpoint": "https://x.example/h",
+        "request_body": body})
+    assert (d.request_id, d.retry_num, d.status, d.failed_reason_type, d.session_id, d.failed) == (
+        "e8ca3e3c_0196", 1, -1, 2, "S==", True)
+    assert d.attempted_at == datetime(2022, 9, 9, 8, 11, 38, tzinfo=UTC)
+    assert d.event_ts == datetime.fromtimestamp(1757398366.655, UTC)
+    assert not webhooks.logged_delivery({"event": "session.ended", "status": 204, "date_time": WHEN}).failed
+
+
+def test_a_logged_delivery_without_request_id_or_readable_body_still_has_an_identity() -> None:
+    one = {"event": "session.alert", "status": 500, "date_time": WHEN, "request_body": "N/A"}
+    a, b = webhooks.logged_delivery(one), webhooks.logged_delivery(dict(one))
+    assert a.request_id == b.request_id and a.request_id.startswith("sha256:")
+    assert (a.session_id, a.event_ts, a.retry_num) == (None, None, 0)
+    other = webhooks.logged_delivery({**one, "date_time": "2022-09-09T08:11:39Z"})
+    assert other.request_id != a.request_id
+
+
+@pytest.mark.parametrize("entry", [
+    [], {"status": 500, "date_time": WHEN}, {"event": "x.y", "status": "500", "date_time": "x"},
+    {"event": "x.y", "status": True, "date_time": WHEN}, {"event": "x.y", "status": 500},
+])
+def test_a_log_entry_that_names_no_attempt_is_refused(entry: Any) -> None:
+    with pytest.raises(webhooks.BadEventError):
+        webhooks.logged_delivery(entry)
