@@ -182,15 +182,7 @@ def record_outcomes(engine: Engine, outcomes: Mapping[str, Outcome], run: str, n
 def event_loaded_sessions(engine: Engine, session_ids: Collection[str]) -> set[str]:
     """The sessions of ``session_ids`` the events path loaded: the daily run does not read them again."""
     e = webhook_events.c
-    ids = list(session_ids)
-    found: set[str] = set()
-    with engine.connect() as conn:
-        for start in range(0, len(ids), _IDS_PER_QUERY):
-            chunk = ids[start : start + _IDS_PER_QUERY]
-            query = sa.select(e.session_id).where(e.event == SESSION_ENDED, e.outcome == LOADED,
-                                                  e.session_id.in_(chunk)).distinct()
-            found.update(str(v) for v in conn.execute(query).scalars())
-    return found
+    return _sessions_with(engine, session_ids, e.event == SESSION_ENDED, e.outcome == LOADED)
 
 
 def record_delivery_failures(engine: Engine, failures: Collection[LoggedDelivery], now: datetime) -> int:
@@ -211,12 +203,17 @@ def record_delivery_failures(engine: Engine, failures: Collection[LoggedDelivery
 
 def stored_event_sessions(engine: Engine, event: str, session_ids: Collection[str]) -> set[str]:
     """The sessions of ``session_ids`` with an ``event`` the receiver stored."""
+    return _sessions_with(engine, session_ids, webhook_events.c.event == event)
+
+
+def _sessions_with(engine: Engine, session_ids: Collection[str], *where: sa.ColumnElement[bool]) -> set[str]:
+    """The sessions of ``session_ids`` with a ``webhook_events`` row matching ``where`` (asked in chunks)."""
     e = webhook_events.c
     ids = sorted(session_ids)
     found: set[str] = set()
     with engine.connect() as conn:
         for start in range(0, len(ids), _IDS_PER_QUERY):
-            query = sa.select(e.session_id).where(e.event == event,
-                                                  e.session_id.in_(ids[start : start + _IDS_PER_QUERY]))
+            chunk = ids[start : start + _IDS_PER_QUERY]
+            query = sa.select(e.session_id).where(*where, e.session_id.in_(chunk)).distinct()
             found.update(str(v) for v in conn.execute(query).scalars())
     return found
