@@ -28,7 +28,7 @@ from zoom_qos.core.config import DEFAULT_ZOOM_BASE_URL, ZOOM_CONN_ID
 from zoom_qos.zoom.client import JsonDict, RequestStats, SessionType, ZoomClient
 from zoom_qos.zoom.published import WEBHOOK_LOGS_FAILED
 from zoom_qos.zoom.settings import ZoomSettings
-from zoom_qos.zoom.webhooks import WEBHOOK_SECRET_EXTRA
+from zoom_qos.zoom.webhooks import configured_secret_token
 
 __all__ = ["RequestStats", "ZoomSettings", "ZoomVideoSdkHook", "zoom_base_url"]
 
@@ -134,11 +134,10 @@ class ZoomVideoSdkHook(HttpHook):
     def webhooks_configured(self) -> bool:
         """Whether the connection holds a webhook secret token (its extra ``webhook_secret_token``):
         the account's app sends webhooks, so Zoom's log of them is worth reading."""
-        token = self.get_connection(self.zoom_conn_id).extra_dejson.get(WEBHOOK_SECRET_EXTRA)
-        if isinstance(token, str) and token.strip():
-            mask_secret(token.strip())
-            return True
-        return False
+        token = configured_secret_token(self.get_connection(self.zoom_conn_id).extra_dejson)
+        if token is not None:
+            mask_secret(token)
+        return token is not None
 
     @property
     def settings(self) -> ZoomSettings:

@@ -24,7 +24,7 @@ from zoom_qos.receiver.app import PATH, create_app
 from zoom_qos.warehouse.connection import DEFAULT_CONN_ID
 from zoom_qos.warehouse.store import Warehouse
 from zoom_qos.warehouse.webhooks import store_event
-from zoom_qos.zoom.webhooks import WEBHOOK_SECRET_EXTRA, ZoomEvent
+from zoom_qos.zoom.webhooks import WEBHOOK_SECRET_EXTRA, ZoomEvent, configured_secret_token
 
 __all__ = ["MAX_CONCURRENCY", "SECRET_EXTRA", "add_commands", "listen", "secret_token", "serve"]
 
@@ -70,10 +70,10 @@ def secret_token(conn_id: str) -> str:
                                 "fix its JSON or URI (docs/configuration.md).") from error
         raise SettingsError(f"Airflow connection {conn_id!r} is not defined: define it with the extra "
                             f"{SECRET_EXTRA!r} (docs/webhooks.md).") from error
-    token = conn.extra_dejson.get(SECRET_EXTRA)
-    if isinstance(token, str) and token.strip():
-        mask_secret(token.strip())
-        return token.strip()
+    token = configured_secret_token(conn.extra_dejson)
+    if token is not None:
+        mask_secret(token)
+        return token
     raise SettingsError(f"Airflow connection {conn_id!r} has no extra {SECRET_EXTRA!r} (or it is empty or "
                         "not text): copy your Video SDK app's secret token (Marketplace → the app → "
                         "Features) into it.")

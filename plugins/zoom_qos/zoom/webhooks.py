@@ -27,6 +27,7 @@ __all__ = [
     "SIGNATURE_WINDOW_SECONDS",
     "URL_VALIDATION",
     "WEBHOOK_SECRET_EXTRA",
+    "configured_secret_token",
     "BadEventError",
     "LoggedDelivery",
     "SignatureError",
@@ -104,6 +105,13 @@ class ZoomEvent:
         ident = self.session_id or str(self.object.get("id") or self.object.get("uuid") or "")
         stamp = int(self.event_ts.timestamp() * 1000)
         return hashlib.sha256(f"{self.event}|{stamp}|{ident}".encode()).hexdigest()
+
+
+def configured_secret_token(extra: Any) -> str | None:
+    """The webhook secret token in a Zoom connection's extras (``WEBHOOK_SECRET_EXTRA``), stripped;
+    None when absent, empty or not text."""
+    token = extra.get(WEBHOOK_SECRET_EXTRA) if isinstance(extra, dict) else None
+    return token.strip() if isinstance(token, str) and token.strip() else None
 
 
 def signature_hash(headers: Any) -> str:
