@@ -15,6 +15,7 @@ import random
 import threading
 import uuid
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from time import monotonic
@@ -854,34 +855,34 @@ class Dataset:
 
     def ended_between(self, since: datetime, until: datetime) -> list[_Session]:
         """Sessions that ended in (since, until], by end time: what Zoom notifies as ``session.ended``."""
-        out: list[_Session] = []
-        first, last = self._day_range(until)
-        day = max(first, (since - timedelta(days=1)).date())
-        while day <= until.date():
-            out.extend(s for s in self._day(day) if since < s.end <= until)
-            day += timedelta(days=1)
+        out = [s for s in self._sessions_around(since, until) if since < s.end <= until]
         return sorted(out, key=lambda s: (s.end, s.id))
 
     def alerts_between(self, since: datetime, until: datetime) -> list[tuple[datetime, _Session, list[str]]]:
         """Zoom's ``session.alert``s raised in (since, until]: a degrading scenario when it degrades
         (audio and video), a session-wide incident halfway through (audio)."""
         out: list[tuple[datetime, _Session, list[str]]] = []
+        for s in self._sessions_around(since, until):
+            if s.scenario is not None and s.scenario.degrades_at is not None:
+                when = s.scenario.degrades_at
+                issues = ["Unstable audio quality", "Unstable video quality"]
+            elif s.trouble > 0:
+                when, issues = s.start + (s.end - s.start) / 2, ["Unstable audio quality"]
+            else:
+                continue
+            when = _utc_second(when)
+            if since < when <= until and when < s.end:
+                out.append((when, s, issues))
+        return sorted(out, key=lambda a: (a[0], a[1].id))
+
+    def _sessions_around(self, since: datetime, until: datetime) -> Iterator[_Session]:
+        """Every session that started from the day before ``since`` to ``until``'s day (sessions last
+        at most a few hours), within the covered days: where events in (since, until] can come from."""
         first, _ = self._day_range(until)
         day = max(first, (since - timedelta(days=1)).date())
         while day <= until.date():
-            for s in self._day(day):
-                if s.scenario is not None and s.scenario.degrades_at is not None:
-                    when = s.scenario.degrades_at
-                    issues = ["Unstable audio quality", "Unstable video quality"]
-                elif s.trouble > 0:
-                    when, issues = s.start + (s.end - s.start) / 2, ["Unstable audio quality"]
-                else:
-                    continue
-                when = _utc_second(when)
-                if since < when <= until and when < s.end:
-                    out.append((when, s, issues))
+            yield from self._day(day)
             day += timedelta(days=1)
-        return sorted(out, key=lambda a: (a[0], a[1].id))
 
     def live_sessions(self, from_day: date | None = None, to_day: date | None = None,
                       at: datetime | None = None) -> list[_Session]:

@@ -901,7 +901,7 @@ class Simulator:
             if raw in (None, ""):
                 continue
             try:
-                if not re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", raw):
+                if not re.fullmatch(endpoint.query[name].pattern, raw):
                     raise ValueError(raw)
                 stamps[name] = parse_utc(raw)
             except ValueError:
